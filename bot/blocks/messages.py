@@ -1,0 +1,164 @@
+"""Messages the bot posts about a deal: the channel summary, the thread details, queued, failed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.blocks.text import (
+    BUTTON_TEXT,
+    MESSAGE_TEXT,
+    SECTION_FIELD,
+    SECTION_TEXT,
+    fit,
+    fit_mrkdwn,
+)
+from bot.close.models import Opportunity
+from bot.blocks.format import format_date, format_money_period
+
+RETRY_ACTION_ID = "retry_submission"
+OPEN_IN_CLOSE_ACTION_ID = "open_in_close"
+
+
+class Message(BaseModel):
+    """A message body for chat.postMessage / chat.update / response_url: fallback text + blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def lead_url(close_app_url: str, lead_id: str) -> str:
+    return f"{close_app_url}lead/{lead_id}/"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)}}
+
+
+def _value_line(opportunity: Opportunity) -> str | None:
+    if opportunity.value is None:
+        return None
+    return format_money_period(opportunity.value, opportunity.value_currency, opportunity.value_period)
+
+
+def _close_date(value: date | None) -> str | None:
+    return f"closes {format_date(value)}" if value else None
+
+
+def summary(opportunity: Opportunity, *, creator: str, verb: str = "logged") -> Message:
+    """The short channel message: who, lead, value with period, status, close date."""
+    lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
+    parts = [
+        part
+        for part in (
+            _value_line(opportunity),
+            fit_mrkdwn(opportunity.status_label, 100) if opportunity.status_label else None,
+            _close_date(opportunity.date_won),
+        )
+        if part
+    ]
+    line = f"<@{creator}> {verb} an opportunity for *{lead}*"
+    if parts:
+        line += ": " + " · ".join(parts)
+    plain = f"Opportunity {verb} for {opportunity.lead_name or opportunity.lead_id}"
+    return Message(text=fit(plain, MESSAGE_TEXT), blocks=[_section(f":moneybag: {line}")])
+
+
+def details(opportunity: Opportunity, *, close_app_url: str) -> Message:
+    """The thread reply: every field, and a link that opens the lead (and its opportunity) in Close."""
+    url = lead_url(close_app_url, opportunity.lead_id)
+    fields: list[tuple[str, str | None]] = [
+        ("Lead", fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 300)),
+        ("Value", _value_line(opportunity)),
+        ("Confidence", f"{opportunity.confidence}%" if opportunity.confidence is not None else None),
+        ("Status", _status_text(opportunity)),
+        ("Expected close", format_date(opportunity.date_won) if opportunity.date_won else None),
+        ("Owner", fit_mrkdwn(opportunity.user_name, 200) if opportunity.user_name else None),
+        ("Contact", fit_mrkdwn(opportunity.contact_name, 200) if opportunity.contact_name else None),
+    ]
+    shown = [
+        {"type": "mrkdwn", "text": fit(f"*{name}*\n{value}", SECTION_FIELD)}
+        for name, value in fields
+        if value
+    ][:10]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "fields": shown}
+        if shown
+        else _section("Opportunity created."),
+    ]
+    if opportunity.note:
+        blocks.append(_section(f"*Note*\n{fit_mrkdwn(opportunity.note, SECTION_TEXT - 20)}"))
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": OPEN_IN_CLOSE_ACTION_ID,
+                    "text": {"type": "plain_text", "text": fit("Open in Close", BUTTON_TEXT)},
+                    "url": url,
+                    "style": "primary",
+                }
+            ],
+        }
+    )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"<{url}|View in Close> · `{opportunity.id}`"}],
+        }
+    )
+    text = f"Opportunity created in Close: {url}"
+    return Message(text=fit(text, MESSAGE_TEXT), blocks=blocks)
+
+
+def _status_text(opportunity: Opportunity) -> str | None:
+    if not opportunity.status_label:
+        return None
+    label = fit_mrkdwn(opportunity.status_label, 150)
+    if opportunity.pipeline_name:
+        return f"{label} ({fit_mrkdwn(opportunity.pipeline_name, 150)})"
+    return label
+
+
+def queued(lead_name: str) -> Message:
+    text = (
+        f":hourglass_flowing_sand: Queued — Close is not answering, I will keep trying to log "
+        f"the opportunity for *{fit_mrkdwn(lead_name, 300)}*. This message will update when it lands."
+    )
+    return Message(text=fit(f"Queued: opportunity for {lead_name}", MESSAGE_TEXT), blocks=[_section(text)])
+
+
+def failed(lead_name: str, reason: str, *, submission_id: str | None = None) -> Message:
+    """A permanent failure: why, what to do, and a way back to the form with nothing retyped."""
+    text = (
+        f":x: I could not create the opportunity for *{fit_mrkdwn(lead_name, 300)}* in Close: "
+        f"{fit_mrkdwn(reason, 1500)}"
+    )
+    blocks: list[dict[str, Any]] = [_section(text)]
+    if submission_id:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": RETRY_ACTION_ID,
+                        "text": {"type": "plain_text", "text": "Try again"},
+                        "value": submission_id,
+                    }
+                ],
+            }
+        )
+    plain = f"Could not create the opportunity for {lead_name}: {reason}"
+    return Message(text=fit(plain, MESSAGE_TEXT), blocks=blocks)
+
+
+def notice(text: str) -> Message:
+    """A one-line ephemeral answer (help, refusals, hints)."""
+    return Message(text=fit(text, MESSAGE_TEXT), blocks=[_section(text)])

@@ -1,0 +1,293 @@
+"""The one opportunity modal, whatever opened it (command, shortcut, retry, lead lookup)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from slack_sdk.models.blocks import (
+    ContextBlock,
+    DatePickerElement,
+    ExternalDataSelectElement,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    OptionGroup,
+    PlainTextInputElement,
+    PlainTextObject,
+    StaticSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.blocks.blocks import Block
+from slack_sdk.models.views import View
+
+from bot.blocks.text import (
+    CONTEXT_TEXT,
+    HINT,
+    OPTION_TEXT,
+    OPTION_VALUE,
+    OPTIONS_PER_SELECT,
+    PLAIN_TEXT_INPUT,
+    fit,
+    fit_mrkdwn,
+)
+from bot.close.models import Contact, Pipeline, Status, ValuePeriod
+
+CALLBACK_ID = "opportunity_modal"
+
+PERIOD_LABELS: dict[ValuePeriod, str] = {
+    "one_time": "One-time",
+    "monthly": "Monthly",
+    "annual": "Annual",
+}
+
+EMPTY_HINT = "Tip: `/opportunity Acme 12k ARR 60% close next friday` fills this form for you."
+
+
+class CatalogView(Protocol):
+    """What the modal needs to know of the Close org (the warm catalog provides it)."""
+
+    def statuses_by_pipeline(self) -> list[tuple[Pipeline, list[Status]]]: ...
+
+
+class ModalMetadata(BaseModel):
+    """Carried in `private_metadata`: the idempotency key and where to tell the outcome."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    channel_id: str | None = None
+    thread_ts: str | None = None
+    response_url: str | None = None
+
+    def encode(self) -> str:
+        return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: object) -> ModalMetadata | None:
+        if not isinstance(raw, str):
+            return None
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+
+class LeadOption(BaseModel):
+    value: str
+    label: str
+
+
+class ModalForm(BaseModel):
+    """What the modal shows: initial values of each block, plus context lines."""
+
+    metadata: ModalMetadata
+    lead: LeadOption | None = None
+    lead_hint: str | None = None
+    value_text: str | None = None
+    value_period: ValuePeriod | None = None
+    confidence: int | None = None
+    date_won: date | None = None
+    status_id: str | None = None
+    owner: str | None = None
+    contacts: list[Contact] = Field(default_factory=list)
+    contact_id: str | None = None
+    note: str | None = None
+    summary: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+def option(label: str, value: str) -> Option:
+    return Option(text=PlainTextObject(text=fit(label, OPTION_TEXT)), value=value[:OPTION_VALUE])
+
+
+def lead_option(lead: LeadOption) -> Option:
+    return option(lead.label, lead.value)
+
+
+def _status_element(form: ModalForm, catalog: CatalogView) -> StaticSelectElement | None:
+    groups: list[OptionGroup] = []
+    initial: Option | None = None
+    budget = OPTIONS_PER_SELECT
+    for pipeline, statuses in catalog.statuses_by_pipeline():
+        options: list[Option] = []
+        for status in statuses:
+            if budget == 0:
+                break
+            opt = option(status.label, status.id)
+            options.append(opt)
+            budget -= 1
+            if status.id == form.status_id:
+                initial = opt
+        if options:
+            groups.append(OptionGroup(label=fit(pipeline.name, OPTION_TEXT), options=options))
+    if not groups:
+        return None
+    if len(groups) == 1:
+        return StaticSelectElement(
+            action_id="status",
+            placeholder="Pick a status",
+            options=groups[0].options,
+            initial_option=initial,
+        )
+    return StaticSelectElement(
+        action_id="status",
+        placeholder="Pick a status",
+        option_groups=groups,
+        initial_option=initial,
+    )
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=fit_mrkdwn(text, CONTEXT_TEXT))])
+
+
+def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, Any]:
+    """The opportunity modal as Slack view JSON; `block_id`s are the contract of PRODUCT.md."""
+    blocks: list[Block] = []
+    if form.summary:
+        blocks.append(_context(form.summary))
+    blocks.extend(_context(f":warning: {warning}") for warning in form.warnings[:3])
+    if not form.summary and not form.warnings:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=EMPTY_HINT)]))
+
+    blocks.append(
+        InputBlock(
+            block_id="lead",
+            label="Lead",
+            element=ExternalDataSelectElement(
+                action_id="lead",
+                placeholder="Type a company name",
+                initial_option=lead_option(form.lead) if form.lead else None,
+                min_query_length=1,
+            ),
+            hint=fit(form.lead_hint, HINT) if form.lead_hint else None,
+            dispatch_action=True,
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id="value",
+            label="Value",
+            element=PlainTextInputElement(
+                action_id="value",
+                placeholder="e.g. 12k, $12,500, €40,000",
+                initial_value=fit(form.value_text, PLAIN_TEXT_INPUT) if form.value_text else None,
+            ),
+            optional=True,
+        )
+    )
+    period_options = [option(label, period) for period, label in PERIOD_LABELS.items()]
+    blocks.append(
+        InputBlock(
+            block_id="value_period",
+            label="Period",
+            element=StaticSelectElement(
+                action_id="value_period",
+                placeholder="One-time, monthly or annual",
+                options=period_options,
+                initial_option=next(
+                    (o for o in period_options if o.value == form.value_period), None
+                ),
+            ),
+            optional=True,
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id="confidence",
+            label="Confidence (%)",
+            element=PlainTextInputElement(
+                action_id="confidence",
+                placeholder="0–100",
+                initial_value=str(form.confidence) if form.confidence is not None else None,
+            ),
+            optional=True,
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id="date_won",
+            label="Expected close date",
+            element=DatePickerElement(
+                action_id="date_won",
+                placeholder="Pick a date",
+                initial_date=form.date_won.isoformat() if form.date_won else None,
+            ),
+            optional=True,
+        )
+    )
+    status_element = _status_element(form, catalog)
+    if status_element is not None:
+        blocks.append(
+            InputBlock(
+                block_id="status",
+                label="Status",
+                element=status_element,
+                optional=True,
+                hint="Empty: the pipeline's first status, as Close does.",
+            )
+        )
+    blocks.append(
+        InputBlock(
+            block_id="owner",
+            label="Owner",
+            element=UserSelectElement(
+                action_id="owner", placeholder="Who owns this deal", initial_user=form.owner
+            ),
+            optional=True,
+        )
+    )
+    if form.contacts:
+        contact_options = [option(c.label, c.id) for c in form.contacts[:OPTIONS_PER_SELECT]]
+        blocks.append(
+            InputBlock(
+                block_id="contact",
+                label="Contact",
+                element=StaticSelectElement(
+                    action_id="contact",
+                    placeholder="Who at the lead",
+                    options=contact_options,
+                    initial_option=next(
+                        (o for o in contact_options if o.value == form.contact_id), None
+                    ),
+                ),
+                optional=True,
+            )
+        )
+    blocks.append(
+        InputBlock(
+            block_id="note",
+            label="Note",
+            element=PlainTextInputElement(
+                action_id="note",
+                multiline=True,
+                initial_value=fit(form.note, PLAIN_TEXT_INPUT) if form.note else None,
+            ),
+            optional=True,
+        )
+    )
+    view = View(
+        type="modal",
+        callback_id=CALLBACK_ID,
+        title="New opportunity",
+        submit="Create",
+        close="Cancel",
+        private_metadata=form.metadata.encode(),
+        blocks=blocks,
+    )
+    return view.to_dict()  # validates Slack's limits; raises SlackObjectFormationError
+
+
+def lead_options(
+    leads: Sequence[LeadOption], typed: str, *, limit: int = OPTIONS_PER_SELECT
+) -> list[dict[str, Any]]:
+    """Options for the lead typeahead: matching leads, then always "Create new lead: <typed>"."""
+    typed = typed.strip()
+    options = [lead_option(lead).to_dict() for lead in leads[: limit - 1 if typed else limit]]
+    if typed:
+        options.append(option(f"Create new lead: {typed}", f"new:{typed}").to_dict())
+    return options

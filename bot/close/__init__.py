@@ -1,0 +1,1 @@
+"""Close CRM: typed models, the HTTP client and the cached catalog."""

@@ -1,0 +1,65 @@
+"""The bot's configuration, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Annotated
+
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
+
+# What each required variable is and where to get it, shown when one is missing.
+HOW_TO_GET: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "Slack app settings > OAuth & Permissions > Bot User OAuth Token (xoxb-...)",
+    "SLACK_SIGNING_SECRET": "Slack app settings > Basic Information > App Credentials > Signing Secret",
+    "SLACK_APP_TOKEN": "Slack app settings > Basic Information > App-Level Tokens, scope "
+    "connections:write (xapp-...)",
+    "CLOSE_API_KEY": "Close > Settings > Developer > API Keys (api_...)",
+}
+
+
+def _split_ids(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Environment variables of the contract in PRODUCT.md, plus a few optional ones."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    close_api_key: SecretStr | None = None
+    close_api_url: str = "https://api.close.com/api/v1/"
+    slack_api_url: str = "https://slack.com/api/"
+    close_app_url: str = "https://app.close.com/"
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = 3000
+    log_level: str = "INFO"
+    admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    catalog_refresh_seconds: float = 300.0
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _split_ids(value)
+
+    @field_validator("close_api_url", "slack_api_url", "close_app_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def missing_for(self, mode: str) -> list[str]:
+        """Names of the variables that `mode` ("serve" or "socket") needs and lacks."""
+        needed = ["SLACK_BOT_TOKEN", "CLOSE_API_KEY"]
+        needed.append("SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET")
+        return [name for name in needed if getattr(self, name.lower()) is None]
