@@ -1,0 +1,487 @@
+"""Async Close REST client: one httpx pool, typed results, typed errors, bounded retries."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+
+from bot.close.errors import (
+    CloseAuthError,
+    CloseError,
+    CloseHTTPError,
+    CloseNotFound,
+    CloseOutcomeUnknown,
+    CloseRateLimited,
+    CloseUnavailable,
+    CloseValidationError,
+)
+from bot.close.models import (
+    Contact,
+    CustomField,
+    Lead,
+    Me,
+    Opportunity,
+    OpportunityCreate,
+    Pipeline,
+    Status,
+    User,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0, pool=5.0)
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+# Below this many calls left in the window, pace the group until the window resets.
+LOW_REMAINING = 0
+
+_RATELIMIT_FIELD = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)")
+# Path segments that are object ids (lead_…, oppo_…) are folded so one endpoint is one group.
+_ID_SEGMENT = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+Method = Literal["GET", "POST", "PUT"]
+
+
+class CloseClient:
+    """Talks to Close's REST API (`https://api.close.com/api/v1/`) with an API key.
+
+    Reads (GET and `POST /data/search/`) retry transport errors and 502/503/504; writes
+    never re-send once the request may have reached Close (→ :class:`CloseOutcomeUnknown`).
+    429s are waited out up to `max_wait_seconds` in total per call.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://api.close.com/api/v1/",
+        *,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_wait_seconds: float = 30.0,
+        default_rate_limit_wait: float = 2.0,
+        user_agent: str = "close-opportunity-bot",
+        retry_attempts: int = 4,
+        retry_backoff: float = 0.25,
+    ) -> None:
+        self._api_key = api_key
+        self.max_wait_seconds = max_wait_seconds
+        self.default_rate_limit_wait = default_rate_limit_wait
+        self.retry_attempts = max(1, retry_attempts)
+        self.retry_backoff = retry_backoff
+        # Monotonic instant before which no request of an endpoint group should go out.
+        self._not_before: dict[str, float] = {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url if base_url.endswith("/") else base_url + "/",
+            auth=httpx.BasicAuth(api_key, ""),
+            timeout=timeout or DEFAULT_TIMEOUT,
+            transport=transport,
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> CloseClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- metadata -------------------------------------------------------------------
+
+    async def me(self) -> Me:
+        return Me.model_validate(await self._request("GET", "me/"))
+
+    async def list_pipelines(self) -> list[Pipeline]:
+        return [Pipeline.model_validate(item) for item in await self._paginate("pipeline/")]
+
+    async def list_opportunity_statuses(self) -> list[Status]:
+        items = await self._paginate("status/opportunity/")
+        return [Status.model_validate(item) for item in items]
+
+    async def list_users(self) -> list[User]:
+        return [User.model_validate(item) for item in await self._paginate("user/")]
+
+    async def list_opportunity_custom_fields(self) -> list[CustomField]:
+        try:
+            body = await self._request("GET", "custom_field_schema/opportunity/")
+            items = body.get("fields", [])
+        except CloseNotFound:
+            # Older orgs/API versions only have the per-object custom field endpoint.
+            items = await self._paginate("custom_field/opportunity/")
+        return [CustomField.model_validate(item) for item in items]
+
+    # --- leads and contacts ---------------------------------------------------------
+
+    async def search_leads(self, name: str, limit: int = 20) -> list[Lead]:
+        """Leads whose name contains `name` (Close's phrase match), best first."""
+        query = {
+            "query": {
+                "type": "and",
+                "queries": [
+                    {"type": "object_type", "object_type": "lead"},
+                    {
+                        "type": "field_condition",
+                        "field": {
+                            "type": "regular_field",
+                            "object_type": "lead",
+                            "field_name": "name",
+                        },
+                        "condition": {"type": "text", "mode": "phrase", "value": name},
+                    },
+                ],
+            },
+            "_fields": {"lead": ["id", "display_name"]},
+            "_limit": limit,
+        }
+        try:
+            body = await self._request("POST", "data/search/", json=query, read=True)
+        except (CloseNotFound, CloseValidationError):
+            # The deprecated query-language search still answers where /data/search/ does not.
+            quoted = name.replace('"', " ").strip()
+            params = {"query": f'name:"{quoted}"', "_fields": "id,display_name", "_limit": limit}
+            body = await self._request("GET", "lead/", params=params)
+        return [Lead.model_validate(item) for item in body.get("data", [])][:limit]
+
+    async def get_lead(self, lead_id: str) -> Lead:
+        return Lead.model_validate(await self._request("GET", f"lead/{lead_id}/"))
+
+    async def create_lead(self, name: str) -> Lead:
+        return Lead.model_validate(await self._request("POST", "lead/", json={"name": name}))
+
+    async def list_contacts(self, lead_id: str) -> list[Contact]:
+        items = await self._paginate("contact/", {"lead_id": lead_id})
+        return [Contact.model_validate(item) for item in items]
+
+    # --- opportunities --------------------------------------------------------------
+
+    async def create_opportunity(
+        self, body: OpportunityCreate, *, tz_offset_hours: float | None = None
+    ) -> Opportunity:
+        data = await self._request(
+            "POST", "opportunity/", json=body.to_close(), headers=_tz_header(tz_offset_hours)
+        )
+        return parse_opportunity(data)
+
+    async def get_opportunity(self, opportunity_id: str) -> Opportunity:
+        return parse_opportunity(await self._request("GET", f"opportunity/{opportunity_id}/"))
+
+    async def update_opportunity(
+        self,
+        opportunity_id: str,
+        changes: Mapping[str, Any],
+        *,
+        tz_offset_hours: float | None = None,
+    ) -> Opportunity:
+        """Patch an opportunity; `changes` may hold `custom.cf_…` keys or a `custom` dict."""
+        data = await self._request(
+            "PUT",
+            f"opportunity/{opportunity_id}/",
+            json=_changes_to_close(changes),
+            headers=_tz_header(tz_offset_hours),
+        )
+        return parse_opportunity(data)
+
+    async def list_opportunities(
+        self,
+        *,
+        lead_id: str | None = None,
+        user_id: str | None = None,
+        date_created_gte: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Opportunity]:
+        params: dict[str, Any] = {}
+        if lead_id:
+            params["lead_id"] = lead_id
+        if user_id:
+            params["user_id"] = user_id
+        if date_created_gte is not None:
+            when = date_created_gte
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            params["date_created__gte"] = when.isoformat()
+        items = await self._paginate("opportunity/", params, max_items=limit)
+        return [parse_opportunity(item) for item in items]
+
+    # --- plumbing -------------------------------------------------------------------
+
+    async def _paginate(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        page_size: int = 100,
+        max_items: int | None = None,
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            size = page_size if max_items is None else min(page_size, max_items - len(items))
+            page = await self._request(
+                "GET", path, params={**(params or {}), "_skip": len(items), "_limit": size}
+            )
+            data = page.get("data", [])
+            items.extend(data)
+            if not page.get("has_more") or not data:
+                return items
+            if max_items is not None and len(items) >= max_items:
+                return items[:max_items]
+
+    async def _request(
+        self,
+        method: Method,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        read: bool | None = None,
+    ) -> dict[str, Any]:
+        """Send one logical request, retrying only where that cannot duplicate a write."""
+        is_read = method == "GET" if read is None else read
+        group = _endpoint_group(method, path)
+        waited_for_rate_limit = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._pace(group)
+            try:
+                response = await self._http.request(
+                    method, path, params=params, json=json, headers=headers
+                )
+            except _NOT_SENT as exc:
+                # Nothing reached Close: safe to try again, even for writes.
+                await self._backoff_or_raise(attempt, f"cannot reach Close ({_describe(exc)})")
+                continue
+            except httpx.TransportError as exc:
+                if not is_read:
+                    raise CloseOutcomeUnknown(
+                        f"{method} /{path} was sent but no answer came ({_describe(exc)}); "
+                        "check Close before sending it again"
+                    ) from exc
+                await self._backoff_or_raise(attempt, f"Close did not answer ({_describe(exc)})")
+                continue
+
+            self._note_rate_limit(group, response)
+            status = response.status_code
+            if status == 429:
+                # A floor keeps a server that says "reset=0" from spinning us forever.
+                wait = max(self._rate_limit_wait(response), 0.05)
+                if waited_for_rate_limit + wait > self.max_wait_seconds:
+                    raise CloseRateLimited(
+                        f"rate limited on {method} /{path} after waiting "
+                        f"{waited_for_rate_limit:.1f}s",
+                        retry_after=wait,
+                    )
+                self._hold(group, wait)
+                waited_for_rate_limit += wait
+                continue
+            if status in TRANSIENT_STATUSES:
+                if not is_read and status != 503:
+                    # A gateway error on a write says nothing about whether Close applied it.
+                    raise CloseOutcomeUnknown(
+                        f"{method} /{path} got {status}; check Close before sending it again",
+                        status_code=status,
+                    )
+                await self._backoff_or_raise(
+                    attempt, f"Close answered {status} to {method} /{path}", status
+                )
+                continue
+            if status >= 500:
+                raise CloseUnavailable(
+                    f"Close answered {status} to {method} /{path}", status_code=status
+                )
+            if status >= 400:
+                raise self._http_error(response)
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise CloseUnavailable(
+                    f"Close sent a non-JSON answer to {method} /{path}", status_code=status
+                ) from exc
+            return body if isinstance(body, dict) else {"data": body}
+
+    async def _backoff_or_raise(self, attempt: int, what: str, status: int | None = None) -> None:
+        if attempt >= self.retry_attempts:
+            raise CloseUnavailable(
+                self._scrub(f"{what}; gave up after {attempt} attempts"), status_code=status
+            )
+        delay = self.retry_backoff * 2 ** (attempt - 1)
+        await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+
+    async def _pace(self, group: str) -> None:
+        # Loop: another task may push the instant further while we sleep.
+        while True:
+            delay = self._not_before.get(group, 0.0) - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+
+    def _hold(self, group: str, seconds: float) -> None:
+        # A little jitter so a burst of callers does not come back in lockstep.
+        jitter = random.uniform(0.0, min(0.05, seconds * 0.1))
+        until = time.monotonic() + seconds + jitter
+        self._not_before[group] = max(self._not_before.get(group, 0.0), until)
+
+    def _note_rate_limit(self, group: str, response: httpx.Response) -> None:
+        fields = _parse_ratelimit(response.headers.get("RateLimit"))
+        remaining, reset = fields.get("remaining"), fields.get("reset")
+        if remaining is not None and reset is not None and remaining <= LOW_REMAINING:
+            self._hold(group, reset)
+
+    def _rate_limit_wait(self, response: httpx.Response) -> float:
+        reset = _parse_ratelimit(response.headers.get("RateLimit")).get("reset")
+        if reset is not None:
+            return reset
+        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            return retry_after
+        body = _json_or_none(response)
+        if isinstance(body, dict):
+            error = body.get("error")
+            for holder in (error, body):
+                if isinstance(holder, dict) and _is_number(holder.get("rate_reset")):
+                    return max(0.0, float(holder["rate_reset"]))
+        return self.default_rate_limit_wait
+
+    def _http_error(self, response: httpx.Response) -> CloseHTTPError:
+        body = _json_or_none(response)
+        message, errors, field_errors = "", [], {}
+        if isinstance(body, dict):
+            error = body.get("error")
+            if isinstance(error, str):
+                message = error
+            elif isinstance(error, dict):
+                message = str(error.get("message", ""))
+            errors = [str(item) for item in body.get("errors") or []]
+            raw_fields = body.get("field-errors") or {}
+            if isinstance(raw_fields, dict):
+                field_errors = {str(k): _flatten(v) for k, v in raw_fields.items()}
+        elif response.text:
+            message = response.text[:200]
+        if not message:
+            message = response.reason_phrase
+        status = response.status_code
+        message = self._scrub(message)
+        errors = [self._scrub(text) for text in errors]
+        field_errors = {key: self._scrub(text) for key, text in field_errors.items()}
+        kind: type[CloseHTTPError] = CloseHTTPError
+        if status == 400:
+            kind = CloseValidationError
+        elif status in (401, 403):
+            kind = CloseAuthError
+        elif status == 404:
+            kind = CloseNotFound
+        return kind(status, message, errors=errors, field_errors=field_errors)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "[api key]") if self._api_key else text
+
+
+def parse_opportunity(data: Mapping[str, Any]) -> Opportunity:
+    """An :class:`Opportunity` from Close's JSON, its `custom.cf_…` keys folded into `custom`."""
+    fields: dict[str, Any] = {}
+    custom: dict[str, Any] = dict(data.get("custom") or {})
+    for key, value in data.items():
+        if key.startswith("custom."):
+            custom[key.removeprefix("custom.")] = value
+        elif key != "custom":
+            fields[key] = value
+    if isinstance(fields.get("date_won"), str):
+        # Close sends YYYY-MM-DD, but tolerate a full timestamp.
+        fields["date_won"] = fields["date_won"][:10]
+    return Opportunity.model_validate({**fields, "custom": custom})
+
+
+def _changes_to_close(changes: Mapping[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "custom" and isinstance(value, Mapping):
+            for field_id, field_value in value.items():
+                body[f"custom.{field_id}"] = _jsonable(field_value)
+        else:
+            body[key] = _jsonable(value)
+    return body
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _tz_header(hours: float | None) -> dict[str, str] | None:
+    if hours is None:
+        return None
+    text = f"{hours:g}" if hours != int(hours) else str(int(hours))
+    return {"x-tz-offset": text}
+
+
+def _endpoint_group(method: str, path: str) -> str:
+    segments = ["{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.strip("/").split("/")]
+    return f"{method} /{'/'.join(segments)}/"
+
+
+def _parse_ratelimit(header: str | None) -> dict[str, float]:
+    if not header:
+        return {}
+    return {name: float(value) for name, value in _RATELIMIT_FIELD.findall(header)}
+
+
+def _parse_retry_after(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return str(value)
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+__all__ = ["CloseClient", "CloseError", "parse_opportunity"]
