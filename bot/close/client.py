@@ -105,7 +105,14 @@ class CloseClient:
         return Me.model_validate(await self._request("GET", "me/"))
 
     async def list_pipelines(self) -> list[Pipeline]:
-        return [Pipeline.model_validate(item) for item in await self._paginate("pipeline/")]
+        pipelines = []
+        for item in await self._paginate("pipeline/"):
+            # Nested statuses omit their pipeline_id; fill it so each Status stands alone.
+            statuses = [
+                {**status, "pipeline_id": item["id"]} for status in item.get("statuses", [])
+            ]
+            pipelines.append(Pipeline.model_validate({**item, "statuses": statuses}))
+        return pipelines
 
     async def list_opportunity_statuses(self) -> list[Status]:
         items = await self._paginate("status/opportunity/")

@@ -1,0 +1,209 @@
+"""A warm in-memory cache of Close metadata, so opening a Slack modal needs no Close call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.close.client import CloseClient
+from bot.close.errors import CloseAuthError, CloseError
+from bot.close.models import CustomField, Pipeline, Status, User
+
+log = logging.getLogger(__name__)
+
+# Statuses that belong to no pipeline (orgs without pipelines) are grouped under this one.
+NO_PIPELINE = Pipeline(id="", name="Opportunity statuses")
+RETRY_FIRST = 0.5
+RETRY_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One consistent load of everything, swapped in whole so readers never see a mix."""
+
+    pipelines: list[Pipeline] = field(default_factory=list)
+    statuses: list[Status] = field(default_factory=list)
+    users: list[User] = field(default_factory=list)
+    custom_fields: list[CustomField] = field(default_factory=list)
+    groups: list[tuple[Pipeline, list[Status]]] = field(default_factory=list)
+    status_by_id: dict[str, Status] = field(default_factory=dict)
+    pipeline_by_status: dict[str, Pipeline] = field(default_factory=dict)
+    pipeline_by_id: dict[str, Pipeline] = field(default_factory=dict)
+    user_by_id: dict[str, User] = field(default_factory=dict)
+    user_by_email: dict[str, User] = field(default_factory=dict)
+    field_by_id: dict[str, CustomField] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        pipelines: list[Pipeline],
+        statuses: list[Status],
+        users: list[User],
+        custom_fields: list[CustomField],
+    ) -> _Snapshot:
+        groups: list[tuple[Pipeline, list[Status]]] = []
+        status_by_id: dict[str, Status] = {}
+        pipeline_by_status: dict[str, Pipeline] = {}
+        for pipeline in pipelines:
+            members = [s.model_copy(update={"pipeline_id": pipeline.id}) for s in pipeline.statuses]
+            groups.append((pipeline, members))
+            for status in members:
+                status_by_id.setdefault(status.id, status)
+                pipeline_by_status.setdefault(status.id, pipeline)
+        loose = [s for s in statuses if s.id not in status_by_id]
+        for status in loose:
+            status_by_id[status.id] = status
+        if loose:
+            groups.append((NO_PIPELINE, loose))
+        # First wins on duplicate emails: Close lists members in a stable order.
+        by_email: dict[str, User] = {}
+        for user in users:
+            if user.email:
+                by_email.setdefault(user.email.strip().lower(), user)
+        return cls(
+            pipelines=list(pipelines),
+            statuses=[s for _, members in groups for s in members],
+            users=list(users),
+            custom_fields=list(custom_fields),
+            groups=groups,
+            status_by_id=status_by_id,
+            pipeline_by_status=pipeline_by_status,
+            pipeline_by_id={p.id: p for p in pipelines},
+            user_by_id={u.id: u for u in users},
+            user_by_email=by_email,
+            field_by_id={f.id: f for f in custom_fields},
+        )
+
+
+class Catalog:
+    """Pipelines, statuses, users and opportunity custom fields of the Close org, kept warm.
+
+    Lookups are pure and in memory; :meth:`start` loads in the background and keeps
+    refreshing every `refresh_seconds`, riding out Close outages with backoff.
+    """
+
+    def __init__(self, close: CloseClient, *, refresh_seconds: float = 300.0) -> None:
+        self._close = close
+        self.refresh_seconds = refresh_seconds
+        self._snapshot = _Snapshot()
+        self.loaded = False
+        self.loaded_at: datetime | None = None
+        self._loaded_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- the data (always from one snapshot) ---
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        return self._snapshot.pipelines
+
+    @property
+    def statuses(self) -> list[Status]:
+        """Every status, in Close's order: pipeline by pipeline, then pipeline-less ones."""
+        return self._snapshot.statuses
+
+    @property
+    def users(self) -> list[User]:
+        return self._snapshot.users
+
+    @property
+    def custom_fields(self) -> list[CustomField]:
+        return self._snapshot.custom_fields
+
+    # --- loading ---
+
+    async def refresh(self) -> None:
+        """Load everything from Close and swap it in at once; raises CloseError on failure."""
+        pipelines, statuses, users, custom_fields = await asyncio.gather(
+            self._close.list_pipelines(),
+            self._close.list_opportunity_statuses(),
+            self._close.list_users(),
+            self._close.list_opportunity_custom_fields(),
+        )
+        self._snapshot = _Snapshot.build(pipelines, statuses, users, custom_fields)
+        self.loaded = True
+        self.loaded_at = datetime.now(UTC)
+        self._loaded_event.set()
+
+    async def start(self) -> None:
+        """Start loading and refreshing in the background; returns at once."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="close-catalog")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_loaded(self, timeout: float) -> bool:  # noqa: ASYNC109 (agreed API)
+        """True once the catalog has loaded, False if `timeout` seconds pass first."""
+        try:
+            await asyncio.wait_for(self._loaded_event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _run(self) -> None:
+        retry_in = RETRY_FIRST
+        while True:
+            try:
+                await self.refresh()
+            except CloseError as exc:
+                what = "rejected the API key" if isinstance(exc, CloseAuthError) else "failed"
+                state = "keeping the last good copy" if self.loaded else "not loaded yet"
+                # One line, no traceback: this repeats while Close is down.
+                log.warning(
+                    "Close catalog refresh %s (%s); %s, retrying in %.1fs",
+                    what,
+                    exc,
+                    state,
+                    retry_in,
+                )
+                await asyncio.sleep(retry_in)
+                retry_in = min(retry_in * 2, RETRY_MAX)
+                continue
+            retry_in = RETRY_FIRST
+            await asyncio.sleep(self.refresh_seconds)
+
+    # --- lookups ---
+
+    def status(self, status_id: str | None) -> Status | None:
+        return self._snapshot.status_by_id.get(status_id or "")
+
+    def pipeline(self, pipeline_id: str | None) -> Pipeline | None:
+        return self._snapshot.pipeline_by_id.get(pipeline_id or "")
+
+    def pipeline_for_status(self, status_id: str | None) -> Pipeline | None:
+        """The pipeline holding the status; None for unknown or pipeline-less statuses."""
+        return self._snapshot.pipeline_by_status.get(status_id or "")
+
+    def status_by_label(self, label: str) -> Status | None:
+        """Case-insensitive; when several pipelines share the label, the first pipeline wins."""
+        wanted = label.strip().casefold()
+        return next((s for s in self.statuses if s.label.strip().casefold() == wanted), None)
+
+    def user(self, user_id: str | None) -> User | None:
+        return self._snapshot.user_by_id.get(user_id or "")
+
+    def user_by_email(self, email: str) -> User | None:
+        return self._snapshot.user_by_email.get(email.strip().lower())
+
+    def default_status(self) -> Status | None:
+        """What Close picks without a status_id: the first pipeline's first active status."""
+        groups = self._snapshot.groups
+        if not groups:
+            return None
+        first = groups[0][1]
+        return next((s for s in first if s.type == "active"), first[0] if first else None)
+
+    def statuses_by_pipeline(self) -> list[tuple[Pipeline, list[Status]]]:
+        """Statuses grouped by pipeline in Close's order; pipeline-less ones under NO_PIPELINE."""
+        return list(self._snapshot.groups)
+
+    def custom_field(self, cf_id: str) -> CustomField | None:
+        return self._snapshot.field_by_id.get(cf_id)
