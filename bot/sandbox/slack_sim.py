@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import datetime as dt
 import itertools
 import json
@@ -348,6 +349,25 @@ def _json_field(params: dict[str, Any], key: str) -> Any:
                 response_metadata={"messages": [f"[ERROR] failed to parse {key} as JSON: {exc}"]},
             ) from None
     return value
+
+
+def with_ids(blocks: Any) -> Any:
+    """Copy of `blocks` where, as Slack does, blocks and elements lacking ids get random ones."""
+    if not isinstance(blocks, list):
+        return blocks
+    out = copy.deepcopy(blocks)
+    for block in out:
+        if not isinstance(block, dict):
+            continue
+        block.setdefault("block_id", secrets.token_urlsafe(4))
+        elements = [block.get("element"), block.get("accessory"), *(block.get("elements") or [])]
+        for element in elements:
+            is_interactive = isinstance(element, dict) and element.get("type") in (
+                blockkit.INTERACTIVE_ELEMENTS - {"image"}
+            )
+            if is_interactive:
+                element.setdefault("action_id", secrets.token_urlsafe(4))
+    return out
 
 
 def _pointer_messages(found: list[blockkit.Problem], prefix: str) -> list[str]:
@@ -810,7 +830,7 @@ class SlackSimulator:
             "title": view.get("title"),
             "close": view.get("close"),
             "submit": view.get("submit"),
-            "blocks": view.get("blocks", []),
+            "blocks": with_ids(view.get("blocks", [])),
             "private_metadata": view.get("private_metadata", ""),
             "callback_id": view.get("callback_id", ""),
             "external_id": view.get("external_id", ""),
@@ -1000,7 +1020,7 @@ class SlackSimulator:
             "ts": ts,
         }
         if "blocks" in body:
-            message["blocks"] = body["blocks"]
+            message["blocks"] = with_ids(body["blocks"])
         return message
 
     def _find_message(self, channel_id: str, ts: Any) -> dict[str, Any]:

@@ -1,0 +1,454 @@
+"""Plays Slack towards the bot: signed commands, interactions and events to its /slack/events."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.parse
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from bot.sandbox import blockkit
+from bot.sandbox.slack_sim import Call, SlackSimulator
+
+View = dict[str, Any]
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The bot's answer to a slash command, and the one-time handles Slack gave it."""
+
+    response: httpx.Response
+    trigger_id: str
+    response_url: str
+
+
+@dataclass(frozen=True)
+class InteractionResult:
+    """The bot's answer to an interaction that came with a trigger_id (and maybe a response_url)."""
+
+    response: httpx.Response
+    trigger_id: str
+    response_url: str | None
+
+
+class SlackDriver:
+    """Sends what Slack sends, signed like Slack signs it, and keeps the simulator in step."""
+
+    def __init__(
+        self,
+        sim: SlackSimulator,
+        events_url: str,
+        signing_secret: str,
+        *,
+        team_id: str = "T0SANDBOX",
+        api_app_id: str = "A0SANDBOX",
+        timeout: float = 10.0,
+    ) -> None:
+        self.sim = sim
+        self.events_url = events_url
+        self.team_id = team_id
+        self.api_app_id = api_app_id
+        self._verifier = SignatureVerifier(signing_secret)
+        self._http = httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- transport -------------------------------------------------------------------------------
+
+    async def raw(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        sign: bool = True,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST `body` as is; signed unless told otherwise (for hostile-input tests)."""
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        sent = {"Content-Type": content_type, **(headers or {})}
+        if sign or signature is not None:
+            sent["X-Slack-Request-Timestamp"] = ts
+            sent["X-Slack-Signature"] = signature or str(
+                self._verifier.generate_signature(timestamp=ts, body=body.decode())
+            )
+        return await self._http.post(self.events_url, content=body, headers=sent)
+
+    async def _form(self, fields: dict[str, str]) -> httpx.Response:
+        return await self.raw(urllib.parse.urlencode(fields).encode(), FORM)
+
+    async def _interaction(self, payload: dict[str, Any]) -> httpx.Response:
+        return await self._form({"payload": json.dumps(payload)})
+
+    # -- common payload parts --------------------------------------------------------------------
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        user = self.sim.workspace.user(user_id)
+        name = user.name if user else user_id.lower()
+        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+
+    def _team(self) -> dict[str, Any]:
+        return {"id": self.team_id, "domain": self.sim.workspace.domain}
+
+    def _channel(self, channel_id: str) -> dict[str, Any]:
+        channel = self.sim.workspace.channel(channel_id)
+        name = "directmessage" if channel is None or channel.is_im else channel.name
+        return {"id": channel_id, "name": name}
+
+    def _base(self, kind: str, user_id: str) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "token": "sandbox-verification-token",  # deprecated, still sent by Slack
+            "api_app_id": self.api_app_id,
+            "team": self._team(),
+            "user": self._user(user_id),
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
+    @staticmethod
+    def _action_ts() -> str:
+        return f"{time.time():.6f}"
+
+    # -- slash commands --------------------------------------------------------------------------
+
+    async def slash_command(
+        self,
+        text: str,
+        *,
+        user_id: str = "U0ALICE",
+        channel_id: str = "C0SALES",
+        command: str = "/opportunity",
+    ) -> CommandResult:
+        """`text` goes out as given: write mentions escaped (`<@U0BOB|bob>`) as Slack would."""
+        trigger_id = self.sim.issue_trigger(user_id)
+        response_url = self.sim.issue_response_url(channel_id, user_id)
+        channel = self._channel(channel_id)
+        user = self._user(user_id)
+        fields = {
+            "token": "sandbox-verification-token",
+            "team_id": self.team_id,
+            "team_domain": self.sim.workspace.domain,
+            "channel_id": channel_id,
+            "channel_name": channel["name"],
+            "user_id": user_id,
+            "user_name": user["name"],
+            "command": command,
+            "text": text,
+            "api_app_id": self.api_app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+        response = await self._form(fields)
+        return CommandResult(response, trigger_id, response_url)
+
+    # -- modals ----------------------------------------------------------------------------------
+
+    def _view_payload(self, view_id: str) -> dict[str, Any]:
+        view = dict(self.sim.views[view_id])
+        view["state"] = {"values": self.sim.state_values(view_id)}
+        return view
+
+    def _apply_values(self, view_id: str, values: dict[str, Any]) -> None:
+        """Per block_id overrides, as if the user typed or picked them (kept for later actions)."""
+        for block_id, choice in values.items():
+            element = self.sim.find_element(view_id, block_id)
+            state = blockkit.state_for(element, choice)
+            self.sim.set_state(view_id, block_id, element["action_id"], state)
+
+    async def submit_view(
+        self,
+        view_id: str,
+        *,
+        values: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> httpx.Response:
+        """Press Submit on the view the simulator holds; Slack then acts on the bot's ack.
+
+        `values` maps block_id to what the user entered: a string/None for text inputs, dates
+        and users_select; an option value or an option dict for selects (any {"text","value"}
+        for external_select); a list for multi selects and checkboxes.
+        """
+        if values:
+            self._apply_values(view_id, values)
+        user_id = user_id or self.sim.view_user(view_id)
+        payload = {
+            **self._base("view_submission", user_id),
+            "trigger_id": self.sim.issue_trigger(user_id),
+            "view": self._view_payload(view_id),
+            "response_urls": [],
+        }
+        response = await self._interaction(payload)
+        if response.status_code == 200:
+            ack = _json_or_none(response)
+            self.sim.apply_response_action(view_id, ack)
+        return response
+
+    async def close_view(
+        self, view_id: str, *, user_id: str | None = None
+    ) -> httpx.Response | None:
+        """The user closes the modal; Slack tells the bot only if the view set notify_on_close."""
+        view = self.sim.views[view_id]
+        self.sim.apply_response_action(view_id, {"response_action": "clear"})
+        if not view.get("notify_on_close"):
+            return None
+        user_id = user_id or self.sim.view_user(view_id)
+        payload = {
+            **self._base("view_closed", user_id),
+            "view": self._view_payload(view_id),
+            "is_cleared": True,
+        }
+        return await self._interaction(payload)
+
+    async def block_suggestion(
+        self,
+        view_id: str,
+        block_id: str,
+        value: str,
+        *,
+        action_id: str | None = None,
+        user_id: str | None = None,
+    ) -> httpx.Response:
+        """The user typed `value` into an external_select: Slack asks the options URL."""
+        element = self.sim.find_element(view_id, block_id, action_id)
+        user_id = user_id or self.sim.view_user(view_id)
+        payload = {
+            **self._base("block_suggestion", user_id),
+            "container": {"type": "view", "view_id": view_id},
+            "action_id": element["action_id"],
+            "block_id": block_id,
+            "value": value,
+            "view": self._view_payload(view_id),
+        }
+        return await self._interaction(payload)
+
+    async def select_in_view(
+        self,
+        view_id: str,
+        block_id: str,
+        choice: Any,
+        *,
+        action_id: str | None = None,
+        user_id: str | None = None,
+    ) -> InteractionResult:
+        """Pick `choice` in an element of a modal (a block_actions); a later submit keeps it.
+
+        `choice` is what `submit_view` accepts in `values` for that element.
+        """
+        element = self.sim.find_element(view_id, block_id, action_id)
+        state = blockkit.state_for(element, choice)
+        self.sim.set_state(view_id, block_id, element["action_id"], state)
+        user_id = user_id or self.sim.view_user(view_id)
+        trigger_id = self.sim.issue_trigger(user_id)
+        action = {
+            **state,
+            "action_id": element["action_id"],
+            "block_id": block_id,
+            "action_ts": self._action_ts(),
+        }
+        if "placeholder" in element:
+            action["placeholder"] = element["placeholder"]
+        payload = {
+            **self._base("block_actions", user_id),
+            "container": {"type": "view", "view_id": view_id},
+            "trigger_id": trigger_id,
+            "view": self._view_payload(view_id),
+            "actions": [action],
+        }
+        response = await self._interaction(payload)
+        return InteractionResult(response, trigger_id, None)
+
+    async def wait_for_view(self, trigger_id: str | None = None, timeout: float = 5.0) -> View:  # noqa: ASYNC109
+        """The modal the bot opened with `trigger_id` (any views.open if None), as it is now."""
+
+        def opened(call: Call) -> bool:
+            return call.ok and (trigger_id is None or call.params.get("trigger_id") == trigger_id)
+
+        call = await self.sim.wait_for("views.open", opened, timeout)
+        return self.sim.views[call.response["view"]["id"]]
+
+    # -- messages --------------------------------------------------------------------------------
+
+    async def press_button(
+        self,
+        *,
+        channel_id: str,
+        message_ts: str,
+        action_id: str,
+        value: str | None = None,
+        block_id: str | None = None,
+        user_id: str = "U0ALICE",
+    ) -> InteractionResult:
+        """Click a button in a message the simulator holds."""
+        message = next((m for m in self.sim.messages(channel_id) if m["ts"] == message_ts), None)
+        if message is None:
+            raise KeyError(f"no message {message_ts} in {channel_id}")
+        button = _find_in_blocks(message.get("blocks") or [], action_id, block_id)
+        if button is None:
+            raise KeyError(f"no element {action_id!r} in message {message_ts}")
+        found_block_id, element = button
+        trigger_id = self.sim.issue_trigger(user_id)
+        response_url = self.sim.issue_response_url(channel_id, user_id, message_ts)
+        action: dict[str, Any] = {
+            "type": element.get("type", "button"),
+            "action_id": action_id,
+            "block_id": found_block_id,
+            "text": element.get("text"),
+            "value": value if value is not None else element.get("value"),
+            "action_ts": self._action_ts(),
+        }
+        if "style" in element:
+            action["style"] = element["style"]
+        payload = {
+            **self._base("block_actions", user_id),
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel_id,
+                "is_ephemeral": False,
+            },
+            "trigger_id": trigger_id,
+            "channel": self._channel(channel_id),
+            "message": message,
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [action],
+        }
+        response = await self._interaction(payload)
+        return InteractionResult(response, trigger_id, response_url)
+
+    # -- shortcuts -------------------------------------------------------------------------------
+
+    async def message_shortcut(
+        self,
+        callback_id: str,
+        *,
+        message: dict[str, Any],
+        channel_id: str = "C0SALES",
+        user_id: str = "U0ALICE",
+    ) -> InteractionResult:
+        """Run a message shortcut on `message` (seed it with `sim.add_message` first)."""
+        trigger_id = self.sim.issue_trigger(user_id)
+        response_url = self.sim.issue_response_url(channel_id, user_id)
+        payload = {
+            **self._base("message_action", user_id),
+            "callback_id": callback_id,
+            "trigger_id": trigger_id,
+            "action_ts": self._action_ts(),
+            "message_ts": message["ts"],
+            "message": message,
+            "channel": self._channel(channel_id),
+            "response_url": response_url,
+        }
+        response = await self._interaction(payload)
+        return InteractionResult(response, trigger_id, response_url)
+
+    async def global_shortcut(
+        self, callback_id: str, *, user_id: str = "U0ALICE"
+    ) -> InteractionResult:
+        trigger_id = self.sim.issue_trigger(user_id)
+        payload = {
+            **self._base("shortcut", user_id),
+            "callback_id": callback_id,
+            "trigger_id": trigger_id,
+            "action_ts": self._action_ts(),
+        }
+        response = await self._interaction(payload)
+        return InteractionResult(response, trigger_id, None)
+
+    # -- Events API ------------------------------------------------------------------------------
+
+    async def event(
+        self,
+        event: dict[str, Any],
+        *,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+        event_id: str | None = None,
+    ) -> httpx.Response:
+        """Deliver an Events API `event_callback` (with Slack's retry headers if `retry_num`)."""
+        ws = self.sim.workspace
+        body = {
+            "token": "sandbox-verification-token",
+            "team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": {"event_ts": self._action_ts(), **event},
+            "type": "event_callback",
+            "event_id": event_id or "Ev0" + secrets.token_hex(5).upper(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": ws.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+        headers = {}
+        if retry_num is not None:
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
+        return await self.raw(json.dumps(body).encode(), JSON, headers=headers)
+
+    async def app_home_opened(self, user_id: str = "U0ALICE") -> httpx.Response:
+        channel = self.sim.workspace.app_dm(user_id)
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": channel.id,
+            "tab": "home",
+        }
+        home = self.sim.home_views.get(user_id)
+        if home is not None:
+            event["view"] = self.sim.views[home]
+        return await self.event(event)
+
+
+def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+    if not response.content.strip():
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _find_in_blocks(
+    blocks: list[dict[str, Any]], action_id: str, block_id: str | None
+) -> tuple[str, dict[str, Any]] | None:
+    for block in blocks:
+        if block_id is not None and block.get("block_id") != block_id:
+            continue
+        elements = list(block.get("elements") or [])
+        if isinstance(block.get("accessory"), dict):
+            elements.append(block["accessory"])
+        for element in elements:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return str(block.get("block_id", "")), element
+    return None
