@@ -11,6 +11,7 @@ import itertools
 import json
 import secrets
 import time
+import urllib.parse
 import zoneinfo
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -682,9 +683,12 @@ class SlackSimulator:
                 if not isinstance(data, dict):
                     raise SlackError("invalid_json")
                 params.update(data)
+            elif ctype.startswith("multipart/"):
+                raise SlackError("invalid_form_data")  # only file uploads use it; none here
             else:
-                form = await request.form()
-                params.update({k: v for k, v in form.items() if isinstance(v, str)})
+                # Parsed by hand: Starlette's form parser needs python-multipart.
+                body = (await request.body()).decode("utf-8", errors="replace")
+                params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
         token = params.pop("token", None)
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
