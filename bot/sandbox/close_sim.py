@@ -957,6 +957,17 @@ class CloseSimulator:
                 opp.get("value"), opp.get("value_period"), org.currency
             ),
             created_by_name=org.user_name(opp.get("created_by")),
+            updated_by=org.me_user_id,
+            updated_by_name=org.user_name(org.me_user_id),
+        )
+        value, confidence = opp.get("value"), opp.get("confidence") or 0
+        yearly = (
+            None if value is None else value * (12 if opp.get("value_period") == "monthly" else 1)
+        )
+        opp.update(
+            expected_value=None if value is None else value * confidence // 100,
+            annualized_value=yearly,
+            annualized_expected_value=None if yearly is None else yearly * confidence // 100,
         )
 
     def _opp_out(self, opp: Json) -> Json:
