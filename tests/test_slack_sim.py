@@ -878,3 +878,111 @@ async def test_wait_for_wakes_on_the_matching_call(
     assert call.response["message"]["text"] == "wanted"
     with pytest.raises(TimeoutError):
         await sim.wait_for("views.open", timeout=0.05)
+
+
+# -- Bolt itself accepts what the driver sends -------------------------------------------------
+
+
+async def test_bolt_routes_every_driver_payload_and_talks_to_the_sim(sim: SlackSimulator) -> None:
+    from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+    from slack_bolt.async_app import AsyncApp
+
+    app = AsyncApp(
+        token=TOKEN, signing_secret=SECRET, client=AsyncWebClient(base_url=sim.api_url, token=TOKEN)
+    )
+    seen: list[str] = []
+
+    @app.command("/opportunity")
+    async def command(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        await ack()
+        seen.append("command")
+        await client.views_open(trigger_id=body["trigger_id"], view=DEAL_MODAL)
+        await respond("Opening the form…")
+
+    @app.options("lead")
+    async def lead_options(ack: Any, payload: dict[str, Any]) -> None:
+        seen.append("options")
+        await ack(options=[option(f"Acme ({payload['value']})", "lead_acme")])
+
+    @app.action("owner")
+    async def owner(ack: Any) -> None:
+        seen.append("action")
+        await ack()
+
+    @app.view("opportunity")
+    async def submitted(ack: Any, view: dict[str, Any]) -> None:
+        seen.append("view")
+        if view["state"]["values"]["value"]["value"]["value"] == "lots":
+            await ack(response_action="errors", errors={"value": "Enter an amount like 12k"})
+        else:
+            await ack()
+
+    @app.shortcut("new_opportunity")
+    async def shortcut(ack: Any) -> None:
+        seen.append("shortcut")
+        await ack()
+
+    @app.shortcut("create_opportunity")
+    async def message_shortcut(ack: Any) -> None:
+        seen.append("message_action")
+        await ack()
+
+    @app.event("app_home_opened")
+    async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        seen.append("event")
+        await client.views_publish(
+            user_id=event["user"], view={"type": "home", "blocks": [section(1)]}
+        )
+
+    handler = AsyncSlackRequestHandler(app)
+
+    async def endpoint(request: Request) -> Response:
+        return await handler.handle(request)  # type: ignore[no-any-return]
+
+    server = await start_server(
+        Starlette(routes=[Route("/slack/events", endpoint, methods=["POST"])])
+    )
+    try:
+        async with SlackDriver(sim, server.url + "slack/events", SECRET) as driver:
+            result = await driver.slash_command("Acme 12k")
+            assert result.response.status_code == 200
+            view = await driver.wait_for_view(result.trigger_id, timeout=2)
+            await sim.wait_for("response_url", timeout=2)
+            assert sim.ephemerals("C0SALES", "U0ALICE")[0]["text"] == "Opening the form…"
+
+            suggestion = await driver.block_suggestion(view["id"], "lead", "acm")
+            assert suggestion.json()["options"][0]["text"]["text"] == "Acme (acm)"
+            assert (
+                await driver.select_in_view(view["id"], "owner", "U0BOB")
+            ).response.status_code == 200
+
+            rejected = await driver.submit_view(view["id"], values={"value": "lots"})
+            assert rejected.json()["errors"] == {"value": "Enter an amount like 12k"}
+            assert view["id"] not in sim.closed_views
+            accepted = await driver.submit_view(view["id"], values={"value": "12k"})
+            assert accepted.status_code == 200
+            assert view["id"] in sim.closed_views
+
+            assert (await driver.global_shortcut("new_opportunity")).response.status_code == 200
+            source = sim.add_message("C0SALES", "Closed Globex 40k")
+            assert (
+                await driver.message_shortcut("create_opportunity", message=source)
+            ).response.status_code == 200
+            assert (await driver.app_home_opened("U0CAROL")).status_code == 200
+            await sim.wait_for("views.publish", timeout=2)
+            forged = await driver.raw(
+                b"command=%2Fopportunity", "application/x-www-form-urlencoded", signature="v0=bad"
+            )
+            assert forged.status_code == 401
+    finally:
+        await server.stop()
+    assert seen == [
+        "command",
+        "options",
+        "action",
+        "view",
+        "view",
+        "shortcut",
+        "message_action",
+        "event",
+    ]
