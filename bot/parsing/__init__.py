@@ -1,5 +1,8 @@
 """Pure parsing of what users type: one line of text -> a Draft. No network, no clock reads."""
 
 from bot.parsing.draft import Draft
+from bot.parsing.money import Money, format_money, parse_money
+from bot.parsing.parser import parse, warm_up
+from bot.parsing.periods import period_label
 
-__all__ = ["Draft"]
+__all__ = ["Draft", "Money", "format_money", "parse", "parse_money", "period_label", "warm_up"]
