@@ -230,6 +230,7 @@ async def test_slash_command_is_signed_and_shaped_like_slack(
         (None, "v0=" + "0" * 64),  # wrong signature
         (int(time.time()) - 10 * 60, None),  # correctly signed, but too old
     ],
+    ids=["wrong-signature", "stale-timestamp"],
 )
 async def test_forged_or_stale_requests_fail_signature_verification(
     driver: SlackDriver, bot: FakeBot, timestamp: int | None, signature: str | None

@@ -192,10 +192,10 @@ def default_workspace() -> Workspace:
     la, london, tokyo = "America/Los_Angeles", "Europe/London", "Asia/Tokyo"
     users = [
         _person(
-            "U0ALICE", "alice", "Alice Anderson", "alice@example.com", la, "Pacific Time", "en-US"
+            "U0ALICE", "alice", "Alice Anders", "alice@example.com", la, "Pacific Time", "en-US"
         ),
         # Mixed case on purpose: email matching with Close must ignore case.
-        _person("U0BOB", "bob", "Bob Brown", "Bob@Example.com", london, "British Time", "en-GB"),
+        _person("U0BOB", "bob", "Bob Baker", "Bob@Example.com", london, "British Time", "en-GB"),
         _person(
             "U0CAROL",
             "carol",
