@@ -117,13 +117,25 @@ class Catalog:
 
     async def refresh(self) -> None:
         """Load everything from Close and swap it in at once; raises CloseError on failure."""
-        pipelines, statuses, users, custom_fields = await asyncio.gather(
-            self._close.list_pipelines(),
-            self._close.list_opportunity_statuses(),
-            self._close.list_users(),
-            self._close.list_opportunity_custom_fields(),
+        pipelines_task = asyncio.ensure_future(self._close.list_pipelines())
+        statuses_task = asyncio.ensure_future(self._close.list_opportunity_statuses())
+        users_task = asyncio.ensure_future(self._close.list_users())
+        fields_task = asyncio.ensure_future(self._close.list_opportunity_custom_fields())
+        tasks = [pipelines_task, statuses_task, users_task, fields_task]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # Do not leave the other loads running (and retrying) behind a failed refresh.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        self._snapshot = _Snapshot.build(
+            pipelines_task.result(),
+            statuses_task.result(),
+            users_task.result(),
+            fields_task.result(),
         )
-        self._snapshot = _Snapshot.build(pipelines, statuses, users, custom_fields)
         self.loaded = True
         self.loaded_at = datetime.now(UTC)
         self._loaded_event.set()
@@ -164,11 +176,17 @@ class Catalog:
                     state,
                     retry_in,
                 )
-                await asyncio.sleep(retry_in)
-                retry_in = min(retry_in * 2, RETRY_MAX)
+            except Exception:
+                # Not Close being down but a bug or a surprising answer: show the traceback.
+                log.warning(
+                    "Close catalog refresh crashed; retrying in %.1fs", retry_in, exc_info=True
+                )
+            else:
+                retry_in = RETRY_FIRST
+                await asyncio.sleep(self.refresh_seconds)
                 continue
-            retry_in = RETRY_FIRST
-            await asyncio.sleep(self.refresh_seconds)
+            await asyncio.sleep(retry_in)
+            retry_in = min(retry_in * 2, RETRY_MAX)
 
     # --- lookups ---
 
