@@ -68,18 +68,11 @@ async def test_loads_everything_and_answers_from_memory(sim: CloseSimulator) -> 
 
 
 async def test_ambiguous_label_prefers_the_first_pipeline(sim: CloseSimulator) -> None:
-    sim.org.statuses.insert(
-        0, {"id": "stat_renew_neg", "label": "Negotiation", "type": "active",
-            "pipeline_id": "pipe_renewals"}
-    )  # fmt: skip
-    sim.org.statuses.append(
-        {
-            "id": "stat_sales_neg",
-            "label": "Negotiation",
-            "type": "active",
-            "pipeline_id": "pipe_sales",
-        }
-    )
+    # Listed first in /status/opportunity/, but its pipeline comes second.
+    renewals = {"id": "stat_renew_neg", "label": "Negotiation", "pipeline_id": "pipe_renewals"}
+    sales = {"id": "stat_sales_neg", "label": "Negotiation", "pipeline_id": "pipe_sales"}
+    sim.org.statuses.insert(0, {**renewals, "type": "active"})
+    sim.org.statuses.append({**sales, "type": "active"})
     catalog, close = await loaded_catalog(sim)
     async with close:
         found = catalog.status_by_label("negotiation")
