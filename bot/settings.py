@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
 
 # What each required variable is and where to get it, shown when one is missing.
 HOW_TO_GET: dict[str, str] = {
     "SLACK_BOT_TOKEN": "Slack app settings > OAuth & Permissions > Bot User OAuth Token (xoxb-...)",
-    "SLACK_SIGNING_SECRET": "Slack app settings > Basic Information > App Credentials > Signing Secret",
+    "SLACK_SIGNING_SECRET": "Slack app settings > Basic Information > App Credentials > "
+    "Signing Secret",
     "SLACK_APP_TOKEN": "Slack app settings > Basic Information > App-Level Tokens, scope "
     "connections:write (xapp-...)",
     "CLOSE_API_KEY": "Close > Settings > Developer > API Keys (api_...)",
@@ -43,6 +44,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     catalog_refresh_seconds: float = 300.0
+    # The worker that creates stored submissions in Close.
+    worker_poll_seconds: float = 1.0
+    worker_lease_seconds: float = 120.0
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    retry_give_up_seconds: float = 6 * 3600.0
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod
@@ -63,3 +70,13 @@ class Settings(BaseSettings):
         needed = ["SLACK_BOT_TOKEN", "CLOSE_API_KEY"]
         needed.append("SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET")
         return [name for name in needed if getattr(self, name.lower()) is None]
+
+    def secret_values(self) -> list[str]:
+        """The configured secrets, for log redaction."""
+        secrets = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.close_api_key,
+        )
+        return [s.get_secret_value() for s in secrets if s is not None]

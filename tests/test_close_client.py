@@ -85,6 +85,11 @@ async def test_metadata_round_trips(close: CloseClient) -> None:
     assert next(f for f in fields if f.id == "cf_products").accepts_multiple_values
 
 
+async def test_memberships_mark_people_who_left(close: CloseClient) -> None:
+    members = {m.user_id: m.active for m in await close.list_memberships()}
+    assert members == {"user_alice": True, "user_bob": True, "user_carol": True, "user_dave": False}
+
+
 async def test_users_are_read_across_pages(sim: CloseSimulator, close: CloseClient) -> None:
     sim.org.users.extend(
         {"id": f"user_extra{i:03d}", "email": f"extra{i}@example.com"} for i in range(246)

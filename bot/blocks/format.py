@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from bot.close.models import ValuePeriod
-from bot.parsing.money import format_money, period_label
+from bot.parsing.money import format_money
+from bot.parsing.periods import period_label
 
 
 def format_money_period(

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bot.blocks.format import format_date, format_money_period
 from bot.blocks.text import (
     BUTTON_TEXT,
     MESSAGE_TEXT,
@@ -16,7 +17,6 @@ from bot.blocks.text import (
     fit_mrkdwn,
 )
 from bot.close.models import Opportunity
-from bot.blocks.format import format_date, format_money_period
 
 RETRY_ACTION_ID = "retry_submission"
 OPEN_IN_CLOSE_ACTION_ID = "open_in_close"
@@ -43,7 +43,9 @@ def _section(text: str) -> dict[str, Any]:
 def _value_line(opportunity: Opportunity) -> str | None:
     if opportunity.value is None:
         return None
-    return format_money_period(opportunity.value, opportunity.value_currency, opportunity.value_period)
+    return format_money_period(
+        opportunity.value, opportunity.value_currency, opportunity.value_period
+    )
 
 
 def _close_date(value: date | None) -> str | None:
@@ -75,11 +77,17 @@ def details(opportunity: Opportunity, *, close_app_url: str) -> Message:
     fields: list[tuple[str, str | None]] = [
         ("Lead", fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 300)),
         ("Value", _value_line(opportunity)),
-        ("Confidence", f"{opportunity.confidence}%" if opportunity.confidence is not None else None),
+        (
+            "Confidence",
+            f"{opportunity.confidence}%" if opportunity.confidence is not None else None,
+        ),
         ("Status", _status_text(opportunity)),
         ("Expected close", format_date(opportunity.date_won) if opportunity.date_won else None),
         ("Owner", fit_mrkdwn(opportunity.user_name, 200) if opportunity.user_name else None),
-        ("Contact", fit_mrkdwn(opportunity.contact_name, 200) if opportunity.contact_name else None),
+        (
+            "Contact",
+            fit_mrkdwn(opportunity.contact_name, 200) if opportunity.contact_name else None,
+        ),
     ]
     shown = [
         {"type": "mrkdwn", "text": fit(f"*{name}*\n{value}", SECTION_FIELD)}
@@ -87,9 +95,7 @@ def details(opportunity: Opportunity, *, close_app_url: str) -> Message:
         if value
     ][:10]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "fields": shown}
-        if shown
-        else _section("Opportunity created."),
+        {"type": "section", "fields": shown} if shown else _section("Opportunity created."),
     ]
     if opportunity.note:
         blocks.append(_section(f"*Note*\n{fit_mrkdwn(opportunity.note, SECTION_TEXT - 20)}"))
@@ -131,7 +137,9 @@ def queued(lead_name: str) -> Message:
         f":hourglass_flowing_sand: Queued — Close is not answering, I will keep trying to log "
         f"the opportunity for *{fit_mrkdwn(lead_name, 300)}*. This message will update when it lands."
     )
-    return Message(text=fit(f"Queued: opportunity for {lead_name}", MESSAGE_TEXT), blocks=[_section(text)])
+    return Message(
+        text=fit(f"Queued: opportunity for {lead_name}", MESSAGE_TEXT), blocks=[_section(text)]
+    )
 
 
 def failed(lead_name: str, reason: str, *, submission_id: str | None = None) -> Message:

@@ -17,24 +17,25 @@ from slack_sdk.models.blocks import (
     Option,
     OptionGroup,
     PlainTextInputElement,
-    PlainTextObject,
     StaticSelectElement,
     UserSelectElement,
 )
 from slack_sdk.models.blocks.blocks import Block
 from slack_sdk.models.views import View
 
+from bot.blocks.custom_fields import custom_field_blocks, shown
+from bot.blocks.options import option
 from bot.blocks.text import (
     CONTEXT_TEXT,
     HINT,
+    MODAL_BLOCKS,
     OPTION_TEXT,
-    OPTION_VALUE,
     OPTIONS_PER_SELECT,
     PLAIN_TEXT_INPUT,
     fit,
     fit_mrkdwn,
 )
-from bot.close.models import Contact, Pipeline, Status, ValuePeriod
+from bot.close.models import Contact, CustomField, Pipeline, Status, User, ValuePeriod
 
 CALLBACK_ID = "opportunity_modal"
 
@@ -51,6 +52,12 @@ class CatalogView(Protocol):
     """What the modal needs to know of the Close org (the warm catalog provides it)."""
 
     def statuses_by_pipeline(self) -> list[tuple[Pipeline, list[Status]]]: ...
+
+    @property
+    def custom_fields(self) -> list[CustomField]: ...
+
+    @property
+    def users(self) -> list[User]: ...
 
 
 class ModalMetadata(BaseModel):
@@ -96,12 +103,11 @@ class ModalForm(BaseModel):
     contacts: list[Contact] = Field(default_factory=list)
     contact_id: str | None = None
     note: str | None = None
+    custom: dict[str, Any] = Field(default_factory=dict)  # cf_id -> value, as Close takes it
     summary: str | None = None
     warnings: list[str] = Field(default_factory=list)
-
-
-def option(label: str, value: str) -> Option:
-    return Option(text=PlainTextObject(text=fit(label, OPTION_TEXT)), value=value[:OPTION_VALUE])
+    # Errors Close returned after the modal was submitted, shown under their blocks.
+    errors: dict[str, str] = Field(default_factory=dict)
 
 
 def lead_option(lead: LeadOption) -> Option:
@@ -141,6 +147,29 @@ def _status_element(form: ModalForm, catalog: CatalogView) -> StaticSelectElemen
     )
 
 
+def _input(
+    form: ModalForm,
+    block_id: str,
+    label: str,
+    element: Any,
+    *,
+    hint: str | None = None,
+    optional: bool = True,
+    dispatch_action: bool | None = None,
+) -> InputBlock:
+    """An input block; an error Close returned for it replaces the hint, so it shows in place."""
+    error = form.errors.get(block_id)
+    shown = f"⚠️ {error}" if error else hint
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        element=element,
+        hint=fit(shown, HINT) if shown else None,
+        optional=optional,
+        dispatch_action=dispatch_action,
+    )
+
+
 def _context(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=fit_mrkdwn(text, CONTEXT_TEXT))])
 
@@ -155,37 +184,40 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=EMPTY_HINT)]))
 
     blocks.append(
-        InputBlock(
-            block_id="lead",
-            label="Lead",
-            element=ExternalDataSelectElement(
+        _input(
+            form,
+            "lead",
+            "Lead",
+            ExternalDataSelectElement(
                 action_id="lead",
                 placeholder="Type a company name",
                 initial_option=lead_option(form.lead) if form.lead else None,
                 min_query_length=1,
             ),
-            hint=fit(form.lead_hint, HINT) if form.lead_hint else None,
+            hint=form.lead_hint,
+            optional=False,
             dispatch_action=True,
         )
     )
     blocks.append(
-        InputBlock(
-            block_id="value",
-            label="Value",
-            element=PlainTextInputElement(
+        _input(
+            form,
+            "value",
+            "Value",
+            PlainTextInputElement(
                 action_id="value",
                 placeholder="e.g. 12k, $12,500, €40,000",
                 initial_value=fit(form.value_text, PLAIN_TEXT_INPUT) if form.value_text else None,
             ),
-            optional=True,
         )
     )
     period_options = [option(label, period) for period, label in PERIOD_LABELS.items()]
     blocks.append(
-        InputBlock(
-            block_id="value_period",
-            label="Period",
-            element=StaticSelectElement(
+        _input(
+            form,
+            "value_period",
+            "Period",
+            StaticSelectElement(
                 action_id="value_period",
                 placeholder="One-time, monthly or annual",
                 options=period_options,
@@ -193,61 +225,61 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
                     (o for o in period_options if o.value == form.value_period), None
                 ),
             ),
-            optional=True,
         )
     )
     blocks.append(
-        InputBlock(
-            block_id="confidence",
-            label="Confidence (%)",
-            element=PlainTextInputElement(
+        _input(
+            form,
+            "confidence",
+            "Confidence (%)",
+            PlainTextInputElement(
                 action_id="confidence",
                 placeholder="0–100",
                 initial_value=str(form.confidence) if form.confidence is not None else None,
             ),
-            optional=True,
         )
     )
     blocks.append(
-        InputBlock(
-            block_id="date_won",
-            label="Expected close date",
-            element=DatePickerElement(
+        _input(
+            form,
+            "date_won",
+            "Expected close date",
+            DatePickerElement(
                 action_id="date_won",
                 placeholder="Pick a date",
                 initial_date=form.date_won.isoformat() if form.date_won else None,
             ),
-            optional=True,
         )
     )
     status_element = _status_element(form, catalog)
     if status_element is not None:
         blocks.append(
-            InputBlock(
-                block_id="status",
-                label="Status",
-                element=status_element,
-                optional=True,
-                hint="Empty: the pipeline's first status, as Close does.",
+            _input(
+                form,
+                "status",
+                "Status",
+                status_element,
+                hint=None if form.status_id else "Empty: the first status, as Close does.",
             )
         )
     blocks.append(
-        InputBlock(
-            block_id="owner",
-            label="Owner",
-            element=UserSelectElement(
+        _input(
+            form,
+            "owner",
+            "Owner",
+            UserSelectElement(
                 action_id="owner", placeholder="Who owns this deal", initial_user=form.owner
             ),
-            optional=True,
         )
     )
     if form.contacts:
         contact_options = [option(c.label, c.id) for c in form.contacts[:OPTIONS_PER_SELECT]]
         blocks.append(
-            InputBlock(
-                block_id="contact",
-                label="Contact",
-                element=StaticSelectElement(
+            _input(
+                form,
+                "contact",
+                "Contact",
+                StaticSelectElement(
                     action_id="contact",
                     placeholder="Who at the lead",
                     options=contact_options,
@@ -255,21 +287,31 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
                         (o for o in contact_options if o.value == form.contact_id), None
                     ),
                 ),
-                optional=True,
             )
         )
     blocks.append(
-        InputBlock(
-            block_id="note",
-            label="Note",
-            element=PlainTextInputElement(
+        _input(
+            form,
+            "note",
+            "Note",
+            PlainTextInputElement(
                 action_id="note",
                 multiline=True,
                 initial_value=fit(form.note, PLAIN_TEXT_INPUT) if form.note else None,
             ),
-            optional=True,
         )
     )
+    fields = shown(catalog.custom_fields)
+    extra = custom_field_blocks(
+        fields, form.custom, form.errors, users=catalog.users, contacts=form.contacts
+    )
+    if len(blocks) + len(extra) > MODAL_BLOCKS:
+        # Slack allows 100 blocks: keep the fields Close requires, and say where the rest are.
+        extra = [b for b in extra if not b.optional][: MODAL_BLOCKS - len(blocks) - 1]
+        blocks.append(
+            _context("Some optional custom fields are not shown here: fill them in Close.")
+        )
+    blocks.extend(extra)
     view = View(
         type="modal",
         callback_id=CALLBACK_ID,

@@ -50,9 +50,10 @@ class DealRequest(BaseModel):
     note: str | None = None
     custom: dict[str, Any] = Field(default_factory=dict)
     tz_offset_hours: float | None = None
+    owner_slack_id: str | None = None
 
     def to_create(self, lead_id: str) -> OpportunityCreate:
-        fields = self.model_dump(exclude={"lead", "lead_name", "tz_offset_hours"})
+        fields = self.model_dump(exclude={"lead", "lead_name", "tz_offset_hours", "owner_slack_id"})
         return OpportunityCreate(lead_id=lead_id, **fields)
 
 
@@ -63,6 +64,7 @@ class ReplyTarget(BaseModel):
     channel_id: str | None = None
     thread_ts: str | None = None
     response_url: str | None = None
+    view_id: str | None = None  # the modal, while it still shows "Creating…"
 
 
 class SubmissionState(StrEnum):

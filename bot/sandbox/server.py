@@ -53,7 +53,9 @@ async def start_server(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) 
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[RunningServer]:
+async def serving(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningServer]:
     running = await start_server(app, host=host, port=port)
     try:
         yield running

@@ -17,10 +17,7 @@ from bot.store.tables import SubmissionRow
 
 def _to_model(row: SubmissionRow) -> Submission:
     return Submission.model_validate(
-        {
-            column.key: getattr(row, column.key)
-            for column in SubmissionRow.__table__.columns
-        }
+        {column.key: getattr(row, column.key) for column in SubmissionRow.__table__.columns}
     )
 
 
@@ -172,9 +169,7 @@ class SubmissionStore:
             claimed_until=None,
         )
 
-    async def set_notice(
-        self, submission_id: str, *, channel: str, ts: str, now: datetime
-    ) -> None:
+    async def set_notice(self, submission_id: str, *, channel: str, ts: str, now: datetime) -> None:
         await self._update(submission_id, now, notice_channel=channel, notice_ts=ts)
 
     async def recent(

@@ -1,0 +1,147 @@
+"""Close opportunity custom fields as modal inputs (block id `custom.<cf_id>`), by field type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    DatePickerElement,
+    DateTimePickerElement,
+    ExternalDataSelectElement,
+    InputBlock,
+    PlainTextInputElement,
+    StaticMultiSelectElement,
+    StaticSelectElement,
+)
+
+from bot.blocks.options import option
+from bot.blocks.text import HINT, LABEL, OPTIONS_PER_SELECT, fit
+from bot.close.models import Contact, CustomField, User
+
+PREFIX = "custom."
+HIDDEN_TYPES = frozenset({"hidden"})
+
+
+def block_id(field: CustomField) -> str:
+    return PREFIX + field.id
+
+
+def shown(fields: Sequence[CustomField]) -> list[CustomField]:
+    return [field for field in fields if field.type not in HIDDEN_TYPES]
+
+
+def _element(
+    field: CustomField,
+    initial: Any,
+    *,
+    users: Sequence[User],
+    contacts: Sequence[Contact],
+) -> Any:
+    action_id = block_id(field)
+    kind = field.type
+    if kind == "date":
+        return DatePickerElement(action_id=action_id, initial_date=initial or None)
+    if kind == "datetime":
+        return DateTimePickerElement(action_id=action_id, initial_date_time=_epoch(initial))
+    if kind == "choices":
+        return _choices_element(field, initial)
+    if kind == "user" and users:
+        options = [option(user.display_name, user.id) for user in users]
+        if len(options) > OPTIONS_PER_SELECT:
+            return ExternalDataSelectElement(action_id=action_id, min_query_length=1)
+        return StaticSelectElement(
+            action_id=action_id,
+            placeholder="Pick a Close user",
+            options=options,
+            initial_option=next((o for o in options if o.value == initial), None),
+        )
+    if kind == "contact" and contacts:
+        options = [option(c.label, c.id) for c in contacts[:OPTIONS_PER_SELECT]]
+        return StaticSelectElement(
+            action_id=action_id,
+            placeholder="Pick a contact",
+            options=options,
+            initial_option=next((o for o in options if o.value == initial), None),
+        )
+    placeholder = "A number" if kind == "number" else None
+    return PlainTextInputElement(
+        action_id=action_id,
+        placeholder=placeholder,
+        initial_value=str(initial) if initial not in (None, "") else None,
+    )
+
+
+def _epoch(value: Any) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return None
+    return None
+
+
+def _choices_element(field: CustomField, initial: Any) -> Any:
+    action_id = block_id(field)
+    if len(field.choices) > OPTIONS_PER_SELECT:
+        # Slack allows 100 options: past that, the options come from our search endpoint.
+        return ExternalDataSelectElement(
+            action_id=action_id,
+            min_query_length=0,
+            initial_option=option(str(initial), str(initial)) if isinstance(initial, str) else None,
+        )
+    options = [option(choice, choice) for choice in field.choices]
+    if field.accepts_multiple_values:
+        chosen = set(initial) if isinstance(initial, list) else set()
+        return StaticMultiSelectElement(
+            action_id=action_id,
+            placeholder="Pick one or more",
+            options=options,
+            initial_options=[o for o in options if o.value in chosen] or None,
+        )
+    return StaticSelectElement(
+        action_id=action_id,
+        placeholder="Pick one",
+        options=options,
+        initial_option=next((o for o in options if o.value == initial), None),
+    )
+
+
+def custom_field_blocks(
+    fields: Sequence[CustomField],
+    values: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    users: Sequence[User],
+    contacts: Sequence[Contact],
+) -> list[InputBlock]:
+    blocks: list[InputBlock] = []
+    for field in fields:
+        if field.type == "contact" and not contacts:
+            continue  # offered once a lead with contacts is chosen
+        error = errors.get(block_id(field))
+        hint = f"⚠️ {error}" if error else field.description
+        blocks.append(
+            InputBlock(
+                block_id=block_id(field),
+                label=fit(field.name, LABEL),
+                element=_element(field, values.get(field.id), users=users, contacts=contacts),
+                hint=fit(hint, HINT) if hint else None,
+                optional=not field.required,
+            )
+        )
+    return blocks
+
+
+def search_options(field: CustomField, users: Sequence[User], typed: str) -> list[dict[str, Any]]:
+    """Options for a field too big for a static select (over 100 choices or users), by search."""
+    typed = typed.strip().casefold()
+    if field.type == "user":
+        pairs = [(u.display_name, u.id) for u in users]
+    else:
+        pairs = [(choice, choice) for choice in field.choices]
+    matches = [(label, value) for label, value in pairs if typed in label.casefold()]
+    return [option(label, value).to_dict() for label, value in matches[:OPTIONS_PER_SELECT]]

@@ -1,0 +1,138 @@
+"""The command line: `python -m bot [serve|socket|parse|doctor|demo|migrate|history]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from bot.settings import HOW_TO_GET, Settings
+
+DESCRIPTION = """Log Close CRM opportunities from Slack.
+
+With no command: Socket Mode if SLACK_APP_TOKEN is set, else the HTTP server.
+Configuration comes from the environment or a .env file (see .env.example)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opportunity-bot",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="HTTP server: POST /slack/events, GET /healthz")
+    serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default: 0.0.0.0)")
+    commands.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
+    parse = commands.add_parser("parse", help="print the parse of TEXT as one JSON object")
+    parse.add_argument("text", metavar="TEXT", nargs="+", help="what a user would type")
+    parse.add_argument("--tz", default="UTC", help="the user's IANA time zone (default: UTC)")
+    parse.add_argument("--locale", default="en-US", help="e.g. en-US (default) or en-GB")
+    parse.add_argument("--now", help="reference instant, ISO 8601 (default: now)")
+    commands.add_parser(
+        "doctor", help="check tokens, scopes, Close key, catalog and user-mapping coverage"
+    )
+    commands.add_parser(
+        "demo", help="run the whole flow against bundled local Slack and Close simulators"
+    )
+    commands.add_parser("migrate", help="create or upgrade the database schema")
+    history = commands.add_parser("history", help="list recent submissions")
+    history.add_argument("--user", help="only this Slack user id")
+    history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    return parser
+
+
+def _load_settings() -> Settings | None:
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"]).upper()
+            print(f"error: {name}: {problem['msg']}", file=sys.stderr)
+        return None
+
+
+def _missing(settings: Settings, mode: str) -> bool:
+    missing = settings.missing_for(mode)
+    if not missing:
+        return False
+    print(f"Cannot start {mode}: missing configuration.", file=sys.stderr)
+    for name in missing:
+        print(f"  {name}: {HOW_TO_GET[name]}", file=sys.stderr)
+    print(
+        "Set them in the environment or in a .env file (see .env.example).\n"
+        "No accounts yet? `python -m bot demo` runs everything against local simulators.",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _parse_now(raw: str | None) -> datetime:
+    if raw is None:
+        return datetime.now(UTC)
+    now = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command
+    if command == "parse":
+        from bot.parsing import parse
+
+        try:
+            now = _parse_now(args.now)
+        except ValueError:
+            print(f"error: --now {args.now!r} is not an ISO 8601 instant", file=sys.stderr)
+            return 2
+        draft = parse(" ".join(args.text), now=now, tz=args.tz, locale=args.locale)
+        print(json.dumps(draft.to_contract(), ensure_ascii=False))
+        return 0
+    if command == "demo":
+        from bot.demo import run_demo
+
+        return asyncio.run(run_demo())
+
+    settings = _load_settings()
+    if settings is None:
+        return 2
+    from bot.logs import configure
+
+    configure(settings.log_level, secrets=settings.secret_values())
+    if command is None:
+        command = "socket" if settings.socket_mode else "serve"
+    if command == "serve":
+        if _missing(settings, "serve"):
+            return 2
+        from bot.runners import serve
+
+        serve(settings, host=getattr(args, "host", "0.0.0.0"), port=getattr(args, "port", None))
+        return 0
+    if command == "socket":
+        if _missing(settings, "socket"):
+            return 2
+        from bot.runners import run_socket_mode
+
+        asyncio.run(run_socket_mode(settings))
+        return 0
+    if command == "doctor":
+        from bot.doctor import run_doctor
+
+        return asyncio.run(run_doctor(settings))
+    if command == "migrate":
+        from bot.runners import migrate
+
+        asyncio.run(migrate(settings))
+        print("Database schema is up to date.")
+        return 0
+    if command == "history":
+        from bot.runners import print_history
+
+        return asyncio.run(print_history(settings, user=args.user, limit=args.limit))
+    return 2

@@ -1,0 +1,111 @@
+"""Telling the user the outcome in Slack, whatever the channel allows: thread, response_url or DM."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.blocks.messages import Message
+from bot.deals.models import ReplyTarget
+
+log = logging.getLogger(__name__)
+
+# chat.postMessage errors that mean "not here, try another way" rather than "broken".
+REFUSED = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "cannot_reply_to_message",
+        "ekm_access_denied",
+        "team_access_not_granted",
+    }
+)
+
+
+class Posted(BaseModel):
+    """Where a message landed; `channel`/`ts` are None when it went through a response_url."""
+
+    via: str
+    channel: str | None = None
+    ts: str | None = None
+
+    @property
+    def threadable(self) -> bool:
+        return self.channel is not None and self.ts is not None
+
+
+class Notifier:
+    def __init__(self, slack: AsyncWebClient) -> None:
+        self._slack = slack
+
+    async def post(
+        self, target: ReplyTarget, message: Message, *, thread_ts: str | None = None
+    ) -> Posted | None:
+        """Post `message` where the user asked; fall back so the user always learns the outcome."""
+        thread_ts = thread_ts or target.thread_ts
+        if target.channel_id:
+            posted = await self._post_in(target.channel_id, message, thread_ts=thread_ts)
+            if posted:
+                return posted
+        if target.response_url:
+            try:
+                response = await AsyncWebhookClient(target.response_url).send(
+                    text=message.text, blocks=message.blocks, response_type="ephemeral"
+                )
+                if response.status_code == 200:
+                    return Posted(via="response_url")
+                log.info("response_url answered %s", response.status_code)
+            except Exception as error:  # network trouble must not hide the outcome: try a DM
+                log.info("response_url failed: %s", type(error).__name__)
+        return await self._post_dm(target.user_id, message)
+
+    async def _post_in(
+        self, channel: str, message: Message, *, thread_ts: str | None
+    ) -> Posted | None:
+        try:
+            response = await self._slack.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
+            )
+            return Posted(via="channel", channel=response["channel"], ts=response["ts"])
+        except SlackApiError as error:
+            code = error.response.get("error")
+            if code not in REFUSED:
+                log.warning("chat.postMessage to %s failed: %s", channel, code)
+            return None
+
+    async def _post_dm(self, user_id: str, message: Message) -> Posted | None:
+        try:
+            opened = await self._slack.conversations_open(users=user_id)
+            channel = opened["channel"]["id"]
+        except SlackApiError as error:
+            log.error("Could not open a DM with %s: %s", user_id, error.response.get("error"))
+            return None
+        posted = await self._post_in(channel, message, thread_ts=None)
+        return posted.model_copy(update={"via": "dm"}) if posted else None
+
+    async def update_view(self, view_id: str, view: dict[str, Any]) -> bool:
+        """Replace an open modal; False when the user has closed it (or Slack refused)."""
+        try:
+            await self._slack.views_update(view_id=view_id, view=view)
+            return True
+        except SlackApiError as error:
+            log.info("views.update %s skipped: %s", view_id, error.response.get("error"))
+            return False
+
+    async def update(self, channel: str, ts: str, message: Message) -> bool:
+        try:
+            await self._slack.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+            return True
+        except SlackApiError as error:
+            log.warning("chat.update failed: %s", error.response.get("error"))
+            return False

@@ -1,0 +1,93 @@
+"""From a parsed Draft to the modal's initial values and its one-line "what I understood"."""
+
+from __future__ import annotations
+
+from bot.blocks.format import format_date, format_money_period
+from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata
+from bot.close.catalog import Catalog
+from bot.close.models import Lead, Status
+from bot.deals.models import NEW_LEAD_PREFIX, DealRequest
+from bot.parsing import Draft
+from bot.parsing.money import format_money
+
+
+def new_lead_option(name: str) -> LeadOption:
+    return LeadOption(value=NEW_LEAD_PREFIX + name, label=f"Create new lead: {name}")
+
+
+def existing_lead_option(lead: Lead) -> LeadOption:
+    return LeadOption(value=lead.id, label=lead.label)
+
+
+def resolve_status(draft: Draft, catalog: Catalog) -> tuple[Status | None, str | None]:
+    """The status the text named (with a warning if Close has no such status), else the default."""
+    if draft.status:
+        status = catalog.status_by_label(draft.status)
+        if status is not None:
+            return status, None
+        return catalog.default_status(), f"Close has no status “{draft.status}”: pick one below."
+    return catalog.default_status(), None
+
+
+def summary_line(draft: Draft, status: Status | None) -> str | None:
+    """ "Acme Corp · $12,000 annual · 60% · closes Fri 15 Jan 2027 · Demo Scheduled" """
+    parts: list[str] = []
+    if draft.lead:
+        parts.append(draft.lead)
+    if draft.value is not None:
+        parts.append(format_money_period(draft.value, draft.value_currency, draft.value_period))
+    elif draft.value_period:
+        parts.append(draft.value_period.replace("_", "-"))
+    if draft.confidence is not None:
+        parts.append(f"{draft.confidence}%")
+    if draft.date_won:
+        parts.append(f"closes {format_date(draft.date_won)}")
+    if parts and status is not None:
+        parts.append(status.label)
+    return " · ".join(parts) if parts else None
+
+
+def form_from_draft(
+    draft: Draft, catalog: Catalog, *, invoker: str, metadata: ModalMetadata
+) -> ModalForm:
+    status, status_warning = resolve_status(draft, catalog)
+    warnings = list(draft.warnings)
+    if status_warning:
+        warnings.append(status_warning)
+    return ModalForm(
+        metadata=metadata,
+        # The lead is looked up in Close right after the modal opens (no Close call before
+        # views.open); until then the select stays empty so nobody creates a duplicate lead.
+        lead=None,
+        lead_hint=f"Looking up “{draft.lead}” in Close…" if draft.lead else None,
+        value_text=format_money(draft.value, draft.value_currency)
+        if draft.value is not None
+        else None,
+        value_period=draft.value_period,
+        confidence=draft.confidence,
+        date_won=draft.date_won,
+        status_id=status.id if status else None,
+        owner=draft.owner or invoker,
+        note=draft.note,
+        summary=summary_line(draft, status),
+        warnings=warnings,
+    )
+
+
+def form_from_request(request: DealRequest, *, owner: str, metadata: ModalMetadata) -> ModalForm:
+    """The modal again, filled with what was submitted (the "Try again" path)."""
+    return ModalForm(
+        metadata=metadata,
+        lead=LeadOption(value=request.lead.option_value, label=request.lead_name)
+        if request.lead.id
+        else new_lead_option(request.lead.new_name or request.lead_name),
+        value_text=format_money(request.value) if request.value is not None else None,
+        value_period=request.value_period,
+        confidence=request.confidence,
+        date_won=request.date_won,
+        status_id=request.status_id,
+        owner=owner,
+        contact_id=request.contact_id,
+        note=request.note,
+        custom=request.custom,
+    )

@@ -1,0 +1,288 @@
+"""The use case: accept a validated submission durably, then create it in Close exactly once."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+
+from bot.blocks import messages
+from bot.blocks.modal import ModalMetadata, build_opportunity_modal
+from bot.blocks.status_views import created_view, queued_view
+from bot.close.catalog import Catalog
+from bot.close.client import CloseClient
+from bot.close.errors import (
+    CloseAuthError,
+    CloseError,
+    CloseHTTPError,
+    CloseOutcomeUnknown,
+    CloseRateLimited,
+    CloseValidationError,
+)
+from bot.close.models import Lead, Opportunity
+from bot.deals.models import DealRequest, ReplyTarget, Submission
+from bot.deals.notify import Notifier
+from bot.deals.prefill import form_from_request
+from bot.store.submissions import SubmissionStore
+
+log = logging.getLogger(__name__)
+
+FIELD_NAMES = {
+    "lead": "lead",
+    "lead_id": "lead",
+    "status": "status",
+    "status_id": "status",
+    "pipeline": "status",
+    "pipeline_id": "status",
+    "value": "value",
+    "value_period": "value_period",
+    "confidence": "confidence",
+    "date_won": "date_won",
+    "user": "owner",
+    "user_id": "owner",
+    "contact": "contact",
+    "contact_id": "contact",
+    "note": "note",
+}
+
+
+def block_for_field(field: str) -> str:
+    """The modal block a Close `field-errors` key belongs to (custom.cf_x stays custom.cf_x)."""
+    return FIELD_NAMES.get(field, field if field.startswith("custom.") else "lead")
+
+
+def describe_close_error(error: CloseHTTPError) -> str:
+    if error.field_errors:
+        return "; ".join(f"{field}: {text}" for field, text in error.field_errors.items())
+    return "; ".join(error.errors) or error.message or f"HTTP {error.status_code}"
+
+
+class RetryPolicy(BaseModel):
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+    give_up_after_seconds: float = 3600.0
+
+    def delay(self, attempts: int) -> float:
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        return random.uniform(ceiling / 2, ceiling)  # jitter spreads a burst of retries
+
+
+class Deals:
+    def __init__(
+        self,
+        *,
+        store: SubmissionStore,
+        close: CloseClient,
+        catalog: Catalog,
+        notifier: Notifier,
+        close_app_url: str,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self._close = close
+        self._catalog = catalog
+        self._notifier = notifier
+        self._close_app_url = close_app_url
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+
+    async def accept(
+        self,
+        *,
+        idempotency_key: str,
+        request: DealRequest,
+        reply_to: ReplyTarget,
+        slack_user_id: str,
+        team_id: str | None,
+    ) -> tuple[Submission, bool]:
+        return await self.store.accept(
+            idempotency_key=idempotency_key,
+            request=request,
+            reply_to=reply_to,
+            slack_user_id=slack_user_id,
+            team_id=team_id,
+            now=self._clock(),
+        )
+
+    async def process(self, submission: Submission) -> None:
+        """Work one claimed submission: lead, opportunity, confirmation. Never raises."""
+        try:
+            await self._create(submission)
+        except (CloseValidationError, CloseAuthError) as error:
+            await self._fail(submission, describe_close_error(error), error)
+        except (CloseOutcomeUnknown, CloseRateLimited, CloseError) as error:
+            await self._retry_later(submission, error)
+        except Exception:  # a bug must not lose the submission: keep it and retry later
+            log.exception("Unexpected error working submission %s", submission.id)
+            await self._retry_later(submission, None)
+
+    async def _create(self, submission: Submission) -> None:
+        request = submission.request
+        lead_id = submission.lead_id or request.lead.id
+        if lead_id is None:
+            lead = await self._new_lead(submission)
+            lead_id = lead.id
+            await self.store.set_lead(submission.id, lead_id, now=self._clock())
+        existing = await self._already_created(submission, lead_id)
+        opportunity = existing or await self._close.create_opportunity(
+            request.to_create(lead_id), tz_offset_hours=request.tz_offset_hours
+        )
+        await self.store.mark_created(
+            submission.id,
+            lead_id=lead_id,
+            opportunity_id=opportunity.id,
+            response=opportunity.model_dump(mode="json"),
+            now=self._clock(),
+        )
+        log.info("Created %s for submission %s", opportunity.id, submission.id)
+        await self._confirm(submission, opportunity)
+
+    async def _new_lead(self, submission: Submission) -> Lead:
+        name = submission.request.lead.new_name or submission.request.lead_name
+        if submission.attempts > 1:
+            # An earlier attempt may have created the lead before dying: reuse it.
+            for lead in await self._close.search_leads(name, limit=5):
+                if lead.label.strip().casefold() == name.strip().casefold():
+                    return lead
+        return await self._close.create_lead(name)
+
+    async def _already_created(self, submission: Submission, lead_id: str) -> Opportunity | None:
+        """Reconcile before any retry: an earlier attempt may have reached Close unanswered."""
+        if submission.attempts <= 1:
+            return None
+        since = (submission.first_attempt_at or submission.created_at) - timedelta(minutes=5)
+        request = submission.request
+        for candidate in await self._close.list_opportunities(
+            lead_id=lead_id, date_created_gte=since
+        ):
+            if (
+                candidate.value == request.value
+                and candidate.user_id == request.user_id
+                and (candidate.note or None) == (request.note or None)
+            ):
+                log.info("Reconciled submission %s with %s", submission.id, candidate.id)
+                return candidate
+        return None
+
+    async def _confirm(self, submission: Submission, opportunity: Opportunity) -> None:
+        target = submission.reply_to
+        if target.view_id:
+            where = "The confirmation is in the channel's thread." if target.channel_id else ""
+            await self._notifier.update_view(
+                target.view_id,
+                created_view(opportunity, close_app_url=self._close_app_url, where=where),
+            )
+        summary = messages.summary(opportunity, creator=submission.slack_user_id)
+        details = messages.details(opportunity, close_app_url=self._close_app_url)
+        if submission.notice_channel and submission.notice_ts:
+            updated = await self._notifier.update(
+                submission.notice_channel, submission.notice_ts, summary
+            )
+            if updated:
+                await self._notifier.post(
+                    target.model_copy(update={"channel_id": submission.notice_channel}),
+                    details,
+                    thread_ts=target.thread_ts or submission.notice_ts,
+                )
+                return
+        posted = await self._notifier.post(target, summary)
+        if posted is None:
+            log.error("Could not tell %s about %s", submission.slack_user_id, opportunity.id)
+            return
+        if posted.threadable:
+            await self._notifier.post(
+                target.model_copy(update={"channel_id": posted.channel}),
+                details,
+                thread_ts=target.thread_ts
+                if posted.via == "channel" and target.thread_ts
+                else posted.ts,
+            )
+        else:
+            await self._notifier.post(target, details)
+
+    async def _reopen_with_errors(
+        self, submission: Submission, error: CloseValidationError
+    ) -> bool:
+        """Put the form back in the still-open modal with Close's errors under their fields."""
+        view_id = submission.reply_to.view_id
+        if view_id is None:
+            return False
+        errors: dict[str, str] = {}
+        for field, text in error.field_errors.items():
+            block = block_for_field(field)
+            errors[block] = f"{errors[block]} {text}" if block in errors else f"Close says: {text}"
+        if not errors:
+            errors["lead"] = f"Close refused it: {describe_close_error(error)}"
+        target = submission.reply_to
+        metadata = ModalMetadata(
+            key=uuid.uuid4().hex,  # a corrected resubmission is a new submission
+            channel_id=target.channel_id,
+            thread_ts=target.thread_ts,
+            response_url=target.response_url,
+        )
+        owner = submission.request.owner_slack_id or submission.slack_user_id
+        form = form_from_request(submission.request, owner=owner, metadata=metadata)
+        form = form.model_copy(update={"errors": errors})
+        return await self._notifier.update_view(
+            view_id, build_opportunity_modal(form, self._catalog)
+        )
+
+    async def _retry_later(self, submission: Submission, error: Exception | None) -> None:
+        now = self._clock()
+        started = submission.first_attempt_at or submission.created_at
+        reason = str(error) if error else "an unexpected error"
+        if (now - started).total_seconds() >= self.retry.give_up_after_seconds:
+            await self._fail(
+                submission,
+                f"Close did not accept it for {self.retry.give_up_after_seconds / 60:.0f} minutes "
+                f"(last error: {reason}).",
+                error,
+            )
+            return
+        at = now + timedelta(seconds=self.retry.delay(submission.attempts))
+        await self.store.schedule_retry(submission.id, at=at, error=reason, now=now)
+        log.info("Submission %s will be retried at %s: %s", submission.id, at, reason)
+        if submission.attempts == 1 and submission.reply_to.view_id:
+            await self._notifier.update_view(
+                submission.reply_to.view_id, queued_view(submission.request.lead_name)
+            )
+        if submission.notice_ts is None:
+            posted = await self._notifier.post(
+                submission.reply_to, messages.queued(submission.request.lead_name)
+            )
+            if posted and posted.threadable and posted.channel and posted.ts:
+                await self.store.set_notice(
+                    submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
+                )
+
+    async def _fail(self, submission: Submission, reason: str, error: Exception | None) -> None:
+        response = None
+        if isinstance(error, CloseHTTPError):
+            response = {
+                "status": error.status_code,
+                "errors": error.errors,
+                "field-errors": error.field_errors,
+            }
+        await self.store.mark_failed(
+            submission.id, error=reason, response=response, now=self._clock()
+        )
+        log.warning("Submission %s failed: %s", submission.id, reason)
+        if isinstance(error, CloseValidationError) and await self._reopen_with_errors(
+            submission, error
+        ):
+            return
+        message = messages.failed(submission.request.lead_name, reason, submission_id=submission.id)
+        if (
+            submission.notice_channel
+            and submission.notice_ts
+            and await self._notifier.update(
+                submission.notice_channel, submission.notice_ts, message
+            )
+        ):
+            return
+        await self._notifier.post(submission.reply_to, message)

@@ -1,0 +1,15 @@
+"""Slack listeners, grouped by surface; each module's `register(app, services)` wires its handlers."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.listeners import actions, commands, options, views
+from bot.services import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    commands.register(app, services)
+    views.register(app, services)
+    options.register(app, services)
+    actions.register(app, services)

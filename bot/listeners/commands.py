@@ -1,0 +1,34 @@
+"""The `/opportunity` slash command: ack at once, then open the modal (or answer a subcommand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.listeners.help import HELP_TEXT
+from bot.listeners.modal_flow import open_modal
+from bot.services import Services
+
+COMMAND = "/opportunity"
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.command(COMMAND)
+    async def opportunity_command(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        text = str(body.get("text") or "").strip()
+        first = text.split(maxsplit=1)[0].lower() if text else ""
+        if first in ("help", "?", "-h", "--help"):
+            await respond(text=HELP_TEXT, response_type="ephemeral")
+            return
+        await open_modal(
+            services,
+            trigger_id=str(body.get("trigger_id") or ""),
+            user_id=str(body.get("user_id") or ""),
+            text=text,
+            channel_id=body.get("channel_id"),
+            response_url=body.get("response_url"),
+        )

@@ -1,0 +1,118 @@
+"""Opening the opportunity modal, the one way: parse in the user's zone, open, then preselect the lead."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.messages import notice
+from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata, build_opportunity_modal
+from bot.deals.models import ReplyTarget
+from bot.deals.prefill import existing_lead_option, form_from_draft, new_lead_option
+from bot.lead_match import match_lead
+from bot.parsing import parse
+from bot.services import Services
+from bot.tasks import spawn
+
+log = logging.getLogger(__name__)
+
+PROFILE_BUDGET_SECONDS = 1.0
+LEAD_LOOKUP_BUDGET_SECONDS = 5.0
+
+
+async def open_modal(
+    services: Services,
+    *,
+    trigger_id: str,
+    user_id: str,
+    text: str = "",
+    channel_id: str | None = None,
+    thread_ts: str | None = None,
+    response_url: str | None = None,
+) -> str | None:
+    """Open the modal prefilled from `text`; returns the view id, or None when Slack refused."""
+    tz, locale = "UTC", "en-US"
+    try:
+        profile = await asyncio.wait_for(
+            services.identity.profile(user_id), timeout=PROFILE_BUDGET_SECONDS
+        )
+    except TimeoutError:
+        profile = None
+    if profile is not None:
+        tz, locale = profile.tz, profile.locale
+    draft = parse(
+        text,
+        now=services.clock(),
+        tz=tz,
+        locale=locale,
+        status_labels=[status.label for status in services.catalog.statuses],
+    )
+    metadata = ModalMetadata(
+        key=uuid.uuid4().hex, channel_id=channel_id, thread_ts=thread_ts, response_url=response_url
+    )
+    form = form_from_draft(draft, services.catalog, invoker=user_id, metadata=metadata)
+    view = build_opportunity_modal(form, services.catalog)
+    try:
+        opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as error:
+        code = error.response.get("error")
+        log.warning("views.open failed: %s", code)
+        await services.notifier.post(
+            ReplyTarget(user_id=user_id, response_url=response_url),
+            notice(
+                "Slack did not let me open the form in time "
+                f"(`{code}`). Please run the command again."
+            ),
+        )
+        return None
+    view_id: str = opened["view"]["id"]
+    if draft.lead:
+        spawn(
+            preselect_lead(services, form, draft.lead, view_id, opened["view"].get("hash")),
+            name="preselect-lead",
+        )
+    return view_id
+
+
+async def preselect_lead(
+    services: Services, form: ModalForm, name: str, view_id: str, view_hash: str | None
+) -> None:
+    """Look the typed lead up in Close and update the open modal with the best match.
+
+    `hash` makes Slack refuse the update if the user changed the view meanwhile, so nothing
+    they touched is overwritten; in that case the lead simply stays for them to pick.
+    """
+    try:
+        candidates = await asyncio.wait_for(
+            services.close.search_leads(name, limit=20), timeout=LEAD_LOOKUP_BUDGET_SECONDS
+        )
+    except Exception as error:  # a slow or failing Close just means no preselection
+        log.info("Lead lookup for preselection failed: %s", type(error).__name__)
+        candidates = []
+    match = match_lead(name, candidates)
+    lead: LeadOption = existing_lead_option(match.lead) if match.lead else new_lead_option(name)
+    hint = None
+    if match.others:
+        hint = "Also in Close: " + ", ".join(other.label for other in match.others)
+    elif match.lead is None:
+        hint = f"No lead named “{name}” in Close yet: this creates it. Type to pick another."
+    updated = form.model_copy(update={"lead": lead, "lead_hint": hint})
+    await update_modal(services, view_id, updated, view_hash)
+
+
+async def update_modal(
+    services: Services, view_id: str, form: ModalForm, view_hash: str | None
+) -> dict[str, Any] | None:
+    try:
+        response = await services.slack.views_update(
+            view_id=view_id, hash=view_hash, view=build_opportunity_modal(form, services.catalog)
+        )
+    except SlackApiError as error:
+        log.info("views.update skipped: %s", error.response.get("error"))
+        return None
+    view: dict[str, Any] = response["view"]
+    return view

@@ -1,0 +1,80 @@
+"""The modal's submission: validate (inline errors), store durably, ack, then hand to the worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.blocks.modal import CALLBACK_ID, ModalMetadata
+from bot.blocks.status_views import creating_view
+from bot.deals.form import read_state, validate
+from bot.deals.models import ReplyTarget
+from bot.listeners.payload import dict_at, str_at
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+STALE_FORM = "This form is out of date. Close it and run /opportunity again."
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.view(CALLBACK_ID)
+    async def opportunity_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = dict_at(body, "view")
+        user_id = str_at(body, "user", "id")
+        metadata = ModalMetadata.decode(view.get("private_metadata"))
+        if metadata is None or not user_id:
+            await ack(response_action="errors", errors={"lead": STALE_FORM})
+            return
+
+        form = read_state(dict_at(view, "state", "values"))
+        checked = validate(form, services.catalog)
+        errors = dict(checked.errors)
+
+        owner_id = form.owner or user_id
+        mapping = await services.identity.close_user_for(owner_id)
+        if mapping.close_user is None:
+            who = "You have" if owner_id == user_id else f"<@{owner_id}> has"
+            errors["owner"] = (
+                f"{who} no Close account I can match: {mapping.reason} "
+                "An admin can link them with `/opportunity link @user <close email>`."
+            )
+        if errors or checked.request is None:
+            await ack(response_action="errors", errors=errors)
+            return
+
+        submitter = await services.identity.profile(user_id)
+        request = checked.request.model_copy(
+            update={
+                "user_id": mapping.close_user.id if mapping.close_user else None,
+                "tz_offset_hours": submitter.tz_offset_hours if submitter else None,
+                "owner_slack_id": owner_id,
+            }
+        )
+        reply_to = ReplyTarget(
+            user_id=user_id,
+            channel_id=metadata.channel_id,
+            thread_ts=metadata.thread_ts,
+            response_url=metadata.response_url,
+            view_id=str_at(view, "id"),
+        )
+        # Stored before the ack: from here on, nothing the user submitted can be lost.
+        submission, is_new = await services.deals.accept(
+            idempotency_key=metadata.key,
+            request=request,
+            reply_to=reply_to,
+            slack_user_id=user_id,
+            team_id=str_at(body, "team", "id"),
+        )
+        # The modal stays open on "Creating…" until Close answers, so a Close 400 can still
+        # be shown on its field; if the user closes it, the outcome comes in the thread.
+        await ack(
+            response_action="update",
+            view=creating_view(request.lead_name, private_metadata=metadata.encode()),
+        )
+        if is_new:
+            services.worker.kick()
+        else:
+            log.info("Duplicate submission %s ignored (state %s)", submission.id, submission.state)

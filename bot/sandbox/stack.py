@@ -1,0 +1,102 @@
+"""The whole thing on one machine: Close and Slack simulators, the real bot over HTTP, a Slack driver."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.app import build_app
+from bot.http import create_http_app
+from bot.sandbox.close_sim import CloseSimulator
+from bot.sandbox.server import RunningServer, start_server
+from bot.sandbox.slack_driver import SlackDriver
+from bot.sandbox.slack_sim import SlackSimulator
+from bot.services import Services, utc_now
+from bot.settings import Settings
+
+# Obviously fake credentials: the simulators accept only these.
+BOT_TOKEN = "xoxb-sandbox-bot-token"
+SIGNING_SECRET = "sandbox-signing-secret"
+CLOSE_API_KEY = "api_sandbox.closekey"
+
+
+@dataclass
+class Sandbox:
+    close: CloseSimulator
+    slack: SlackSimulator
+    bot: RunningServer
+    services: Services
+    settings: Settings
+    driver: SlackDriver
+
+    @property
+    def events_url(self) -> str:
+        return self.bot.url + "slack/events"
+
+
+def sandbox_settings(
+    *, close_url: str, slack_url: str, database_url: str, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "close_api_key": CLOSE_API_KEY,
+        "close_api_url": close_url,
+        "slack_api_url": slack_url,
+        "database_url": database_url,
+        # Snappy retries: the simulators answer in milliseconds.
+        "worker_poll_seconds": 0.2,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.5,
+        "worker_lease_seconds": 10,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def running_sandbox(
+    *,
+    database_url: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    close: CloseSimulator | None = None,
+    slack: SlackSimulator | None = None,
+    **settings_overrides: Any,
+) -> AsyncIterator[Sandbox]:
+    """Start both simulators and the bot (uvicorn, real HTTP), and stop them all afterwards."""
+    close = close or CloseSimulator(api_key=CLOSE_API_KEY)
+    slack = slack or SlackSimulator(bot_token=BOT_TOKEN)
+    with tempfile.TemporaryDirectory(prefix="opportunity-bot-") as tmp:
+        url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'sandbox.sqlite3'}"
+        close_url = await close.start()
+        slack_url = await slack.start()
+        try:
+            settings = sandbox_settings(
+                close_url=close_url, slack_url=slack_url, database_url=url, **settings_overrides
+            )
+            services = Services.create(settings, clock=clock)
+            bot = await start_server(create_http_app(services, build_app(settings, services)))
+            try:
+                await services.catalog.wait_loaded(5.0)
+                driver = SlackDriver(slack, bot.url + "slack/events", SIGNING_SECRET)
+                try:
+                    yield Sandbox(
+                        close=close,
+                        slack=slack,
+                        bot=bot,
+                        services=services,
+                        settings=settings,
+                        driver=driver,
+                    )
+                finally:
+                    await driver.aclose()
+            finally:
+                await bot.stop()
+        finally:
+            await slack.stop()
+            await close.stop()

@@ -1,0 +1,105 @@
+"""Everything the listeners use, built once from Settings and passed in (never imported as globals)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.close.catalog import Catalog
+from bot.close.client import CloseClient
+from bot.deals.notify import Notifier
+from bot.deals.service import Deals, RetryPolicy
+from bot.deals.worker import Worker
+from bot.identity import Identity
+from bot.lead_search import LeadSearch
+from bot.parsing import warm_up
+from bot.settings import Settings
+from bot.store.db import create_engine, create_schema, session_factory
+from bot.store.submissions import SubmissionStore
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    slack: AsyncWebClient
+    close: CloseClient
+    catalog: Catalog
+    engine: AsyncEngine
+    store: SubmissionStore
+    identity: Identity
+    notifier: Notifier
+    deals: Deals
+    worker: Worker
+    lead_search: LeadSearch
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @classmethod
+    def create(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
+        if settings.slack_bot_token is None or settings.close_api_key is None:
+            raise ValueError("SLACK_BOT_TOKEN and CLOSE_API_KEY are required")
+        slack = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        )
+        close = CloseClient(settings.close_api_key.get_secret_value(), settings.close_api_url)
+        catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
+        engine = create_engine(settings.database_url)
+        store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
+        identity = Identity(slack, catalog, admin_user_ids=frozenset(settings.admin_user_ids))
+        notifier = Notifier(slack)
+        deals = Deals(
+            store=store,
+            close=close,
+            catalog=catalog,
+            notifier=notifier,
+            close_app_url=settings.close_app_url,
+            retry=RetryPolicy(
+                base_seconds=settings.retry_base_seconds,
+                max_seconds=settings.retry_max_seconds,
+                give_up_after_seconds=settings.retry_give_up_seconds,
+            ),
+            clock=clock,
+        )
+        worker = Worker(
+            deals,
+            poll_seconds=settings.worker_poll_seconds,
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            clock=clock,
+        )
+        return cls(
+            settings=settings,
+            slack=slack,
+            close=close,
+            catalog=catalog,
+            engine=engine,
+            store=store,
+            identity=identity,
+            notifier=notifier,
+            deals=deals,
+            worker=worker,
+            lead_search=LeadSearch(close),
+            clock=clock,
+        )
+
+    async def start(self) -> None:
+        """Ready to serve: schema in place, parser warm, catalog loading, worker running."""
+        warm_up()
+        await create_schema(self.engine)
+        await self.catalog.start()
+        self.worker.start()
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+        await self.catalog.stop()
+        await self.close.aclose()
+        await self.engine.dispose()
