@@ -29,6 +29,7 @@ from bot.close.models import (
     CustomField,
     Lead,
     Me,
+    Membership,
     Opportunity,
     OpportunityCreate,
     Pipeline,
@@ -37,6 +38,7 @@ from bot.close.models import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0, pool=5.0)
+MAX_SEARCH_LIMIT = 200  # Close answers 400 past this for leads
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 # Below this many calls left in the window, pace the group until the window resets.
 LOW_REMAINING = 0
@@ -121,6 +123,18 @@ class CloseClient:
     async def list_users(self) -> list[User]:
         return [User.model_validate(item) for item in await self._paginate("user/")]
 
+    async def list_memberships(self, organization_id: str | None = None) -> list[Membership]:
+        """Members of the org (default: the key's first org), inactive ones with active=False."""
+        if organization_id is None:
+            organizations = (await self.me()).organizations
+            if not organizations:
+                return []
+            organization_id = str(organizations[0]["id"])
+        org = await self._request("GET", f"organization/{organization_id}/")
+        members = [{**m, "active": True} for m in org.get("memberships") or []]
+        members += [{**m, "active": False} for m in org.get("inactive_memberships") or []]
+        return [Membership.model_validate(m) for m in members]
+
     async def list_opportunity_custom_fields(self) -> list[CustomField]:
         try:
             body = await self._request("GET", "custom_field_schema/opportunity/")
@@ -151,14 +165,18 @@ class CloseClient:
                 ],
             },
             "_fields": {"lead": ["id", "display_name"]},
-            "_limit": limit,
+            "_limit": min(limit, MAX_SEARCH_LIMIT),
         }
         try:
             body = await self._request("POST", "data/search/", json=query, read=True)
         except (CloseNotFound, CloseValidationError):
             # The deprecated query-language search still answers where /data/search/ does not.
             quoted = name.replace('"', " ").strip()
-            params = {"query": f'name:"{quoted}"', "_fields": "id,display_name", "_limit": limit}
+            params = {
+                "query": f'name:"{quoted}"',
+                "_fields": "id,display_name",
+                "_limit": min(limit, MAX_SEARCH_LIMIT),
+            }
             body = await self._request("GET", "lead/", params=params)
         return [Lead.model_validate(item) for item in body.get("data", [])][:limit]
 

@@ -292,7 +292,6 @@ def value_formatted(value: int | None, period: str | None, currency: str = "USD"
 @dataclass
 class _Fault:
     remaining: int
-    status: int
     paths: tuple[str, ...] | None
     methods: tuple[str, ...] | None
     build: Callable[[], SimError]
@@ -409,7 +408,7 @@ class CloseSimulator:
                 headers["Retry-After"] = _seconds(retry_after)
             return self._too_many(reset, headers)
 
-        self._add_fault(n, 429, paths, None, build)
+        self._add_fault(n, paths, None, build)
 
     def fail(
         self,
@@ -425,7 +424,7 @@ class CloseSimulator:
                 return _bad_request(None, "Simulated bad request.")
             return SimError(status, {"error": f"Simulated {status}."})
 
-        self._add_fault(n, status, paths, methods, build)
+        self._add_fault(n, paths, methods, build)
 
     def apply_then_hang(self, n: int, seconds: float) -> None:
         """The next `n` POST /opportunity/ are stored, then answered only after `seconds`."""
@@ -454,14 +453,13 @@ class CloseSimulator:
     def _add_fault(
         self,
         n: int,
-        status: int,
         paths: Iterable[str] | None,
         methods: Iterable[str] | None,
         build: Callable[[], SimError],
     ) -> None:
         path_tuple = tuple(_relative(p) for p in paths) if paths is not None else None
         method_tuple = tuple(m.upper() for m in methods) if methods is not None else None
-        self._faults.append(_Fault(n, status, path_tuple, method_tuple, build))
+        self._faults.append(_Fault(n, path_tuple, method_tuple, build))
 
     def _too_many(self, reset: float | None, headers: dict[str, str]) -> SimError:
         error: Json = {"message": "API call count exceeded for this period"}
