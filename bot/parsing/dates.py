@@ -81,7 +81,7 @@ _NUMBER_WORDS = {
     "couple of": 2,
 }
 _COUNT = rf"(?:\d{{1,3}}|{alternation(_NUMBER_WORDS)})"
-_UNIT = r"(?P<unit>business\s+day|day|week|month|year)s?"
+_UNIT = r"(?P<unit>business\s+day|day|week|wk|month|mo|year|yr)s?"
 
 # Words that introduce a close date; they are taken with it so the lead does not keep them.
 _CONNECTORS = [
@@ -110,7 +110,9 @@ _CONNECTORS = [
     "within",
     "for",
 ]
-_CONNECTOR_TAIL = re.compile(rf"(?:(?<![\w])(?:{alternation(_CONNECTORS)})[ :]+)+$", re.IGNORECASE)
+_CONNECTOR_TAIL = re.compile(
+    rf"(?:(?<![\w])(?:{alternation(_CONNECTORS)})[ :]+(?:the\s+)?)+$", re.IGNORECASE
+)
 
 
 def _month_end(year: int, month: int) -> date:
@@ -138,12 +140,21 @@ def _on_or_after(ctx: DateContext, month: int, day: int, phrase: str) -> Resolve
             continue
         if value >= ctx.today:
             warnings = []
-            if year > ctx.today.year and (ctx.today - value.replace(year=year - 1)).days <= 31:
+            if year > ctx.today.year and _recently_passed(ctx.today, month, day):
                 warnings.append(
                     f"{phrase!r} read as {value.isoformat()} (next year); type the year for a past date"
                 )
             return value, warnings
     return None
+
+
+def _recently_passed(today: date, month: int, day: int) -> bool:
+    """Whether this year's `month`/`day` was within the last month (a past date, mistyped?)."""
+    try:
+        this_year = date(today.year, month, day)
+    except ValueError:
+        return False
+    return 0 < (today - this_year).days <= 31
 
 
 def _explicit(year: int, month: int, day: int, ctx: DateContext, phrase: str) -> Resolved:
@@ -367,7 +378,7 @@ _RELATIVE_WORD_RE = re.compile(
 
 
 def _shift(ctx: DateContext, count: int, unit: str) -> date:
-    unit = unit.lower()
+    unit = {"wk": "week", "mo": "month", "yr": "year"}.get(unit.lower(), unit.lower())
     if unit.startswith("business"):
         value = ctx.today
         while count > 0:

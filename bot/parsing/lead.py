@@ -92,6 +92,7 @@ _CHATTER = frozenset(
         "today",
     ]
 )
+_AT_NAME_RE = re.compile(r"(?<!\S)@[\w.\-]+")
 _INNER_CONNECTORS = frozenset({"with", "for", "from", "at"})
 _EDGE_PUNCTUATION = " \t\"'“”„«»‘’:=-–—.*_~`"
 _SPLIT_RE = re.compile(rf"({MASK}+|\n|[;|!?()\[\]{{}}]|,|\s[-–—]+\s|\s[-–—]+$|^[-–—]+\s)")
@@ -178,18 +179,18 @@ def tidy_name(name: str) -> str:
 def leftover_lead(text: str) -> tuple[str | None, list[str]]:
     """The lead among the words no other field took, and warnings (e.g. a plain `@name`)."""
     warnings: list[str] = []
+    at_names = _AT_NAME_RE.findall(text)
+    if at_names:
+        warnings.append(
+            f"{', '.join(at_names)} is not a Slack mention here; pick the owner in the form"
+        )
+        text = _AT_NAME_RE.sub(MASK, text)
     parts = _SPLIT_RE.split(text)
     # parts alternates piece, separator, piece…; keep the separators to rejoin "Acme, Inc."
     pieces = parts[0::2]
     separators = [*parts[1::2], ""]
     for index, piece in enumerate(pieces):
         words = _clean(piece)
-        at_names = [w for w in words if w.startswith("@")]
-        if at_names:
-            warnings.append(
-                f"{', '.join(at_names)} is not a Slack mention here; pick the owner in the form"
-            )
-            words = _trim([w for w in words if not w.startswith("@")])
         if not words or all(w.lower() in _CHATTER or _is_filler(w) for w in words):
             continue
         words = _after_inner_connector(words)

@@ -126,8 +126,8 @@ MONEY_RE = re.compile(
     (?:
         (?P<suffix>k|mm|mn|m|bn|b)(?!\w)
       | \ ?(?P<word>thousand|million|billion|grand|mil)\b
-    )?
-    (?![\d\w]|[/\-:.,]\d)
+      | (?![\d\w]|[/\-:.,]\d)
+    )
     (?:\ ?(?P<sign2>{alternation(_SIGNS)}))?
     (?:\ ?(?P<code2>[A-Za-z]{{3}})(?!\w))?
     (?:\ (?P<cword>{alternation(_WORD_CURRENCIES)})\b)?

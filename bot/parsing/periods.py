@@ -6,9 +6,9 @@ import re
 
 from bot.close.models import ValuePeriod
 
-_MONTHLY = r"/\s?(?:mo|mos|mon|mth|month|m)\b|per\s+(?:month|mo|mth)\b|(?<!\bin\s)\ba\s+month\b|\bmonthly\b|\bmrr\b|\bp/m\b"
+_MONTHLY = r"/\s?(?:mo|mos|mon|mth|month|m)\b|per\s+(?:month|mo|mth)\b|(?<!in\s)\ba\s+month\b|\bmonthly\b|\bmrr\b|\bp/m\b"
 _ANNUAL = (
-    r"/\s?(?:yr|yrs|year|y|annum)\b|per\s+(?:year|yr|annum)\b|(?<!\bin\s)\ba\s+year\b"
+    r"/\s?(?:yr|yrs|year|y|annum)\b|per\s+(?:year|yr|annum)\b|(?<!in\s)\ba\s+year\b"
     r"|\bannual(?:ly)?\b|\byearly\b|\barr\b|\bp\.?a\.?(?!\w)|\bper\s+anum\b"
 )
 _ONE_TIME = r"\bone[\s-]?(?:time|off)\b|\bonce[\s-]off\b|\bnon[\s-]recurring\b"

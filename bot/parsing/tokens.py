@@ -139,8 +139,14 @@ CONNECTORS = frozenset(
         "amount",
         "contract",
         "contracts",
-        "renewal-of",
         "re",
+        "we",
+        "i",
+        "they",
+        "our",
+        "my",
+        "us",
+        "finally",
     ]
 )
 ARTICLES = frozenset({"a", "an", "the"})
