@@ -20,6 +20,7 @@ from bot.lead_search import LeadSearch
 from bot.parsing import warm_up
 from bot.settings import Settings
 from bot.store.db import create_engine, create_schema, session_factory
+from bot.store.preferences import Preferences
 from bot.store.submissions import SubmissionStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Services:
     deals: Deals
     worker: Worker
     lead_search: LeadSearch
+    preferences: Preferences
     clock: Callable[[], datetime] = field(default=utc_now)
 
     @classmethod
@@ -88,6 +90,7 @@ class Services:
             deals=deals,
             worker=worker,
             lead_search=LeadSearch(close),
+            preferences=Preferences(session_factory(engine)),
             clock=clock,
         )
 

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     catalog_refresh_seconds: float = 300.0
+    # Pipeline (name or id) whose first status is preselected when the user has no last choice.
+    default_pipeline: str | None = None
     # The worker that creates stored submissions in Close.
     worker_poll_seconds: float = 1.0
     worker_lease_seconds: float = 120.0

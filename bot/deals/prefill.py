@@ -9,6 +9,7 @@ from bot.close.models import Lead, Status
 from bot.deals.models import NEW_LEAD_PREFIX, DealRequest
 from bot.parsing import Draft
 from bot.parsing.money import format_money
+from bot.store.preferences import LastUsed
 
 
 def new_lead_option(name: str) -> LeadOption:
@@ -19,14 +20,34 @@ def existing_lead_option(lead: Lead) -> LeadOption:
     return LeadOption(value=lead.id, label=lead.label)
 
 
-def resolve_status(draft: Draft, catalog: Catalog) -> tuple[Status | None, str | None]:
-    """The status the text named (with a warning if Close has no such status), else the default."""
+def default_status(
+    catalog: Catalog, last_used: LastUsed | None, default_pipeline: str | None
+) -> Status | None:
+    """The user's last used status (if Close still has it), else the first active status of
+    DEFAULT_PIPELINE (name or id), else the org default — the first active status of the
+    first pipeline, as Close itself does."""
+    if last_used and (status := catalog.status(last_used.status_id)) is not None:
+        return status
+    if default_pipeline:
+        wanted = default_pipeline.strip().casefold()
+        for pipeline, statuses in catalog.statuses_by_pipeline():
+            if wanted in (pipeline.id.casefold(), pipeline.name.casefold()):
+                active = [s for s in statuses if s.type == "active"] or statuses
+                if active:
+                    return active[0]
+    return catalog.default_status()
+
+
+def resolve_status(
+    draft: Draft, catalog: Catalog, fallback: Status | None
+) -> tuple[Status | None, str | None]:
+    """The status the text named (with a warning if Close has no such status), else `fallback`."""
     if draft.status:
         status = catalog.status_by_label(draft.status)
         if status is not None:
             return status, None
-        return catalog.default_status(), f"Close has no status “{draft.status}”: pick one below."
-    return catalog.default_status(), None
+        return fallback, f"Close has no status “{draft.status}”: pick one below."
+    return fallback, None
 
 
 def summary_line(draft: Draft, status: Status | None) -> str | None:
@@ -48,9 +69,19 @@ def summary_line(draft: Draft, status: Status | None) -> str | None:
 
 
 def form_from_draft(
-    draft: Draft, catalog: Catalog, *, invoker: str, metadata: ModalMetadata
+    draft: Draft,
+    catalog: Catalog,
+    *,
+    invoker: str,
+    metadata: ModalMetadata,
+    last_used: LastUsed | None = None,
+    default_pipeline: str | None = None,
 ) -> ModalForm:
-    status, status_warning = resolve_status(draft, catalog)
+    """Everything the text said; where it said nothing: the user's last choices, then defaults.
+    The close date is never guessed."""
+    fallback = default_status(catalog, last_used, default_pipeline)
+    status, status_warning = resolve_status(draft, catalog, fallback)
+    period = draft.value_period or (last_used.value_period if last_used else None)
     warnings = list(draft.warnings)
     if status_warning:
         warnings.append(status_warning)
@@ -63,13 +94,13 @@ def form_from_draft(
         value_text=format_money(draft.value, draft.value_currency)
         if draft.value is not None
         else None,
-        value_period=draft.value_period,
+        value_period=period,
         confidence=draft.confidence,
         date_won=draft.date_won,
         status_id=status.id if status else None,
         owner=draft.owner or invoker,
         note=draft.note,
-        summary=summary_line(draft, status),
+        summary=summary_line(draft.model_copy(update={"value_period": period}), status),
         warnings=warnings,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
@@ -19,6 +19,8 @@ from bot.services import Services
 from bot.tasks import spawn
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PROFILE_BUDGET_SECONDS = 1.0
 LEAD_LOOKUP_BUDGET_SECONDS = 5.0
@@ -36,12 +38,16 @@ async def open_modal(
 ) -> str | None:
     """Open the modal prefilled from `text`; returns the view id, or None when Slack refused."""
     tz, locale = "UTC", "en-US"
-    try:
-        profile = await asyncio.wait_for(
-            services.identity.profile(user_id), timeout=PROFILE_BUDGET_SECONDS
-        )
-    except TimeoutError:
-        profile = None
+    # Both are usually answered from memory/an index; a slow answer just means defaults.
+    profile_lookup = asyncio.ensure_future(services.identity.profile(user_id))
+    prefs_lookup = asyncio.ensure_future(services.preferences.last_used(user_id))
+    done, pending = await asyncio.wait(
+        {profile_lookup, prefs_lookup}, timeout=PROFILE_BUDGET_SECONDS
+    )
+    for late in pending:
+        late.cancel()
+    profile = _result(profile_lookup) if profile_lookup in done else None
+    last_used = _result(prefs_lookup) if prefs_lookup in done else None
     if profile is not None:
         tz, locale = profile.tz, profile.locale
     draft = parse(
@@ -54,7 +60,14 @@ async def open_modal(
     metadata = ModalMetadata(
         key=uuid.uuid4().hex, channel_id=channel_id, thread_ts=thread_ts, response_url=response_url
     )
-    form = form_from_draft(draft, services.catalog, invoker=user_id, metadata=metadata)
+    form = form_from_draft(
+        draft,
+        services.catalog,
+        invoker=user_id,
+        metadata=metadata,
+        last_used=last_used,
+        default_pipeline=services.settings.default_pipeline,
+    )
     view = build_opportunity_modal(form, services.catalog)
     try:
         opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
@@ -76,6 +89,14 @@ async def open_modal(
             name="preselect-lead",
         )
     return view_id
+
+
+def _result(future: asyncio.Future[T]) -> T | None:
+    if future.cancelled() or future.exception() is not None:
+        if not future.cancelled():
+            log.info("Lookup before the modal failed: %s", type(future.exception()).__name__)
+        return None
+    return future.result()
 
 
 async def preselect_lead(
