@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAuthError, CloseError
-from bot.close.models import CustomField, Pipeline, Status, User
+from bot.close.models import CustomField, Membership, Pipeline, Status, User
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ class _Snapshot:
     user_by_id: dict[str, User] = field(default_factory=dict)
     user_by_email: dict[str, User] = field(default_factory=dict)
     field_by_id: dict[str, CustomField] = field(default_factory=dict)
+    # Members who left the org (from `/organization/{id}/`); None when Close did not say.
+    inactive_user_ids: frozenset[str] | None = None
+    active_user_by_email: dict[str, User] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -43,6 +46,7 @@ class _Snapshot:
         statuses: list[Status],
         users: list[User],
         custom_fields: list[CustomField],
+        memberships: list[Membership] | None = None,
     ) -> _Snapshot:
         groups: list[tuple[Pipeline, list[Status]]] = []
         status_by_id: dict[str, Status] = {}
@@ -63,6 +67,15 @@ class _Snapshot:
         for user in users:
             if user.email:
                 by_email.setdefault(user.email.strip().lower(), user)
+        inactive = (
+            None
+            if memberships is None
+            else frozenset(m.user_id for m in memberships if not m.active)
+        )
+        active_by_email: dict[str, User] = {}
+        for user in users:
+            if user.email and user.id not in (inactive or ()):
+                active_by_email.setdefault(user.email.strip().lower(), user)
         return cls(
             pipelines=list(pipelines),
             statuses=[s for _, members in groups for s in members],
@@ -75,6 +88,8 @@ class _Snapshot:
             user_by_id={u.id: u for u in users},
             user_by_email=by_email,
             field_by_id={f.id: f for f in custom_fields},
+            inactive_user_ids=inactive,
+            active_user_by_email=active_by_email,
         )
 
 
@@ -121,7 +136,8 @@ class Catalog:
         statuses_task = asyncio.ensure_future(self._close.list_opportunity_statuses())
         users_task = asyncio.ensure_future(self._close.list_users())
         fields_task = asyncio.ensure_future(self._close.list_opportunity_custom_fields())
-        tasks = [pipelines_task, statuses_task, users_task, fields_task]
+        members_task = asyncio.ensure_future(self._memberships())
+        tasks = [pipelines_task, statuses_task, users_task, fields_task, members_task]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -135,10 +151,25 @@ class Catalog:
             statuses_task.result(),
             users_task.result(),
             fields_task.result(),
+            members_task.result(),
         )
         self.loaded = True
         self.loaded_at = datetime.now(UTC)
         self._loaded_event.set()
+
+    async def _memberships(self) -> list[Membership] | None:
+        """Who is active, or the last known answer when Close will not say (never fails a refresh)."""
+        try:
+            return await self._close.list_memberships()
+        except Exception as exc:  # a key that may not read the org still serves everything else
+            log.warning(
+                "Close org memberships unavailable (%s); every Close user counts as active",
+                type(exc).__name__,
+            )
+            known = self._snapshot.inactive_user_ids
+            if known is None:
+                return None
+            return [Membership(user_id=user_id, active=False) for user_id in known]
 
     async def start(self) -> None:
         """Start loading and refreshing in the background; returns at once."""
@@ -210,6 +241,27 @@ class Catalog:
 
     def user_by_email(self, email: str) -> User | None:
         return self._snapshot.user_by_email.get(email.strip().lower())
+
+    @property
+    def memberships_known(self) -> bool:
+        """True when Close told us who is inactive (else every listed user counts as active)."""
+        return self._snapshot.inactive_user_ids is not None
+
+    @property
+    def active_users(self) -> list[User]:
+        """Members who can own opportunities: `/user/` minus the org's inactive memberships."""
+        inactive = self._snapshot.inactive_user_ids or frozenset()
+        return [u for u in self._snapshot.users if u.id not in inactive]
+
+    def is_active(self, user_id: str | None) -> bool:
+        """A known Close user who has not left the org."""
+        if self.user(user_id) is None:
+            return False
+        return user_id not in (self._snapshot.inactive_user_ids or frozenset())
+
+    def active_user_by_email(self, email: str) -> User | None:
+        """Case-insensitive and trimmed, active members only."""
+        return self._snapshot.active_user_by_email.get(email.strip().lower())
 
     def default_status(self) -> Status | None:
         """What Close picks without a status_id: the first pipeline's first active status."""
