@@ -23,10 +23,20 @@ def normalize_company(name: str) -> str:
     """Casefolded, accents and punctuation removed, legal suffixes dropped: "Acme, Inc." -> "acme"."""
     folded = unicodedata.normalize("NFKD", name.casefold())
     ascii_only = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    words = _WORD.findall(ascii_only.replace("&", " and "))
+    # "S.A." and "N.V." are one word each; "&" reads as "and".
+    words = _WORD.findall(ascii_only.replace(".", "").replace("&", " and "))
     while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
         words.pop()
     return " ".join(words)
+
+
+def search_term(name: str) -> str:
+    """What to ask Close for: the name without a trailing legal suffix ("Umbrella Limited" ->
+    "Umbrella"), so Close's phrase search also finds "Umbrella Ltd"."""
+    words = name.split()
+    while len(words) > 1 and normalize_company(words[-1]) in ("", *_LEGAL_SUFFIXES):
+        words.pop()
+    return " ".join(words).strip(" ,.")
 
 
 class LeadMatch(BaseModel):

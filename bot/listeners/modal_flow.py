@@ -13,7 +13,7 @@ from bot.blocks.messages import notice
 from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata, build_opportunity_modal
 from bot.deals.models import ReplyTarget
 from bot.deals.prefill import existing_lead_option, form_from_draft, new_lead_option
-from bot.lead_match import match_lead
+from bot.lead_match import match_lead, search_term
 from bot.parsing import parse
 from bot.services import Services
 from bot.tasks import spawn
@@ -109,7 +109,8 @@ async def preselect_lead(
     """
     try:
         candidates = await asyncio.wait_for(
-            services.close.search_leads(name, limit=20), timeout=LEAD_LOOKUP_BUDGET_SECONDS
+            services.close.search_leads(search_term(name), limit=20),
+            timeout=LEAD_LOOKUP_BUDGET_SECONDS,
         )
     except Exception as error:  # a slow or failing Close just means no preselection
         log.info("Lead lookup for preselection failed: %s", type(error).__name__)
