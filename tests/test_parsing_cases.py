@@ -284,7 +284,8 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("line-won-deal-message", "We just won Vandelay Industries!!! $18k ARR, signed yesterday", {"lead": "Vandelay Industries", "value": 1_800_000, "value_currency": "USD", "value_period": "annual", "date_won": d("2025-11-11"), "warns": ["in the past"]}, {"status_labels": ()}),
     ("line-won-deal-status", "We just won Vandelay Industries $18k", {"lead": "Vandelay Industries", "value": 1_800_000, "value_currency": "USD", "status": "Won"}, {}),
     ("line-gb", "Wayne Enterprises £25k pa 70% by 1/12", {"lead": "Wayne Enterprises", "value": 2_500_000, "value_currency": "GBP", "value_period": "annual", "confidence": 70, "date_won": d("2025-12-01"), "warns": ["1/12 read as 1 December (en-GB)"]}, {"locale": "en-GB"}),
-    ("line-fallback-dateparser", "Acme 12k closing in a fortnight", {"lead": "Acme", "value": 1_200_000, "date_won": d("2025-11-26")}, {}),
+    ("date-fortnight", "Acme 12k closing in a fortnight", {"lead": "Acme", "value": 1_200_000, "date_won": d("2025-11-26")}, {}),
+    ("line-fallback-dateparser", "Acme 12k closing in 10d", {"lead": "Acme", "value": 1_200_000, "date_won": d("2025-11-22")}, {}),
     ("date-abbreviated-units", "Acme in 2 wks", {"lead": "Acme", "date_won": d("2025-11-26")}, {}),
 ]
 # fmt: on

@@ -81,7 +81,7 @@ _NUMBER_WORDS = {
     "couple of": 2,
 }
 _COUNT = rf"(?:\d{{1,3}}|{alternation(_NUMBER_WORDS)})"
-_UNIT = r"(?P<unit>business\s+day|day|week|wk|month|mo|year|yr)s?"
+_UNIT = r"(?P<unit>business\s+day|day|week|wk|fortnight|month|mo|year|yr)s?"
 
 # Words that introduce a close date; they are taken with it so the lead does not keep them.
 _CONNECTORS = [
@@ -387,8 +387,8 @@ def _shift(ctx: DateContext, count: int, unit: str) -> date:
         return value
     if unit == "day":
         return ctx.today + timedelta(days=count)
-    if unit == "week":
-        return ctx.today + timedelta(weeks=count)
+    if unit in ("week", "fortnight"):
+        return ctx.today + timedelta(weeks=count * (2 if unit == "fortnight" else 1))
     if unit == "month":
         return ctx.today + relativedelta(months=count)
     return ctx.today + relativedelta(years=count)
@@ -493,11 +493,11 @@ def find_date(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str
 
 _DATEISH = re.compile(
     rf"(?<!\w)(?:{_M}|{_WD}|today|tomorrow|tonight|yesterday|weekend|fortnight|"
-    rf"days?|weeks?|months?|years?|\d{{1,2}}{_ORD}|\d+[/.\-]\d+)(?!\w)",
+    rf"days?|weeks?|months?|years?|\d{{1,2}}{_ORD}|\d+[/.\-]\d+|\d+\s?(?:d|w|wks?|mos?|y|yrs?))(?!\w)",
     re.IGNORECASE,
 )
 _AFTER_CONNECTOR = re.compile(
-    rf"(?<![\w])(?:{alternation(_CONNECTORS)})\s+((?:[^\s{MASK},;|]+ ?){{1,5}})", re.IGNORECASE
+    rf"(?<![\w])(?:{alternation(_CONNECTORS)})\s+((?:[^\s{MASK},;|]+ ?){{1,4}})", re.IGNORECASE
 )
 _SETTINGS: dict[DateOrder, dict[str, Any]] = {
     order: {
