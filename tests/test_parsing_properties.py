@@ -269,3 +269,22 @@ def test_weekday_alone_is_within_the_next_seven_days() -> None:
         got = parse("Acme friday", now=now).date_won
         assert got is not None and got.weekday() == 4
         assert 1 <= (got - now.date()).days <= 7
+
+
+def test_result_does_not_depend_on_the_wall_clock() -> None:
+    """`now` is an argument: moving the machine's clock (and its zone) changes nothing."""
+    import time_machine
+
+    lines = [
+        "Acme $12k close next friday",
+        "Acme 12k closing in 10d",
+        "Acme Q1 60%",
+        "Acme 3/4 EOM",
+    ]
+    now = datetime(2025, 11, 12, 15, tzinfo=UTC)
+    results = []
+    for wall_clock in (datetime(2031, 6, 1, 23, tzinfo=UTC), datetime(2019, 1, 1, 1, tzinfo=UTC)):
+        with time_machine.travel(wall_clock, tick=False):
+            results.append([parse(line, now=now, tz="Asia/Tokyo").to_contract() for line in lines])
+    assert results[0] == results[1]
+    assert results[0][1]["date_won"] == "2025-11-23"  # already the 13th in Tokyo, +10 days
