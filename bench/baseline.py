@@ -1,0 +1,89 @@
+"""The benchmark's baseline: a bare Bolt AsyncApp on the bot's server stack that only acks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import uvicorn
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+ONE_BLOCK_MODAL: dict[str, Any] = {
+    "type": "modal",
+    "callback_id": "baseline",
+    "title": {"type": "plain_text", "text": "Baseline"},
+    "submit": {"type": "plain_text", "text": "Create"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "lead",
+            "label": {"type": "plain_text", "text": "Lead"},
+            "element": {"type": "external_select", "action_id": "lead", "min_query_length": 1},
+        }
+    ],
+}
+STATIC_OPTIONS = [
+    {"text": {"type": "plain_text", "text": "Acme Corp"}, "value": "lead_acme"},
+    {"text": {"type": "plain_text", "text": "Globex Corporation"}, "value": "lead_globex"},
+]
+
+
+def build_baseline(token: str, signing_secret: str, slack_api_url: str) -> Starlette:
+    """Same adapter, same routes as bot/http.py; listeners that do the least Slack allows."""
+    bolt = AsyncApp(
+        client=AsyncWebClient(token=token, base_url=slack_api_url), signing_secret=signing_secret
+    )
+
+    @bolt.command("/opportunity")
+    async def command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=ONE_BLOCK_MODAL)
+
+    @bolt.view("baseline")
+    async def submitted(ack: AsyncAck) -> None:
+        await ack()
+
+    @bolt.options("lead")
+    async def options(ack: AsyncAck) -> None:
+        await ack(options=STATIC_OPTIONS)
+
+    handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    app = build_baseline(
+        os.environ["SLACK_BOT_TOKEN"],
+        os.environ["SLACK_SIGNING_SECRET"],
+        os.environ.get("SLACK_API_URL", "https://slack.com/api/"),
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
