@@ -22,6 +22,7 @@ from bot.settings import Settings
 from bot.store.db import create_engine, create_schema, session_factory
 from bot.store.preferences import Preferences
 from bot.store.submissions import SubmissionStore
+from bot.store.user_links import UserLinkStore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,13 @@ class Services:
         catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
         engine = create_engine(settings.database_url)
         store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
-        identity = Identity(slack, catalog, admin_user_ids=frozenset(settings.admin_user_ids))
+        identity = Identity(
+            slack,
+            catalog,
+            links=UserLinkStore(session_factory(engine), dialect=engine.dialect.name),
+            admin_user_ids=frozenset(settings.admin_user_ids),
+            clock=clock,
+        )
         notifier = Notifier(slack)
         deals = Deals(
             store=store,

@@ -36,11 +36,8 @@ def register(app: AsyncApp, services: Services) -> None:
         owner_id = form.owner or user_id
         mapping = await services.identity.close_user_for(owner_id)
         if mapping.close_user is None:
-            who = "You have" if owner_id == user_id else f"<@{owner_id}> has"
-            errors["owner"] = (
-                f"{who} no Close account I can match: {mapping.reason} "
-                "An admin can link them with `/opportunity link @user <close email>`."
-            )
+            # Says why, how to fix it and who can (bots, guests, deactivated: who to pick instead).
+            errors["owner"] = mapping.owner_error(is_self=owner_id == user_id)
         if errors or checked.request is None:
             await ack(response_action="errors", errors=errors)
             return

@@ -1,0 +1,303 @@
+"""Identity: Slack profiles (cached), Slack→Close mapping with stored links, admin links, coverage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from rapidfuzz import process
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.close.catalog import Catalog
+from bot.close.models import User
+from bot.identity.mapping import Mapping, close_label, decide
+from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
+from bot.store.user_links import UserLink, UserLinkStore
+
+log = logging.getLogger(__name__)
+
+MEMBERS_PAGE = 200  # Slack recommends at most 200 per users.list page
+NAMED_ADMINS = 3  # how many configured admins an answer names before "or"
+WORKSPACE_ADMIN = "a Slack workspace admin"
+_WHO = "\x00who\x00"  # stands for who_can_link() until an answer needs the names
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LinkRefused(Exception):
+    """A link or unlink that cannot be done; the message says why, for the person who asked."""
+
+
+class CoverageRow(BaseModel):
+    profile: SlackProfile
+    mapping: Mapping
+
+
+class Coverage(BaseModel):
+    """Every active Slack member and the Close user they map to (for `doctor`)."""
+
+    rows: list[CoverageRow]
+    emails_visible: bool | None = None
+
+    @property
+    def mapped(self) -> list[CoverageRow]:
+        return [row for row in self.rows if row.mapping.mapped]
+
+    @property
+    def unmapped(self) -> list[CoverageRow]:
+        return [row for row in self.rows if not row.mapping.mapped]
+
+
+class Identity:
+    """Who a Slack user is: their profile (one `users.info` per user per `profile_ttl`) and the
+    Close user they map to. Overrides and email matches live in `user_links`; email matches
+    expire after `email_link_ttl`, so a restart or a Slack/Close hiccup does not unmap anyone.
+    """
+
+    def __init__(
+        self,
+        slack: AsyncWebClient,
+        catalog: Catalog,
+        *,
+        links: UserLinkStore | None = None,
+        profile_ttl: float = 3600.0,
+        email_link_ttl: timedelta = timedelta(hours=24),
+        admin_user_ids: frozenset[str] = frozenset(),
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._slack = slack
+        self._catalog = catalog
+        self._links = links
+        self._ttl = profile_ttl
+        self.email_link_ttl = email_link_ttl
+        self.admin_user_ids = admin_user_ids
+        self._clock = clock
+        self._profiles: dict[str, tuple[float, SlackProfile]] = {}
+        self._inflight: dict[str, asyncio.Task[SlackProfile | None]] = {}
+        # What Slack's x-oauth-scopes said last: None until a response carried the header.
+        self.emails_visible: bool | None = None
+
+    # --- Slack profiles ---
+
+    async def profile(self, user_id: str) -> SlackProfile | None:
+        """The user's Slack profile, or None when Slack does not know them or cannot answer."""
+        cached = self._profiles.get(user_id)
+        loop = asyncio.get_running_loop()
+        if cached and cached[0] > loop.time():
+            return cached[1]
+        task = self._inflight.get(user_id)
+        if task is None:
+            # One users.info per user at a time, however many handlers ask at once.
+            task = asyncio.ensure_future(self._fetch_profile(user_id))
+            self._inflight[user_id] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(user_id, None))
+        # Shielded: a caller's timeout must not cancel the lookup the others are waiting on.
+        return await asyncio.shield(task)
+
+    async def _fetch_profile(self, user_id: str) -> SlackProfile | None:
+        try:
+            response = await self._slack.users_info(user=user_id, include_locale=True)
+        except SlackApiError as error:
+            log.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
+            return None
+        self._note_scopes(response.headers)
+        profile = SlackProfile.from_users_info(response["user"])
+        self._remember_profile(profile)
+        return profile
+
+    def _remember_profile(self, profile: SlackProfile) -> None:
+        expires = asyncio.get_running_loop().time() + self._ttl
+        self._profiles[profile.user_id] = (expires, profile)
+
+    def _note_scopes(self, headers: Any) -> None:
+        scopes = granted_scopes(headers)
+        if scopes is None:
+            return
+        visible = EMAIL_SCOPE in scopes
+        if visible == self.emails_visible:
+            return
+        if not visible:
+            # Said once per change, not once per request.
+            log.warning(
+                "Slack did not grant %s: users cannot be matched to Close by email, only by "
+                "admin links (/opportunity link @user <close email>). Add the scope to the "
+                "Slack app and reinstall it.",
+                EMAIL_SCOPE,
+            )
+        elif self.emails_visible is False:
+            log.info("Slack now grants %s: matching users by email again.", EMAIL_SCOPE)
+        self.emails_visible = visible
+
+    async def members(self) -> list[SlackProfile]:
+        """Every member of the workspace (users.list, paged); also warms the profile cache."""
+        profiles: list[SlackProfile] = []
+        cursor: str | None = None
+        while True:
+            response = await self._slack.users_list(
+                limit=MEMBERS_PAGE, cursor=cursor, include_locale=True
+            )
+            self._note_scopes(response.headers)
+            for member in response.get("members") or []:
+                profile = SlackProfile.from_users_info(member)
+                self._remember_profile(profile)
+                profiles.append(profile)
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return profiles
+
+    # --- admins ---
+
+    async def is_admin(self, user_id: str) -> bool:
+        """May link and unlink: Slack workspace admins and owners, and ADMIN_USER_IDS."""
+        if user_id in self.admin_user_ids:
+            return True
+        profile = await self.profile(user_id)
+        return (
+            profile is not None and not profile.deleted and (profile.is_admin or profile.is_owner)
+        )
+
+    async def who_can_link(self) -> str:
+        """Plain-text names of who can fix a mapping, for answers and modal errors."""
+        ids = sorted(self.admin_user_ids)[:NAMED_ADMINS]
+        profiles = await asyncio.gather(*(self.profile(uid) for uid in ids))
+        names = [p.label for p in profiles if p is not None and not p.deleted]
+        if not names:
+            return WORKSPACE_ADMIN
+        return ", ".join(names) + " or " + WORKSPACE_ADMIN
+
+    def admin_mentions(self) -> str:
+        """The configured admins as Slack mentions (for mrkdwn answers)."""
+        return ", ".join(f"<@{uid}>" for uid in sorted(self.admin_user_ids)[:NAMED_ADMINS])
+
+    # --- mapping ---
+
+    async def close_user_for(self, user_id: str) -> Mapping:
+        """The Close user `user_id` maps to (override, else email), or why not and who can fix it.
+
+        Costs at most one users.info per user per hour and one indexed read of `user_links`;
+        Close is never called (the catalog is in memory).
+        """
+        profile = await self.profile(user_id)
+        link = await self._links.get(user_id) if self._links else None
+        mapping = self._decide(user_id, profile, link, who=_WHO)
+        if _WHO in mapping.fix:  # only unmapped answers name admins: look them up only then
+            mapping = self._decide(user_id, profile, link, who=await self.who_can_link())
+        await self._remember(mapping, profile, link)
+        return mapping
+
+    def _decide(
+        self, user_id: str, profile: SlackProfile | None, link: UserLink | None, *, who: str
+    ) -> Mapping:
+        return decide(
+            user_id,
+            profile,
+            link,
+            self._catalog,
+            now=self._clock(),
+            emails_visible=self.emails_visible,
+            who_can_link=who,
+        )
+
+    async def _remember(
+        self, mapping: Mapping, profile: SlackProfile | None, link: UserLink | None
+    ) -> None:
+        """Keep the stored email match in step with what was just decided from live answers."""
+        if self._links is None or profile is None or profile.email is None:
+            return
+        if not self._catalog.loaded or (link is not None and link.source == "override"):
+            return
+        now = self._clock()
+        user = mapping.close_user
+        if mapping.source == "email" and user is not None:
+            email = profile.email.strip().lower()
+            half_life = now + self.email_link_ttl / 2
+            unchanged = (
+                link is not None
+                and link.close_user_id == user.id
+                and link.email == email
+                and link.expires_at is not None
+                and link.expires_at > half_life
+            )
+            if not unchanged:  # write rarely: only new, changed, or past half its life
+                await self._links.remember_email(
+                    mapping.slack_user_id, user.id, email=email, now=now, ttl=self.email_link_ttl
+                )
+        elif link is not None and not mapping.refused:
+            # Close or Slack now say otherwise: the old match must not stand in later.
+            await self._links.forget_email(mapping.slack_user_id)
+
+    async def coverage(self) -> Coverage:
+        """Every active human member and their mapping: users.list pages plus one store read."""
+        members = [p for p in await self.members() if not p.is_bot_like and not p.deleted]
+        links = await self._links.many() if self._links else {}
+        who = await self.who_can_link()
+        rows = [
+            CoverageRow(
+                profile=profile,
+                mapping=self._decide(profile.user_id, profile, links.get(profile.user_id), who=who),
+            )
+            for profile in members
+        ]
+        return Coverage(rows=rows, emails_visible=self.emails_visible)
+
+    # --- admin links ---
+
+    def find_close_user(self, target: str) -> User:
+        """The active Close user an admin means by `target` (email or `user_…` id), or why not."""
+        target = target.strip()
+        catalog = self._catalog
+        if not catalog.loaded:
+            raise LinkRefused("I have not loaded the Close user list yet. Try again in a minute.")
+        if "@" not in target:
+            user = catalog.user(target)
+            if user is None:
+                raise LinkRefused(
+                    f"No Close user has the id `{target}`. Give their Close email or a `user_…` id."
+                )
+        else:
+            user = catalog.active_user_by_email(target) or catalog.user_by_email(target)
+            if user is None:
+                emails = [u.email for u in catalog.active_users if u.email]
+                guess = process.extractOne(target.lower(), emails, score_cutoff=85)
+                hint = f" Did you mean `{guess[0]}`?" if guess else ""
+                raise LinkRefused(
+                    f"No member of the Close organization has the email `{target}`.{hint} "
+                    "Check the spelling, or invite them in Close first (Settings › Team)."
+                )
+        if not catalog.is_active(user.id):
+            raise LinkRefused(
+                f"{close_label(user)} is deactivated in Close. Reactivate them there first, "
+                "or link someone else."
+            )
+        return user
+
+    async def link(self, slack_user_id: str, target: str, *, set_by: str) -> Mapping:
+        """Store an override (admins only: the caller checks); returns the new mapping."""
+        if self._links is None:
+            raise LinkRefused("This bot has no database to keep links in.")
+        profile = await self.profile(slack_user_id)
+        if profile is None:
+            raise LinkRefused(f"Slack does not know the user <@{slack_user_id}>.")
+        refused = self._decide(slack_user_id, profile, None, who=WORKSPACE_ADMIN)
+        if refused.refused:
+            raise LinkRefused(f"<@{slack_user_id}> cannot be linked: {refused.reason}")
+        user = self.find_close_user(target)
+        await self._links.set_override(
+            slack_user_id, user.id, email=user.email or None, set_by=set_by, now=self._clock()
+        )
+        log.info("%s linked %s to Close user %s", set_by, slack_user_id, user.id)
+        return await self.close_user_for(slack_user_id)
+
+    async def unlink(self, slack_user_id: str, *, by: str) -> tuple[UserLink | None, Mapping]:
+        """Remove an override; returns it (None if there was none) and the mapping now."""
+        removed = await self._links.remove_override(slack_user_id) if self._links else None
+        if removed is not None:
+            log.info("%s unlinked %s from Close user %s", by, slack_user_id, removed.close_user_id)
+        return removed, await self.close_user_for(slack_user_id)
