@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PROFILE_BUDGET_SECONDS = 1.0
+CATALOG_GRACE_SECONDS = 0.5
 LEAD_LOOKUP_BUDGET_SECONDS = 5.0
 
 
@@ -37,6 +38,9 @@ async def open_modal(
     response_url: str | None = None,
 ) -> str | None:
     """Open the modal prefilled from `text`; returns the view id, or None when Slack refused."""
+    if not services.catalog.loaded:
+        # Just started: give the catalog a moment rather than open a form without statuses.
+        await services.catalog.wait_loaded(CATALOG_GRACE_SECONDS)
     tz, locale = "UTC", "en-US"
     # Both are usually answered from memory/an index; a slow answer just means defaults.
     profile_lookup = asyncio.ensure_future(services.identity.profile(user_id))
