@@ -1,51 +1,253 @@
-"""`python -m bot doctor`: is the Slack token good, the Close key good, the catalog loadable?"""
+"""`python -m bot doctor`: Slack token and scopes, Close key and catalog, and who maps to whom."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TextIO
+
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import make_url
 
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
-from bot.close.errors import CloseError
-from bot.settings import Settings
+from bot.close.errors import CloseAuthError, CloseError
+from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_scopes
+from bot.identity.mapping import close_label
+from bot.logs import RedactSecrets
+from bot.settings import HOW_TO_GET, Settings
+from bot.store.db import create_engine, create_schema, session_factory
+from bot.store.user_links import UserLinkStore
 
-REQUIRED_SCOPES = ("commands", "chat:write", "users:read", "users:read.email", "im:write")
+# Without these the bot fails at something; the app manifests in manifests/ request them all.
+REQUIRED_SCOPES = ("commands", "chat:write", "users:read", EMAIL_SCOPE, "im:write")
+# Without these it still works, with fallbacks (response_url / DM instead of the channel).
+RECOMMENDED_SCOPES = ("chat:write.public", "channels:join")
+REINSTALL = "add them under OAuth & Permissions in the Slack app settings, then reinstall the app"
 
 
-async def run_doctor(settings: Settings) -> int:
-    problems = 0
+@dataclass
+class _Report:
+    out: TextIO
+    redact: RedactSecrets
+    problems: list[str] = field(default_factory=list)
+
+    def line(self, text: str) -> None:
+        # Every line goes through the redactor: an error message must never leak a secret.
+        print(self.redact.redact(text), file=self.out)
+
+    def ok(self, text: str) -> None:
+        self.line(f"  ✓ {text}")
+
+    def warn(self, text: str) -> None:
+        self.line(f"  ! {text}")
+
+    def fail(self, text: str) -> None:
+        self.problems.append(text)
+        self.line(f"  ✗ {text}")
+
+
+async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
+    """Check everything and print what is wrong and what to do; 0 when nothing is broken."""
+    report = _Report(out or sys.stdout, RedactSecrets(settings.secret_values()))
     if settings.slack_bot_token is None or settings.close_api_key is None:
-        print("✗ SLACK_BOT_TOKEN and CLOSE_API_KEY must be set (see .env.example).")
-        return 1
+        report.line("Configuration")
+        for name in ("SLACK_BOT_TOKEN", "CLOSE_API_KEY"):
+            if getattr(settings, name.lower()) is None:
+                report.fail(f"{name} is not set: {HOW_TO_GET[name]} (see .env.example).")
+        return _summary(report)
+
     slack = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
     )
+    slack_ok = await _check_slack(report, slack)
+    async with CloseClient(
+        settings.close_api_key.get_secret_value(), settings.close_api_url
+    ) as close:
+        catalog = await _check_close(report, close)
+        async with _links(report, settings) as links:
+            if slack_ok and catalog is not None:
+                identity = Identity(
+                    slack, catalog, links=links, admin_user_ids=frozenset(settings.admin_user_ids)
+                )
+                await _check_mapping(report, identity)
+            else:
+                report.line("User mapping")
+                report.warn("Skipped: it needs both a working Slack token and Close key.")
+    return _summary(report)
+
+
+async def _check_slack(report: _Report, slack: AsyncWebClient) -> bool:
+    report.line("Slack")
     try:
         auth = await slack.auth_test()
-        print(f"✓ Slack token works: bot {auth.get('user')} in team {auth.get('team')}")
-        granted = {s.strip() for s in auth.headers.get("x-oauth-scopes", "").split(",") if s}
-        missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
-        if missing:
-            problems += 1
-            print(f"✗ Missing Slack scopes: {', '.join(missing)} — add them and reinstall the app.")
-        else:
-            print("✓ Slack scopes: " + ", ".join(REQUIRED_SCOPES))
     except SlackApiError as error:
-        problems += 1
-        print(f"✗ Slack refused the bot token ({error.response.get('error')}): check SLACK_BOT_TOKEN.")
-    async with CloseClient(settings.close_api_key.get_secret_value(), settings.close_api_url) as close:
-        try:
-            me = await close.me()
-            print(f"✓ Close key works: {me.email or me.id}")
-            catalog = Catalog(close)
-            await catalog.refresh()
-            print(
-                f"✓ Close catalog: {len(catalog.pipelines)} pipelines, {len(catalog.statuses)} "
-                f"statuses, {len(catalog.users)} users, {len(catalog.custom_fields)} custom fields"
+        code = error.response.get("error")
+        report.fail(
+            f"Slack refused the bot token ({code}): set SLACK_BOT_TOKEN to the Bot User OAuth "
+            "Token (xoxb-…) from OAuth & Permissions in the Slack app settings."
+        )
+        return False
+    except Exception as error:  # connection refused, DNS, TLS: say where we tried
+        report.fail(
+            f"Cannot reach Slack at {slack.base_url} ({type(error).__name__}): check "
+            "SLACK_API_URL and the network."
+        )
+        return False
+    report.ok(
+        f"Bot token works: @{auth.get('user')} in workspace {auth.get('team')} "
+        f"({auth.get('team_id')})"
+    )
+    granted = granted_scopes(auth.headers)
+    if granted is None:
+        report.warn("Slack did not report the token's scopes (no x-oauth-scopes header).")
+        return True
+    missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
+    if missing:
+        report.fail(f"Missing Slack scopes: {', '.join(missing)} — {REINSTALL}.")
+        if EMAIL_SCOPE in missing:
+            report.line(
+                f"    Without {EMAIL_SCOPE} the bot cannot read emails, so nobody is matched "
+                "to Close by email: only admin links (`/opportunity link @user <close email>`) "
+                "map people until it is added."
             )
-        except CloseError as error:
-            problems += 1
-            print(f"✗ Close: {error} — check CLOSE_API_KEY and CLOSE_API_URL.")
-    print("All good." if problems == 0 else f"{problems} problem(s) found.")
-    return 0 if problems == 0 else 1
+    else:
+        report.ok("Scopes: " + ", ".join(REQUIRED_SCOPES))
+    optional = [scope for scope in RECOMMENDED_SCOPES if scope not in granted]
+    if optional:
+        report.warn(
+            f"Recommended scopes not granted: {', '.join(optional)} (the bot falls back to "
+            "replying privately in channels it is not in)."
+        )
+    return True
+
+
+async def _check_close(report: _Report, close: CloseClient) -> Catalog | None:
+    report.line("Close")
+    try:
+        me = await close.me()
+    except CloseAuthError:
+        report.fail(
+            "Close rejected the API key: set CLOSE_API_KEY to a key from Close > Settings > "
+            "Developer > API Keys."
+        )
+        return None
+    except CloseError as error:
+        report.fail(f"Close did not answer /me/ ({error}): check CLOSE_API_URL and the network.")
+        return None
+    org = me.organizations[0].get("name") if me.organizations else None
+    report.ok(f"API key works: {me.email or me.id}" + (f" in {org}" if org else ""))
+    catalog = Catalog(close)
+    try:
+        await catalog.refresh()
+    except CloseError as error:
+        report.fail(f"Could not load pipelines, statuses, users and custom fields: {error}")
+        return None
+    required = [f.name for f in catalog.custom_fields if f.required]
+    report.ok(
+        f"Catalog: {len(catalog.pipelines)} pipelines, {len(catalog.statuses)} opportunity "
+        f"statuses, {len(catalog.custom_fields)} opportunity custom fields"
+        + (f" (required: {', '.join(required)})" if required else "")
+    )
+    if not catalog.statuses:
+        report.fail(
+            "The Close org has no opportunity statuses: add some under Settings > "
+            "Opportunity Statuses (or Pipelines) in Close."
+        )
+    active = len(catalog.active_users)
+    inactive = len(catalog.users) - active
+    if catalog.memberships_known:
+        report.ok(
+            f"Users: {active} active" + (f", {inactive} inactive (ignored)" if inactive else "")
+        )
+    else:
+        report.warn(
+            f"Users: {len(catalog.users)}; Close did not say who is inactive, so everyone "
+            "counts as active."
+        )
+    return catalog
+
+
+@asynccontextmanager
+async def _links(report: _Report, settings: Settings) -> AsyncIterator[UserLinkStore | None]:
+    """The stored links (admin overrides), or None with a problem reported."""
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    try:
+        engine = create_engine(settings.database_url)
+    except Exception as error:
+        report.line("Database")
+        report.fail(f"Cannot use DATABASE_URL {shown} ({type(error).__name__}: {error}).")
+        yield None
+        return
+    try:
+        await create_schema(engine)
+    except Exception as error:
+        report.line("Database")
+        report.fail(f"Cannot open DATABASE_URL {shown} ({type(error).__name__}).")
+        await engine.dispose()
+        yield None
+        return
+    try:
+        yield UserLinkStore(session_factory(engine), dialect=engine.dialect.name)
+    finally:
+        await engine.dispose()
+
+
+async def _check_mapping(report: _Report, identity: Identity) -> None:
+    try:
+        coverage = await identity.coverage()
+    except SlackApiError as error:
+        report.line("User mapping")
+        report.fail(f"Slack refused users.list ({error.response.get('error')}): {REINSTALL}.")
+        return
+    _print_coverage(report, coverage)
+
+
+def _print_coverage(report: _Report, coverage: Coverage) -> None:
+    rows = coverage.rows
+    by_email = sum(1 for r in rows if r.mapping.source == "email")
+    by_override = sum(1 for r in rows if r.mapping.source == "override")
+    refused = [r for r in coverage.unmapped if r.mapping.refused]
+    unmapped = [r for r in coverage.unmapped if not r.mapping.refused]
+    report.line(
+        f"User mapping: {len(rows)} active Slack members; {by_email + by_override} mapped "
+        f"({by_email} by email, {by_override} by override), {len(unmapped)} unmapped"
+        + (f", {len(refused)} guest(s)" if refused else "")
+    )
+    if coverage.emails_visible is False:
+        report.warn(f"No {EMAIL_SCOPE}: only overrides map people (see Slack above).")
+    for row in coverage.mapped:
+        user = row.mapping.close_user
+        assert user is not None
+        report.ok(f"{_who(row.profile)} → {close_label(user)} [{row.mapping.source}]")
+    for row in unmapped:
+        report.warn(f"{_who(row.profile)} → unmapped: {row.mapping.reason}")
+    for row in refused:
+        report.warn(f"{_who(row.profile)} → cannot own opportunities: {row.mapping.reason}")
+    if unmapped:
+        report.line(
+            "    To map someone: invite them to Close with their Slack email, or a Slack "
+            "workspace admin/owner (or anyone in ADMIN_USER_IDS) runs "
+            "`/opportunity link @user <close email>` in Slack."
+        )
+
+
+def _who(profile: SlackProfile) -> str:
+    handle = f"@{profile.handle}, " if profile.handle else ""
+    return f"{profile.name or profile.user_id} ({handle}{profile.user_id})"
+
+
+def _summary(report: _Report) -> int:
+    if not report.problems:
+        report.line("All good.")
+        return 0
+    report.line(f"{len(report.problems)} problem(s) to fix:")
+    for number, problem in enumerate(report.problems, 1):
+        report.line(f"  {number}. {problem}")
+    return 1

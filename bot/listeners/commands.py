@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.listeners import admin_commands
 from bot.listeners.help import HELP_TEXT
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
@@ -22,7 +23,15 @@ def register(app: AsyncApp, services: Services) -> None:
         text = str(body.get("text") or "").strip()
         first = text.split(maxsplit=1)[0].lower() if text else ""
         if first in ("help", "?", "-h", "--help"):
-            await respond(text=HELP_TEXT, response_type="ephemeral")
+            await respond(
+                text=HELP_TEXT + "\n\n" + admin_commands.MAPPING_HELP, response_type="ephemeral"
+            )
+            return
+        subcommand = admin_commands.parse_subcommand(text)
+        if subcommand is not None:
+            await admin_commands.handle(
+                services, subcommand, invoker=str(body.get("user_id") or ""), respond=respond
+            )
             return
         await open_modal(
             services,
