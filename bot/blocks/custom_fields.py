@@ -9,6 +9,7 @@ from typing import Any
 from slack_sdk.models.blocks import (
     DatePickerElement,
     DateTimePickerElement,
+    ExternalDataMultiSelectElement,
     ExternalDataSelectElement,
     InputBlock,
     PlainTextInputElement,
@@ -88,8 +89,17 @@ def _choices_element(field: CustomField, initial: Any) -> Any:
     action_id = block_id(field)
     if len(field.choices) > OPTIONS_PER_SELECT:
         # Slack allows 100 options: past that, the options come from our search endpoint.
+        if field.accepts_multiple_values:
+            chosen = [v for v in initial if isinstance(v, str)] if isinstance(initial, list) else []
+            return ExternalDataMultiSelectElement(
+                action_id=action_id,
+                placeholder="Type to search",
+                min_query_length=0,
+                initial_options=[option(v, v) for v in chosen] or None,
+            )
         return ExternalDataSelectElement(
             action_id=action_id,
+            placeholder="Type to search",
             min_query_length=0,
             initial_option=option(str(initial), str(initial)) if isinstance(initial, str) else None,
         )

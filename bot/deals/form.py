@@ -100,14 +100,20 @@ def _custom_value(field: CustomField, element: dict[str, Any]) -> tuple[Any, str
         chosen = [o.get("value") for o in element["selected_options"] if isinstance(o, dict)]
         return [v for v in chosen if isinstance(v, str)] or None, None
     if "selected_option" in element:
-        return _selected(element)[0], None
+        chosen_value = _selected(element)[0]
+        if chosen_value is not None and field.accepts_multiple_values:
+            return [chosen_value], None  # Close takes a list for a multi-value field, always
+        return chosen_value, None
     text = _text(element)
     if text is None:
         return None, None
     if kind == "number":
         try:
-            number = Decimal(text.replace(",", ""))
+            number = Decimal(text.replace(",", "").replace(" ", ""))
         except InvalidOperation:
+            number = None
+        # Decimal reads "NaN" and "Infinity", which JSON (and Close) cannot take.
+        if number is None or not number.is_finite():
             return None, f"“{text[:40]}” is not a number."
         return (int(number) if number == number.to_integral_value() else float(number)), None
     if kind == "choices" and field.accepts_multiple_values:

@@ -66,6 +66,36 @@ class Org:
     def statuses_of(self, pipeline_id: str | None) -> list[Json]:
         return [s for s in self.statuses if s.get("pipeline_id") == pipeline_id]
 
+    def add_lead(self, name: str, *, lead_id: str | None = None) -> Json:
+        """Seed one more lead (tests: many leads matching a prefix, long names)."""
+        lead = _lead(lead_id or f"lead_seed{len(self.leads) + 1:05d}", name, self.id, _SEEDED)
+        self.leads.append(lead)
+        return lead
+
+    def add_custom_field(
+        self,
+        cf_id: str,
+        name: str,
+        kind: str,
+        choices: list[str] | None = None,
+        *,
+        multiple: bool = False,
+        required: bool = False,
+        description: str | None = None,
+    ) -> Json:
+        """Seed one more opportunity custom field, shaped as `/custom_field_schema/` lists it."""
+        field_json = _cf(
+            cf_id,
+            name,
+            kind,
+            choices,
+            multiple=multiple,
+            required=required,
+            description=description,
+        )
+        self.custom_fields.append(field_json)
+        return field_json
+
 
 def default_org() -> Org:
     """A seeded org: two pipelines, four users (one inactive), eight leads, custom fields."""
@@ -158,6 +188,29 @@ def default_org() -> Org:
             for i, lead, name, title in contacts
         ],
     )
+
+
+def every_field_type_org() -> Org:
+    """The seeded org plus the custom field types it lacks: datetime, contact, a type the bot
+    does not know, and a choices field too long for one Slack select (150 choices)."""
+    org = default_org()
+    org.add_custom_field("cf_kickoff", "Kickoff call", "datetime")
+    org.add_custom_field("cf_champion", "Champion", "contact")
+    org.add_custom_field("cf_website", "Website", "url")
+    org.add_custom_field(
+        "cf_industry", "Industry", "choices", [f"Industry {n:03d}" for n in range(1, 151)]
+    )
+    org.add_custom_field(
+        "cf_regions",
+        "Regions",
+        "choices",
+        [f"Region {n:03d}" for n in range(1, 121)],
+        multiple=True,
+    )
+    return org
+
+
+_SEEDED = "2024-01-02T09:00:00+00:00"
 
 
 def _user(user_id: str, email: str, first: str, last: str) -> Json:
@@ -1031,4 +1084,11 @@ def _tz_offset(request: Request) -> float:
         return 0.0
 
 
-__all__ = ["CloseSimulator", "Org", "RecordedRequest", "default_org", "value_formatted"]
+__all__ = [
+    "CloseSimulator",
+    "Org",
+    "RecordedRequest",
+    "default_org",
+    "every_field_type_org",
+    "value_formatted",
+]
