@@ -90,12 +90,12 @@ def _choices_element(field: CustomField, initial: Any) -> Any:
     if len(field.choices) > OPTIONS_PER_SELECT:
         # Slack allows 100 options: past that, the options come from our search endpoint.
         if field.accepts_multiple_values:
-            chosen = [v for v in initial if isinstance(v, str)] if isinstance(initial, list) else []
+            picked = [v for v in initial if isinstance(v, str)] if isinstance(initial, list) else []
             return ExternalDataMultiSelectElement(
                 action_id=action_id,
                 placeholder="Type to search",
                 min_query_length=0,
-                initial_options=[option(v, v) for v in chosen] or None,
+                initial_options=[option(v, v) for v in picked] or None,
             )
         return ExternalDataSelectElement(
             action_id=action_id,
