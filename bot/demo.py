@@ -58,9 +58,11 @@ async def _demo() -> int:
         _say("In #sales:")
         thread: list[dict[str, Any]] = slack.thread("C0SALES", parent_ts)
         for index, message in enumerate(thread):
-            prefix = "  " if index == 0 else "      ↳ "
-            for line in render_message(message, indent=prefix):
-                _say(line)
+            lines = render_message(message)
+            if index == 0:
+                _say("  " + "\n  ".join(lines))
+            else:
+                _say("    ↳ " + "\n      ".join(lines))
         _say()
         _say("In Close, the opportunity as stored:")
         stored = {k: v for k, v in close.opportunities[-1].items() if not k.startswith("_")}
