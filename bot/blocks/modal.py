@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slack_sdk.models.blocks import (
     ContextBlock,
+    ConversationFilter,
+    ConversationSelectElement,
     DatePickerElement,
     ExternalDataSelectElement,
     InputBlock,
@@ -38,6 +40,18 @@ from bot.blocks.text import (
 from bot.close.models import Contact, CustomField, Pipeline, Status, User, ValuePeriod
 
 CALLBACK_ID = "opportunity_modal"
+# The same modal, editing an opportunity that exists: its own callback so its submission
+# is a PUT of what changed, never a second create.
+EDIT_CALLBACK_ID = "opportunity_edit"
+POST_IN_BLOCK_ID = "post_in"
+
+ModalMode = Literal["edit"]
+# callback_id, title, submit label per mode (None: create).
+MODE_TEXTS: dict[ModalMode | None, tuple[str, str, str]] = {
+    None: (CALLBACK_ID, "New opportunity", "Create"),
+    "edit": (EDIT_CALLBACK_ID, "Edit opportunity", "Save"),
+}
+SOURCE_HINT = "The note will link to the Slack message this came from."
 
 PERIOD_LABELS: dict[ValuePeriod, str] = {
     "one_time": "One-time",
@@ -61,7 +75,14 @@ class CatalogView(Protocol):
 
 
 class ModalMetadata(BaseModel):
-    """Carried in `private_metadata`: the idempotency key and where to tell the outcome."""
+    """Carried in `private_metadata`: the idempotency key and where to tell the outcome.
+
+    From a message shortcut, `source_channel`/`source_ts` name the message and `permalink`
+    its link once fetched (after views.open). `post_in` asks for the "Post confirmation in"
+    picker (global shortcut, App Home). In `mode="edit"`, `channel_id`/`thread_ts` are the
+    confirmation's thread, `details_ts` its details message, and `loaded` a digest per field
+    of what the form was filled with, so only what the user changed is sent to Close.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -69,6 +90,17 @@ class ModalMetadata(BaseModel):
     channel_id: str | None = None
     thread_ts: str | None = None
     response_url: str | None = None
+    source_channel: str | None = None
+    source_ts: str | None = None
+    permalink: str | None = None
+    post_in: bool | None = None
+    mode: ModalMode | None = None
+    submission_id: str | None = None
+    opportunity_id: str | None = None
+    details_ts: str | None = None
+    announce_channel: str | None = None
+    announce_ts: str | None = None
+    loaded: dict[str, str] | None = None
 
     def encode(self) -> str:
         return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"))
@@ -108,6 +140,8 @@ class ModalForm(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     # Errors Close returned after the modal was submitted, shown under their blocks.
     errors: dict[str, str] = Field(default_factory=dict)
+    # The "Post confirmation in" picker's initial conversation (when metadata.post_in).
+    post_in: str | None = None
 
 
 def lead_option(lead: LeadOption) -> Option:
@@ -180,8 +214,10 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
     if form.summary:
         blocks.append(_context(form.summary))
     blocks.extend(_context(f":warning: {warning}") for warning in form.warnings[:3])
-    if not form.summary and not form.warnings:
+    if not form.summary and not form.warnings and form.metadata.mode is None:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=EMPTY_HINT)]))
+    if form.metadata.source_ts:
+        blocks.append(_context(SOURCE_HINT))
 
     blocks.append(
         _input(
@@ -301,6 +337,8 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             ),
         )
     )
+    if form.metadata.post_in:
+        blocks.append(_post_in(form))
     fields = shown(catalog.custom_fields)
     extra = custom_field_blocks(
         fields, form.custom, form.errors, users=catalog.users, contacts=form.contacts
@@ -312,16 +350,36 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             _context("Some optional custom fields are not shown here: fill them in Close.")
         )
     blocks.extend(extra)
+    callback_id, title, submit = MODE_TEXTS[form.metadata.mode]
     view = View(
         type="modal",
-        callback_id=CALLBACK_ID,
-        title="New opportunity",
-        submit="Create",
+        callback_id=callback_id,
+        title=title,
+        submit=submit,
         close="Cancel",
         private_metadata=form.metadata.encode(),
         blocks=blocks,
     )
     return view.to_dict()  # validates Slack's limits; raises SlackObjectFormationError
+
+
+def _post_in(form: ModalForm) -> InputBlock:
+    """Where the confirmation goes; Slack fills in the conversation the user is looking at."""
+    return _input(
+        form,
+        POST_IN_BLOCK_ID,
+        "Post confirmation in",
+        ConversationSelectElement(
+            action_id=POST_IN_BLOCK_ID,
+            placeholder="A channel or conversation",
+            initial_conversation=form.post_in,
+            default_to_current_conversation=True,
+            filter=ConversationFilter(
+                include=["public", "private", "im", "mpim"], exclude_bot_users=True
+            ),
+        ),
+        hint="Empty: I send the confirmation to you in a direct message.",
+    )
 
 
 def lead_options(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import actions, commands, options, views
+from bot.listeners import actions, commands, options, shortcuts, views
 from bot.services import Services
 
 
@@ -13,3 +13,4 @@ def register(app: AsyncApp, services: Services) -> None:
     views.register(app, services)
     options.register(app, services)
     actions.register(app, services)
+    shortcuts.register(app, services)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.messages import notice
@@ -25,6 +27,18 @@ T = TypeVar("T")
 PROFILE_BUDGET_SECONDS = 1.0
 CATALOG_GRACE_SECONDS = 0.5
 LEAD_LOOKUP_BUDGET_SECONDS = 5.0
+PERMALINK_BUDGET_SECONDS = 3.0
+
+# After views.open, turns the form shown into a fresher one (the edit modal loads Close's
+# current values this way); returning None leaves the form as it is.
+Refresh = Callable[[ModalForm], Awaitable[ModalForm | None]]
+
+
+class SourceMessage(BaseModel):
+    """The message a message shortcut ran on: its link goes into the opportunity's note."""
+
+    channel: str
+    ts: str
 
 
 async def open_modal(
@@ -36,8 +50,21 @@ async def open_modal(
     channel_id: str | None = None,
     thread_ts: str | None = None,
     response_url: str | None = None,
+    source: SourceMessage | None = None,
+    post_in: bool = False,
+    prefill: ModalForm | None = None,
+    refresh: Refresh | None = None,
 ) -> str | None:
-    """Open the modal prefilled from `text`; returns the view id, or None when Slack refused."""
+    """Open the modal prefilled from `text`; returns the view id, or None when Slack refused.
+
+    `source`: opened on that message (its permalink is fetched after views.open, never
+    before). `post_in`: show the "Post confirmation in" picker. `prefill`: a form built by
+    the caller (edit) instead of one parsed from `text`; `refresh` then updates it once open.
+    """
+    if prefill is not None:
+        return await _open(
+            services, prefill, trigger_id, user_id, response_url, source, None, refresh
+        )
     if not services.catalog.loaded:
         # Just started: give the catalog a moment rather than open a form without statuses.
         await services.catalog.wait_loaded(CATALOG_GRACE_SECONDS)
@@ -62,7 +89,13 @@ async def open_modal(
         status_labels=[status.label for status in services.catalog.statuses],
     )
     metadata = ModalMetadata(
-        key=uuid.uuid4().hex, channel_id=channel_id, thread_ts=thread_ts, response_url=response_url
+        key=uuid.uuid4().hex,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        response_url=response_url,
+        source_channel=source.channel if source else None,
+        source_ts=source.ts if source else None,
+        post_in=post_in or None,
     )
     form = form_from_draft(
         draft,
@@ -72,6 +105,21 @@ async def open_modal(
         last_used=last_used,
         default_pipeline=services.settings.default_pipeline,
     )
+    return await _open(
+        services, form, trigger_id, user_id, response_url, source, draft.lead, refresh
+    )
+
+
+async def _open(
+    services: Services,
+    form: ModalForm,
+    trigger_id: str,
+    user_id: str,
+    response_url: str | None,
+    source: SourceMessage | None,
+    lead: str | None,
+    refresh: Refresh | None,
+) -> str | None:
     view = build_opportunity_modal(form, services.catalog)
     try:
         opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
@@ -80,19 +128,54 @@ async def open_modal(
         log.warning("views.open failed: %s", code)
         await services.notifier.post(
             ReplyTarget(user_id=user_id, response_url=response_url),
-            notice(
-                "Slack did not let me open the form in time "
-                f"(`{code}`). Please run the command again."
-            ),
+            notice(f"Slack did not let me open the form in time (`{code}`). Please try again."),
         )
         return None
     view_id: str = opened["view"]["id"]
-    if draft.lead:
+    if lead or source or refresh:
         spawn(
-            preselect_lead(services, form, draft.lead, view_id, opened["view"].get("hash")),
-            name="preselect-lead",
+            _after_open(services, form, view_id, opened["view"].get("hash"), source, lead, refresh),
+            name="after-open",
         )
     return view_id
+
+
+async def _after_open(
+    services: Services,
+    form: ModalForm,
+    view_id: str,
+    view_hash: str | None,
+    source: SourceMessage | None,
+    lead: str | None,
+    refresh: Refresh | None,
+) -> None:
+    """Everything that needs Slack or Close once the modal is open, then one views.update."""
+    updated = form
+    if source is not None:
+        permalink = await fetch_permalink(services, source)
+        if permalink:
+            metadata = form.metadata.model_copy(update={"permalink": permalink})
+            updated = updated.model_copy(update={"metadata": metadata})
+    if refresh is not None:
+        updated = await refresh(updated) or updated
+    if lead:
+        await preselect_lead(services, updated, lead, view_id, view_hash)
+    elif updated is not form:
+        await update_modal(services, view_id, updated, view_hash)
+
+
+async def fetch_permalink(services: Services, source: SourceMessage) -> str | None:
+    """The message's Slack link, or None when Slack will not say (the note then goes without)."""
+    try:
+        response = await asyncio.wait_for(
+            services.slack.chat_getPermalink(channel=source.channel, message_ts=source.ts),
+            timeout=PERMALINK_BUDGET_SECONDS,
+        )
+    except (SlackApiError, TimeoutError) as error:
+        log.info("chat.getPermalink failed: %s", type(error).__name__)
+        return None
+    link = response.get("permalink")
+    return link if isinstance(link, str) else None
 
 
 def _result(future: asyncio.Future[T]) -> T | None:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.blocks.modal import CALLBACK_ID, ModalMetadata
+from bot.blocks.modal import CALLBACK_ID, POST_IN_BLOCK_ID, ModalMetadata
 from bot.blocks.status_views import creating_view
 from bot.deals.form import read_state, validate
 from bot.deals.models import ReplyTarget
+from bot.listeners.modal_flow import SourceMessage, fetch_permalink
 from bot.listeners.payload import dict_at, str_at
 from bot.services import Services
+from bot.slack_text import with_permalink
 
 log = logging.getLogger(__name__)
 
 STALE_FORM = "This form is out of date. Close it and run /opportunity again."
+# Only when the link fetched after views.open did not make it into the modal.
+PERMALINK_AT_SUBMIT_SECONDS = 1.0
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -48,11 +53,16 @@ def register(app: AsyncApp, services: Services) -> None:
                 "user_id": mapping.close_user.id if mapping.close_user else None,
                 "tz_offset_hours": submitter.tz_offset_hours if submitter else None,
                 "owner_slack_id": owner_id,
+                "note": with_permalink(checked.request.note, await _permalink(metadata)),
             }
         )
+        channel_id = metadata.channel_id
+        if metadata.post_in:
+            # The picker decides; left empty, the confirmation goes to the user's DM.
+            channel_id = _selected_conversation(view)
         reply_to = ReplyTarget(
             user_id=user_id,
-            channel_id=metadata.channel_id,
+            channel_id=channel_id,
             thread_ts=metadata.thread_ts,
             response_url=metadata.response_url,
             view_id=str_at(view, "id"),
@@ -75,3 +85,24 @@ def register(app: AsyncApp, services: Services) -> None:
             services.worker.kick()
         else:
             log.info("Duplicate submission %s ignored (state %s)", submission.id, submission.state)
+
+    async def _permalink(metadata: ModalMetadata) -> str | None:
+        if metadata.permalink or not (metadata.source_channel and metadata.source_ts):
+            return metadata.permalink
+        source = SourceMessage(channel=metadata.source_channel, ts=metadata.source_ts)
+        try:
+            return await asyncio.wait_for(
+                fetch_permalink(services, source), PERMALINK_AT_SUBMIT_SECONDS
+            )
+        except TimeoutError:
+            return None
+
+
+def _selected_conversation(view: dict[str, Any]) -> str | None:
+    """The "Post confirmation in" picker's choice, whatever its action_id."""
+    block = dict_at(view, "state", "values", POST_IN_BLOCK_ID)
+    for element in block.values():
+        chosen = str_at(element, "selected_conversation")
+        if chosen:
+            return chosen
+    return None
