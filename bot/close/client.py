@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -40,8 +42,9 @@ from bot.close.models import (
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0, pool=5.0)
 MAX_SEARCH_LIMIT = 200  # Close answers 400 past this for leads
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
-# Below this many calls left in the window, pace the group until the window resets.
-LOW_REMAINING = 0
+# While the first call of an endpoint group is out, others wait this long at most to learn
+# the group's budget from its `RateLimit` header (a hung first call must not hold them all).
+PROBE_WAIT = 1.0
 
 _RATELIMIT_FIELD = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)")
 # Path segments that are object ids (lead_…, oppo_…) are folded so one endpoint is one group.
@@ -49,6 +52,24 @@ _ID_SEGMENT = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 Method = Literal["GET", "POST", "PUT"]
+
+
+@dataclass
+class _Budget:
+    """One endpoint group's rate-limit window as Close's `RateLimit` header describes it.
+
+    `remaining` counts down locally as calls go out (None: Close never said, do not pace);
+    `span` is the longest `reset` seen, our estimate of the window's length.
+    """
+
+    limit: float | None = None
+    remaining: float | None = None
+    reset_at: float = 0.0
+    span: float = 0.0
+    in_flight: int = 0
+    learned: bool = False
+    probe_since: float = 0.0
+    probe_done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class CloseClient:
@@ -79,6 +100,7 @@ class CloseClient:
         self.retry_backoff = retry_backoff
         # Monotonic instant before which no request of an endpoint group should go out.
         self._not_before: dict[str, float] = {}
+        self._budgets: dict[str, _Budget] = {}
         self._http = httpx.AsyncClient(
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             auth=httpx.BasicAuth(api_key, ""),
@@ -285,11 +307,12 @@ class CloseClient:
                 response = await self._http.request(
                     method, path, params=params, json=json, headers=headers
                 )
-            except _NOT_SENT as exc:
-                # Nothing reached Close: safe to try again, even for writes.
-                await self._backoff_or_raise(attempt, f"cannot reach Close ({_describe(exc)})")
-                continue
             except httpx.TransportError as exc:
+                self._settle(group, None)
+                if isinstance(exc, _NOT_SENT):
+                    # Nothing reached Close: safe to try again, even for writes.
+                    await self._backoff_or_raise(attempt, f"cannot reach Close ({_describe(exc)})")
+                    continue
                 if not is_read:
                     raise CloseOutcomeUnknown(
                         f"{method} /{path} was sent but no answer came ({_describe(exc)}); "
@@ -297,8 +320,11 @@ class CloseClient:
                     ) from exc
                 await self._backoff_or_raise(attempt, f"Close did not answer ({_describe(exc)})")
                 continue
+            except BaseException:
+                self._settle(group, None)
+                raise
+            self._settle(group, response)
 
-            self._note_rate_limit(group, response)
             status = response.status_code
             if status == 429:
                 # A floor keeps a server that says "reset=0" from spinning us forever.
@@ -346,24 +372,73 @@ class CloseClient:
         await asyncio.sleep(delay * random.uniform(0.8, 1.2))
 
     async def _pace(self, group: str) -> None:
-        # Loop: another task may push the instant further while we sleep.
+        """Wait until a call of `group` fits Close's budget, and count it as sent.
+
+        Until Close has answered one call of a group, the others wait (up to PROBE_WAIT) for
+        its `RateLimit` header, so a burst of first calls does not become a burst of 429s.
+        """
+        budget = self._budgets.setdefault(group, _Budget())
+        # Loop: other tasks change the budget (or push the hold) while we sleep.
         while True:
-            delay = self._not_before.get(group, 0.0) - time.monotonic()
-            if delay <= 0:
-                return
-            await asyncio.sleep(delay)
+            now = time.monotonic()
+            held = self._not_before.get(group, 0.0) - now
+            if held > 0:
+                await asyncio.sleep(held)
+                continue
+            if not budget.learned:
+                if budget.in_flight == 0:
+                    budget.probe_since = now
+                    break
+                left = budget.probe_since + PROBE_WAIT - now
+                if left > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(budget.probe_done.wait(), left)
+                    continue
+                break  # the first call hangs: do not hold everyone behind it
+            if budget.remaining is not None and budget.limit is not None:
+                if now >= budget.reset_at:
+                    # A new window began; its first answer will correct the estimate.
+                    budget.remaining = budget.limit
+                    budget.reset_at = now + budget.span
+                if budget.remaining < 1:
+                    # Jitter so the waiters of one window do not all wake in the same instant.
+                    await asyncio.sleep(budget.reset_at - now + random.uniform(0.0, 0.02))
+                    continue
+                budget.remaining -= 1
+            break
+        budget.in_flight += 1
+
+    def _settle(self, group: str, response: httpx.Response | None) -> None:
+        """A call of `group` is done: learn its budget from the `RateLimit` header, if any."""
+        budget = self._budgets.setdefault(group, _Budget())
+        budget.in_flight = max(0, budget.in_flight - 1)
+        fields = _parse_ratelimit(response.headers.get("RateLimit")) if response else {}
+        remaining, reset = fields.get("remaining"), fields.get("reset")
+        if remaining is not None and reset is not None:
+            now = time.monotonic()
+            reset_at = now + reset
+            budget.span = max(budget.span, reset)
+            budget.limit = fields.get("limit") or max(budget.limit or 0.0, remaining + 1)
+            tolerance = max(0.01, budget.span / 4)
+            if budget.remaining is None or reset_at > budget.reset_at + tolerance:
+                # A window we had not seen: calls still out will count against it too.
+                budget.remaining = max(0.0, remaining - budget.in_flight)
+            else:
+                budget.remaining = min(budget.remaining, remaining)
+            budget.reset_at = reset_at
+        if response is not None and not budget.learned:
+            budget.learned = True
+            budget.probe_done.set()
+        elif response is None and not budget.learned:
+            # The first call failed without an answer: let a waiting call try instead.
+            budget.probe_done.set()
+            budget.probe_done = asyncio.Event()
 
     def _hold(self, group: str, seconds: float) -> None:
         # A little jitter so a burst of callers does not come back in lockstep.
         jitter = random.uniform(0.0, min(0.05, seconds * 0.1))
         until = time.monotonic() + seconds + jitter
         self._not_before[group] = max(self._not_before.get(group, 0.0), until)
-
-    def _note_rate_limit(self, group: str, response: httpx.Response) -> None:
-        fields = _parse_ratelimit(response.headers.get("RateLimit"))
-        remaining, reset = fields.get("remaining"), fields.get("reset")
-        if remaining is not None and reset is not None and remaining <= LOW_REMAINING:
-            self._hold(group, reset)
 
     def _rate_limit_wait(self, response: httpx.Response) -> float:
         reset = _parse_ratelimit(response.headers.get("RateLimit")).get("reset")
