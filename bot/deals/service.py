@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
@@ -23,8 +24,8 @@ from bot.close.errors import (
     CloseRateLimited,
     CloseValidationError,
 )
-from bot.close.models import Lead, Opportunity
-from bot.deals.models import DealRequest, ReplyTarget, Submission
+from bot.close.models import Contact, Lead, Opportunity
+from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission
 from bot.deals.notify import Notifier
 from bot.deals.prefill import form_from_request
 from bot.store.submissions import SubmissionStore
@@ -48,6 +49,10 @@ FIELD_NAMES = {
     "contact_id": "contact",
     "note": "note",
 }
+
+# A 400 on these means the org's statuses/pipelines changed since the catalog loaded.
+STALE_METADATA_FIELDS = frozenset({"status", "status_id", "pipeline", "pipeline_id"})
+CONTACTS_BUDGET = 5.0
 
 
 def block_for_field(field: str) -> str:
@@ -209,15 +214,23 @@ class Deals:
         self, submission: Submission, error: CloseValidationError
     ) -> bool:
         """Put the form back in the still-open modal with Close's errors under their fields."""
+        if STALE_METADATA_FIELDS.intersection(error.field_errors):
+            await self._refresh_catalog()  # so the form offers Close's statuses as they are now
         view_id = submission.reply_to.view_id
         if view_id is None:
             return False
+        request = submission.request
+        if submission.lead_id and request.lead.id is None:
+            # The new lead exists in Close now: a corrected form must not create it again.
+            request = request.model_copy(update={"lead": LeadChoice(id=submission.lead_id)})
         errors: dict[str, str] = {}
         for field, text in error.field_errors.items():
             block = block_for_field(field)
             errors[block] = f"{errors[block]} {text}" if block in errors else f"Close says: {text}"
         if not errors:
             errors["lead"] = f"Close refused it: {describe_close_error(error)}"
+        if "status" in errors:
+            errors["status"] = self._status_problem(request) or errors["status"]
         target = submission.reply_to
         metadata = ModalMetadata(
             key=uuid.uuid4().hex,  # a corrected resubmission is a new submission
@@ -225,12 +238,48 @@ class Deals:
             thread_ts=target.thread_ts,
             response_url=target.response_url,
         )
-        owner = submission.request.owner_slack_id or submission.slack_user_id
-        form = form_from_request(submission.request, owner=owner, metadata=metadata)
-        form = form.model_copy(update={"errors": errors})
-        return await self._notifier.update_view(
-            view_id, build_opportunity_modal(form, self._catalog)
-        )
+        owner = request.owner_slack_id or submission.slack_user_id
+        form = form_from_request(request, owner=owner, metadata=metadata)
+        contacts = await self._contacts_of(request.lead.id)
+        form = form.model_copy(update={"errors": errors, "contacts": contacts})
+        view = build_opportunity_modal(form, self._catalog)
+        shown = {block.get("block_id") for block in view["blocks"]}
+        if any(block not in shown for block in errors):
+            # A field the form does not show (now): say it on the lead rather than nowhere.
+            lost = [text for block, text in errors.items() if block not in shown]
+            kept = {block: text for block, text in errors.items() if block in shown}
+            kept["lead"] = " ".join([kept.get("lead", ""), *lost]).strip()
+            view = build_opportunity_modal(form.model_copy(update={"errors": kept}), self._catalog)
+        return await self._notifier.update_view(view_id, view)
+
+    async def _refresh_catalog(self) -> None:
+        try:
+            await self._catalog.refresh()
+        except CloseError as refresh_error:
+            log.warning("Catalog refresh after a status error failed: %s", refresh_error)
+
+    def _status_problem(self, request: DealRequest) -> str | None:
+        """What changed about the chosen status since the form was built, in the user's words."""
+        if request.status_id is None:
+            return None
+        status = self._catalog.status(request.status_id)
+        if status is None:
+            return "This status is no longer in Close: pick one of the current statuses."
+        pipeline = self._catalog.pipeline_for_status(status.id)
+        if pipeline is not None and pipeline.id != request.pipeline_id:
+            return (
+                f"“{status.label}” is now in the {pipeline.name} pipeline: check it, then Create."
+            )
+        return None
+
+    async def _contacts_of(self, lead_id: str | None) -> list[Contact]:
+        if lead_id is None:
+            return []
+        try:
+            return await asyncio.wait_for(self._close.list_contacts(lead_id), CONTACTS_BUDGET)
+        except Exception as contacts_error:  # the form still works without contacts
+            log.info("Contacts for %s unavailable: %s", lead_id, type(contacts_error).__name__)
+            return []
 
     async def _retry_later(self, submission: Submission, error: Exception | None) -> None:
         now = self._clock()
