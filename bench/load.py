@@ -68,6 +68,7 @@ class Config:
     out_dir: Path = ROOT / "bench" / "results"
     name: str = "latest"
     markdown: Path | None = None
+    profile: Path | None = None
 
 
 @dataclass
@@ -443,21 +444,28 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
                         faults = {"rate_limit_every": 3, "slow_fraction": 0.05, "slow_seconds": 10}
                         await (await http.post(control + "faults", json=faults)).release()
                     cpu_before = read_proc(proc.pid).get("cpu_seconds", 0.0)
+                    sims_cpu_before = read_proc(sims_pid).get("cpu_seconds", 0.0)
+                    load_cpu_before = time.process_time()
                     load = LoadRun(
                         config, Sender(http, base + "slack/events"), control,
                         is_bot=is_bot, run_id=run_id,
                     )  # fmt: skip
                     began = time.perf_counter()
                     print(f"[{target}] ready in {ready:.2f}s; loading...", file=sys.stderr)
+                    profiler = await start_profiler(config, target, proc.pid)
                     await load.run()
                     load_seconds = time.perf_counter() - began
+                    load_cpu = time.process_time() - load_cpu_before
+                    sims_cpu = read_proc(sims_pid).get("cpu_seconds", 0.0) - sims_cpu_before
                     stats = await drain(http, control, load, config) if is_bot else None
                     if stats is None:
                         async with http.get(control + "stats") as response:
                             stats = await response.json()
                     proc_info = read_proc(proc.pid)
+                    if profiler is not None:
+                        await profiler.wait()
                     proc_info["cpu_seconds"] = proc_info.get("cpu_seconds", 0.0) - cpu_before
-                    sims_info = read_proc(sims_pid)
+                    sims_info = {**read_proc(sims_pid), "cpu_seconds": sims_cpu}
     return TargetResult.collect(
         target=target,
         recorder=load.rec,
@@ -467,8 +475,24 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
         load_seconds=load_seconds,
         proc=proc_info,
         sims=sims_info,
+        load_cpu_seconds=load_cpu,
         late_seconds=LATE_SECONDS,
     )
+
+
+async def start_profiler(
+    config: Config, target: str, pid: int
+) -> asyncio.subprocess.Process | None:
+    """With --profile: py-spy (installed separately) samples the app for the load's duration."""
+    if config.profile is None:
+        return None
+    config.profile.mkdir(parents=True, exist_ok=True)
+    out = config.profile / f"{target}.txt"
+    return await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+        "--duration", str(int(config.duration)), "--nonblocking", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 async def drain(
@@ -531,6 +555,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", help="result file name (latest, or scale with --scale)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--profile", type=Path, help="write py-spy samples of each app here (needs py-spy)"
+    )
     args = parser.parse_args(argv)
     return Config(
         duration=10.0 if args.quick else args.duration,
@@ -543,6 +570,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         out_dir=args.out_dir,
         name=args.name or ("scale" if args.scale else "latest"),
         markdown=args.markdown,
+        profile=args.profile,
     )
 
 

@@ -66,6 +66,7 @@ class TargetResult:
         load_seconds: float,
         proc: dict[str, float],
         sims: dict[str, float],
+        load_cpu_seconds: float,
         late_seconds: float,
     ) -> TargetResult:
         rec = recorder
@@ -103,6 +104,9 @@ class TargetResult:
             "cpu_seconds": round(proc.get("cpu_seconds", 0.0), 1),
             "cpu_share_of_one_core": round(proc.get("cpu_seconds", 0.0) / load_seconds, 2),
             "sims_peak_rss_mb": round(sims.get("peak_rss_mb", 0.0), 1),
+            # The simulators and the load generator share the same 2 cores with the app.
+            "sims_cpu_share_of_one_core": round(sims.get("cpu_seconds", 0.0) / load_seconds, 2),
+            "load_generator_cpu_share_of_one_core": round(load_cpu_seconds / load_seconds, 2),
             "load": {
                 "seconds": round(load_seconds, 1),
                 "commands_sent": rec.commands_sent,
@@ -141,6 +145,7 @@ class TargetResult:
                     searches.get("typeahead", 0), len(rec.acks["options"])
                 ),
                 "duplicate_seeded_leads": stats.get("duplicate_seeded_leads", 0),
+                "unexpected_new_leads": stats.get("unexpected_new_leads", [])[:20],
             },
             "slack": {
                 "calls_by_method": slack_calls,
@@ -284,6 +289,8 @@ def rows(report: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         ("Slack API calls per command", get(bot, "slack", "per_command"), get(base, "slack", "per_command")),
         ("peak RSS (MB)", get(bot, "peak_rss_mb"), get(base, "peak_rss_mb")),
         ("CPU (share of one core during load)", get(bot, "cpu_share_of_one_core"), get(base, "cpu_share_of_one_core")),
+        ("simulators' CPU (share of one core)", get(bot, "sims_cpu_share_of_one_core"), get(base, "sims_cpu_share_of_one_core")),
+        ("load generator's CPU (share of one core)", get(bot, "load_generator_cpu_share_of_one_core"), get(base, "load_generator_cpu_share_of_one_core")),
         ("start → first /healthz 200 (s)", get(bot, "ready_seconds"), get(base, "ready_seconds")),
         ("start → catalog loaded (s)", get(bot, "catalog_loaded_seconds"), None),
         ("load generator lag p99 (ms)", get(bot, "load", "send_lag_ms", "p99"), get(base, "load", "send_lag_ms", "p99")),

@@ -222,6 +222,10 @@ class Control:
                 "leads_total": len(leads),
                 # A lead made again under a name the org already had: preselection gave up.
                 "duplicate_seeded_leads": sum(1 for lead in leads[8:] if lead["name"] in seeded),
+                # Leads the bench never asked for (its new leads are all named "Bench …").
+                "unexpected_new_leads": sorted(
+                    {lead["name"] for lead in leads[8:] if not lead["name"].startswith("Bench ")}
+                ),
                 "opportunities": [
                     {
                         "id": o["id"],
