@@ -3,25 +3,75 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
 
 from bot import listeners
+from bot.listeners import guard
+from bot.listeners.fallback import (
+    NOT_SUPPORTED,
+    SOMETHING_WENT_WRONG,
+    answer,
+    request_kind,
+    tell_user,
+)
+from bot.logs import redact_secrets
 from bot.services import Services
 from bot.settings import Settings
+from bot.tasks import spawn
+
+log = logging.getLogger(__name__)
+
+# Kinds whose user can still be told something after the ack (they carry a response_url or
+# a user to DM); a view submission past its ack is already stored and reported by the worker.
+_TELL_AFTER_ACK = frozenset({"command", "block_actions", "shortcut", "message_action"})
 
 
 def build_app(settings: Settings, services: Services) -> AsyncApp:
     """The Bolt app with every listener wired to `services` (the same in HTTP and Socket Mode)."""
+    # Every mode builds the app, so every mode redacts the configured secrets from its logs.
+    redact_secrets(settings.secret_values())
     signing_secret = (
-        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
     app = AsyncApp(
         client=services.slack,
         signing_secret=signing_secret,
-        # Socket Mode needs no signature (the websocket is authenticated); HTTP always verifies.
-        request_verification_enabled=signing_secret is not None,
+        # Always on: Bolt skips it for Socket Mode (the websocket is authenticated) and the
+        # HTTP server refuses to start without a secret, so there is no way to turn it off.
+        request_verification_enabled=True,
+        # Unmatched requests go to the error handler below (a 200 Slack can show), not a 404.
+        raise_error_for_unhandled_request=True,
         logger=logging.getLogger("bot.bolt"),
     )
+    guard.register(app, services)
     listeners.register(app, services)
+
+    @app.error
+    async def on_error(
+        error: Exception, body: dict[str, Any], response: BoltResponse | None
+    ) -> BoltResponse | None:
+        return _handle_error(services, error, body, response)
+
     return app
+
+
+def _handle_error(
+    services: Services, error: Exception, body: object, response: BoltResponse | None
+) -> BoltResponse | None:
+    """A 200 that tells the user, instead of Bolt's 500 (listener raised) or 404 (no listener)."""
+    kind = request_kind(body)
+    if isinstance(error, BoltUnhandledRequestError):
+        log.info("No listener for a %s request", kind)
+        payload = answer(body, NOT_SUPPORTED)
+        return BoltResponse(status=200, body=payload if payload is not None else "")
+    log.error("Listener failed on a %s request", kind, exc_info=error)
+    payload = answer(body, SOMETHING_WENT_WRONG) if response is not None else None
+    if payload is None and kind in _TELL_AFTER_ACK:
+        spawn(tell_user(services, body, SOMETHING_WENT_WRONG), name="tell-user-of-error")
+    if response is None:
+        return None  # already acknowledged: Slack has had its 200
+    return BoltResponse(status=200, body=payload if payload is not None else "")

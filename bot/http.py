@@ -1,25 +1,220 @@
-"""HTTP mode: Starlette under uvicorn, `POST /slack/events` for everything Slack sends, `GET /healthz`."""
+"""HTTP mode: Starlette under uvicorn, `POST /slack/events` for everything Slack sends, `GET /healthz`.
+
+In front of Bolt sits a guard that Slack never notices and attackers always do: the body is
+size-capped while it streams, the signature and its 5-minute window are checked on the raw
+bytes before anything is parsed, unparsable bodies get a 4xx, and whatever Bolt or a listener
+does, Slack gets a 200 with a message for the user instead of a 5xx.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.starlette.async_handler import to_starlette_response
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
 from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+# Slack's payloads are a few KB (a full modal state rarely reaches 100 KB).
+MAX_BODY_BYTES = 512 * 1024
+# Slack's rule: refuse a timestamp more than 5 minutes away from now (replays).
+MAX_CLOCK_SKEW_SECONDS = 5 * 60
+MAX_FORM_FIELDS = 100
+
+
+class Refused(Exception):
+    """The request is answered with `status` and a short reason, before Bolt sees it."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+    def response(self) -> Response:
+        return JSONResponse({"ok": False, "error": self.reason}, status_code=self.status)
+
+
+async def read_capped(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` (header or stream)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise Refused(400, "bad_content_length")
+        if int(declared) > limit:
+            raise Refused(413, "body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, "body_too_large")
+            chunks.append(chunk)
+    except ClientDisconnect as error:
+        raise Refused(400, "client_disconnected") from error
+    return b"".join(chunks)
+
+
+def verify_signature(
+    secret: bytes,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    now: Callable[[], float] = time.time,
+) -> None:
+    """Slack's v0 signature over the raw bytes, constant-time, within the 5-minute window."""
+    if not timestamp or not signature:
+        raise Refused(401, "unsigned")
+    stamp = timestamp.strip()
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        raise Refused(401, "bad_timestamp")
+    if abs(now() - int(stamp)) > MAX_CLOCK_SKEW_SECONDS:
+        raise Refused(401, "stale_timestamp")
+    digest = hmac.new(secret, b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a header may hold anything.
+    if not hmac.compare_digest(("v0=" + digest).encode(), signature.encode("utf-8", "replace")):
+        raise Refused(401, "bad_signature")
+
+
+def parse_body(text: str, content_type: str | None) -> dict[str, Any]:
+    """Slack's two body shapes: JSON (events), or a form with fields or one `payload` JSON field.
+
+    Unlike Bolt's own parser this never raises on odd input and does not mistake the word
+    "payload" typed in a command for an interaction payload.
+    """
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media == "application/json" or text.startswith("{"):
+        parsed: object = _json(text)
+    else:
+        try:
+            fields = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+        except ValueError as error:
+            raise Refused(400, "bad_form") from error
+        parsed = _json(fields["payload"]) if "payload" in fields else fields
+    if not isinstance(parsed, dict):
+        raise Refused(400, "not_an_object")
+    return parsed
+
+
+def check_envelope(body: dict[str, Any]) -> None:
+    """Refuse (400) the shapes Slack never sends and Bolt would dereference blindly.
+
+    What is inside (view state, action values, event details) is the listeners' business:
+    they read it defensively and answer 200 whatever it holds.
+    """
+    for key in ("type", "command", "callback_id", "action_id", "trigger_id", "response_url"):
+        if key in body and not isinstance(body[key], str):
+            raise Refused(400, "bad_shape")
+    kind = body.get("type")
+    if "event" in body or kind == "event_callback":
+        event = body.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise Refused(400, "bad_shape")
+    if "view" in body or kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        if not isinstance(view, dict):
+            raise Refused(400, "bad_shape")
+        if kind in ("view_submission", "view_closed") and not (
+            isinstance(view.get("type"), str) and isinstance(view.get("callback_id"), str)
+        ):
+            raise Refused(400, "bad_shape")
+    if "actions" in body or kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not all(
+            isinstance(action, dict) and isinstance(action.get("action_id"), str)
+            for action in actions
+        ):
+            raise Refused(400, "bad_shape")
+    if kind in ("shortcut", "message_action") and not isinstance(body.get("callback_id"), str):
+        raise Refused(400, "bad_shape")
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise Refused(400, "bad_json") from error
+
+
+def bolt_request(request: Request, text: str, body: dict[str, Any]) -> AsyncBoltRequest:
+    try:
+        bolt = AsyncBoltRequest(
+            body=text,
+            query=request.url.query,
+            headers={key: value for key, value in request.headers.items()},
+        )
+        if bolt.body != body:
+            # Bolt misread it (e.g. the word "payload" in a command): use our reading.
+            bolt.body = body
+            bolt.context = build_async_context(AsyncBoltContext({}), body)
+    except Exception as error:  # a shape Bolt cannot route (e.g. "team": 7)
+        raise Refused(400, "bad_shape") from error
+    return bolt
+
+
+def fallback(body: object, text: str = SOMETHING_WENT_WRONG) -> Response:
+    payload = answer(body, text)
+    if payload is None:
+        return Response(status_code=200)
+    return JSONResponse(payload, status_code=200)
 
 
 def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
-    handler = AsyncSlackRequestHandler(bolt)
+    settings = services.settings
+    if (
+        settings.slack_signing_secret is None
+        or not settings.slack_signing_secret.get_secret_value()
+    ):
+        # HTTP mode on a public URL without verification would let anyone act as anyone.
+        raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
+    secret = settings.slack_signing_secret.get_secret_value().encode()
 
     async def slack_events(request: Request) -> Response:
-        return await handler.handle(request)
+        body: dict[str, Any] = {}
+        try:
+            raw = await read_capped(request)
+            verify_signature(
+                secret,
+                raw,
+                request.headers.get("x-slack-request-timestamp"),
+                request.headers.get("x-slack-signature"),
+            )
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise Refused(400, "not_utf8") from error
+            body = parse_body(text, request.headers.get("content-type"))
+            check_envelope(body)
+            response = await bolt.async_dispatch(bolt_request(request, text, body))
+        except Refused as refused:
+            log.info("Refused a request to /slack/events: %s", refused.reason)
+            return refused.response()
+        except Exception:
+            log.exception("Unexpected error serving a %s request", request_kind(body))
+            return fallback(body)
+        if response.status >= 500 or response.status == 404:
+            # Bolt's own answers for a failed or unmatched request: Slack would show an error.
+            log.warning("Bolt answered %s to a %s request", response.status, request_kind(body))
+            return fallback(body)
+        return to_starlette_response(response)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True, "catalog_loaded": services.catalog.loaded})

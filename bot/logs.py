@@ -2,47 +2,148 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable
+from typing import Any
 
+# Anything shaped like a credential, known or not: Slack tokens, Close keys, and the value of an
+# Authorization header however it is printed (dict repr, "key: value", httpcore's byte tuples).
 _TOKEN_SHAPES = re.compile(
-    r"(xox[abposr]-[0-9A-Za-z-]{8,}|xapp-[0-9A-Za-z-]{8,}|api_[0-9A-Za-z]{6,}\.[0-9A-Za-z]{6,}"
-    r"|(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?:Basic|Bearer)\s+[A-Za-z0-9+/=._-]+)"
+    r"(xox[abposre]-[0-9A-Za-z-]{8,}|xapp-[0-9A-Za-z-]{8,}|api_[0-9A-Za-z]{6,}\.[0-9A-Za-z]{6,}"
+    r"|(?i:authorization)[\"']?\s*[:=,]\s*b?[\"']?(?:Basic|Bearer)\s+[A-Za-z0-9+/=._-]+)"
 )
 REDACTED = "[redacted]"
+_MIN_SECRET = 6  # shorter "secrets" would redact ordinary words
+
+
+def _variants(secret: str) -> set[str]:
+    """The secret and the forms it travels in: HTTP Basic (Close's key is the username)."""
+    found = {secret}
+    for raw in (f"{secret}:", secret):
+        encoded = base64.b64encode(raw.encode()).decode()
+        found.add(encoded)
+        found.add(encoded.rstrip("="))
+    return found
 
 
 class RedactSecrets(logging.Filter):
     """Replaces every known secret (and anything shaped like a Slack/Close token) with [redacted]."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        known = set(self._secrets)
+        for secret in secrets:
+            if secret and len(secret) >= _MIN_SECRET:
+                known |= {v for v in _variants(secret) if len(v) >= _MIN_SECRET}
+        # Longest first, so a secret that contains another is removed whole.
+        self._secrets = sorted(known, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
+            if secret in text:
+                text = text.replace(secret, REDACTED)
         return _TOKEN_SHAPES.sub(REDACTED, text)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+    def scrub(self, record: logging.LogRecord) -> None:
+        """Redact a record in place: message template, arguments, traceback and stack."""
+        if isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        elif record.msg is not None:
+            text = str(record.msg)
+            if self.redact(text) != text:
+                record.msg = self.redact(text)
+        if record.args:
+            record.args = self._scrub_args(record.args)
         if record.exc_info and not record.exc_text:
+            # Formatted now, so every handler (stderr, pytest's caplog, uvicorn's) gets the
+            # redacted traceback instead of formatting the raw one itself.
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg = self.redact(message)
-        record.args = None
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+
+    def _scrub_args(self, args: Any) -> Any:
+        if isinstance(args, dict):
+            return {key: self._scrub_arg(value) for key, value in args.items()}
+        if isinstance(args, tuple):
+            return tuple(self._scrub_arg(value) for value in args)
+        return self._scrub_arg(args)
+
+    def _scrub_arg(self, value: Any) -> Any:
+        if isinstance(value, bool | int | float) or value is None:
+            return value  # %d / %f placeholders need the number itself
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, bytes):
+            text = value.decode("utf-8", "replace")
+            return value if self.redact(text) == text else self.redact(text).encode()
+        try:
+            text = str(value)
+        except Exception:  # a broken __str__ must not break logging
+            return value
+        redacted = self.redact(text)
+        # Objects stay objects (so %r still shows their repr) unless they carry a secret.
+        return value if redacted == text else redacted
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.scrub(record)
         return True
 
 
+# One redactor for the whole process, applied when each record is made: handlers added later
+# (pytest's caplog, uvicorn's, a library's own) only ever see redacted records.
+_redactor = RedactSecrets()
+_install_lock = threading.Lock()
+_installed = False
+
+
+def redactor() -> RedactSecrets:
+    return _redactor
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret (and anything token-shaped) replaced by [redacted]."""
+    return _redactor.redact(text)
+
+
+def redact_secrets(secrets: Iterable[str]) -> None:
+    """Register `secrets` with the process-wide redactor and make sure every log record passes it."""
+    global _installed
+    _redactor.add(secrets)
+    with _install_lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                _redactor.scrub(record)
+            except Exception:  # never lose a log line to the redactor: drop its content instead
+                record.msg, record.args, record.exc_text = REDACTED, None, None
+            return record
+
+        logging.setLogRecordFactory(make_record)
+        _installed = True
+
+
 def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> None:
+    """Log to stderr at `level`, with `secrets` redacted from every record (and the handler)."""
+    redact_secrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
     )
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(_redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     port: int = 3000
     log_level: str = "INFO"
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Who may use the bot, and where (empty: everyone, everywhere); admins are always allowed.
+    allowed_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_channel_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     catalog_refresh_seconds: float = 300.0
     # Pipeline (name or id) whose first status is preselected when the user has no last choice.
     default_pipeline: str | None = None
@@ -53,7 +56,7 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 300.0
     retry_give_up_seconds: float = 6 * 3600.0
 
-    @field_validator("admin_user_ids", mode="before")
+    @field_validator("admin_user_ids", "allowed_user_ids", "allowed_channel_ids", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _split_ids(value)
