@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.blocks.format import format_date, format_money_period
 from bot.blocks.text import (
@@ -20,6 +20,36 @@ from bot.close.models import Opportunity
 
 RETRY_ACTION_ID = "retry_submission"
 OPEN_IN_CLOSE_ACTION_ID = "open_in_close"
+EDIT_ACTION_ID = "edit_opportunity"
+WON_ACTION_ID = "mark_won"
+LOST_ACTION_ID = "mark_lost"
+CONFIRMATION_ACTIONS_BLOCK_ID = "confirmation_actions"
+
+
+class ConfirmationRef(BaseModel):
+    """The value of the confirmation's buttons: which submission, and its deals-channel post.
+
+    Carried in the message itself, so acting on a confirmation needs no lookup of where
+    its announcement went.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    submission_id: str
+    announce_channel: str | None = None
+    announce_ts: str | None = None
+
+    def encode(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    @classmethod
+    def decode(cls, raw: object) -> ConfirmationRef | None:
+        if not isinstance(raw, str):
+            return None
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            return None
 
 
 class Message(BaseModel):
@@ -71,8 +101,25 @@ def summary(opportunity: Opportunity, *, creator: str, verb: str = "logged") -> 
     return Message(text=fit(plain, MESSAGE_TEXT), blocks=[_section(f":moneybag: {line}")])
 
 
-def details(opportunity: Opportunity, *, close_app_url: str) -> Message:
-    """The thread reply: every field, and a link that opens the lead (and its opportunity) in Close."""
+def _button(action_id: str, text: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": fit(text, BUTTON_TEXT)},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def details(
+    opportunity: Opportunity, *, close_app_url: str, ref: ConfirmationRef | None = None
+) -> Message:
+    """The thread reply: every field, and a link that opens the lead (and its opportunity) in Close.
+
+    With `ref`, also Edit, Won and Lost (Won/Lost only while the status is not already that).
+    """
     url = lead_url(close_app_url, opportunity.lead_id)
     fields: list[tuple[str, str | None]] = [
         ("Lead", fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 300)),
@@ -99,19 +146,24 @@ def details(opportunity: Opportunity, *, close_app_url: str) -> Message:
     ]
     if opportunity.note:
         blocks.append(_section(f"*Note*\n{fit_mrkdwn(opportunity.note, SECTION_TEXT - 20)}"))
-    blocks.append(
+    buttons: list[dict[str, Any]] = [
         {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": OPEN_IN_CLOSE_ACTION_ID,
-                    "text": {"type": "plain_text", "text": fit("Open in Close", BUTTON_TEXT)},
-                    "url": url,
-                    "style": "primary",
-                }
-            ],
+            "type": "button",
+            "action_id": OPEN_IN_CLOSE_ACTION_ID,
+            "text": {"type": "plain_text", "text": fit("Open in Close", BUTTON_TEXT)},
+            "url": url,
+            "style": "primary",
         }
+    ]
+    if ref is not None:
+        value = ref.encode()
+        buttons.append(_button(EDIT_ACTION_ID, "Edit", value))
+        if opportunity.status_type != "won":
+            buttons.append(_button(WON_ACTION_ID, "Won", value))
+        if opportunity.status_type != "lost":
+            buttons.append(_button(LOST_ACTION_ID, "Lost", value, "danger"))
+    blocks.append(
+        {"type": "actions", "block_id": CONFIRMATION_ACTIONS_BLOCK_ID, "elements": buttons}
     )
     blocks.append(
         {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import actions, commands, options, shortcuts, views
+from bot.listeners import actions, commands, confirmation_actions, options, shortcuts, views
 from bot.services import Services
 
 
@@ -14,3 +14,4 @@ def register(app: AsyncApp, services: Services) -> None:
     options.register(app, services)
     actions.register(app, services)
     shortcuts.register(app, services)
+    confirmation_actions.register(app, services)

@@ -1,0 +1,131 @@
+"""Messages and modal views about changes to a logged opportunity: who changed what, saving, saved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import SectionBlock
+from slack_sdk.models.views import View
+
+from bot.blocks.format import format_date, format_money_period
+from bot.blocks.messages import Message, lead_url
+from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit, fit_mrkdwn
+from bot.close.models import Opportunity
+
+EDIT_STATUS_CALLBACK_ID = "opportunity_edit_status"
+NOTHING = "—"
+MAX_LINES = 12
+
+
+def _value(opportunity: Opportunity) -> str | None:
+    if opportunity.value is None:
+        return None
+    return format_money_period(
+        opportunity.value, opportunity.value_currency, opportunity.value_period
+    )
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return NOTHING
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def describe_changes(
+    before: Opportunity, after: Opportunity, field_names: dict[str, str] | None = None
+) -> list[str]:
+    """One mrkdwn line per field that differs: "*Value*: $12,000 annual → $15,000 annual".
+
+    `field_names` maps custom field ids to their names in Close.
+    """
+    pairs: list[tuple[str, Any, Any]] = [
+        ("Lead", before.lead_name or before.lead_id, after.lead_name or after.lead_id),
+        ("Value", _value(before), _value(after)),
+        (
+            "Confidence",
+            None if before.confidence is None else f"{before.confidence}%",
+            None if after.confidence is None else f"{after.confidence}%",
+        ),
+        ("Status", before.status_label, after.status_label),
+        (
+            "Close date",
+            format_date(before.date_won) if before.date_won else None,
+            format_date(after.date_won) if after.date_won else None,
+        ),
+        ("Owner", before.user_name or before.user_id, after.user_name or after.user_id),
+        ("Contact", before.contact_name, after.contact_name),
+    ]
+    lines = [
+        f"*{name}*: {fit_mrkdwn(_shown(old), 150)} → {fit_mrkdwn(_shown(new), 150)}"
+        for name, old, new in pairs
+        if _shown(old) != _shown(new)
+    ]
+    if (before.note or "").strip() != (after.note or "").strip():
+        lines.append("*Note*: updated")
+    names = field_names or {}
+    for cf_id in sorted(set(before.custom) | set(after.custom)):
+        old, new = before.custom.get(cf_id), after.custom.get(cf_id)
+        if _shown(old) != _shown(new):
+            name = fit_mrkdwn(names.get(cf_id, cf_id), 80)
+            lines.append(
+                f"*{name}*: {fit_mrkdwn(_shown(old), 150)} → {fit_mrkdwn(_shown(new), 150)}"
+            )
+    return lines
+
+
+def change_message(actor: str, what: str, lines: list[str]) -> Message:
+    """The thread line: "<@U1> edited the opportunity: …" with one line per change."""
+    shown = lines[:MAX_LINES]
+    if len(lines) > MAX_LINES:
+        shown.append(f"…and {len(lines) - MAX_LINES} more")
+    body = f":pencil2: <@{actor}> {what}"
+    if shown:
+        body += ":\n" + "\n".join(f"• {line}" for line in shown)
+    plain = f"Opportunity {what}"
+    return Message(
+        text=fit(plain, MESSAGE_TEXT),
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": fit(body, SECTION_TEXT)}}],
+    )
+
+
+def refusal(creator: str, owner: str | None, url: str) -> str:
+    """Why someone may not change an opportunity, and who can."""
+    who = f"<@{creator}>"
+    if owner and owner != creator:
+        who += f", its owner <@{owner}>"
+    return (
+        f":lock: Only {who} and admins can change this opportunity from Slack. "
+        f"Ask one of them, or change it in <{url}|Close>."
+    )
+
+
+def _view(blocks: list[SectionBlock], private_metadata: str | None = None) -> dict[str, Any]:
+    view = View(
+        type="modal",
+        callback_id=EDIT_STATUS_CALLBACK_ID,
+        title="Edit opportunity",
+        close="Done",
+        blocks=blocks,
+        private_metadata=private_metadata,
+    )
+    return view.to_dict()
+
+
+def saving_view(lead_name: str, private_metadata: str | None = None) -> dict[str, Any]:
+    text = (
+        f":hourglass_flowing_sand: Saving your changes to *{fit_mrkdwn(lead_name, 300)}* in Close…"
+    )
+    return _view([SectionBlock(text=text)], private_metadata)
+
+
+def saved_view(after: Opportunity, lines: list[str], *, close_app_url: str) -> dict[str, Any]:
+    lead = fit_mrkdwn(after.lead_name or after.lead_id, 300)
+    url = lead_url(close_app_url, after.lead_id)
+    head = (
+        f":white_check_mark: Saved *{lead}* in Close (<{url}|open>). The thread says what changed."
+    )
+    if not lines:
+        head = f":white_check_mark: Close already had these values for *{lead}*: nothing changed."
+    return _view([SectionBlock(text=fit(head, SECTION_TEXT))])

@@ -1,0 +1,86 @@
+"""The optional deals channel (DEALS_CHANNEL): one message per new opportunity, its updates threaded."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.messages import Message, lead_url, summary
+from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit
+from bot.close.models import Opportunity
+from bot.deals.notify import Posted
+
+log = logging.getLogger(__name__)
+
+
+def announcement(
+    opportunity: Opportunity, *, creator: str, close_app_url: str, logged_in: str | None
+) -> Message:
+    """The deals-channel post: the confirmation's summary line, where it was logged, a link."""
+    line = summary(opportunity, creator=creator).blocks[0]["text"]["text"]
+    where = f" in <#{logged_in}>" if logged_in and logged_in.startswith(("C", "G")) else ""
+    url = lead_url(close_app_url, opportunity.lead_id)
+    context = f"Logged{where} · <{url}|Open in Close>"
+    lead = opportunity.lead_name or opportunity.lead_id
+    return Message(
+        text=fit(f"New opportunity for {lead}", MESSAGE_TEXT),
+        blocks=[
+            {
+                "type": "section",
+                "block_id": "announcement",
+                "text": {"type": "mrkdwn", "text": fit(line, SECTION_TEXT)},
+            },
+            {
+                "type": "context",
+                "block_id": "announcement_context",
+                "elements": [{"type": "mrkdwn", "text": fit(context, 2000)}],
+            },
+        ],
+    )
+
+
+class Announcer:
+    """Posts to the deals channel; does nothing when none is configured."""
+
+    def __init__(self, slack: AsyncWebClient, channel: str | None, *, close_app_url: str) -> None:
+        self._slack = slack
+        self.channel = channel or None
+        self._close_app_url = close_app_url
+
+    async def created(
+        self, opportunity: Opportunity, *, creator: str, logged_in: str | None
+    ) -> Posted | None:
+        """Announce a new opportunity, unless it was logged in the deals channel itself
+        (its confirmation is already there: a second message would only repeat it)."""
+        if self.channel is None or logged_in == self.channel:
+            return None
+        message = announcement(
+            opportunity, creator=creator, close_app_url=self._close_app_url, logged_in=logged_in
+        )
+        return await self._post(message, thread_ts=None)
+
+    async def changed(
+        self, message: Message, *, channel: str | None, ts: str | None, already_in: str | None
+    ) -> None:
+        """Thread `message` under the announcement (skipped when it was posted there already)."""
+        if not channel or not ts or (already_in is not None and already_in == f"{channel}:{ts}"):
+            return
+        await self._post(message, thread_ts=ts, channel=channel)
+
+    async def _post(
+        self, message: Message, *, thread_ts: str | None, channel: str | None = None
+    ) -> Posted | None:
+        where = channel or self.channel
+        if where is None:
+            return None
+        try:
+            response = await self._slack.chat_postMessage(
+                channel=where, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
+            )
+        except SlackApiError as error:
+            # The deals channel is a bonus: the user's own confirmation does not depend on it.
+            log.warning("Deals channel post to %s failed: %s", where, error.response.get("error"))
+            return None
+        return Posted(via="channel", channel=response["channel"], ts=response["ts"])

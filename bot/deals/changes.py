@@ -1,0 +1,459 @@
+"""Acting on a logged opportunity from its confirmation: who may, the edit form, PUT what changed, won/lost."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.blocks import messages
+from bot.blocks.changes import change_message, describe_changes, refusal
+from bot.blocks.custom_fields import PREFIX as CUSTOM_PREFIX
+from bot.blocks.custom_fields import shown
+from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata
+from bot.close.catalog import Catalog
+from bot.close.client import CloseClient
+from bot.close.errors import CloseError
+from bot.close.models import Contact, Opportunity, Status
+from bot.deals.announce import Announcer
+from bot.deals.models import DealRequest, ReplyTarget, Submission
+from bot.deals.notify import Notifier
+from bot.identity import Identity
+from bot.parsing.money import format_money
+from bot.store.submissions import SubmissionStore
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["won", "lost"]
+CORE_FIELDS = (
+    "lead",
+    "value",
+    "value_period",
+    "confidence",
+    "date_won",
+    "status",
+    "owner",
+    "contact",
+    "note",
+)
+OWNER_CHECK_SECONDS = 1.0
+LOAD_BUDGET_SECONDS = 5.0
+
+
+class ThreadRef(BaseModel):
+    """Where a confirmation lives: its channel, thread root, details message, and a response_url."""
+
+    channel: str | None = None
+    thread_ts: str | None = None
+    details_ts: str | None = None
+    response_url: str | None = None
+
+
+def digest(value: Any) -> str:
+    """A short fingerprint of a field's value (the modal's metadata has room for 3000 chars)."""
+    if isinstance(value, str):
+        value = value.strip() or None
+    raw = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def opportunity_fields(
+    opportunity: Opportunity, owner: str | None, catalog: Catalog
+) -> dict[str, Any]:
+    """The modal's fields as the opportunity fills them, normalized like a submission."""
+    fields: dict[str, Any] = {
+        "lead": opportunity.lead_id,
+        "value": opportunity.value,
+        "value_period": opportunity.value_period,
+        "confidence": opportunity.confidence,
+        "date_won": opportunity.date_won,
+        "status": opportunity.status_id,
+        "owner": owner,
+        "contact": opportunity.contact_id,
+        "note": opportunity.note,
+    }
+    for field in shown(catalog.custom_fields):
+        fields[CUSTOM_PREFIX + field.id] = opportunity.custom.get(field.id)
+    return fields
+
+
+def request_fields(request: DealRequest, owner: str | None, catalog: Catalog) -> dict[str, Any]:
+    """The same fields as submitted (a new lead reads `new:<name>`, never a lead id)."""
+    fields: dict[str, Any] = {
+        "lead": request.lead.option_value,
+        "value": request.value,
+        "value_period": request.value_period,
+        "confidence": request.confidence,
+        "date_won": request.date_won,
+        "status": request.status_id,
+        "owner": owner,
+        "contact": request.contact_id,
+        "note": request.note,
+    }
+    for field in shown(catalog.custom_fields):
+        fields[CUSTOM_PREFIX + field.id] = request.custom.get(field.id)
+    return fields
+
+
+def changed_fields(
+    loaded: dict[str, str], submitted: dict[str, Any], present: set[str]
+) -> list[str]:
+    """Fields the user changed: shown in the submitted view and unlike what the form loaded.
+
+    A block the view did not show (contacts not loaded yet, say) is never read as "cleared".
+    """
+    return [
+        key
+        for key, value in submitted.items()
+        if key in present and key in loaded and digest(value) != loaded[key]
+    ]
+
+
+def form_from_opportunity(
+    opportunity: Opportunity,
+    *,
+    metadata: ModalMetadata,
+    owner: str | None,
+    catalog: Catalog,
+    contacts: list[Contact] | None = None,
+    summary: str | None = None,
+    warnings: list[str] | None = None,
+) -> ModalForm:
+    """The edit modal filled with the opportunity; `metadata.loaded` fingerprints each field."""
+    loaded = {
+        key: digest(value) for key, value in opportunity_fields(opportunity, owner, catalog).items()
+    }
+    custom = {
+        field.id: opportunity.custom[field.id]
+        for field in shown(catalog.custom_fields)
+        if opportunity.custom.get(field.id) is not None
+    }
+    return ModalForm(
+        metadata=metadata.model_copy(update={"loaded": loaded}),
+        lead=LeadOption(
+            value=opportunity.lead_id, label=opportunity.lead_name or opportunity.lead_id
+        ),
+        value_text=format_money(opportunity.value, opportunity.value_currency)
+        if opportunity.value is not None
+        else None,
+        value_period=opportunity.value_period,
+        confidence=opportunity.confidence,
+        date_won=opportunity.date_won,
+        status_id=opportunity.status_id,
+        owner=owner,
+        contacts=contacts or [],
+        contact_id=opportunity.contact_id,
+        note=opportunity.note or None,
+        custom=custom,
+        summary=summary,
+        warnings=warnings or [],
+    )
+
+
+def put_body(
+    request: DealRequest, changed: list[str], *, owner_close_id: str | None, lead_id: str
+) -> dict[str, Any]:
+    """`PUT /opportunity/{id}/` with only what changed (Close treats PUT as a patch)."""
+    body: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for key in changed:
+        if key == "lead":
+            body["lead_id"] = lead_id
+        elif key == "status":
+            if request.status_id:  # an emptied select cannot unset a status
+                body["status_id"] = request.status_id
+                if request.pipeline_id:
+                    body["pipeline_id"] = request.pipeline_id
+        elif key == "owner":
+            if owner_close_id:
+                body["user_id"] = owner_close_id
+        elif key == "contact":
+            body["contact_id"] = request.contact_id
+        elif key == "note":
+            body["note"] = request.note or ""
+        elif key.startswith(CUSTOM_PREFIX):
+            cf_id = key.removeprefix(CUSTOM_PREFIX)
+            custom[cf_id] = request.custom.get(cf_id)
+        else:
+            body[key] = getattr(request, key)
+    if custom:
+        body["custom"] = custom
+    return body
+
+
+def outcome_status(catalog: Catalog, opportunity: Opportunity, kind: Outcome) -> Status | None:
+    """The first won (or lost) status of the opportunity's own pipeline."""
+    pipeline = catalog.pipeline_for_status(opportunity.status_id)
+    pipeline_id = pipeline.id if pipeline else opportunity.pipeline_id
+    for group, statuses in catalog.statuses_by_pipeline():
+        if pipeline_id in (None, "") or group.id == pipeline_id:
+            found = next((s for s in statuses if s.type == kind), None)
+            if found is not None:
+                return found
+    return None
+
+
+class Changes:
+    """What the confirmation's buttons and the edit modal do; every change is told in the thread."""
+
+    def __init__(
+        self,
+        *,
+        store: SubmissionStore,
+        close: CloseClient,
+        catalog: Catalog,
+        identity: Identity,
+        notifier: Notifier,
+        slack: AsyncWebClient,
+        announcer: Announcer,
+        close_app_url: str,
+    ) -> None:
+        self._store = store
+        self._close = close
+        self.catalog = catalog
+        self._identity = identity
+        self._notifier = notifier
+        self._slack = slack
+        self._announcer = announcer
+        self._close_app_url = close_app_url
+
+    # --- who may ---
+
+    async def submission(self, ref: messages.ConfirmationRef | None) -> Submission | None:
+        if ref is None:
+            return None
+        submission = await self._store.get(ref.submission_id)
+        return submission if submission and submission.opportunity_id else None
+
+    async def allowed_without_close(self, actor: str, submission: Submission) -> bool:
+        """The creator, the owner they picked, and admins (Slack admins/owners, ADMIN_USER_IDS)."""
+        if actor in (submission.slack_user_id, submission.request.owner_slack_id):
+            return True
+        return await self._identity.is_admin(actor)
+
+    async def owns_now(self, actor: str, opportunity: Opportunity) -> bool:
+        """Whether `actor` is the opportunity's owner in Close now (it may have changed there)."""
+        if not opportunity.user_id:
+            return False
+        mapping = await self._identity.close_user_for(actor)
+        return mapping.close_user is not None and mapping.close_user.id == opportunity.user_id
+
+    async def allowed(
+        self, actor: str, submission: Submission, opportunity: Opportunity | None = None
+    ) -> bool:
+        if await self.allowed_without_close(actor, submission):
+            return True
+        if opportunity is None and submission.opportunity_id:
+            try:
+                opportunity = await asyncio.wait_for(
+                    self._close.get_opportunity(submission.opportunity_id), OWNER_CHECK_SECONDS
+                )
+            except (CloseError, TimeoutError):
+                return False
+        return opportunity is not None and await self.owns_now(actor, opportunity)
+
+    async def refuse(self, actor: str, submission: Submission, thread: ThreadRef) -> None:
+        lead_id = submission.lead_id or submission.request.lead.id or ""
+        text = refusal(
+            submission.slack_user_id,
+            submission.request.owner_slack_id,
+            messages.lead_url(self._close_app_url, lead_id),
+        )
+        await self.tell(actor, thread, text)
+
+    async def tell(self, actor: str, thread: ThreadRef, text: str) -> None:
+        """An answer only `actor` sees, in the thread where they clicked."""
+        if thread.channel:
+            try:
+                await self._slack.chat_postEphemeral(
+                    channel=thread.channel, user=actor, thread_ts=thread.thread_ts, text=text
+                )
+                return
+            except SlackApiError as error:
+                log.info("chat.postEphemeral failed: %s", error.response.get("error"))
+        if thread.response_url:
+            try:
+                await AsyncWebhookClient(thread.response_url).send(
+                    text=text, response_type="ephemeral", replace_original=False
+                )
+                return
+            except Exception as error:  # the DM below still reaches them
+                log.info("response_url failed: %s", type(error).__name__)
+        await self._notifier.post(ReplyTarget(user_id=actor), messages.notice(text))
+
+    # --- the edit form ---
+
+    def stored_opportunity(self, submission: Submission) -> Opportunity | None:
+        """The opportunity as Close returned it at creation (to open the form at once)."""
+        if not submission.response:
+            return None
+        try:
+            return Opportunity.model_validate(submission.response)
+        except ValueError:
+            return None
+
+    async def slack_owner(self, opportunity: Opportunity, hints: list[str | None]) -> str | None:
+        """The Slack user for the opportunity's Close owner: a likely person first, then email."""
+        if not opportunity.user_id:
+            return None
+        for hint in dict.fromkeys(h for h in hints if h):
+            mapping = await self._identity.close_user_for(hint)
+            if mapping.close_user is not None and mapping.close_user.id == opportunity.user_id:
+                return hint
+        user = self.catalog.user(opportunity.user_id)
+        if user is None or not user.email:
+            return None
+        try:
+            found = await self._slack.users_lookupByEmail(email=user.email)
+        except SlackApiError:
+            return None
+        slack_id = (found.get("user") or {}).get("id")
+        return slack_id if isinstance(slack_id, str) else None
+
+    async def fresh_form(self, form: ModalForm, actor: str, submission: Submission) -> ModalForm:
+        """The edit form as Close has the opportunity now (or a warning saying it could not)."""
+        assert submission.opportunity_id is not None
+        try:
+            opportunity = await asyncio.wait_for(
+                self._close.get_opportunity(submission.opportunity_id), LOAD_BUDGET_SECONDS
+            )
+        except (CloseError, TimeoutError) as error:
+            log.info("Loading %s for edit failed: %s", submission.opportunity_id, error)
+            return form.model_copy(
+                update={
+                    "summary": None,
+                    "warnings": [
+                        "Close is not answering: these are the values from when it was "
+                        "logged. Saving sends only what you change."
+                    ],
+                }
+            )
+        contacts: list[Contact] = []
+        try:
+            contacts = await asyncio.wait_for(
+                self._close.list_contacts(opportunity.lead_id), LOAD_BUDGET_SECONDS
+            )
+        except (CloseError, TimeoutError) as error:
+            log.info("Contacts for %s unavailable: %s", opportunity.lead_id, error)
+        owner = await self.slack_owner(
+            opportunity, [submission.request.owner_slack_id, submission.slack_user_id, actor]
+        )
+        lead = opportunity.lead_name or opportunity.lead_id
+        return form_from_opportunity(
+            opportunity,
+            metadata=form.metadata,
+            owner=owner,
+            catalog=self.catalog,
+            contacts=contacts,
+            summary=f"Editing *{lead}* as Close has it now. Only what you change is saved.",
+        )
+
+    # --- changes ---
+
+    async def set_outcome(
+        self, actor: str, ref: messages.ConfirmationRef, thread: ThreadRef, kind: Outcome
+    ) -> None:
+        """Won/Lost: the pipeline's won or lost status, with the actor's zone for date_won."""
+        submission = await self.submission(ref)
+        if submission is None or submission.opportunity_id is None:
+            await self.tell(actor, thread, "I cannot find this opportunity any more.")
+            return
+        try:
+            before = await self._close.get_opportunity(submission.opportunity_id)
+        except CloseError as error:
+            await self.tell(actor, thread, f"Close is not answering ({error}). Try again soon.")
+            return
+        if not await self.allowed(actor, submission, before):
+            await self.refuse(actor, submission, thread)
+            return
+        status = outcome_status(self.catalog, before, kind)
+        if status is None:
+            pipeline = before.pipeline_name or "this"
+            await self.tell(
+                actor, thread, f"The {pipeline} pipeline has no {kind} status in Close."
+            )
+            return
+        if before.status_id == status.id:
+            await self.tell(actor, thread, f"It is already *{status.label}*.")
+            return
+        profile = await self._identity.profile(actor)
+        try:
+            after = await self._close.update_opportunity(
+                submission.opportunity_id,
+                {"status_id": status.id},
+                tz_offset_hours=profile.tz_offset_hours if profile else None,
+            )
+        except CloseError as error:
+            await self.tell(actor, thread, f"Close did not take it: {error}")
+            return
+        await self.publish(
+            actor, submission, ref, thread, before, after, f"marked it *{status.label}*"
+        )
+
+    async def put(
+        self,
+        actor: str,
+        submission: Submission,
+        body: dict[str, Any],
+    ) -> tuple[Opportunity, Opportunity]:
+        """GET (for the "before" of the thread line) then PUT; raises CloseError."""
+        assert submission.opportunity_id is not None
+        before = await self._close.get_opportunity(submission.opportunity_id)
+        profile = await self._identity.profile(actor)
+        after = await self._close.update_opportunity(
+            submission.opportunity_id,
+            body,
+            tz_offset_hours=profile.tz_offset_hours if profile else None,
+        )
+        return before, after
+
+    async def publish(
+        self,
+        actor: str,
+        submission: Submission,
+        ref: messages.ConfirmationRef,
+        thread: ThreadRef,
+        before: Opportunity,
+        after: Opportunity,
+        what: str,
+    ) -> list[str]:
+        """Update the summary and details in place, then say who changed what in the thread
+        (and under the deals-channel announcement)."""
+        names = {field.id: field.name for field in self.catalog.custom_fields}
+        lines = describe_changes(before, after, names)
+        summary = messages.summary(after, creator=submission.slack_user_id)
+        if submission.notice_channel and submission.notice_ts:
+            await self._notifier.update(submission.notice_channel, submission.notice_ts, summary)
+        elif thread.channel and thread.thread_ts and thread.thread_ts != thread.details_ts:
+            # Confirmed before summaries were recorded: the thread root is the summary when the
+            # thread is the bot's own (from a message shortcut it is the user's message:
+            # Slack refuses, and nothing else happens).
+            await self._notifier.update(thread.channel, thread.thread_ts, summary)
+        if thread.channel and thread.details_ts:
+            await self._notifier.update(
+                thread.channel,
+                thread.details_ts,
+                messages.details(after, close_app_url=self._close_app_url, ref=ref),
+            )
+        if not lines:
+            return lines
+        message = change_message(actor, what, lines)
+        await self._notifier.post(
+            ReplyTarget(user_id=actor, channel_id=thread.channel, response_url=thread.response_url),
+            message,
+            thread_ts=thread.thread_ts,
+        )
+        await self._announcer.changed(
+            message,
+            channel=ref.announce_channel,
+            ts=ref.announce_ts,
+            already_in=f"{thread.channel}:{thread.thread_ts}",
+        )
+        return lines

@@ -1,0 +1,263 @@
+"""The confirmation's buttons (Edit, Won, Lost) and the edit modal's submission."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.blocks.changes import saved_view, saving_view
+from bot.blocks.messages import (
+    EDIT_ACTION_ID,
+    LOST_ACTION_ID,
+    WON_ACTION_ID,
+    ConfirmationRef,
+)
+from bot.blocks.modal import EDIT_CALLBACK_ID, ModalForm, ModalMetadata, build_opportunity_modal
+from bot.close.errors import CloseError, CloseValidationError
+from bot.deals.announce import Announcer
+from bot.deals.changes import (
+    Changes,
+    Outcome,
+    ThreadRef,
+    changed_fields,
+    form_from_opportunity,
+    put_body,
+    request_fields,
+)
+from bot.deals.form import FormValues, modal_form_from_values, read_state, validate
+from bot.deals.models import DealRequest, Submission
+from bot.deals.service import block_for_field, describe_close_error
+from bot.listeners.modal_flow import open_modal
+from bot.listeners.payload import dict_at, str_at
+from bot.services import Services
+from bot.tasks import spawn
+
+log = logging.getLogger(__name__)
+
+STALE_EDIT = "This form is out of date. Close it and press Edit again."
+
+
+def _action_value(body: dict[str, Any]) -> str | None:
+    actions = body.get("actions")
+    return str_at(actions[0], "value") if isinstance(actions, list) and actions else None
+
+
+def _thread(body: dict[str, Any]) -> ThreadRef:
+    """The clicked confirmation: its channel, its thread's root, and the message itself."""
+    message = dict_at(body, "message")
+    details_ts = str_at(body, "container", "message_ts") or str_at(message, "ts")
+    return ThreadRef(
+        channel=str_at(body, "container", "channel_id") or str_at(body, "channel", "id"),
+        thread_ts=str_at(message, "thread_ts") or details_ts,
+        details_ts=details_ts,
+        response_url=str_at(body, "response_url"),
+    )
+
+
+def changes_for(services: Services) -> Changes:
+    return Changes(
+        store=services.store,
+        close=services.close,
+        catalog=services.catalog,
+        identity=services.identity,
+        notifier=services.notifier,
+        slack=services.slack,
+        announcer=services.announcer
+        or Announcer(services.slack, None, close_app_url=services.settings.close_app_url),
+        close_app_url=services.settings.close_app_url,
+    )
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    changes = changes_for(services)
+
+    @app.action(EDIT_ACTION_ID)
+    async def edit_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Open THE modal on the opportunity (stored values at once, Close's current right after)."""
+        await ack()
+        actor = str_at(body, "user", "id") or ""
+        ref = ConfirmationRef.decode(_action_value(body))
+        thread = _thread(body)
+        submission = await changes.submission(ref)
+        if ref is None or submission is None:
+            await changes.tell(actor, thread, "I cannot find this opportunity any more.")
+            return
+        if not await changes.allowed(actor, submission):
+            await changes.refuse(actor, submission, thread)
+            return
+        stored = changes.stored_opportunity(submission)
+        metadata = ModalMetadata(
+            key=uuid.uuid4().hex,
+            mode="edit",
+            channel_id=thread.channel,
+            thread_ts=thread.thread_ts,
+            details_ts=thread.details_ts,
+            response_url=thread.response_url,
+            submission_id=submission.id,
+            opportunity_id=submission.opportunity_id,
+            announce_channel=ref.announce_channel,
+            announce_ts=ref.announce_ts,
+        )
+        if stored is None:
+            form = ModalForm(metadata=metadata, summary="Loading the opportunity from Close…")
+        else:
+            form = form_from_opportunity(
+                stored,
+                metadata=metadata,
+                owner=submission.request.owner_slack_id,
+                catalog=services.catalog,
+                summary="Loading the latest values from Close…",
+            )
+
+        async def refresh(shown: ModalForm) -> ModalForm:
+            return await changes.fresh_form(shown, actor, submission)
+
+        await open_modal(
+            services,
+            trigger_id=str_at(body, "trigger_id") or "",
+            user_id=actor,
+            response_url=thread.response_url,
+            prefill=form,
+            refresh=refresh,
+        )
+
+    async def outcome(ack: AsyncAck, body: dict[str, Any], kind: Outcome) -> None:
+        await ack()
+        ref = ConfirmationRef.decode(_action_value(body))
+        actor = str_at(body, "user", "id") or ""
+        if ref is None:
+            return
+        spawn(changes.set_outcome(actor, ref, _thread(body), kind), name=f"mark-{kind}")
+
+    @app.action(WON_ACTION_ID)
+    async def won_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await outcome(ack, body, "won")
+
+    @app.action(LOST_ACTION_ID)
+    async def lost_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await outcome(ack, body, "lost")
+
+    @app.view(EDIT_CALLBACK_ID)
+    async def edit_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Validate like a new one, then PUT only what the user changed (after the ack)."""
+        view = dict_at(body, "view")
+        actor = str_at(body, "user", "id") or ""
+        metadata = ModalMetadata.decode(view.get("private_metadata"))
+        submission = (
+            await services.store.get(metadata.submission_id)
+            if metadata and metadata.submission_id
+            else None
+        )
+        if (
+            metadata is None
+            or metadata.loaded is None
+            or submission is None
+            or submission.opportunity_id is None
+        ):
+            await ack(response_action="errors", errors={"lead": STALE_EDIT})
+            return
+        state = dict_at(view, "state", "values")
+        values = read_state(state)
+        checked = validate(values, services.catalog)
+        errors = dict(checked.errors)
+        request = checked.request
+        changed: list[str] = []
+        owner_close_id: str | None = None
+        if request is not None:
+            submitted = request_fields(request, values.owner, services.catalog)
+            changed = changed_fields(metadata.loaded, submitted, set(state))
+            if "owner" in changed and values.owner:
+                mapping = await services.identity.close_user_for(values.owner)
+                if mapping.close_user is None:
+                    errors["owner"] = mapping.owner_error(is_self=values.owner == actor)
+                else:
+                    owner_close_id = mapping.close_user.id
+        if errors or request is None:
+            await ack(response_action="errors", errors=errors)
+            return
+        if not changed:
+            await ack()  # nothing to save: the modal just closes
+            return
+        await ack(
+            response_action="update",
+            view=saving_view(request.lead_name, private_metadata=metadata.encode()),
+        )
+        spawn(
+            save_edit(
+                services,
+                changes,
+                actor=actor,
+                submission=submission,
+                metadata=metadata,
+                values=values,
+                request=request,
+                changed=changed,
+                owner_close_id=owner_close_id,
+                view_id=str_at(view, "id"),
+            ),
+            name="save-edit",
+        )
+
+
+async def save_edit(
+    services: Services,
+    changes: Changes,
+    *,
+    actor: str,
+    submission: Submission,
+    metadata: ModalMetadata,
+    values: FormValues,
+    request: DealRequest,
+    changed: list[str],
+    owner_close_id: str | None,
+    view_id: str | None,
+) -> None:
+    """PUT, then the modal says saved and the thread says what changed; a Close error puts the
+    form back with it under its field, nothing retyped."""
+    try:
+        lead_id = request.lead.id
+        if lead_id is None:  # moved to a lead that is new in Close
+            lead_id = (await services.close.create_lead(request.lead_name)).id
+        body = put_body(request, changed, owner_close_id=owner_close_id, lead_id=lead_id)
+        before, after = await changes.put(actor, submission, body)
+    except CloseError as error:
+        log.info("Edit of %s failed: %s", submission.opportunity_id, error)
+        if view_id is None:
+            return
+        form = modal_form_from_values(values, metadata, services.catalog)
+        if isinstance(error, CloseValidationError) and error.field_errors:
+            errors = {block_for_field(f): f"Close says: {t}" for f, t in error.field_errors.items()}
+            form = form.model_copy(update={"errors": errors})
+        else:
+            problem = describe_close_error(error) if isinstance(error, CloseValidationError) else ""
+            form = form.model_copy(
+                update={
+                    "warnings": [
+                        f"Close did not save it{': ' + problem if problem else ''}. "
+                        "Nothing changed; press Save to try again."
+                    ]
+                }
+            )
+        await services.notifier.update_view(
+            view_id, build_opportunity_modal(form, services.catalog)
+        )
+        return
+    ref = ConfirmationRef(
+        submission_id=submission.id,
+        announce_channel=metadata.announce_channel,
+        announce_ts=metadata.announce_ts,
+    )
+    thread = ThreadRef(
+        channel=metadata.channel_id,
+        thread_ts=metadata.thread_ts,
+        details_ts=metadata.details_ts,
+        response_url=metadata.response_url,
+    )
+    lines = await changes.publish(actor, submission, ref, thread, before, after, "edited it")
+    if view_id is not None:
+        await services.notifier.update_view(
+            view_id, saved_view(after, lines, close_app_url=services.settings.close_app_url)
+        )
