@@ -45,6 +45,8 @@ TRANSIENT_STATUSES = frozenset({502, 503, 504})
 # While the first call of an endpoint group is out, others wait this long at most to learn
 # the group's budget from its `RateLimit` header (a hung first call must not hold them all).
 PROBE_WAIT = 1.0
+# After `/data/search/` answers 404, use the older lead query for this long before asking again.
+SEARCH_FALLBACK_SECONDS = 600.0
 
 _RATELIMIT_FIELD = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)")
 # Path segments that are object ids (lead_…, oppo_…) are folded so one endpoint is one group.
@@ -101,6 +103,7 @@ class CloseClient:
         # Monotonic instant before which no request of an endpoint group should go out.
         self._not_before: dict[str, float] = {}
         self._budgets: dict[str, _Budget] = {}
+        self._search_unavailable_until = 0.0
         self._http = httpx.AsyncClient(
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             auth=httpx.BasicAuth(api_key, ""),
@@ -189,9 +192,16 @@ class CloseClient:
             "_fields": {"lead": ["id", "display_name"]},
             "_limit": min(limit, MAX_SEARCH_LIMIT),
         }
-        try:
-            body = await self._request("POST", "data/search/", json=query, read=True)
-        except (CloseNotFound, CloseValidationError):
+        body: dict[str, Any] | None = None
+        if time.monotonic() >= self._search_unavailable_until:
+            try:
+                body = await self._request("POST", "data/search/", json=query, read=True)
+            except CloseNotFound:
+                # No /data/search/ here: do not pay for the 404 on every keystroke.
+                self._search_unavailable_until = time.monotonic() + SEARCH_FALLBACK_SECONDS
+            except CloseValidationError:
+                pass  # this query only (odd characters): the older search may still take it
+        if body is None:
             # The deprecated query-language search still answers where /data/search/ does not.
             quoted = name.replace('"', " ").strip()
             params = {

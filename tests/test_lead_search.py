@@ -1,0 +1,112 @@
+"""The lead typeahead answers Slack inside 3 s, whatever Close does (issue 4), over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.close.client import CloseClient
+from bot.lead_search import LeadSearch
+from bot.sandbox.close_sim import CloseSimulator
+from bot.sandbox.stack import CLOSE_API_KEY, Sandbox
+from tests.flows import open_modal
+
+pytestmark = pytest.mark.asyncio
+
+LONG_NAME = "Aardvark " + "Amalgamated Holdings " * 6  # well past Slack's 75 characters
+
+
+async def suggest(sb: Sandbox, view_id: str, typed: str) -> tuple[list[dict[str, Any]], float]:
+    started = time.perf_counter()
+    response = await sb.driver.block_suggestion(view_id, "lead", typed)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    options: list[dict[str, Any]] = response.json()["options"]
+    return options, elapsed
+
+
+def texts(options: list[dict[str, Any]]) -> list[str]:
+    return [o["text"]["text"] for o in options]
+
+
+async def test_slow_close_answers_in_budget_with_the_cached_prefix_and_the_create_choice(
+    sandbox: Sandbox,
+) -> None:
+    view_id = await open_modal(sandbox, "")
+    options, _ = await suggest(sandbox, view_id, "ac")
+    assert texts(options) == ["Acme Corp", "Create new lead: ac"]
+
+    sandbox.close.path_latency["/data/search/"] = 3.0
+    # A cached prefix, and one with nothing cached: both on time, both with the create choice.
+    (options, elapsed), (nothing, elapsed_nothing) = await asyncio.gather(
+        suggest(sandbox, view_id, "acm"), suggest(sandbox, view_id, "wayn")
+    )
+    assert elapsed < 2.2, f"answered in {elapsed:.2f}s"
+    assert texts(options) == ["Acme Corp", "Create new lead: acm"]
+    assert options[0]["value"] == "lead_acme" and options[1]["value"] == "new:acm"
+    assert elapsed_nothing < 2.2, f"answered in {elapsed_nothing:.2f}s"
+    assert texts(nothing) == ["Create new lead: wayn"]
+
+
+async def test_many_matches_give_at_most_100_options_with_names_trimmed(sandbox: Sandbox) -> None:
+    org = sandbox.close.org
+    org.add_lead(LONG_NAME)
+    for n in range(150):
+        org.add_lead(f"Alpha Account {n:03d}")
+    view_id = await open_modal(sandbox, "")
+    options, elapsed = await suggest(sandbox, view_id, "a")
+    assert len(options) == 100
+    assert texts(options)[-1] == "Create new lead: a"
+    assert all(len(text) <= 75 for text in texts(options))
+    assert texts(options)[0] == LONG_NAME[:74] + "…"
+    assert options[0]["value"].startswith("lead_seed")
+    [search] = [r for r in sandbox.close.requests if r.path == "/data/search/"]
+    assert search.json["_limit"] == 99  # the create choice is the hundredth
+    assert elapsed < 2.0
+
+
+async def test_without_data_search_the_older_lead_query_answers(sandbox: Sandbox) -> None:
+    sandbox.close.fail(100, status=404, paths=["/data/search/"])
+    view_id = await open_modal(sandbox, "")
+    options, _ = await suggest(sandbox, view_id, "glob")
+    assert texts(options) == ["Globex Corporation", "Create new lead: glob"]
+    options, _ = await suggest(sandbox, view_id, "stark")
+    assert texts(options) == ["Stark Industries", "Create new lead: stark"]
+    # The 404 is remembered: the second keystroke goes straight to the older query.
+    assert sandbox.close.count("POST", "/data/search/") == 1
+    assert sandbox.close.count("GET", "/lead/") == 2
+
+
+# --- LeadSearch on its own, with a short budget ------------------------------------------------
+
+
+@pytest.fixture
+async def close_sim() -> AsyncIterator[CloseSimulator]:
+    sim = CloseSimulator(api_key=CLOSE_API_KEY)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+async def test_a_late_answer_is_cached_for_the_next_keystroke(close_sim: CloseSimulator) -> None:
+    async with CloseClient(CLOSE_API_KEY, close_sim.base_url) as close:
+        search = LeadSearch(close, budget=0.2)
+        close_sim.path_latency["/data/search/"] = 0.4
+        started = time.perf_counter()
+        assert await search.search("glo") == []  # Close is late; nothing cached yet
+        assert time.perf_counter() - started < 0.35
+        await asyncio.sleep(0.4)  # the answer lands in the background
+        close_sim.path_latency["/data/search/"] = 5.0
+        started = time.perf_counter()
+        found = await search.search("glob")
+        assert time.perf_counter() - started < 0.35
+        assert [lead.id for lead in found] == ["lead_globex"]
+        # Close failing outright also falls back to the cache, narrowed to what was typed.
+        close_sim.path_latency.clear()
+        close_sim.fail(10, status=500, paths=["/data/search/"])
+        assert [lead.id for lead in await search.search("globe")] == ["lead_globex"]
+        assert await search.search("globo") == []
