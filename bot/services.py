@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
+from bot.deals.announce import Announcer
 from bot.deals.notify import Notifier
 from bot.deals.service import Deals, RetryPolicy
 from bot.deals.worker import Worker
@@ -46,6 +47,7 @@ class Services:
     lead_search: LeadSearch
     preferences: Preferences
     clock: Callable[[], datetime] = field(default=utc_now)
+    announcer: Announcer | None = None
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
@@ -66,12 +68,14 @@ class Services:
             clock=clock,
         )
         notifier = Notifier(slack)
+        announcer = Announcer(slack, settings.deals_channel, close_app_url=settings.close_app_url)
         deals = Deals(
             store=store,
             close=close,
             catalog=catalog,
             notifier=notifier,
             close_app_url=settings.close_app_url,
+            announcer=announcer,
             retry=RetryPolicy(
                 base_seconds=settings.retry_base_seconds,
                 max_seconds=settings.retry_max_seconds,
@@ -99,6 +103,7 @@ class Services:
             lead_search=LeadSearch(close),
             preferences=Preferences(session_factory(engine)),
             clock=clock,
+            announcer=announcer,
         )
 
     async def start(self) -> None:

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     port: int = 3000
     log_level: str = "INFO"
+    # Channel id where every new opportunity is also announced (updates go in its thread).
+    deals_channel: str | None = None
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Who may use the bot, and where (empty: everyone, everywhere); admins are always allowed.
     allowed_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)

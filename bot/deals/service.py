@@ -25,6 +25,7 @@ from bot.close.errors import (
     CloseValidationError,
 )
 from bot.close.models import Contact, Lead, Opportunity
+from bot.deals.announce import Announcer
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission
 from bot.deals.notify import Notifier
 from bot.deals.prefill import form_from_request
@@ -85,6 +86,7 @@ class Deals:
         catalog: Catalog,
         notifier: Notifier,
         close_app_url: str,
+        announcer: Announcer | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -93,6 +95,7 @@ class Deals:
         self._catalog = catalog
         self._notifier = notifier
         self._close_app_url = close_app_url
+        self._announcer = announcer
         self.retry = retry or RetryPolicy()
         self._clock = clock
 
@@ -183,7 +186,20 @@ class Deals:
                 created_view(opportunity, close_app_url=self._close_app_url, where=where),
             )
         summary = messages.summary(opportunity, creator=submission.slack_user_id)
-        details = messages.details(opportunity, close_app_url=self._close_app_url)
+        announced = (
+            await self._announcer.created(
+                opportunity, creator=submission.slack_user_id, logged_in=target.channel_id
+            )
+            if self._announcer
+            else None
+        )
+        # The buttons (Edit, Won, Lost) carry which submission, and where it was announced.
+        ref = messages.ConfirmationRef(
+            submission_id=submission.id,
+            announce_channel=announced.channel if announced else None,
+            announce_ts=announced.ts if announced else None,
+        )
+        details = messages.details(opportunity, close_app_url=self._close_app_url, ref=ref)
         if submission.notice_channel and submission.notice_ts:
             updated = await self._notifier.update(
                 submission.notice_channel, submission.notice_ts, summary
@@ -199,6 +215,10 @@ class Deals:
         if posted is None:
             log.error("Could not tell %s about %s", submission.slack_user_id, opportunity.id)
             return
+        if posted.channel and posted.ts:  # edits and Won/Lost update this summary in place
+            await self.store.set_notice(
+                submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
+            )
         if posted.threadable:
             await self._notifier.post(
                 target.model_copy(update={"channel_id": posted.channel}),
