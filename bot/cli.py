@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="list recent submissions")
     history.add_argument("--user", help="only this Slack user id")
     history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -128,11 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "migrate":
         from bot.runners import migrate
 
-        asyncio.run(migrate(settings))
-        print("Database schema is up to date.")
+        revision = asyncio.run(migrate(settings))
+        print(f"Database schema is up to date (revision {revision}).")
         return 0
     if command == "history":
         from bot.runners import print_history
 
-        return asyncio.run(print_history(settings, user=args.user, limit=args.limit))
+        return asyncio.run(
+            print_history(settings, user=args.user, limit=args.limit, as_json=args.json)
+        )
     return 2

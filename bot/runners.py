@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import uvicorn
@@ -12,8 +13,9 @@ from bot.app import build_app
 from bot.http import create_http_app
 from bot.services import Services
 from bot.settings import Settings
-from bot.store.db import create_engine, create_schema, session_factory
-from bot.store.submissions import SubmissionStore
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import current_revision, upgrade
+from bot.store.submissions import AuditEntry, SubmissionStore
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +42,55 @@ async def run_socket_mode(settings: Settings) -> None:
         await services.stop()
 
 
-async def migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        await create_schema(engine)
-    finally:
-        await engine.dispose()
+async def migrate(settings: Settings) -> str:
+    """Apply the Alembic migrations; returns the revision the database is at."""
+    await upgrade(settings.database_url)
+    return await current_revision(settings.database_url) or "none"
 
 
-async def print_history(settings: Settings, *, user: str | None, limit: int) -> int:
+async def print_history(
+    settings: Settings, *, user: str | None, limit: int, as_json: bool = False
+) -> int:
+    """The audit: who sent what, when, in what state, what went to Close and what came back."""
     engine = create_engine(settings.database_url)
     try:
-        await create_schema(engine)
+        await upgrade(engine)
         store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
-        rows = await store.recent(slack_user_id=user, limit=limit)
+        entries = await store.recent(slack_user_id=user, limit=limit)
     finally:
         await engine.dispose()
-    if not rows:
+    if as_json:
+        for entry in entries:
+            print(entry.model_dump_json())
+        return 0
+    if not entries:
         print("No submissions yet.")
         return 0
-    for row in rows:
-        outcome = row.opportunity_id or row.error or ""
-        print(
-            f"{row.created_at:%Y-%m-%d %H:%M} {row.state.value:<8} {row.slack_user_id:<12} "
-            f"{row.request.lead_name[:40]:<40} attempts={row.attempts} {outcome}"
-        )
+    for entry in entries:
+        print(format_entry(entry))
     return 0
+
+
+def format_entry(entry: AuditEntry) -> str:
+    request = entry.request
+    head = (
+        f"{entry.created_at:%Y-%m-%d %H:%M:%S}Z  {entry.state.value:<8}  {entry.slack_user_id}  "
+        f"{request.lead_name}  attempts={entry.attempts}  id={entry.id}"
+    )
+    lines = [head]
+    if entry.sent is not None:
+        lines.append("  sent:     " + _compact(entry.sent.get("json", entry.sent)))
+    else:
+        lines.append("  request:  " + _compact(request.model_dump(mode="json", exclude_none=True)))
+    if entry.opportunity_id:
+        lines.append(f"  created:  {entry.opportunity_id} on {entry.lead_id}")
+    if entry.response is not None:
+        lines.append("  response: " + _compact(entry.response))
+    if entry.error:
+        lines.append(f"  error:    {entry.error}")
+    return "\n".join(lines)
+
+
+def _compact(data: object, width: int = 400) -> str:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,7 +21,8 @@ from bot.identity import Identity
 from bot.lead_search import LeadSearch
 from bot.parsing import warm_up
 from bot.settings import Settings
-from bot.store.db import create_engine, create_schema, session_factory
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import upgrade
 from bot.store.preferences import Preferences
 from bot.store.submissions import SubmissionStore
 from bot.store.user_links import UserLinkStore
@@ -56,7 +58,13 @@ class Services:
         slack = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
         )
-        close = CloseClient(settings.close_api_key.get_secret_value(), settings.close_api_url)
+        close = CloseClient(
+            settings.close_api_key.get_secret_value(),
+            settings.close_api_url,
+            timeout=httpx.Timeout(
+                settings.close_timeout_seconds, connect=min(5.0, settings.close_timeout_seconds)
+            ),
+        )
         catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
         engine = create_engine(settings.database_url)
         store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
@@ -109,7 +117,7 @@ class Services:
     async def start(self) -> None:
         """Ready to serve: schema in place, parser warm, catalog loading, worker running."""
         warm_up()
-        await create_schema(self.engine)
+        await upgrade(self.engine)  # Alembic, under a lock: instances may start together
         await self.catalog.start()
         self.worker.start()
 

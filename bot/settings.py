@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     close_api_url: str = "https://api.close.com/api/v1/"
     slack_api_url: str = "https://slack.com/api/"
     close_app_url: str = "https://app.close.com/"
+    # Seconds to wait for Close's answer; a write left unanswered is reconciled, never re-sent.
+    close_timeout_seconds: float = 15.0
     database_url: str = DEFAULT_DATABASE_URL
     port: int = 3000
     log_level: str = "INFO"

@@ -26,7 +26,7 @@ from bot.close.errors import (
 )
 from bot.close.models import Contact, Lead, Opportunity
 from bot.deals.announce import Announcer
-from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission
+from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
 from bot.deals.notify import Notifier
 from bot.deals.prefill import form_from_request
 from bot.store.submissions import SubmissionStore
@@ -65,6 +65,16 @@ def describe_close_error(error: CloseHTTPError) -> str:
     if error.field_errors:
         return "; ".join(f"{field}: {text}" for field, text in error.field_errors.items())
     return "; ".join(error.errors) or error.message or f"HTTP {error.status_code}"
+
+
+# Close statuses worth asking again (besides 429, handled as rate limiting).
+RETRYABLE_STATUSES = frozenset({408, 409, 425})
+# Close's clock and ours may disagree a little: look a bit before the first attempt.
+RECONCILE_SKEW = timedelta(minutes=5)
+
+
+class LostClaim(Exception):
+    """Another worker holds the submission now (this one stalled past its lease): stop."""
 
 
 class RetryPolicy(BaseModel):
@@ -118,37 +128,56 @@ class Deals:
         )
 
     async def process(self, submission: Submission) -> None:
-        """Work one claimed submission: lead, opportunity, confirmation. Never raises."""
-        try:
-            await self._create(submission)
-        except (CloseValidationError, CloseAuthError) as error:
-            await self._fail(submission, describe_close_error(error), error)
-        except (CloseOutcomeUnknown, CloseRateLimited, CloseError) as error:
-            await self._retry_later(submission, error)
-        except Exception:  # a bug must not lose the submission: keep it and retry later
-            log.exception("Unexpected error working submission %s", submission.id)
-            await self._retry_later(submission, None)
+        """Work one claimed submission until the user is told an outcome. Never raises.
 
-    async def _create(self, submission: Submission) -> None:
-        request = submission.request
-        lead_id = submission.lead_id or request.lead.id
-        if lead_id is None:
-            lead = await self._new_lead(submission)
-            lead_id = lead.id
-            await self.store.set_lead(submission.id, lead_id, now=self._clock())
-        existing = await self._already_created(submission, lead_id)
-        opportunity = existing or await self._close.create_opportunity(
-            request.to_create(lead_id), tz_offset_hours=request.tz_offset_hours
-        )
-        await self.store.mark_created(
-            submission.id,
-            lead_id=lead_id,
-            opportunity_id=opportunity.id,
-            response=opportunity.model_dump(mode="json"),
-            now=self._clock(),
-        )
-        log.info("Created %s for submission %s", opportunity.id, submission.id)
-        await self._confirm(submission, opportunity)
+        If anything goes wrong with the store itself, the claim simply runs out and the
+        submission is claimed again (by this or another instance): nothing is lost.
+        """
+        try:
+            await self._attempt(submission)
+        except LostClaim:
+            log.warning("Submission %s was taken over by another worker", submission.id)
+        except Exception:
+            log.exception("Could not finish submission %s; it will be claimed again", submission.id)
+
+    async def _attempt(self, submission: Submission) -> None:
+        work = submission  # what this attempt learned so far (the lead), kept on failure
+        try:
+            if submission.state == SubmissionState.CREATED and submission.response:
+                # Close has it and we recorded it, then stopped before telling anyone.
+                opportunity = Opportunity.model_validate(submission.response)
+            else:
+                lead_id = await self._lead_for(work)
+                work = work.model_copy(update={"lead_id": lead_id})
+                opportunity = await self._find_or_create(work, lead_id)
+                work = work.model_copy(update={"state": SubmissionState.CREATED})
+        except LostClaim:
+            raise
+        except CloseRateLimited as error:
+            await self._retry_later(work, error)
+        except (CloseValidationError, CloseAuthError) as error:
+            await self._fail(work, describe_close_error(error), error)
+        except CloseHTTPError as error:
+            if error.status_code in RETRYABLE_STATUSES:
+                await self._retry_later(work, error)
+            else:  # 402 plan limit, 404 lead deleted…: asking again will not help
+                await self._fail(work, describe_close_error(error), error)
+        except CloseError as error:  # unreachable, 5xx, or an unanswered write
+            await self._retry_later(work, error)
+        except Exception as error:  # a bug must not lose the submission: keep it, retry later
+            log.exception("Unexpected error working submission %s", submission.id)
+            await self._retry_later(work, error)
+        else:
+            await self._finish(work, opportunity)
+
+    async def _lead_for(self, submission: Submission) -> str:
+        lead_id = submission.lead_id or submission.request.lead.id
+        if lead_id is not None:
+            return lead_id
+        lead = await self._new_lead(submission)
+        if not await self.store.set_lead(submission, lead.id, now=self._clock()):
+            raise LostClaim(submission.id)
+        return lead.id
 
     async def _new_lead(self, submission: Submission) -> Lead:
         name = submission.request.lead.new_name or submission.request.lead_name
@@ -159,23 +188,85 @@ class Deals:
                     return lead
         return await self._close.create_lead(name)
 
+    async def _find_or_create(self, submission: Submission, lead_id: str) -> Opportunity:
+        """Create it in Close once: after any earlier attempt, look before sending again."""
+        opportunity = None
+        if submission.attempts > 1:
+            opportunity = await self._already_created(submission, lead_id)
+        if opportunity is None:
+            request = submission.request
+            body = request.to_create(lead_id)
+            sent = {
+                "method": "POST",
+                "path": "/opportunity/",
+                "tz_offset_hours": request.tz_offset_hours,
+                "json": body.to_close(),
+                "attempt": submission.attempts,
+                "at": self._clock().isoformat(),
+            }
+            # Audited before it goes out; also the last check that the claim is still ours.
+            if not await self.store.record_sent(submission, sent, now=self._clock()):
+                raise LostClaim(submission.id)
+            opportunity = await self._close.create_opportunity(
+                body, tz_offset_hours=request.tz_offset_hours
+            )
+            log.info("Created %s for submission %s", opportunity.id, submission.id)
+        await self._record_created(submission, lead_id, opportunity)
+        return opportunity
+
+    async def _record_created(
+        self, submission: Submission, lead_id: str, opportunity: Opportunity
+    ) -> Submission:
+        recorded = await self.store.record_created(
+            submission,
+            lead_id=lead_id,
+            opportunity_id=opportunity.id,
+            response=opportunity.model_dump(mode="json"),
+            now=self._clock(),
+        )
+        if not recorded:
+            raise LostClaim(submission.id)  # whoever holds it now will find it by reconciling
+        return submission.model_copy(update={"state": SubmissionState.CREATED})
+
     async def _already_created(self, submission: Submission, lead_id: str) -> Opportunity | None:
-        """Reconcile before any retry: an earlier attempt may have reached Close unanswered."""
-        if submission.attempts <= 1:
-            return None
-        since = (submission.first_attempt_at or submission.created_at) - timedelta(minutes=5)
+        """Reconcile: an earlier attempt may have reached Close and died before the answer.
+
+        A match is an opportunity on the lead, created since the first attempt (with room
+        for clock skew), with the same value, owner and note, that no other submission
+        already owns (two identical deals logged on purpose stay two).
+        """
+        since = (submission.first_attempt_at or submission.created_at) - RECONCILE_SKEW
         request = submission.request
-        for candidate in await self._close.list_opportunities(
-            lead_id=lead_id, date_created_gte=since
-        ):
-            if (
-                candidate.value == request.value
-                and candidate.user_id == request.user_id
-                and (candidate.note or None) == (request.note or None)
-            ):
-                log.info("Reconciled submission %s with %s", submission.id, candidate.id)
-                return candidate
-        return None
+        candidates = [
+            candidate
+            for candidate in await self._close.list_opportunities(
+                lead_id=lead_id, date_created_gte=since
+            )
+            if candidate.value == request.value
+            and (request.user_id is None or candidate.user_id == request.user_id)
+            and (candidate.note or "").strip() == (request.note or "").strip()
+        ]
+        if not candidates:
+            return None
+        taken = await self.store.recorded_elsewhere(
+            (c.id for c in candidates), excluding=submission.id
+        )
+        free = sorted(
+            (c for c in candidates if c.id not in taken), key=lambda c: c.date_created or ""
+        )
+        if not free:
+            return None
+        log.info("Reconciled submission %s with %s", submission.id, free[0].id)
+        return free[0]
+
+    async def _finish(self, submission: Submission, opportunity: Opportunity) -> None:
+        # Tell first, then mark: a crash in between repeats the message, never the deal.
+        try:
+            await self._confirm(submission, opportunity)
+        except Exception:
+            log.exception("Could not confirm %s to %s", opportunity.id, submission.slack_user_id)
+        if not await self.store.mark_confirmed(submission, now=self._clock()):
+            raise LostClaim(submission.id)
 
     async def _confirm(self, submission: Submission, opportunity: Opportunity) -> None:
         target = submission.reply_to
@@ -301,33 +392,61 @@ class Deals:
             log.info("Contacts for %s unavailable: %s", lead_id, type(contacts_error).__name__)
             return []
 
-    async def _retry_later(self, submission: Submission, error: Exception | None) -> None:
+    async def _retry_later(self, submission: Submission, error: Exception) -> None:
         now = self._clock()
         started = submission.first_attempt_at or submission.created_at
-        reason = str(error) if error else "an unexpected error"
+        reason = _describe(error)
         if (now - started).total_seconds() >= self.retry.give_up_after_seconds:
-            await self._fail(
-                submission,
-                f"Close did not accept it for {self.retry.give_up_after_seconds / 60:.0f} minutes "
-                f"(last error: {reason}).",
-                error,
-            )
+            await self._give_up(submission, reason, error)
             return
-        at = now + timedelta(seconds=self.retry.delay(submission.attempts))
-        await self.store.schedule_retry(submission.id, at=at, error=reason, now=now)
+        delay = self.retry.delay(submission.attempts)
+        if isinstance(error, CloseRateLimited):
+            delay = max(delay, error.retry_after)
+        # Said while the claim is still ours, so whoever lands it later can update the notice.
+        if await self.store.claim_queued_notice(submission, now=now):
+            await self._tell_queued(submission)
+        at = self._clock() + timedelta(seconds=delay)
+        if not await self.store.schedule_retry(submission, at=at, error=reason, now=self._clock()):
+            raise LostClaim(submission.id)
         log.info("Submission %s will be retried at %s: %s", submission.id, at, reason)
-        if submission.attempts == 1 and submission.reply_to.view_id:
+
+    async def _tell_queued(self, submission: Submission) -> None:
+        if submission.reply_to.view_id:
             await self._notifier.update_view(
                 submission.reply_to.view_id, queued_view(submission.request.lead_name)
             )
-        if submission.notice_ts is None:
-            posted = await self._notifier.post(
-                submission.reply_to, messages.queued(submission.request.lead_name)
+        posted = await self._notifier.post(
+            submission.reply_to, messages.queued(submission.request.lead_name)
+        )
+        if posted and posted.threadable and posted.channel and posted.ts:
+            await self.store.set_notice(
+                submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
             )
-            if posted and posted.threadable and posted.channel and posted.ts:
-                await self.store.set_notice(
-                    submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
+
+    async def _give_up(self, submission: Submission, reason: str, error: Exception) -> None:
+        """Past the deadline: one last look in Close, then a clear failure."""
+        unsure = ""
+        lead_id = submission.lead_id or submission.request.lead.id
+        if lead_id is not None:
+            try:
+                found = await self._already_created(submission, lead_id)
+            except CloseError as look_error:
+                found = None
+                unsure = (
+                    " It may have reached Close anyway: check the lead before trying again."
+                    if isinstance(error, CloseOutcomeUnknown)
+                    else ""
                 )
+                log.warning("Last look for submission %s failed: %s", submission.id, look_error)
+            if found is not None:
+                await self._finish(await self._record_created(submission, lead_id, found), found)
+                return
+        waited = _duration(self.retry.give_up_after_seconds)
+        await self._fail(
+            submission,
+            f"Close did not accept it for {waited} (last error: {reason}).{unsure}",
+            error,
+        )
 
     async def _fail(self, submission: Submission, reason: str, error: Exception | None) -> None:
         response = None
@@ -337,14 +456,19 @@ class Deals:
                 "errors": error.errors,
                 "field-errors": error.field_errors,
             }
-        await self.store.mark_failed(
-            submission.id, error=reason, response=response, now=self._clock()
-        )
         log.warning("Submission %s failed: %s", submission.id, reason)
-        if isinstance(error, CloseValidationError) and await self._reopen_with_errors(
-            submission, error
+        # Tell first, then mark: a crash in between tells twice rather than never.
+        if not (
+            isinstance(error, CloseValidationError)
+            and await self._reopen_with_errors(submission, error)
         ):
-            return
+            await self._tell_failed(submission, reason)
+        if not await self.store.mark_failed(
+            submission, error=reason, response=response, now=self._clock()
+        ):
+            raise LostClaim(submission.id)
+
+    async def _tell_failed(self, submission: Submission, reason: str) -> None:
         message = messages.failed(submission.request.lead_name, reason, submission_id=submission.id)
         if (
             submission.notice_channel
@@ -355,3 +479,17 @@ class Deals:
         ):
             return
         await self._notifier.post(submission.reply_to, message)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, CloseError):
+        return str(error)
+    return f"an unexpected error ({type(error).__name__})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} seconds"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.0f} hours"

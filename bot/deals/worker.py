@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -14,11 +17,18 @@ from bot.deals.service import Deals
 log = logging.getLogger(__name__)
 
 
+def instance_name() -> str:
+    """Names this process in `claimed_by`: host, pid and a random part (pids get reused)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class Worker:
     """Polls the store (and wakes at once on `kick()`), working up to `concurrency` at a time.
 
     The claim in the store is atomic, so several workers (in one process or several
-    instances sharing PostgreSQL) never work the same submission concurrently.
+    instances sharing PostgreSQL) never work the same submission concurrently. A claim is a
+    lease, renewed while the work goes on: if this process dies, the lease runs out and
+    another worker (or this one restarted) takes the submission over.
     """
 
     def __init__(
@@ -29,7 +39,9 @@ class Worker:
         lease: timedelta = timedelta(seconds=120),
         concurrency: int = 64,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        name: str | None = None,
     ) -> None:
+        self.name = name or instance_name()
         self._deals = deals
         self._poll = poll_seconds
         self._lease = lease
@@ -62,7 +74,7 @@ class Worker:
         if free <= 0:
             return 0
         claimed = await self._deals.store.claim_due(
-            now=self._clock(), lease=self._lease, limit=free
+            now=self._clock(), lease=self._lease, limit=free, owner=self.name
         )
         for submission in claimed:
             task = asyncio.create_task(self._work(submission))
@@ -72,8 +84,33 @@ class Worker:
 
     async def _work(self, submission: Submission) -> None:
         async with self._slots:
-            await self._deals.process(submission)
+            await self._renewing(submission)
         self._wake.set()  # a slot freed: look for more
+
+    async def _renewing(self, submission: Submission) -> None:
+        """Process `submission`, renewing its lease every third of it until done."""
+        work = asyncio.create_task(self._deals.process(submission))
+        every = self._lease.total_seconds() / 3
+        try:
+            while not work.done():
+                await asyncio.wait({work}, timeout=every)
+                if work.done():
+                    break
+                try:
+                    held = await self._deals.store.renew(
+                        submission, now=self._clock(), lease=self._lease
+                    )
+                except Exception:  # the store hiccupped: the next renewal may do
+                    log.warning("Could not renew the claim on %s", submission.id, exc_info=True)
+                    continue
+                if not held:
+                    log.warning("Lost the claim on %s: stopping its work", submission.id)
+                    work.cancel()
+        finally:
+            if not work.done():
+                work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
 
     async def _loop(self) -> None:
         while True:

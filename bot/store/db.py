@@ -13,8 +13,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.store.tables import Base
-
 
 def normalize_url(url: str) -> str:
     """Use the async drivers whatever scheme the operator wrote (postgres://, sqlite:///…)."""
@@ -54,5 +52,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    """Kept for callers written before migrations: the schema now comes from Alembic."""
+    from bot.store.migrate import upgrade  # migrate imports this module
+
+    await upgrade(engine)

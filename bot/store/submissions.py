@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,9 +15,35 @@ from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionSta
 from bot.store.tables import SubmissionRow
 
 
+class AuditEntry(Submission):
+    """A submission as `python -m bot history` shows it: the worker's view plus the audit trail."""
+
+    sent: dict[str, Any] | None = None
+    claimed_by: str | None = None
+    queued_notice_at: datetime | None = None
+    confirmed_at: datetime | None = None
+
+
+def _columns(row: SubmissionRow) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in SubmissionRow.__table__.columns}
+
+
 def _to_model(row: SubmissionRow) -> Submission:
-    return Submission.model_validate(
-        {column.key: getattr(row, column.key) for column in SubmissionRow.__table__.columns}
+    return Submission.model_validate(_columns(row))
+
+
+def _held(
+    submission: Submission, state: SubmissionState = SubmissionState.CREATING
+) -> ColumnElement[bool]:
+    """Still claimed by whoever claimed `submission`: `attempts` is the claim's fencing token.
+
+    Every claim bumps it, so a worker whose lease ran out (it stalled and another took over)
+    cannot write over the new holder's work: each write of a worker is conditional on this.
+    """
+    return and_(
+        SubmissionRow.id == submission.id,
+        SubmissionRow.state == state.value,
+        SubmissionRow.attempts == submission.attempts,
     )
 
 
@@ -37,7 +63,8 @@ class SubmissionStore:
         now: datetime,
     ) -> tuple[Submission, bool]:
         """Store a submission before the ack. Returns (submission, True) the first time the key
-        is seen and (the existing one, False) for a double tap or a re-sent request."""
+        is seen and (the existing one, False) for a double tap, a re-sent request, or the same
+        request reaching another instance: the unique key decides, whoever commits first."""
         row = SubmissionRow(
             id=str(uuid.uuid4()),
             idempotency_key=idempotency_key,
@@ -73,83 +100,135 @@ class SubmissionStore:
             row = await session.get(SubmissionRow, submission_id)
             return _to_model(row) if row else None
 
-    async def claim_due(
-        self, *, now: datetime, lease: timedelta, limit: int = 10
-    ) -> list[Submission]:
-        """Take up to `limit` due submissions for this worker.
+    async def audit(self, submission_id: str) -> AuditEntry | None:
+        async with self._sessions() as session:
+            row = await session.get(SubmissionRow, submission_id)
+            return AuditEntry.model_validate(_columns(row)) if row else None
 
-        Due: pending with its next attempt reached, or creating whose lease ran out (the worker
-        that held it died). The claim is a compare-and-set, so two workers — in one process or
-        in two instances on one PostgreSQL — never work the same submission at once; on
-        PostgreSQL the candidates are read with FOR UPDATE SKIP LOCKED so instances don't queue
-        behind each other's rows.
+    async def claim_due(
+        self, *, now: datetime, lease: timedelta, limit: int = 10, owner: str | None = None
+    ) -> list[Submission]:
+        """Take up to `limit` due submissions for this worker, each for `lease`.
+
+        Due: pending with its next attempt reached; creating whose lease ran out (the worker
+        that held it died); created in Close but never confirmed to the user, lease run out
+        (it stays created: only the telling is left). The claim is a compare-and-set that
+        bumps `attempts`, so two
+        workers — in one process or in several instances on one PostgreSQL — never hold the
+        same submission at once; on PostgreSQL the candidates are read with FOR UPDATE SKIP
+        LOCKED so instances don't queue behind each other's rows.
         """
+        if limit <= 0:
+            return []
         due = or_(
-            (SubmissionRow.state == SubmissionState.PENDING.value)
-            & (SubmissionRow.next_attempt_at <= now),
-            (SubmissionRow.state == SubmissionState.CREATING.value)
-            & (SubmissionRow.claimed_until < now),
+            and_(
+                SubmissionRow.state == SubmissionState.PENDING.value,
+                SubmissionRow.next_attempt_at <= now,
+            ),
+            and_(
+                SubmissionRow.state == SubmissionState.CREATING.value,
+                SubmissionRow.claimed_until < now,
+            ),
+            and_(
+                SubmissionRow.state == SubmissionState.CREATED.value,
+                SubmissionRow.confirmed_at.is_(None),
+                SubmissionRow.claimed_until < now,
+            ),
         )
+        created = SubmissionRow.state == SubmissionState.CREATED.value
         claimed: list[Submission] = []
         async with self._sessions.begin() as session:
-            query = select(SubmissionRow).where(due).order_by(SubmissionRow.next_attempt_at)
-            query = query.limit(limit)
+            query = (
+                select(SubmissionRow.id)
+                .where(due)
+                .order_by(SubmissionRow.next_attempt_at)
+                .limit(limit)
+            )
             if self._dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            rows = (await session.scalars(query)).all()
-            for row in rows:
-                result = await session.execute(
+            for submission_id in (await session.scalars(query)).all():
+                row = await session.scalar(
                     update(SubmissionRow)
-                    .where(SubmissionRow.id == row.id, due)
+                    .where(SubmissionRow.id == submission_id, due)
                     .values(
-                        state=SubmissionState.CREATING.value,
+                        state=case(
+                            (created, SubmissionState.CREATED.value),
+                            else_=SubmissionState.CREATING.value,
+                        ),
                         claimed_until=now + lease,
+                        claimed_by=owner,
                         attempts=SubmissionRow.attempts + 1,
-                        first_attempt_at=row.first_attempt_at or now,
+                        first_attempt_at=func.coalesce(SubmissionRow.first_attempt_at, now),
                         updated_at=now,
                     )
-                    .execution_options(synchronize_session=False)
+                    .returning(SubmissionRow)
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(row.id)  # type: ignore[arg-type]
-        return [s for s in [await self.get(i) for i in claimed] if s is not None]  # type: ignore[arg-type]
+                if row is not None:
+                    claimed.append(_to_model(row))
+        return claimed
 
-    async def _update(self, submission_id: str, now: datetime, **values: Any) -> None:
+    async def _update(self, where: ColumnElement[bool], now: datetime, **values: Any) -> bool:
         async with self._sessions.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(SubmissionRow)
-                .where(SubmissionRow.id == submission_id)
+                .where(where)
                 .values(updated_at=now, **values)
+                .execution_options(synchronize_session=False)
             )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def set_lead(self, submission_id: str, lead_id: str, *, now: datetime) -> None:
-        await self._update(submission_id, now, lead_id=lead_id)
+    # --- writes of the worker holding the claim (False: the claim was lost) -------------
 
-    async def mark_created(
+    async def renew(self, submission: Submission, *, now: datetime, lease: timedelta) -> bool:
+        """Extend the claim while the work goes on; False if another worker took it over."""
+        return await self._update(_held(submission), now, claimed_until=now + lease)
+
+    async def set_lead(self, submission: Submission, lead_id: str, *, now: datetime) -> bool:
+        return await self._update(_held(submission), now, lead_id=lead_id)
+
+    async def record_sent(
+        self, submission: Submission, sent: dict[str, Any], *, now: datetime
+    ) -> bool:
+        """Audit the exact request before it goes out (and check the claim is still ours)."""
+        return await self._update(_held(submission), now, sent=sent)
+
+    async def record_created(
         self,
-        submission_id: str,
+        submission: Submission,
         *,
         lead_id: str,
         opportunity_id: str,
         response: dict[str, Any],
         now: datetime,
-    ) -> None:
-        await self._update(
-            submission_id,
+    ) -> bool:
+        """Close has it: recorded before anyone is told, so a crash cannot create it twice.
+
+        The claim is kept until the user is told (`mark_confirmed`); if this process dies
+        first, the lease runs out and another worker only does the telling.
+        """
+        return await self._update(
+            _held(submission),
             now,
             state=SubmissionState.CREATED.value,
             lead_id=lead_id,
             opportunity_id=opportunity_id,
             response=response,
             error=None,
+        )
+
+    async def mark_confirmed(self, submission: Submission, *, now: datetime) -> bool:
+        return await self._update(
+            _held(submission, SubmissionState.CREATED),
+            now,
+            confirmed_at=now,
             claimed_until=None,
         )
 
     async def schedule_retry(
-        self, submission_id: str, *, at: datetime, error: str, now: datetime
-    ) -> None:
-        await self._update(
-            submission_id,
+        self, submission: Submission, *, at: datetime, error: str, now: datetime
+    ) -> bool:
+        return await self._update(
+            _held(submission),
             now,
             state=SubmissionState.PENDING.value,
             next_attempt_at=at,
@@ -158,10 +237,15 @@ class SubmissionStore:
         )
 
     async def mark_failed(
-        self, submission_id: str, *, error: str, response: dict[str, Any] | None, now: datetime
-    ) -> None:
-        await self._update(
-            submission_id,
+        self,
+        submission: Submission,
+        *,
+        error: str,
+        response: dict[str, Any] | None,
+        now: datetime,
+    ) -> bool:
+        return await self._update(
+            _held(submission),
             now,
             state=SubmissionState.FAILED.value,
             error=error,
@@ -169,14 +253,44 @@ class SubmissionStore:
             claimed_until=None,
         )
 
+    # --- notices ------------------------------------------------------------------------
+
+    async def claim_queued_notice(self, submission: Submission, *, now: datetime) -> bool:
+        """True exactly once per submission: whoever gets it posts "Queued"."""
+        return await self._update(
+            and_(_held(submission), SubmissionRow.queued_notice_at.is_(None)),
+            now,
+            queued_notice_at=now,
+        )
+
     async def set_notice(self, submission_id: str, *, channel: str, ts: str, now: datetime) -> None:
-        await self._update(submission_id, now, notice_channel=channel, notice_ts=ts)
+        await self._update(
+            SubmissionRow.id == submission_id, now, notice_channel=channel, notice_ts=ts
+        )
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def recorded_elsewhere(
+        self, opportunity_ids: Iterable[str], *, excluding: str
+    ) -> set[str]:
+        """Which of these opportunities other submissions already own (reconcile skips them)."""
+        ids = list(opportunity_ids)
+        if not ids:
+            return set()
+        async with self._sessions() as session:
+            found = await session.scalars(
+                select(SubmissionRow.opportunity_id).where(
+                    SubmissionRow.opportunity_id.in_(ids), SubmissionRow.id != excluding
+                )
+            )
+            return {value for value in found.all() if value}
 
     async def recent(
         self, *, slack_user_id: str | None = None, limit: int = 20
-    ) -> Sequence[Submission]:
+    ) -> Sequence[AuditEntry]:
         async with self._sessions() as session:
             query = select(SubmissionRow).order_by(SubmissionRow.created_at.desc()).limit(limit)
             if slack_user_id:
                 query = query.where(SubmissionRow.slack_user_id == slack_user_id)
-            return [_to_model(row) for row in (await session.scalars(query)).all()]
+            rows = (await session.scalars(query)).all()
+            return [AuditEntry.model_validate(_columns(row)) for row in rows]
