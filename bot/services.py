@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -117,6 +118,12 @@ class Services:
     async def start(self) -> None:
         """Ready to serve: schema in place, parser warm, catalog loading, worker running."""
         warm_up()
+        if self.slack.session is None:
+            # One pooled session: without it slack_sdk opens a new TCP connection per call,
+            # which cost ~10% of the CPU under load (bench/README.md).
+            self.slack.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.slack.timeout)
+            )
         await upgrade(self.engine)  # Alembic, under a lock: instances may start together
         await self.catalog.start()
         self.worker.start()
@@ -125,4 +132,7 @@ class Services:
         await self.worker.stop()
         await self.catalog.stop()
         await self.close.aclose()
+        if self.slack.session is not None:
+            await self.slack.session.close()
+            self.slack.session = None
         await self.engine.dispose()
