@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import actions, commands, confirmation_actions, options, shortcuts, views
+from bot.listeners import (
+    actions,
+    commands,
+    confirmation_actions,
+    home,
+    options,
+    shortcuts,
+    views,
+)
 from bot.services import Services
 
 
@@ -15,3 +23,4 @@ def register(app: AsyncApp, services: Services) -> None:
     actions.register(app, services)
     shortcuts.register(app, services)
     confirmation_actions.register(app, services)
+    home.register(app, services)

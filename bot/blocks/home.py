@@ -1,0 +1,102 @@
+"""The App Home tab: a button to log an opportunity, and the user's recent ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from slack_sdk.models.views import View
+
+from bot.blocks.format import format_date, format_money_period
+from bot.blocks.messages import OPEN_IN_CLOSE_ACTION_ID, lead_url
+from bot.blocks.text import BUTTON_TEXT, SECTION_TEXT, fit, fit_mrkdwn
+from bot.close.models import Opportunity
+
+HOME_LOG_ACTION_ID = "home_log_opportunity"
+RECENT_LIMIT = 10
+
+
+class HomeEntry(BaseModel):
+    """One recent opportunity; `current` is False when Close did not answer in time."""
+
+    opportunity: Opportunity
+    current: bool = True
+
+
+def _entry_blocks(index: int, entry: HomeEntry, close_app_url: str) -> dict[str, Any]:
+    opportunity = entry.opportunity
+    url = lead_url(close_app_url, opportunity.lead_id)
+    lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
+    parts = [
+        format_money_period(opportunity.value, opportunity.value_currency, opportunity.value_period)
+        if opportunity.value is not None
+        else "no value",
+        fit_mrkdwn(opportunity.status_label, 100) if opportunity.status_label else None,
+        f"closes {format_date(opportunity.date_won)}" if opportunity.date_won else None,
+    ]
+    line = f"*<{url}|{lead}>*\n" + " · ".join(p for p in parts if p)
+    if not entry.current:
+        line += " _(as logged; Close did not answer just now)_"
+    return {
+        "type": "section",
+        "block_id": f"recent_{index}",
+        "text": {"type": "mrkdwn", "text": fit(line, SECTION_TEXT)},
+        "accessory": {
+            "type": "button",
+            "action_id": OPEN_IN_CLOSE_ACTION_ID,
+            "text": {"type": "plain_text", "text": fit("Open in Close", BUTTON_TEXT)},
+            "url": url,
+        },
+    }
+
+
+def home_view(entries: list[HomeEntry], *, close_app_url: str) -> dict[str, Any]:
+    """The Home tab as Slack view JSON (views.publish)."""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "block_id": "intro",
+            "text": {
+                "type": "mrkdwn",
+                "text": "Log a Close opportunity without leaving Slack: from here, with "
+                "`/opportunity Acme 12k ARR 60% close next friday` in any channel, or from "
+                "a message's ⋯ menu (*Create opportunity*).",
+            },
+        },
+        {
+            "type": "actions",
+            "block_id": "home_actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": HOME_LOG_ACTION_ID,
+                    "text": {"type": "plain_text", "text": "Log an opportunity"},
+                    "style": "primary",
+                }
+            ],
+        },
+        {"type": "divider", "block_id": "divider"},
+        {
+            "type": "header",
+            "block_id": "recent_header",
+            "text": {"type": "plain_text", "text": "Your recent opportunities"},
+        },
+    ]
+    if not entries:
+        blocks.append(
+            {
+                "type": "context",
+                "block_id": "recent_empty",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "None yet: the ones you log through this app show up here.",
+                    }
+                ],
+            }
+        )
+    blocks.extend(
+        _entry_blocks(i, entry, close_app_url) for i, entry in enumerate(entries[:RECENT_LIMIT])
+    )
+    view = View(type="home", callback_id="home", blocks=blocks)
+    return view.to_dict()

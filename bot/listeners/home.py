@@ -1,0 +1,97 @@
+"""App Home: published on every app_home_opened, with the user's recent opportunities as Close has them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.home import HOME_LOG_ACTION_ID, RECENT_LIMIT, HomeEntry, home_view
+from bot.close.errors import CloseError
+from bot.close.models import Opportunity
+from bot.deals.models import Submission, SubmissionState
+from bot.listeners.modal_flow import open_modal
+from bot.listeners.payload import str_at
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+# Recent submissions read to find RECENT_LIMIT created ones (failed or pending ones are skipped).
+SCAN_LIMIT = 50
+CLOSE_BUDGET_SECONDS = 3.0
+CLOSE_CONCURRENCY = 4
+
+
+async def recent_entries(services: Services, user_id: str) -> list[HomeEntry]:
+    """The user's latest opportunities logged through the bot, refreshed from Close when it answers
+    within the budget (else as they were logged)."""
+    submissions = [
+        s
+        for s in await services.store.recent(slack_user_id=user_id, limit=SCAN_LIMIT)
+        if s.state == SubmissionState.CREATED and s.opportunity_id and s.response
+    ][:RECENT_LIMIT]
+    gate = asyncio.Semaphore(CLOSE_CONCURRENCY)
+
+    async def current(submission: Submission) -> HomeEntry | None:
+        try:
+            stored = Opportunity.model_validate(submission.response)
+        except ValueError:
+            return None
+        try:
+            async with gate:
+                fresh = await services.close.get_opportunity(stored.id)
+            return HomeEntry(opportunity=fresh)
+        except CloseError as error:
+            log.info("Home: %s not refreshed: %s", stored.id, type(error).__name__)
+            return HomeEntry(opportunity=stored, current=False)
+
+    tasks = [asyncio.ensure_future(current(s)) for s in submissions]
+    if tasks:
+        await asyncio.wait(tasks, timeout=CLOSE_BUDGET_SECONDS)
+    entries: list[HomeEntry] = []
+    for submission, task in zip(submissions, tasks, strict=True):
+        if task.done() and not task.cancelled() and task.exception() is None:
+            entry = task.result()
+        else:
+            task.cancel()
+            try:
+                entry = HomeEntry(
+                    opportunity=Opportunity.model_validate(submission.response), current=False
+                )
+            except ValueError:
+                entry = None
+        if entry is not None:
+            entries.append(entry)
+    return entries
+
+
+async def publish_home(services: Services, user_id: str) -> None:
+    view = home_view(
+        await recent_entries(services, user_id), close_app_url=services.settings.close_app_url
+    )
+    try:
+        await services.slack.views_publish(user_id=user_id, view=view)
+    except SlackApiError as error:
+        log.warning("views.publish for %s failed: %s", user_id, error.response.get("error"))
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.event("app_home_opened")
+    async def home_opened(event: dict[str, Any]) -> None:
+        user_id = str_at(event, "user")
+        if user_id and event.get("tab", "home") == "home":
+            await publish_home(services, user_id)
+
+    @app.action(HOME_LOG_ACTION_ID)
+    async def log_from_home(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """The same modal as the global shortcut: the user picks where the confirmation goes."""
+        await ack()
+        await open_modal(
+            services,
+            trigger_id=str_at(body, "trigger_id") or "",
+            user_id=str_at(body, "user", "id") or "",
+            post_in=True,
+        )
