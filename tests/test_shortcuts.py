@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +165,16 @@ async def test_global_shortcut_without_a_choice_confirms_in_the_users_dm(
     dm = sandbox.slack.workspace.app_dm("U0BOB").id
     assert details.params["channel"] == dm
     assert not [m for m in sandbox.slack.messages("C0SALES") if "Acme" in m.get("text", "")]
+
+
+@pytest.mark.parametrize("name", ["http.json", "socket.json"])
+def test_manifests_declare_the_shortcuts_home_tab_and_event_the_bot_listens_to(name: str) -> None:
+    path = Path(__file__).resolve().parents[1] / "manifests" / name
+    manifest = json.loads(path.read_text())
+    shortcuts = {s["callback_id"]: s["type"] for s in manifest["features"]["shortcuts"]}
+    assert shortcuts == {MESSAGE_SHORTCUT: "message", GLOBAL_SHORTCUT: "global"}
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    events = manifest["settings"]["event_subscriptions"]
+    assert events["bot_events"] == ["app_home_opened"]
+    if not manifest["settings"]["socket_mode_enabled"]:
+        assert events["request_url"].endswith("/slack/events")
