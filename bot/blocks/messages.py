@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -13,6 +14,7 @@ from bot.blocks.text import (
     MESSAGE_TEXT,
     SECTION_FIELD,
     SECTION_TEXT,
+    escape,
     fit,
     fit_mrkdwn,
 )
@@ -63,7 +65,8 @@ class Message(BaseModel):
 
 
 def lead_url(close_app_url: str, lead_id: str) -> str:
-    return f"{close_app_url}lead/{lead_id}/"
+    # Quoted: an id with `|` or `>` would otherwise end the `<url|label>` link early.
+    return f"{close_app_url}lead/{quote(lead_id, safe='')}/"
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -73,8 +76,11 @@ def _section(text: str) -> dict[str, Any]:
 def _value_line(opportunity: Opportunity) -> str | None:
     if opportunity.value is None:
         return None
-    return format_money_period(
-        opportunity.value, opportunity.value_currency, opportunity.value_period
+    return fit_mrkdwn(
+        format_money_period(
+            opportunity.value, opportunity.value_currency, opportunity.value_period
+        ),
+        200,
     )
 
 
@@ -97,8 +103,9 @@ def summary(opportunity: Opportunity, *, creator: str, verb: str = "logged") -> 
     line = f"<@{creator}> {verb} an opportunity for *{lead}*"
     if parts:
         line += ": " + " · ".join(parts)
+    # The fallback `text` is mrkdwn too (notifications, unfurls): escaped like the blocks.
     plain = f"Opportunity {verb} for {opportunity.lead_name or opportunity.lead_id}"
-    return Message(text=fit(plain, MESSAGE_TEXT), blocks=[_section(f":moneybag: {line}")])
+    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[_section(f":moneybag: {line}")])
 
 
 def _button(action_id: str, text: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -168,7 +175,9 @@ def details(
     blocks.append(
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"<{url}|View in Close> · `{opportunity.id}`"}],
+            "elements": [
+                {"type": "mrkdwn", "text": f"<{url}|View in Close> · `{escape(opportunity.id)}`"}
+            ],
         }
     )
     text = f"Opportunity created in Close: {url}"
@@ -190,7 +199,8 @@ def queued(lead_name: str) -> Message:
         f"the opportunity for *{fit_mrkdwn(lead_name, 300)}*. This message will update when it lands."
     )
     return Message(
-        text=fit(f"Queued: opportunity for {lead_name}", MESSAGE_TEXT), blocks=[_section(text)]
+        text=fit_mrkdwn(f"Queued: opportunity for {lead_name}", MESSAGE_TEXT),
+        blocks=[_section(text)],
     )
 
 
@@ -216,7 +226,7 @@ def failed(lead_name: str, reason: str, *, submission_id: str | None = None) -> 
             }
         )
     plain = f"Could not create the opportunity for {lead_name}: {reason}"
-    return Message(text=fit(plain, MESSAGE_TEXT), blocks=blocks)
+    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=blocks)
 
 
 def notice(text: str) -> Message:

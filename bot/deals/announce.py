@@ -8,7 +8,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.messages import Message, lead_url, summary
-from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit
+from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 from bot.deals.notify import Posted
 
@@ -25,7 +25,7 @@ def announcement(
     context = f"Logged{where} · <{url}|Open in Close>"
     lead = opportunity.lead_name or opportunity.lead_id
     return Message(
-        text=fit(f"New opportunity for {lead}", MESSAGE_TEXT),
+        text=fit_mrkdwn(f"New opportunity for {lead}", MESSAGE_TEXT),
         blocks=[
             {
                 "type": "section",

@@ -18,6 +18,7 @@ from bot.blocks.changes import change_message, describe_changes, refusal
 from bot.blocks.custom_fields import PREFIX as CUSTOM_PREFIX
 from bot.blocks.custom_fields import shown
 from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata
+from bot.blocks.text import escape
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError
@@ -368,20 +369,22 @@ class Changes:
         try:
             before = await self._close.get_opportunity(submission.opportunity_id)
         except CloseError as error:
-            await self.tell(actor, thread, f"Close is not answering ({error}). Try again soon.")
+            await self.tell(
+                actor, thread, f"Close is not answering ({escape(str(error))}). Try again soon."
+            )
             return
         if not await self.allowed(actor, submission, before):
             await self.refuse(actor, submission, thread)
             return
         status = outcome_status(self.catalog, before, kind)
         if status is None:
-            pipeline = before.pipeline_name or "this"
+            pipeline = escape(before.pipeline_name or "this")
             await self.tell(
                 actor, thread, f"The {pipeline} pipeline has no {kind} status in Close."
             )
             return
         if before.status_id == status.id:
-            await self.tell(actor, thread, f"It is already *{status.label}*.")
+            await self.tell(actor, thread, f"It is already *{escape(status.label)}*.")
             return
         profile = await self._identity.profile(actor)
         try:
@@ -391,10 +394,10 @@ class Changes:
                 tz_offset_hours=profile.tz_offset_hours if profile else None,
             )
         except CloseError as error:
-            await self.tell(actor, thread, f"Close did not take it: {error}")
+            await self.tell(actor, thread, f"Close did not take it: {escape(str(error))}")
             return
         await self.publish(
-            actor, submission, ref, thread, before, after, f"marked it *{status.label}*"
+            actor, submission, ref, thread, before, after, f"marked it *{escape(status.label)}*"
         )
 
     async def put(
