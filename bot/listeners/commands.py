@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.listeners import admin_commands
-from bot.listeners.help import HELP_TEXT
+from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
 
@@ -22,7 +22,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         text = str(body.get("text") or "").strip()
         first = text.split(maxsplit=1)[0].lower() if text else ""
-        if first in ("help", "?", "-h", "--help"):
+        if first in ("help", "?", "-h", "--help") or looks_like_help(text):
             await respond(
                 text=HELP_TEXT + "\n\n" + admin_commands.MAPPING_HELP, response_type="ephemeral"
             )

@@ -1,5 +1,7 @@
 """The help text: the grammar people type, with examples."""
 
+from rapidfuzz.distance import DamerauLevenshtein
+
 HELP_TEXT = """*Log a Close opportunity from Slack*
 `/opportunity` opens an empty form. Add a line of text and the form comes prefilled:
 • `/opportunity Acme Corp $12k ARR 60% close next friday`
@@ -7,4 +9,29 @@ HELP_TEXT = """*Log a Close opportunity from Slack*
 • `/opportunity lead: "Nakatomi Trading" 250k one-time closing on the 15th note: intro via Hans`
 What it understands: amounts (`12k`, `$12,500`, `€40,000`, `1.2m`), periods (`ARR`, `/mo`, `one-time`), \
 confidence (`60%`), close dates (`next friday`, `Dec 15`, `EOM`, `EOQ`, `Q3`), an owner (`@someone`), \
-`status: …` and `note: …`. You can check and change everything before pressing *Create*."""
+`status: …` and `note: …`. You can check and change everything before pressing *Create*.
+No typing: a message's ⋯ menu > *Create opportunity*, or the ⚡ menu > *Log opportunity*. \
+The confirmation's *Edit*, *Won* and *Lost* buttons change it in Close."""
+
+# Words of the command that are not a lead; a lone near-miss of one is a typo, not a company.
+SUBCOMMANDS = ("help", "whoami", "link", "unlink")
+
+
+def looks_like_help(text: str) -> bool:
+    """Whether `text` asks for help without saying so: a lone flag (`-v`, `--version`, `/x`)
+    or a lone lowercase near-miss of a subcommand (`hepl`, `hlep`, `whomai`).
+
+    Anything else opens the modal: the first word is usually a lead ("Acme 12k"), and even a
+    lone unknown word ("Initech") is a lead to prefill, not a subcommand.
+    """
+    words = text.split()
+    if len(words) != 1:
+        return False
+    word = words[0]
+    if word[0] in "-/?":
+        return True
+    if not (word.isalpha() and word.islower()):
+        return False
+    return any(
+        word != known and DamerauLevenshtein.distance(word, known) <= 1 for known in SUBCOMMANDS
+    )
