@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -43,7 +43,9 @@ def _element(
     action_id = block_id(field)
     kind = field.type
     if kind == "date":
-        return DatePickerElement(action_id=action_id, initial_date=initial or None)
+        # Only a real YYYY-MM-DD: anything else (odd Close data, a forged payload) would make
+        # slack_sdk refuse to build the whole modal.
+        return DatePickerElement(action_id=action_id, initial_date=_iso_date(initial))
     if kind == "datetime":
         return DateTimePickerElement(action_id=action_id, initial_date_time=_epoch(initial))
     if kind == "choices":
@@ -72,6 +74,15 @@ def _element(
         placeholder=placeholder,
         initial_value=str(initial) if initial not in (None, "") else None,
     )
+
+
+def _iso_date(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10]).isoformat()
+    except ValueError:
+        return None
 
 
 def _epoch(value: Any) -> int | None:
