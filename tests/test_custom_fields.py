@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+from bot.blocks.modal import ModalMetadata, build_opportunity_modal
+from bot.close.models import CustomField, User
+from bot.deals.custom_text import read_custom_fields
+from bot.deals.prefill import form_from_draft
+from bot.parsing import parse
 from bot.sandbox import blockkit
 from bot.sandbox.close_sim import CloseSimulator, Org, default_org, every_field_type_org
 from bot.sandbox.stack import CLOSE_API_KEY, Sandbox, running_sandbox
 from tests.flows import open_modal, submit, wait_opportunities
 from tests.test_spine import create_opportunity_schema
-
-pytestmark = pytest.mark.asyncio
 
 ACME = {"text": "Acme Corp", "value": "lead_acme"}
 
@@ -214,3 +217,152 @@ async def test_an_org_with_too_many_fields_shows_only_required_ones_with_a_note(
         [opportunity] = await wait_opportunities(sb, 1)
         assert opportunity["custom.cf_region"] == "EMEA"
         assert opportunity["custom.cf_source"] == "Inbound"
+
+
+# --- `Field Name: value` in the text ---------------------------------------------------------
+
+RICH_ORG = every_field_type_org()
+FIELDS = [CustomField.model_validate(f) for f in RICH_ORG.custom_fields]
+USERS = [User.model_validate(u) for u in RICH_ORG.users]
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "left", "custom", "warned"),
+    [
+        (
+            "Acme 12k Source: Referral Seats: 25",
+            "Acme 12k",
+            {"cf_source": "Referral", "cf_seats": 25},
+            "",
+        ),
+        ("Acme 12k source: REFERRAL", "Acme 12k", {"cf_source": "Referral"}, ""),
+        ("Acme 12k Source: Referal", "Acme 12k", {"cf_source": "Referral"}, ""),  # rapidfuzz
+        (
+            "Acme 12k ARR products: Core, Analytics and Support 60%",
+            "Acme 12k ARR 60%",
+            {"cf_products": ["Core", "Analytics", "Support"]},
+            "",
+        ),
+        ("Acme Seats: 1,250 12k", "Acme 12k", {"cf_seats": 1250}, ""),
+        ("Acme Seats: 2.5", "Acme", {"cf_seats": 2.5}, ""),
+        (
+            "Acme Contract start: 2027-03-01 12k",
+            "Acme 12k",
+            {"cf_contract_start": "2027-03-01"},
+            "",
+        ),
+        (
+            "Acme Kickoff call: 2027-02-03 16:30",
+            "Acme",
+            {"cf_kickoff": "2027-02-03T16:30:00-08:00"},  # in the user's zone
+            "",
+        ),
+        ("Acme Sales engineer: Bob 12k", "Acme 12k", {"cf_sales_engineer": "user_bob"}, ""),
+        ("Acme sales engineer: carol chen", "Acme", {"cf_sales_engineer": "user_carol"}, ""),
+        ("Acme Competitor: Initrode 12k 60%", "Acme 12k 60%", {"cf_competitor": "Initrode"}, ""),
+        (
+            'Acme Competitor: "Initrode, Inc." 5k',
+            "Acme 5k",
+            {"cf_competitor": "Initrode, Inc."},
+            "",
+        ),
+        (
+            "Acme Competitor: Initrode Contract start: 2027-03-01",
+            "Acme",
+            {"cf_competitor": "Initrode", "cf_contract_start": "2027-03-01"},
+            "",
+        ),
+        ("Acme Website: https://acme.example", "Acme", {"cf_website": "https://acme.example"}, ""),
+        ("Acme Industry: industry 042", "Acme", {"cf_industry": "Industry 042"}, ""),
+        ("Acme Source: Blorp 5k", "Acme 5k", {}, "Source: “Blorp” does not fit"),
+        ("Acme Seats: lots 5k", "Acme 5k", {}, "Seats: “lots” does not fit"),
+        ("Acme Champion: Road Runner", "Acme", {}, "Champion: pick the contact"),
+        # Not custom fields: hidden ones, the parser's own keys, and anything in the note.
+        ("Acme Internal ref: X1", "Acme Internal ref: X1", {}, ""),
+        ("Acme status: Won", "Acme status: Won", {}, ""),
+        ("Acme 12k note: Source: Inbound", "Acme 12k note: Source: Inbound", {}, ""),
+        ("Acme 12k at 10:30", "Acme 12k at 10:30", {}, ""),
+    ],
+)
+def test_custom_fields_are_read_out_of_the_text(
+    text: str, left: str, custom: dict[str, Any], warned: str
+) -> None:
+    found = read_custom_fields(text, FIELDS, users=USERS, tz="America/Los_Angeles")
+    assert found.text == left
+    assert found.custom == custom
+    assert (warned in " ".join(found.warnings)) if warned else found.warnings == []
+
+
+def test_read_out_parts_do_not_pollute_the_lead_or_the_note() -> None:
+    text = "Source: Referral Acme Corp 12k Seats: 25 close 2027-01-15 note: call Wile"
+    found = read_custom_fields(text, FIELDS, users=USERS)
+    draft = parse(found.text, now=NOW)
+    assert (draft.lead, draft.value, draft.date_won, draft.note) == (
+        "Acme Corp",
+        1_200_000,
+        date(2027, 1, 15),
+        "call Wile",
+    )
+    polluted = parse(text, now=NOW)  # what the parse alone makes of it
+    assert polluted.lead == "Source: Referral Acme Corp"
+
+
+async def test_custom_fields_typed_in_the_text_prefill_the_modal_and_reach_close(
+    rich: Sandbox,
+) -> None:
+    """The app-layer path: read the fields, parse the rest, build the modal, submit it."""
+    catalog = rich.services.catalog
+    text = "Acme Corp 12k Source: Referral Seats: 25 Products: Core, Support Kickoff call: 2027-02-03 16:30"
+    found = read_custom_fields(
+        text, catalog.custom_fields, users=catalog.active_users, tz="America/Los_Angeles"
+    )
+    draft = parse(found.text, now=NOW, tz="America/Los_Angeles")
+    form = form_from_draft(
+        draft,
+        catalog,
+        invoker="U0ALICE",
+        metadata=ModalMetadata(key="k-prefill", channel_id="C0SALES"),
+        custom_text=found,
+    )
+    assert draft.lead == "Acme Corp" and draft.value == 1_200_000
+    view = build_opportunity_modal(form, catalog)
+    blocks = {b["block_id"]: b["element"] for b in view["blocks"] if "block_id" in b}
+    assert blocks["custom.cf_source"]["initial_option"]["value"] == "Referral"
+    assert blocks["custom.cf_seats"]["initial_value"] == "25"
+    assert [o["value"] for o in blocks["custom.cf_products"]["initial_options"]] == [
+        "Core",
+        "Support",
+    ]
+    kickoff = int(datetime(2027, 2, 4, 0, 30, tzinfo=UTC).timestamp())  # 16:30 in LA
+    assert blocks["custom.cf_kickoff"]["initial_date_time"] == kickoff
+    # Open it in Slack as built, submit untouched: Close gets what the text said.
+    opened = await rich.services.slack.views_open(
+        trigger_id=rich.slack.issue_trigger("U0ALICE"), view=view
+    )
+    view_id = opened["view"]["id"]
+    response = await rich.driver.submit_view(view_id, values={"lead": ACME})
+    assert response.status_code == 200
+    [opportunity] = await wait_opportunities(rich, 1)
+    assert opportunity["custom.cf_source"] == "Referral"
+    assert opportunity["custom.cf_seats"] == 25
+    assert opportunity["custom.cf_products"] == ["Core", "Support"]
+    assert opportunity["custom.cf_kickoff"] == "2027-02-04T00:30:00+00:00"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs read_custom_fields wired into bot/listeners/modal_flow.open_modal (not ours)",
+)
+async def test_opportunity_command_prefills_custom_fields_typed_as_name_colon_value(
+    sandbox: Sandbox,
+) -> None:
+    view_id = await open_modal(sandbox, "Acme Corp 12k Source: Referral Seats: 25")
+    blocks = blocks_of(sandbox, view_id)
+    assert blocks["lead"]["element"]["initial_option"]["value"] == "lead_acme"
+    assert blocks["custom.cf_source"]["element"]["initial_option"]["value"] == "Referral"
+    assert blocks["custom.cf_seats"]["element"]["initial_value"] == "25"
+    response = await sandbox.driver.submit_view(view_id)  # untouched
+    assert response.status_code == 200
+    [opportunity] = await wait_opportunities(sandbox, 1)
+    assert (opportunity["custom.cf_source"], opportunity["custom.cf_seats"]) == ("Referral", 25)

@@ -6,6 +6,7 @@ from bot.blocks.format import format_date, format_money_period
 from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata
 from bot.close.catalog import Catalog
 from bot.close.models import Lead, Status
+from bot.deals.custom_text import CustomFieldText
 from bot.deals.models import NEW_LEAD_PREFIX, DealRequest
 from bot.parsing import Draft
 from bot.parsing.money import format_money
@@ -76,15 +77,19 @@ def form_from_draft(
     metadata: ModalMetadata,
     last_used: LastUsed | None = None,
     default_pipeline: str | None = None,
+    custom_text: CustomFieldText | None = None,
 ) -> ModalForm:
     """Everything the text said; where it said nothing: the user's last choices, then defaults.
-    The close date is never guessed."""
+    The close date is never guessed. `custom_text`: custom fields read from the same text
+    (see `read_custom_fields`, run before the parse)."""
     fallback = default_status(catalog, last_used, default_pipeline)
     status, status_warning = resolve_status(draft, catalog, fallback)
     period = draft.value_period or (last_used.value_period if last_used else None)
     warnings = list(draft.warnings)
     if status_warning:
         warnings.append(status_warning)
+    if custom_text is not None:
+        warnings += custom_text.warnings
     return ModalForm(
         metadata=metadata,
         # The lead is looked up in Close right after the modal opens (no Close call before
@@ -100,6 +105,7 @@ def form_from_draft(
         status_id=status.id if status else None,
         owner=draft.owner or invoker,
         note=draft.note,
+        custom=dict(custom_text.custom) if custom_text is not None else {},
         summary=summary_line(draft.model_copy(update={"value_period": period}), status),
         warnings=warnings,
     )

@@ -1,0 +1,213 @@
+"""Custom fields typed as `Field Name: value` in the text, read out before the general parse."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field
+from rapidfuzz import fuzz
+
+from bot.blocks.custom_fields import HIDDEN_TYPES
+from bot.close.models import CustomField, User
+from bot.parsing.confidence import CONFIDENCE_RE
+from bot.parsing.lead import key_value_end, unquote
+from bot.parsing.locales import locale_info
+from bot.parsing.money import find_money
+from bot.parsing.periods import PERIOD_RE
+
+# Names the parser reads itself (`lead: …`, `status: …`, `note: …`): a custom field named
+# like them is left to the parser rather than read twice.
+RESERVED_NAMES = frozenset(
+    {"lead", "company", "account", "customer", "client", "status", "stage", "note", "notes"}
+)
+FUZZY_CHOICE = 85.0  # rapidfuzz ratio for "Referal" -> "Referral", not "Inbound" -> "Outbound"
+
+_NUMBER = re.compile(r"\s*(-?\d[\d,]*(?:\.\d+)?)(?![\w%$€£])")
+_DATE = re.compile(r"\s*(\d{4}-\d{2}-\d{2})(?![\w:])")
+_DATETIME = re.compile(r"\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)")
+_WORD = re.compile(r"\S+")
+_LIST_SEPARATOR = re.compile(r"\s*(?:,|/|\+|&|\band\b)\s*", re.IGNORECASE)
+_NOTE = re.compile(r"(?<![\w])notes?\s*:", re.IGNORECASE)
+_TRAILING_DELIMITER = re.compile(r"\s*[,;|]")
+
+
+class CustomFieldText(BaseModel):
+    """The text with the custom field parts taken out, and what they said (cf_id -> value)."""
+
+    text: str
+    custom: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+
+def read_custom_fields(
+    text: str, fields: Sequence[CustomField], *, users: Sequence[User] = (), tz: str = "UTC"
+) -> CustomFieldText:
+    """Find `Name: value` for the org's custom fields (names case-insensitive) in `text`.
+
+    Each recognised part is removed so the general parse does not read it as the lead or
+    the value; a value that does not fit its field is removed too, with a warning.
+    Everything after `note:` is the note's and is left alone. A date and time without an
+    offset is read in the user's zone `tz`.
+    """
+    try:
+        zone: tzinfo = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    by_name = {
+        " ".join(f.name.split()).casefold(): f
+        for f in fields
+        if f.type not in HIDDEN_TYPES
+        and f.name.strip()
+        and " ".join(f.name.split()).casefold() not in RESERVED_NAMES
+    }
+    if not by_name or ":" not in text:
+        return CustomFieldText(text=text)
+    names = sorted(by_name, key=len, reverse=True)
+    pattern = re.compile(
+        r"(?<![\w])(?P<name>"
+        + "|".join(r"\s+".join(map(re.escape, n.split())) for n in names)
+        + r")\s*:\s*",
+        re.IGNORECASE,
+    )
+    note = _NOTE.search(text)
+    limit = note.start() if note else len(text)
+    custom: dict[str, Any] = {}
+    warnings: list[str] = []
+    cuts: list[tuple[int, int]] = []
+    matches = list(pattern.finditer(text, 0, limit))
+    for index, match in enumerate(matches):
+        if cuts and match.start() < cuts[-1][1]:
+            continue  # inside the (quoted) value of the previous field
+        field = by_name[" ".join(match.group("name").split()).casefold()]
+        start = match.end()
+        # A value ends at a delimiter, at `word:`, or where the next field's name begins
+        # (names of several words: "Competitor: Initrode Contract start: …").
+        following = matches[index + 1].start() if index + 1 < len(matches) else limit
+        end = min(key_value_end(text, start), following, limit)
+        value, used_end = _read_value(field, text, start, end, users, zone, min(following, limit))
+        if value is None:
+            # Take out what was typed for it, but not the deal's value or date after it.
+            typed, used_end = _read_text(text, start, end)
+            if field.type == "contact":
+                warnings.append(f"{field.name}: pick the contact once the lead is chosen")
+            elif typed:
+                warnings.append(
+                    f"{field.name}: “{typed[:60]}” does not fit the field; pick it below"
+                )
+        elif field.id not in custom:
+            custom[field.id] = value
+        trailing = _TRAILING_DELIMITER.match(text, used_end)
+        cuts.append((match.start(), trailing.end() if trailing else used_end))
+    if not cuts:
+        return CustomFieldText(text=text)
+    kept, position = [], 0
+    for start, end in cuts:
+        kept.append(text[position:start])
+        position = end
+    kept.append(text[position:])
+    cleaned = " ".join(" ".join(kept).split())
+    return CustomFieldText(text=cleaned, custom=custom, warnings=warnings)
+
+
+def _read_value(
+    field: CustomField,
+    text: str,
+    start: int,
+    end: int,
+    users: Sequence[User],
+    zone: tzinfo,
+    hard_end: int,
+) -> tuple[Any, int]:
+    """(the value as Close takes it, where it ends in `text`), or (None, end) if it does not fit.
+
+    `end` is where a free-text value stops (a comma…); `hard_end` where the next field begins,
+    for values with a shape of their own ("1,250", a date and time).
+    """
+    kind = field.type
+    if kind == "choices":
+        return _read_choices(field, text, start, end)
+    if kind == "number":
+        number = _NUMBER.match(text, start, hard_end)
+        if number is None:
+            return None, end
+        digits = number.group(1).replace(",", "")
+        return (float(digits) if "." in digits else int(digits)), number.end()
+    if kind == "date":
+        found = _DATE.match(text, start, hard_end)
+        return (found.group(1), found.end()) if found else (None, end)
+    if kind == "datetime":
+        found = _DATETIME.match(text, start, hard_end)
+        if found is None:
+            return None, end
+        when = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+        aware = when if when.tzinfo else when.replace(tzinfo=zone)
+        return aware.isoformat(), found.end()
+    if kind == "user":
+        labels = [(user.display_name, user.id) for user in users]
+        labels += [(user.first_name, user.id) for user in users if user.first_name]
+        return _best_phrase(labels, text, start, end)
+    if kind == "contact":
+        return None, end  # the lead's contacts are known only once the lead is chosen
+    return _read_text(text, start, end)
+
+
+def _read_choices(field: CustomField, text: str, start: int, end: int) -> tuple[Any, int]:
+    pairs = [(choice, choice) for choice in field.choices]
+    first, position = _best_phrase(pairs, text, start, end)
+    if first is None or not field.accepts_multiple_values:
+        return first, position
+    chosen = [first]
+    while (separator := _LIST_SEPARATOR.match(text, position)) is not None:
+        following, after = _best_phrase(pairs, text, separator.end(), _list_end(text, separator))
+        if following is None:
+            break
+        if following not in chosen:
+            chosen.append(following)
+        position = after
+    return chosen, position
+
+
+def _list_end(text: str, separator: re.Match[str]) -> int:
+    """A multi-value list continues past the comma that ends a single value."""
+    return key_value_end(text, separator.end())
+
+
+def _best_phrase(
+    pairs: Sequence[tuple[str, str]], text: str, start: int, end: int
+) -> tuple[str | None, int]:
+    """The label (returning its value) that the words at `start` spell, exactly or nearly."""
+    words = list(_WORD.finditer(text, start, end))
+    best: tuple[float, int, int, str] | None = None  # score, words used, end, value
+    for label, value in pairs:
+        size = len(label.split())
+        if not size or size > len(words):
+            continue
+        typed = text[words[0].start() : words[size - 1].end()]
+        typed_folded = " ".join(unquote(typed).split()).casefold().rstrip(".!")
+        wanted = " ".join(label.split()).casefold()
+        score = 100.0 if typed_folded == wanted else fuzz.ratio(typed_folded, wanted)
+        if score >= FUZZY_CHOICE and (best is None or (score, size) > best[:2]):
+            best = (score, size, words[size - 1].end(), value)
+    if best is None:
+        return None, end
+    return best[3], best[2]
+
+
+def _read_text(text: str, start: int, end: int) -> tuple[str | None, int]:
+    """Free text up to the next delimiter, or to where the deal's own fields begin."""
+    segment = text[start:end]
+    stops = [len(segment)]
+    for found in (CONFIDENCE_RE.search(segment), PERIOD_RE.search(segment)):
+        if found:
+            stops.append(found.start())
+    stops += [c.start for c in find_money(segment, locale_info("en-US")) if c.strong]
+    stop = min(s for s in stops if s > 0) if any(s > 0 for s in stops) else len(segment)
+    typed = segment[:stop].strip()
+    value = unquote(typed)
+    if value == typed:  # a quoted value is kept as quoted, its final period included
+        value = value.strip(" .")
+    return (value or None), start + stop
