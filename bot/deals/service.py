@@ -489,7 +489,8 @@ def _describe(error: Exception) -> str:
 
 def _duration(seconds: float) -> str:
     if seconds < 120:
-        return f"{seconds:.0f} seconds"
+        whole = round(seconds)
+        return f"{whole} second" if whole == 1 else f"{whole} seconds"
     if seconds < 2 * 3600:
         return f"{seconds / 60:.0f} minutes"
     return f"{seconds / 3600:.0f} hours"
