@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.blocks.messages import RETRY_ACTION_ID
 from bot.close.client import CloseClient
 from bot.sandbox.close_sim import CloseSimulator
 from bot.sandbox.slack_sim import Call
@@ -123,6 +124,34 @@ async def test_a_new_lead_has_no_contacts_to_offer(sandbox: Sandbox) -> None:
     )
     assert block_in(update.params["view"], "contact") is None
     assert not [r for r in sandbox.close.requests if r.path == "/contact/"]
+
+
+async def test_try_again_after_a_failure_keeps_the_chosen_contact(sandbox: Sandbox) -> None:
+    view_id = await open_modal(sandbox, "")
+    await pick_lead(sandbox, view_id, ACME)
+    sandbox.close.fail(1, status=400, paths=["/opportunity/"], methods=["POST"])
+    sandbox.slack.fail_method("views.update", "not_found")  # the user closed the modal
+    mark = sandbox.slack.mark()
+    await submit(sandbox, view_id, {"contact": "cont_acme_road", "value": "7k"})
+    failed = await sandbox.slack.wait_for(
+        "chat.postMessage", lambda c: c.ok and RETRY_ACTION_ID in str(c.params), since=mark
+    )
+    mark = sandbox.slack.mark()
+    await sandbox.driver.press_button(
+        channel_id=failed.response["channel"],
+        message_ts=failed.response["ts"],
+        action_id=RETRY_ACTION_ID,
+    )
+    opened = await sandbox.slack.wait_for("views.open", lambda c: c.ok, since=mark)
+    retry_view = opened.response["view"]["id"]
+    update = await sandbox.slack.wait_for(
+        "views.update", lambda c: c.ok and c.params.get("view_id") == retry_view, since=mark
+    )
+    contact = block_in(update.params["view"], "contact")
+    assert contact is not None and contact["element"]["initial_option"]["value"] == "cont_acme_road"
+    await submit(sandbox, retry_view)
+    [opportunity] = await wait_opportunities(sandbox, 1)
+    assert (opportunity["contact_id"], opportunity["value"]) == ("cont_acme_road", 700_000)
 
 
 # --- statuses that changed in Close ----------------------------------------------------------

@@ -65,11 +65,26 @@ def register(app: AsyncApp, services: Services) -> None:
             thread_ts=submission.reply_to.thread_ts,
             response_url=str_at(body, "response_url"),
         )
-        owner = submission.request.owner_slack_id or user_id
-        form = form_from_request(submission.request, owner=owner, metadata=metadata)
+        request = submission.request
+        if submission.lead_id and request.lead.id is None:
+            # An earlier attempt created the new lead: trying again must not create another.
+            request = request.model_copy(update={"lead": LeadChoice(id=submission.lead_id)})
+        owner = request.owner_slack_id or user_id
+        form = form_from_request(request, owner=owner, metadata=metadata)
         try:
-            await services.slack.views_open(
+            opened = await services.slack.views_open(
                 trigger_id=trigger_id, view=build_opportunity_modal(form, services.catalog)
             )
         except SlackApiError as error:
             log.warning("views.open for retry failed: %s", error.response.get("error"))
+            return
+        if request.lead.id:
+            # The lead's contacts (never before views.open), so the chosen contact is kept.
+            try:
+                contacts = await services.close.list_contacts(request.lead.id)
+            except Exception as error:  # the form still works without contacts
+                log.info("Contacts for %s unavailable: %s", request.lead.id, type(error).__name__)
+                return
+            view = opened["view"]
+            form = form.model_copy(update={"contacts": contacts})
+            await update_modal(services, view["id"], form, view.get("hash"))
