@@ -111,6 +111,8 @@ def parse_body(text: str, content_type: str | None) -> dict[str, Any]:
         parsed = _json(fields["payload"]) if "payload" in fields else fields
     if not isinstance(parsed, dict):
         raise Refused(400, "not_an_object")
+    if not parsed:
+        raise Refused(400, "empty")
     return parsed
 
 

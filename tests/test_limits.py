@@ -21,7 +21,7 @@ from bot.blocks.modal import (
 from bot.blocks.status_views import created_view, creating_view, queued_view
 from bot.close.models import Contact, CustomField, Opportunity, Pipeline, Status, User
 from bot.deals.announce import announcement
-from bot.sandbox.blockkit import MAX_OPTIONS
+from bot.sandbox.blockkit import MAX_OPTIONS, Surface
 from tests.blockkit_walk import limit_problems
 
 URL = "https://app.close.com/"
@@ -175,7 +175,7 @@ def test_every_message_is_within_limits_whatever_the_data(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(_views()))
 def test_every_status_view_is_within_limits_whatever_the_data(name: str) -> None:
-    surface = "home" if name == "home" else "modal"
+    surface: Surface = "home" if name == "home" else "modal"
     assert limit_problems(_views()[name], surface=surface) == []
 
 
