@@ -366,3 +366,36 @@ async def test_opportunity_command_prefills_custom_fields_typed_as_name_colon_va
     assert response.status_code == 200
     [opportunity] = await wait_opportunities(sandbox, 1)
     assert (opportunity["custom.cf_source"], opportunity["custom.cf_seats"]) == ("Referral", 25)
+
+
+async def test_a_user_field_of_a_big_org_is_searched_and_offers_only_active_users(
+    tmp_path: Path,
+) -> None:
+    org = default_org()
+    for n in range(120):
+        org.users.append(
+            {
+                "id": f"user_rep{n:03d}",
+                "email": f"rep{n}@example.com",
+                "first_name": "Rep",
+                "last_name": f"{n:03d}",
+            }
+        )
+    async with org_sandbox(tmp_path, org) as sb:
+        view_id = await open_modal(sb, "")
+        element = blocks_of(sb, view_id)["custom.cf_sales_engineer"]["element"]
+        assert element["type"] == "external_select"  # 124 users: past a static select's 100
+        reps = await sb.driver.block_suggestion(view_id, "custom.cf_sales_engineer", "rep 11")
+        assert [o["value"] for o in reps.json()["options"]] == [
+            f"user_rep{n:03d}" for n in range(110, 120)
+        ]
+        # Dave left the org (an inactive membership in Close): not offered.
+        dave = await sb.driver.block_suggestion(view_id, "custom.cf_sales_engineer", "dave")
+        assert dave.json()["options"] == []
+        await submit(
+            sb,
+            view_id,
+            {"lead": ACME, "custom.cf_sales_engineer": {"text": "Rep 042", "value": "user_rep042"}},
+        )
+        [opportunity] = await wait_opportunities(sb, 1)
+        assert opportunity["custom.cf_sales_engineer"] == "user_rep042"

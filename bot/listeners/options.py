@@ -30,4 +30,4 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(options=[])
             return
         typed = (str_at(body, "value") or "")[:200]
-        await ack(options=search_options(field, services.catalog.users, typed))
+        await ack(options=search_options(field, services.catalog.active_users, typed))
