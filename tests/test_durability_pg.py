@@ -1,0 +1,209 @@
+"""Several instances on one PostgreSQL: migrations at once, one claim per submission, no duplicate.
+
+Needs a real server: TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test,
+set by .ci/run). Each test gets a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
+
+from bot.app import build_app
+from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
+from bot.http import create_http_app
+from bot.sandbox.server import RunningServer, start_server
+from bot.sandbox.slack_driver import SlackDriver
+from bot.sandbox.stack import SIGNING_SECRET, Sandbox, running_sandbox
+from bot.services import Services
+from bot.store.db import create_engine, normalize_url, session_factory
+from bot.store.migrate import current_revision, head_revision, upgrade
+from bot.store.submissions import SubmissionStore
+from bot.store.tables import Base
+from tests.flows import open_modal, wait_until
+from tests.test_durability import (
+    FAST,
+    frozen_submission,
+    opportunity_posts,
+    send,
+    summaries,
+    wait_summaries,
+)
+
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.skipif(
+        not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
+    ),
+]
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh database on the test server, so runs (and other engineers' runs) never collide."""
+    admin_url = normalize_url(os.environ["TEST_DATABASE_URL"])
+    name = f"durability_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.dispose()
+
+
+@dataclass
+class Instance:
+    services: Services
+    bot: RunningServer
+    driver: SlackDriver
+
+
+@asynccontextmanager
+async def second_instance(sb: Sandbox) -> AsyncIterator[Instance]:
+    """Another `serve` process in all but pid: its own Services, worker and HTTP server."""
+    services = Services.create(sb.settings)
+    bot = await start_server(create_http_app(services, build_app(sb.settings, services)))
+    try:
+        await services.catalog.wait_loaded(5.0)
+        async with SlackDriver(sb.slack, bot.url + "slack/events", SIGNING_SECRET) as driver:
+            yield Instance(services, bot, driver)
+    finally:
+        await bot.stop()
+
+
+async def test_instances_starting_together_migrate_once(pg_url: str) -> None:
+    await asyncio.gather(*(upgrade(pg_url) for _ in range(4)))
+    assert await current_revision(pg_url) == head_revision()
+    engine = create_engine(pg_url)
+    try:
+        async with engine.connect() as connection:
+            diff = await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []
+
+
+@pytest.mark.parametrize("fault", ["none", "applied-then-timeout"])
+async def test_same_submission_reaching_two_instances_creates_one_opportunity(
+    pg_url: str, fault: str
+) -> None:
+    async with (
+        running_sandbox(database_url=pg_url, close_timeout_seconds=0.3, **FAST) as sb,
+        second_instance(sb) as other,
+    ):
+        view_id = await open_modal(sb, "Acme Corp 12k annual")
+        if fault == "applied-then-timeout":
+            sb.close.apply_then_hang(1, 3.0)
+        body = frozen_submission(sb.slack, view_id)
+        acks = await asyncio.gather(
+            *(send(driver, body) for driver in (sb.driver, other.driver) for _ in range(3))
+        )
+        assert all(ack["response_action"] == "update" for ack in acks)
+        await wait_summaries(sb.slack, 1)
+        await asyncio.sleep(0.3)
+        assert len(sb.close.opportunities) == 1
+        assert len(opportunity_posts(sb.close)) == 1
+        assert len(summaries(sb.slack)) == 1
+        [row] = await sb.services.store.recent()
+        assert row.state == SubmissionState.CREATED
+        assert row.opportunity_id == sb.close.opportunities[0]["id"]
+
+
+async def test_a_burst_across_two_instances_creates_each_once(pg_url: str) -> None:
+    deals = 12
+    async with (
+        running_sandbox(database_url=pg_url, **FAST) as sb,
+        second_instance(sb) as other,
+    ):
+        sb.close.path_latency["/opportunity/"] = 0.05  # so both workers have work in flight
+        bodies = []
+        for n in range(deals):
+            view_id = await open_modal(sb, f"Acme Corp {n + 1}k annual note: deal {n}")
+            bodies.append(frozen_submission(sb.slack, view_id))
+        # Every submission reaches both instances (a retry through the load balancer).
+        await asyncio.gather(
+            *(send(driver, body) for body in bodies for driver in (sb.driver, other.driver))
+        )
+        await wait_summaries(sb.slack, deals, timeout=20)
+        await asyncio.sleep(0.3)
+        notes = sorted(o["note"] for o in sb.close.opportunities)
+        assert notes == sorted(f"deal {n}" for n in range(deals))
+        assert len(opportunity_posts(sb.close)) == deals
+        assert len(summaries(sb.slack)) == deals
+        rows = await sb.services.store.recent(limit=100)
+        assert len(rows) == deals
+        assert {row.state for row in rows} == {SubmissionState.CREATED}
+        assert {row.claimed_by for row in rows} <= {
+            sb.services.worker.name,
+            other.services.worker.name,
+        }
+
+
+async def test_claims_are_disjoint_when_workers_race(pg_url: str) -> None:
+    await upgrade(pg_url)
+    engines = [create_engine(pg_url) for _ in range(4)]
+    stores = [SubmissionStore(session_factory(e), dialect="postgresql") for e in engines]
+    now = datetime.now(UTC)
+    try:
+        for n in range(40):
+            await stores[0].accept(
+                idempotency_key=f"k{n}",
+                request=DealRequest(lead=LeadChoice(id="lead_acme"), lead_name="Acme", value=n),
+                reply_to=ReplyTarget(user_id="U0ALICE"),
+                slack_user_id="U0ALICE",
+                team_id=None,
+                now=now,
+            )
+
+        async def drain(store: SubmissionStore, owner: str) -> list[str]:
+            taken: list[str] = []
+            while claimed := await store.claim_due(
+                now=now, lease=timedelta(minutes=5), limit=3, owner=owner
+            ):
+                taken += [s.id for s in claimed]
+                await asyncio.sleep(0)
+            return taken
+
+        results = await asyncio.gather(*(drain(s, f"w{i}") for i, s in enumerate(stores)))
+        every = [sid for taken in results for sid in taken]
+        assert len(every) == 40 and len(set(every)) == 40  # each claimed exactly once
+        assert sum(1 for taken in results if taken) > 1  # and they really raced
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_an_instance_that_stops_mid_work_is_finished_by_the_other(pg_url: str) -> None:
+    """One instance claims and goes away (its claim left behind); the other takes over."""
+    async with running_sandbox(database_url=pg_url, **FAST) as sb:
+        view_id = await open_modal(sb, "Acme Corp 12k annual")
+        await sb.services.worker.stop()  # this instance will not work it…
+        await send(sb.driver, frozen_submission(sb.slack, view_id))
+        # …but claims it, as a worker that dies right after claiming would.
+        [claimed] = await sb.services.store.claim_due(
+            now=datetime.now(UTC), lease=timedelta(seconds=1), owner="dead"
+        )
+        async with second_instance(sb) as other:
+            await wait_summaries(sb.slack, 1, timeout=10)
+            await wait_until(lambda: len(sb.close.opportunities) == 1)
+            [row] = await other.services.store.recent()
+            assert row.claimed_by == other.services.worker.name
+            assert row.attempts == claimed.attempts + 1
+        assert len(opportunity_posts(sb.close)) == 1
