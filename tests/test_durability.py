@@ -50,7 +50,7 @@ pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parents[1]
 FORM = "application/x-www-form-urlencoded"
 # Snappy retries and short leases: every wait in this file is well under a second.
-FAST = {
+FAST: dict[str, Any] = {
     "retry_base_seconds": 0.05,
     "retry_max_seconds": 0.2,
     "worker_poll_seconds": 0.05,
