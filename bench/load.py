@@ -64,6 +64,7 @@ class Config:
     think: float = 2.0
     scale: bool = False
     drain_timeout: float = 30.0
+    settle: float = 5.0
     targets: tuple[str, ...] = ("bot", "baseline")
     out_dir: Path = ROOT / "bench" / "results"
     name: str = "latest"
@@ -500,11 +501,17 @@ async def drain(
 ) -> dict[str, Any]:
     """Wait until every accepted submission is an opportunity in Close (or the timeout)."""
     deadline = time.perf_counter() + config.drain_timeout
+    # A submission whose ack failed may still have been stored, so besides every accepted one
+    # landing, wait for Close to stay quiet a while before counting.
+    count, quiet_since = -1, time.perf_counter()
     while True:
         async with http.get(control + "stats") as response:
             stats: dict[str, Any] = await response.json()
         notes = {o["note"] for o in stats["opportunities"]}
-        if load.rec.accepted <= notes or time.perf_counter() > deadline:
+        if len(notes) != count:
+            count, quiet_since = len(notes), time.perf_counter()
+        settled = time.perf_counter() - quiet_since > config.settle
+        if (load.rec.accepted <= notes and settled) or time.perf_counter() > deadline:
             stats["drain_seconds"] = config.drain_timeout - (deadline - time.perf_counter())
             return stats
         await asyncio.sleep(0.5)
@@ -552,6 +559,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument("--only", choices=["bot", "baseline"], help="run one app, not both")
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for Close (30/240)")
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="quiet seconds in Close before counting (5)"
+    )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", help="result file name (latest, or scale with --scale)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
@@ -566,6 +576,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         think=args.think,
         scale=args.scale,
         drain_timeout=args.drain_timeout or (240.0 if args.scale else 30.0),
+        settle=args.settle,
         targets=(args.only,) if args.only else ("bot", "baseline"),
         out_dir=args.out_dir,
         name=args.name or ("scale" if args.scale else "latest"),

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_runs_both_apps_and_every_submission_lands_once(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench.load", "--duration", "2", "--rate", "4", "--think", "1.2",
-         "--close-latency", "0.05", "--drain-timeout", "10", "--out-dir", str(tmp_path)],
+         "--close-latency", "0.05", "--drain-timeout", "10", "--settle", "0.5", "--out-dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert (tmp_path / "latest.md").read_text() in run.stdout + "\n", run.stderr[-2000:]
