@@ -20,7 +20,8 @@ from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_
 from bot.identity.mapping import close_label
 from bot.logs import RedactSecrets
 from bot.settings import HOW_TO_GET, Settings
-from bot.store.db import create_engine, create_schema, session_factory
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import current_revision, head_revision
 from bot.store.user_links import UserLinkStore
 
 # Without these the bot fails at something; the app manifests in manifests/ request them all.
@@ -176,24 +177,35 @@ async def _check_close(report: _Report, close: CloseClient) -> Catalog | None:
 
 @asynccontextmanager
 async def _links(report: _Report, settings: Settings) -> AsyncIterator[UserLinkStore | None]:
-    """The stored links (admin overrides), or None with a problem reported."""
+    """The stored links (admin overrides), read-only: doctor never migrates the database."""
+    report.line("Database")
     shown = make_url(settings.database_url).render_as_string(hide_password=True)
     try:
         engine = create_engine(settings.database_url)
+        revision = await current_revision(engine)
     except Exception as error:
-        report.line("Database")
-        report.fail(f"Cannot use DATABASE_URL {shown} ({type(error).__name__}: {error}).")
+        report.fail(
+            f"Cannot open DATABASE_URL {shown} ({type(error).__name__}): check the URL, "
+            "the server and its credentials."
+        )
         yield None
         return
     try:
-        await create_schema(engine)
-    except Exception as error:
-        report.line("Database")
-        report.fail(f"Cannot open DATABASE_URL {shown} ({type(error).__name__}).")
-        await engine.dispose()
-        yield None
-        return
-    try:
+        if revision is None:
+            report.warn(
+                f"{shown} has no schema yet: the bot creates it when it starts (or run "
+                "`python -m bot migrate`). No admin links are stored yet."
+            )
+            yield None
+            return
+        head = head_revision()
+        if revision != head:
+            report.warn(
+                f"Schema at revision {revision}, this version expects {head}: the bot upgrades "
+                "it when it starts (or run `python -m bot migrate`)."
+            )
+        else:
+            report.ok(f"{shown} (schema {revision})")
         yield UserLinkStore(session_factory(engine), dialect=engine.dialect.name)
     finally:
         await engine.dispose()

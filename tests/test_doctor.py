@@ -15,9 +15,11 @@ import pytest
 
 from bot.doctor import run_doctor
 from bot.sandbox.close_sim import CloseSimulator
+from bot.sandbox.server import bind_free_port
 from bot.sandbox.slack_sim import SlackSimulator
 from bot.settings import Settings
 from bot.store.db import create_engine, create_schema, session_factory
+from bot.store.migrate import current_revision
 from bot.store.user_links import UserLinkStore
 from tests.test_identity import big_org, big_workspace
 
@@ -190,3 +192,23 @@ async def test_cli_exit_code_and_no_secret_in_any_output(sims: Sims, tmp_path: P
     assert "Slack did not grant users:read.email" in output
     for secret in (BOT_TOKEN, CLOSE_KEY, "doctorsecret"):
         assert secret not in output
+
+
+async def test_doctor_reads_the_database_but_never_creates_or_migrates_it(sims: Sims) -> None:
+    code, text = await doctor(sims.settings())
+    assert code == 0, text
+    assert "has no schema yet: the bot creates it when it starts" in text
+    assert await current_revision(sims.database_url) is None
+
+
+async def test_unreachable_database_is_a_problem_and_its_password_stays_hidden(
+    sims: Sims,
+) -> None:
+    sock = bind_free_port()
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there
+    url = f"postgresql://bot:pg-secret-pw@127.0.0.1:{port}/bot"
+    code, text = await doctor(sims.settings(database_url=url))
+    assert code == 1, text
+    assert f"✗ Cannot open DATABASE_URL postgresql://bot:***@127.0.0.1:{port}/bot" in text
+    assert "pg-secret-pw" not in text

@@ -185,11 +185,24 @@ class Identity:
         Close is never called (the catalog is in memory).
         """
         profile = await self.profile(user_id)
-        link = await self._links.get(user_id) if self._links else None
+        try:
+            link = await self._links.get(user_id) if self._links else None
+        except Exception:
+            # Guessing by email could pick the wrong owner when an override exists: say so.
+            log.warning("Could not read the user link of %s", user_id, exc_info=True)
+            return Mapping(
+                slack_user_id=user_id,
+                slack_name=profile.label if profile else "",
+                reason="I could not read the stored user links (the database did not answer).",
+                fix="Try again in a minute.",
+            )
         mapping = self._decide(user_id, profile, link, who=_WHO)
         if _WHO in mapping.fix:  # only unmapped answers name admins: look them up only then
             mapping = self._decide(user_id, profile, link, who=await self.who_can_link())
-        await self._remember(mapping, profile, link)
+        try:
+            await self._remember(mapping, profile, link)
+        except Exception:  # the cache is a convenience: a failed write must not fail a deal
+            log.warning("Could not store the user link of %s", user_id, exc_info=True)
         return mapping
 
     def _decide(
