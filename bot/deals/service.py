@@ -375,11 +375,12 @@ class Deals:
             return None
         status = self._catalog.status(request.status_id)
         if status is None:
-            return "This status is no longer in Close: pick one of the current statuses."
+            return "Close says this status no longer exists: pick one of the current ones."
         pipeline = self._catalog.pipeline_for_status(status.id)
         if pipeline is not None and pipeline.id != request.pipeline_id:
             return (
-                f"“{status.label}” is now in the {pipeline.name} pipeline: check it, then Create."
+                f"Close says “{status.label}” is now in the {pipeline.name} pipeline: "
+                "check it, then Create."
             )
         return None
 
