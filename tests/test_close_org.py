@@ -194,7 +194,7 @@ async def test_deleted_status_refreshes_the_catalog_and_offers_current_statuses(
     assert sandbox.close.count("GET", "/status/opportunity/") > fetches_before
     status = block_in(view, "status")
     assert status is not None
-    assert "no longer in Close" in status["hint"]["text"]
+    assert "Close says this status no longer exists" in status["hint"]["text"]
     assert "initial_option" not in status["element"]  # the deleted status is not preselected
     labels = labels_of(status)
     assert "Demo Scheduled" not in labels
