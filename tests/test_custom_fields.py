@@ -350,10 +350,6 @@ async def test_custom_fields_typed_in_the_text_prefill_the_modal_and_reach_close
     assert opportunity["custom.cf_kickoff"] == "2027-02-04T00:30:00+00:00"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs read_custom_fields wired into bot/listeners/modal_flow.open_modal (not ours)",
-)
 async def test_opportunity_command_prefills_custom_fields_typed_as_name_colon_value(
     sandbox: Sandbox,
 ) -> None:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks.messages import notice
 from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata, build_opportunity_modal
+from bot.deals.custom_text import read_custom_fields
 from bot.deals.models import ReplyTarget
 from bot.deals.prefill import existing_lead_option, form_from_draft, new_lead_option
 from bot.lead_match import match_lead, search_term
@@ -81,8 +82,13 @@ async def open_modal(
     last_used = _result(prefs_lookup) if prefs_lookup in done else None
     if profile is not None:
         tz, locale = profile.tz, profile.locale
+    # `Source: Referral`-style parts name the org's custom fields: read them out first so the
+    # general parse does not take them for the lead or the value.
+    typed = read_custom_fields(
+        text, services.catalog.custom_fields, users=services.catalog.users, tz=tz
+    )
     draft = parse(
-        text,
+        typed.text,
         now=services.clock(),
         tz=tz,
         locale=locale,
@@ -105,6 +111,10 @@ async def open_modal(
         last_used=last_used,
         default_pipeline=services.settings.default_pipeline,
     )
+    if typed.custom or typed.warnings:
+        form = form.model_copy(
+            update={"custom": typed.custom, "warnings": [*form.warnings, *typed.warnings]}
+        )
     return await _open(
         services, form, trigger_id, user_id, response_url, source, draft.lead, refresh
     )
