@@ -136,7 +136,7 @@ def test_typed_markup_shows_as_typed_once_escaped(text: str) -> None:
     summary = messages.summary(_opportunity(text), creator="U0ALICE")
     shown = "\n".join(mrkdwn_texts(summary.model_dump()))
     assert escape(text) in shown
-    assert f"<@U0ALICE>" in shown  # our own mention of the creator still works
+    assert "<@U0ALICE>" in shown  # our own mention of the creator still works
 
 
 @pytest.mark.parametrize(
