@@ -7,14 +7,13 @@ import uuid
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
 
 from bot.blocks.messages import OPEN_IN_CLOSE_ACTION_ID, RETRY_ACTION_ID
-from bot.blocks.modal import ModalMetadata, build_opportunity_modal
+from bot.blocks.modal import ModalForm, ModalMetadata
 from bot.deals.form import modal_form_from_values, read_state
 from bot.deals.models import LeadChoice
 from bot.deals.prefill import form_from_request
-from bot.listeners.modal_flow import update_modal
+from bot.listeners.modal_flow import lead_contacts, open_modal, update_modal
 from bot.listeners.payload import dict_at, str_at
 from bot.services import Services
 
@@ -34,12 +33,7 @@ def register(app: AsyncApp, services: Services) -> None:
         values = read_state(dict_at(view, "state", "values"))
         form = modal_form_from_values(values, metadata, services.catalog)
         lead = LeadChoice.from_option_value(values.lead) if values.lead else None
-        contacts = []
-        if lead and lead.id:
-            try:
-                contacts = await services.close.list_contacts(lead.id)
-            except Exception as error:  # the form still works without contacts
-                log.info("Contacts for %s unavailable: %s", lead.id, type(error).__name__)
+        contacts = await lead_contacts(services, lead.id) if lead and lead.id else []
         form = form.model_copy(update={"contacts": contacts, "contact_id": None})
         await update_modal(services, view_id, form, str_at(view, "hash"))
 
@@ -71,20 +65,18 @@ def register(app: AsyncApp, services: Services) -> None:
             request = request.model_copy(update={"lead": LeadChoice(id=submission.lead_id)})
         owner = request.owner_slack_id or user_id
         form = form_from_request(request, owner=owner, metadata=metadata)
-        try:
-            opened = await services.slack.views_open(
-                trigger_id=trigger_id, view=build_opportunity_modal(form, services.catalog)
-            )
-        except SlackApiError as error:
-            log.warning("views.open for retry failed: %s", error.response.get("error"))
-            return
-        if request.lead.id:
+        lead_id = request.lead.id
+
+        async def with_contacts(shown: ModalForm) -> ModalForm | None:
             # The lead's contacts (never before views.open), so the chosen contact is kept.
-            try:
-                contacts = await services.close.list_contacts(request.lead.id)
-            except Exception as error:  # the form still works without contacts
-                log.info("Contacts for %s unavailable: %s", request.lead.id, type(error).__name__)
-                return
-            view = opened["view"]
-            form = form.model_copy(update={"contacts": contacts})
-            await update_modal(services, view["id"], form, view.get("hash"))
+            contacts = await lead_contacts(services, lead_id) if lead_id else []
+            return shown.model_copy(update={"contacts": contacts}) if contacts else None
+
+        await open_modal(
+            services,
+            trigger_id=trigger_id,
+            user_id=user_id,
+            response_url=metadata.response_url,
+            prefill=form,
+            refresh=with_contacts,
+        )

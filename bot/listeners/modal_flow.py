@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks.messages import notice
 from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata, build_opportunity_modal
+from bot.close.models import Contact
 from bot.deals.custom_text import read_custom_fields
 from bot.deals.models import ReplyTarget
 from bot.deals.prefill import existing_lead_option, form_from_draft, new_lead_option
@@ -219,8 +220,20 @@ async def preselect_lead(
         hint = "Also in Close: " + ", ".join(other.label for other in match.others)
     elif match.lead is None:
         hint = f"No lead named “{name}” in Close yet: this creates it. Type to pick another."
-    updated = form.model_copy(update={"lead": lead, "lead_hint": hint})
+    contacts = await lead_contacts(services, match.lead.id) if match.lead else []
+    updated = form.model_copy(update={"lead": lead, "lead_hint": hint, "contacts": contacts})
     await update_modal(services, view_id, updated, view_hash)
+
+
+async def lead_contacts(services: Services, lead_id: str) -> list[Contact]:
+    """The lead's contacts for the `contact` block; none when Close is slow or failing."""
+    try:
+        return await asyncio.wait_for(
+            services.close.list_contacts(lead_id), timeout=LEAD_LOOKUP_BUDGET_SECONDS
+        )
+    except Exception as error:  # the form works without contacts
+        log.info("Contacts for %s unavailable: %s", lead_id, type(error).__name__)
+        return []
 
 
 async def update_modal(
