@@ -362,6 +362,9 @@ async def test_same_submission_resent_sequentially_creates_one_opportunity(
         await wait_summaries(sb.slack, 1)
         second = await send(sb.driver, body)  # Slack re-sends it after the deal landed
         assert first["response_action"] == second["response_action"] == "update"
+        assert "Creating the opportunity" in json.dumps(first["view"])
+        # The repeat shows the outcome Close already gave, not a "Creating…" that never ends.
+        assert "Created the opportunity" in json.dumps(second["view"])
         await asyncio.sleep(0.3)
         assert len(sb.close.opportunities) == 1
         assert len(opportunity_posts(sb.close)) == 1

@@ -9,9 +9,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.blocks.modal import CALLBACK_ID, POST_IN_BLOCK_ID, ModalMetadata
-from bot.blocks.status_views import creating_view
+from bot.blocks.status_views import created_view, creating_view
+from bot.close.models import Opportunity
 from bot.deals.form import read_state, validate
-from bot.deals.models import ReplyTarget
+from bot.deals.models import ReplyTarget, SubmissionState
 from bot.listeners.modal_flow import SourceMessage, fetch_permalink
 from bot.listeners.payload import dict_at, str_at
 from bot.services import Services
@@ -77,10 +78,13 @@ def register(app: AsyncApp, services: Services) -> None:
         )
         # The modal stays open on "Creating…" until Close answers, so a Close 400 can still
         # be shown on its field; if the user closes it, the outcome comes in the thread.
-        await ack(
-            response_action="update",
-            view=creating_view(request.lead_name, private_metadata=metadata.encode()),
-        )
+        # A repeat of a submission Close already has shows that outcome instead.
+        if not is_new and submission.state == SubmissionState.CREATED and submission.response:
+            done = Opportunity.model_validate(submission.response)
+            shown = created_view(done, close_app_url=services.settings.close_app_url, where="")
+        else:
+            shown = creating_view(request.lead_name, private_metadata=metadata.encode())
+        await ack(response_action="update", view=shown)
         if is_new:
             services.worker.kick()
         else:
