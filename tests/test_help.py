@@ -53,3 +53,10 @@ async def test_a_lone_lead_name_opens_the_modal(sandbox: Sandbox) -> None:
     result = await sandbox.driver.slash_command("Initech")
     view = await sandbox.driver.wait_for_view(result.trigger_id)
     assert view["callback_id"] == "opportunity_modal"
+
+
+async def test_a_deal_whose_lead_starts_with_help_opens_the_modal(sandbox: Sandbox) -> None:
+    result = await sandbox.driver.slash_command("Help Scout 12k annual")
+    view = await sandbox.driver.wait_for_view(result.trigger_id)
+    assert view["callback_id"] == "opportunity_modal"
+    assert view["blocks"][0]["elements"][0]["text"].startswith("Help Scout · $12,000 annual")

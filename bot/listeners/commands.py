@@ -21,8 +21,8 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         await ack()
         text = str(body.get("text") or "").strip()
-        first = text.split(maxsplit=1)[0].lower() if text else ""
-        if first in ("help", "?", "-h", "--help") or looks_like_help(text):
+        # Only a lone "help" asks for help: "Help Scout 12k" is a deal with the lead Help Scout.
+        if text.lower() in ("help", "?", "-h", "--help") or looks_like_help(text):
             await respond(
                 text=HELP_TEXT + "\n\n" + admin_commands.MAPPING_HELP, response_type="ephemeral"
             )
