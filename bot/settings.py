@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     default_pipeline: str | None = None
     # The worker that creates stored submissions in Close.
     worker_poll_seconds: float = 1.0
-    worker_lease_seconds: float = 30.0  # renewed while working; a crashed worker's claim frees in 30 s
+    # Renewed while working, so a crashed worker's claim frees within 30 s.
+    worker_lease_seconds: float = 30.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     retry_give_up_seconds: float = 6 * 3600.0
