@@ -19,8 +19,10 @@ from bot.blocks.modal import (
     lead_options,
 )
 from bot.blocks.status_views import created_view, creating_view, queued_view
+from bot.blocks.text import PRIVATE_METADATA
 from bot.close.models import Contact, CustomField, Opportunity, Pipeline, Status, User
 from bot.deals.announce import announcement
+from bot.deals.changes import form_from_opportunity
 from bot.sandbox.blockkit import MAX_OPTIONS, Surface
 from tests.blockkit_walk import limit_problems
 
@@ -117,25 +119,21 @@ def test_the_modal_for_an_oversized_org_and_huge_input_is_within_limits() -> Non
     assert required <= shown  # trimming to 100 blocks keeps the fields Close requires
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Exception,
-    reason="known bug, left to the edit-flow owner: metadata.loaded keeps one digest per field, "
-    "so 60 custom fields push private_metadata past Slack's 3000 characters",
-)
-def test_the_edit_modal_with_a_fingerprint_per_field_fits_private_metadata() -> None:
-    loaded = {"custom." + cf: "0123456789" for cf in CF_IDS}
-    loaded.update({k: "0123456789" for k in ("lead", "value", "status", "note", "owner")})
-    form = _big_form(
+def test_the_edit_modal_of_an_opportunity_with_every_field_filled_fits_private_metadata() -> None:
+    metadata = _big_form(
         mode="edit",
         submission_id="s" * 36,
         opportunity_id="oppo_" + "o" * 40,
         details_ts="1700000000.000200",
-        permalink="https://acme.slack.com/archives/C0SALES/p1700000000000100",
-        loaded=loaded,
+        announce_channel="C0DEALS",
+        announce_ts="1700000000.000300",
+    ).metadata
+    form = form_from_opportunity(
+        _opportunity(), metadata=metadata, owner="U0ALICE", catalog=BigOrg(), contacts=[]
     )
     view = build_opportunity_modal(form, BigOrg())
     assert limit_problems(view, surface="modal") == []
+    assert form.metadata.loaded and len(view["private_metadata"]) <= PRIVATE_METADATA
 
 
 def _messages() -> dict[str, dict[str, Any]]:

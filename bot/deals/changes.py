@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from bot.blocks import messages
 from bot.blocks.changes import change_message, describe_changes, refusal
 from bot.blocks.custom_fields import PREFIX as CUSTOM_PREFIX
 from bot.blocks.custom_fields import shown
-from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata
+from bot.blocks.modal import CatalogView, LeadOption, ModalForm, ModalMetadata
 from bot.blocks.text import escape
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
@@ -44,6 +45,13 @@ CORE_FIELDS = (
     "contact",
     "note",
 )
+# metadata.loaded: Slack keeps 3000 characters of private_metadata for everything, so a field's
+# fingerprint is a hash of its key (TAG_CHARS) and of its value (DIGEST_CHARS), not its full key
+# ("custom.cf_" and 43 more characters, 60 fields would not fit).
+FINGERPRINTS = "fp"
+TAG_CHARS = 5
+DIGEST_CHARS = 8
+FINGERPRINT_BUDGET = 2000  # ~150 fields with values; the rest of the metadata takes ~500
 OWNER_CHECK_SECONDS = 1.0
 LOAD_BUDGET_SECONDS = 5.0
 
@@ -57,16 +65,46 @@ class ThreadRef(BaseModel):
     response_url: str | None = None
 
 
+def _short_hash(raw: str, size: int) -> str:
+    hashed = hashlib.sha1(raw.encode(), usedforsecurity=False).digest()
+    return base64.urlsafe_b64encode(hashed).decode()[:size]
+
+
 def digest(value: Any) -> str:
-    """A short fingerprint of a field's value (the modal's metadata has room for 3000 chars)."""
+    """A short fingerprint of a field's value; blank text and empty lists read as no value."""
     if isinstance(value, str):
         value = value.strip() or None
-    raw = json.dumps(value, sort_keys=True, default=str)
-    return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:10]
+    if isinstance(value, list | dict) and not value:
+        value = None
+    return _short_hash(json.dumps(value, sort_keys=True, default=str), DIGEST_CHARS)
+
+
+def _tag(key: str) -> str:
+    return _short_hash("key:" + key, TAG_CHARS)
+
+
+def fingerprints(fields: dict[str, Any]) -> dict[str, str]:
+    """What `metadata.loaded` keeps: `<tag><digest>` per field that has a value, packed in one string.
+
+    Fields without a value are left out (they read back as empty). Past FINGERPRINT_BUDGET (an
+    org with some 150 filled fields) the rest are left out too: such a field is sent again as
+    the form shows it, and emptying it is not saved.
+    """
+    width = TAG_CHARS + DIGEST_CHARS
+    empty = digest(None)
+    entries = [
+        _tag(key) + found for key, value in fields.items() if (found := digest(value)) != empty
+    ]
+    return {FINGERPRINTS: "".join(entries[: FINGERPRINT_BUDGET // width])}
+
+
+def fingerprinted(loaded: dict[str, str] | None) -> bool:
+    """Whether `loaded` is in this format (a form opened before it was is out of date)."""
+    return loaded is not None and FINGERPRINTS in loaded
 
 
 def opportunity_fields(
-    opportunity: Opportunity, owner: str | None, catalog: Catalog
+    opportunity: Opportunity, owner: str | None, catalog: CatalogView
 ) -> dict[str, Any]:
     """The modal's fields as the opportunity fills them, normalized like a submission."""
     fields: dict[str, Any] = {
@@ -85,7 +123,7 @@ def opportunity_fields(
     return fields
 
 
-def request_fields(request: DealRequest, owner: str | None, catalog: Catalog) -> dict[str, Any]:
+def request_fields(request: DealRequest, owner: str | None, catalog: CatalogView) -> dict[str, Any]:
     """The same fields as submitted (a new lead reads `new:<name>`, never a lead id)."""
     fields: dict[str, Any] = {
         "lead": request.lead.option_value,
@@ -108,12 +146,23 @@ def changed_fields(
 ) -> list[str]:
     """Fields the user changed: shown in the submitted view and unlike what the form loaded.
 
-    A block the view did not show (contacts not loaded yet, say) is never read as "cleared".
+    A block the view did not show (contacts not loaded yet, say) is never read as "cleared", and
+    a field without a fingerprint was loaded empty (a field Close added since reads empty too, so
+    leaving it empty never clears it in Close).
     """
+    packed = loaded.get(FINGERPRINTS, "")
+    width = TAG_CHARS + DIGEST_CHARS
+    seen: dict[str, set[str]] = {}
+    for start in range(0, len(packed) - width + 1, width):
+        # A set per tag: two keys whose tags collide still compare against their own digest.
+        seen.setdefault(packed[start : start + TAG_CHARS], set()).add(
+            packed[start + TAG_CHARS : start + width]
+        )
+    empty = {digest(None)}
     return [
         key
         for key, value in submitted.items()
-        if key in present and key in loaded and digest(value) != loaded[key]
+        if key in present and digest(value) not in seen.get(_tag(key), empty)
     ]
 
 
@@ -122,15 +171,13 @@ def form_from_opportunity(
     *,
     metadata: ModalMetadata,
     owner: str | None,
-    catalog: Catalog,
+    catalog: CatalogView,
     contacts: list[Contact] | None = None,
     summary: str | None = None,
     warnings: list[str] | None = None,
 ) -> ModalForm:
-    """The edit modal filled with the opportunity; `metadata.loaded` fingerprints each field."""
-    loaded = {
-        key: digest(value) for key, value in opportunity_fields(opportunity, owner, catalog).items()
-    }
+    """The edit modal filled with the opportunity; `metadata.loaded` fingerprints its fields."""
+    loaded = fingerprints(opportunity_fields(opportunity, owner, catalog))
     custom = {
         field.id: opportunity.custom[field.id]
         for field in shown(catalog.custom_fields)

@@ -23,6 +23,7 @@ from bot.deals.changes import (
     Outcome,
     ThreadRef,
     changed_fields,
+    fingerprinted,
     form_from_opportunity,
     put_body,
     request_fields,
@@ -154,6 +155,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if (
             metadata is None
             or metadata.loaded is None
+            or not fingerprinted(metadata.loaded)
             or submission is None
             or submission.opportunity_id is None
         ):
