@@ -14,8 +14,9 @@ STATUS_KEYS = frozenset({"status", "stage"})
 
 QUOTED_RE = re.compile(r"\"([^\"\n]+)\"|“([^”\"\n]+)”|„([^“”\n]+)[“”]|«\s*([^»\n]+?)\s*»")
 
-# A key's value runs to the next delimiter, the next `key:` or an already read field.
-_VALUE_END = re.compile(rf"[,;|\n{MASK}]|\s\w+\s*:(?!\d)")
+# A key's value runs to the next delimiter, the next `key:` or an already read field. A comma
+# between digits groups a figure (`lead: Acme 40,000 USD`): the figure ends the value instead.
+_VALUE_END = re.compile(rf"(?<!\d),|,(?!\d)|[;|\n{MASK}]|\s\w+\s*:(?!\d)")
 
 _CORPORATE_SUFFIXES = frozenset(
     [
@@ -123,6 +124,17 @@ def key_value_end(text: str, start: int) -> int:
 
 def _is_filler(word: str) -> bool:
     return word.lower().strip(_EDGE_PUNCTUATION) in CONNECTORS or not word.strip(_EDGE_PUNCTUATION)
+
+
+def trim_lead_in(value: str) -> str:
+    """A key's value cut where another field begins, without the words that led into it.
+
+    `lead: Acme Corp for 40k` -> `Acme Corp`; `lead: Toys for Tots 12k` keeps its `for`.
+    """
+    head, _, last = value.rstrip().rpartition(" ")
+    while head and (_is_filler(last) or not any(ch.isalnum() for ch in last)):
+        head, _, last = head.rstrip().rpartition(" ")
+    return f"{head} {last}" if head else last
 
 
 def _trim(words: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from bot.parsing.lead import (
     key_value_end,
     leftover_lead,
     tidy_name,
+    trim_lead_in,
     unquote,
 )
 from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
@@ -81,7 +82,12 @@ def _first_field_start(segment: str, ctx: DateContext) -> int:
         found = pattern.search(segment)
         if found:
             starts.append(found.start())
-    starts += [c.start for c in find_money(segment, ctx.locale) if c.strong]
+    # A bare figure with grouping (`40,000`) is an amount, not part of a name (`Studio 54`).
+    starts += [
+        c.start
+        for c in find_money(segment, ctx.locale)
+        if c.strong or (c.plausible_bare and not c.text.isdigit() and c.cents >= 100_000)
+    ]
     hit, _ = find_date(Workspace(segment), ctx)
     if hit is not None:
         starts.append(hit.start)
@@ -100,11 +106,16 @@ def _read_keys(
         value_start = match.end()
         value_end = key_value_end(ws.text, value_start)
         segment = ws.text[value_start:value_end]
+        before_field = False
         if not segment.lstrip().startswith(('"', "“", "„", "«")):
             pattern = _status_pattern(tuple(labels)) if key == "status" else None
             known = pattern.match(segment) if pattern else None
-            value_end = value_start + (known.end() if known else _first_field_start(segment, ctx))
+            cut = known.end() if known else _first_field_start(segment, ctx)
+            before_field = known is None and cut < len(segment)
+            value_end = value_start + cut
         value = unquote(ws.original[value_start:value_end])
+        if key == "lead" and before_field:
+            value = trim_lead_in(value)  # `lead: Acme for 40k`: "for" leads into the value
         value = tidy_name(value) if key == "lead" else value.strip(" .")
         ws.take(match.start(), value_end)
         if value and draft.get(key) is None:
