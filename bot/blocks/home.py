@@ -28,7 +28,13 @@ def _entry_blocks(index: int, entry: HomeEntry, close_app_url: str) -> dict[str,
     url = lead_url(close_app_url, opportunity.lead_id)
     lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
     parts = [
-        format_money_period(opportunity.value, opportunity.value_currency, opportunity.value_period)
+        # The currency is Close's text as stored: escaped like every other Close value.
+        fit_mrkdwn(
+            format_money_period(
+                opportunity.value, opportunity.value_currency, opportunity.value_period
+            ),
+            200,
+        )
         if opportunity.value is not None
         else "no value",
         fit_mrkdwn(opportunity.status_label, 100) if opportunity.status_label else None,

@@ -19,6 +19,7 @@ from bot.blocks.text import (
     fit_mrkdwn,
 )
 from bot.close.models import Opportunity
+from bot.logs import redact
 
 RETRY_ACTION_ID = "retry_submission"
 OPEN_IN_CLOSE_ACTION_ID = "open_in_close"
@@ -205,7 +206,12 @@ def queued(lead_name: str) -> Message:
 
 
 def failed(lead_name: str, reason: str, *, submission_id: str | None = None) -> Message:
-    """A permanent failure: why, what to do, and a way back to the form with nothing retyped."""
+    """A permanent failure: why, what to do, and a way back to the form with nothing retyped.
+
+    The reason passes the log redactor too: a Close error that ever echoed a credential
+    must not reach Slack.
+    """
+    reason = redact(reason)
     text = (
         f":x: I could not create the opportunity for *{fit_mrkdwn(lead_name, 300)}* in Close: "
         f"{fit_mrkdwn(reason, 1500)}"

@@ -28,6 +28,7 @@ from bot.deals.announce import Announcer
 from bot.deals.models import DealRequest, ReplyTarget, Submission
 from bot.deals.notify import Notifier
 from bot.identity import Identity
+from bot.logs import redact
 from bot.parsing.money import format_money
 from bot.store.submissions import SubmissionStore
 
@@ -101,6 +102,11 @@ def fingerprints(fields: dict[str, Any]) -> dict[str, str]:
 def fingerprinted(loaded: dict[str, str] | None) -> bool:
     """Whether `loaded` is in this format (a form opened before it was is out of date)."""
     return loaded is not None and FINGERPRINTS in loaded
+
+
+def close_said(error: CloseError) -> str:
+    """Close's error for a Slack message: redacted like a log line (it may echo a credential)."""
+    return escape(redact(str(error)))
 
 
 def opportunity_fields(
@@ -417,7 +423,7 @@ class Changes:
             before = await self._close.get_opportunity(submission.opportunity_id)
         except CloseError as error:
             await self.tell(
-                actor, thread, f"Close is not answering ({escape(str(error))}). Try again soon."
+                actor, thread, f"Close is not answering ({close_said(error)}). Try again soon."
             )
             return
         if not await self.allowed(actor, submission, before):
@@ -441,7 +447,7 @@ class Changes:
                 tz_offset_hours=profile.tz_offset_hours if profile else None,
             )
         except CloseError as error:
-            await self.tell(actor, thread, f"Close did not take it: {escape(str(error))}")
+            await self.tell(actor, thread, f"Close did not take it: {close_said(error)}")
             return
         await self.publish(
             actor, submission, ref, thread, before, after, f"marked it *{escape(status.label)}*"

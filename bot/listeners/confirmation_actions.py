@@ -33,12 +33,16 @@ from bot.deals.models import DealRequest, Submission
 from bot.deals.service import block_for_field, describe_close_error
 from bot.listeners.modal_flow import open_modal
 from bot.listeners.payload import dict_at, str_at
+from bot.logs import redact
 from bot.services import Services
 from bot.tasks import spawn
 
 log = logging.getLogger(__name__)
 
 STALE_EDIT = "This form is out of date. Close it and press Edit again."
+# Kept in metadata.loaded next to the fingerprints (ModalMetadata has no field of its own).
+CREATED_LEAD_ID = "new_lead_id"
+CREATED_LEAD_NAME = "new_lead_name"
 
 
 def _action_value(body: dict[str, Any]) -> str | None:
@@ -204,6 +208,19 @@ def register(app: AsyncApp, services: Services) -> None:
         )
 
 
+def created_lead(metadata: ModalMetadata, name: str) -> str | None:
+    """The lead an earlier Save of this form created for `name` (its PUT then failed)."""
+    loaded = metadata.loaded or {}
+    return loaded.get(CREATED_LEAD_ID) if loaded.get(CREATED_LEAD_NAME) == name else None
+
+
+def with_created_lead(metadata: ModalMetadata, lead_id: str, name: str) -> ModalMetadata:
+    """Remember a lead this form created: Slack keeps "Create new lead" selected in the form
+    put back after a failed PUT, and Save again must not create it twice."""
+    loaded = {**(metadata.loaded or {}), CREATED_LEAD_ID: lead_id, CREATED_LEAD_NAME: name}
+    return metadata.model_copy(update={"loaded": loaded})
+
+
 async def save_edit(
     services: Services,
     changes: Changes,
@@ -220,9 +237,10 @@ async def save_edit(
     """PUT, then the modal says saved and the thread says what changed; a Close error puts the
     form back with it under its field, nothing retyped."""
     try:
-        lead_id = request.lead.id
+        lead_id = request.lead.id or created_lead(metadata, request.lead_name)
         if lead_id is None:  # moved to a lead that is new in Close
             lead_id = (await services.close.create_lead(request.lead_name)).id
+            metadata = with_created_lead(metadata, lead_id, request.lead_name)
         body = put_body(request, changed, owner_close_id=owner_close_id, lead_id=lead_id)
         before, after = await changes.put(actor, submission, body)
     except CloseError as error:
@@ -231,10 +249,17 @@ async def save_edit(
             return
         form = modal_form_from_values(values, metadata, services.catalog)
         if isinstance(error, CloseValidationError) and error.field_errors:
-            errors = {block_for_field(f): f"Close says: {t}" for f, t in error.field_errors.items()}
+            errors = {
+                block_for_field(f): f"Close says: {redact(t)}"
+                for f, t in error.field_errors.items()
+            }
             form = form.model_copy(update={"errors": errors})
         else:
-            problem = describe_close_error(error) if isinstance(error, CloseValidationError) else ""
+            problem = (
+                redact(describe_close_error(error))
+                if isinstance(error, CloseValidationError)
+                else ""
+            )
             form = form.model_copy(
                 update={
                     "warnings": [
