@@ -249,6 +249,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("lead-key-looks-like-money", "lead: 3M 12k", {"lead": "3M", "value": 1_200_000}, {}),
     ("lead-key-quoted", 'lead: "Smith, Jones & Co" 12k', {"lead": "Smith, Jones & Co", "value": 1_200_000}, {}),
     ("lead-company-alias", "company: Initech 4k", {"lead": "Initech", "value": 400_000}, {}),
+    ("zeros-fragment-never-money", "Acme 40 000 USD", {"lead": "Acme 40 000 USD"}, {}),
     ("lead-key-grouped-figure-code", "lead: Acme Corp 40,000 USD annual", {"lead": "Acme Corp", "value": 4_000_000, "value_currency": "USD", "value_period": "annual"}, {}),
     ("lead-key-grouped-figure-twice", "company: Acme Corp 1,250,000 USD", {"lead": "Acme Corp", "value": 125_000_000, "value_currency": "USD"}, {}),
     ("lead-key-grouped-figure-bare", "lead: Acme Corp 40,000", {"lead": "Acme Corp", "value": 4_000_000, "warns": ["read as the value"]}, {}),

@@ -254,6 +254,9 @@ def _candidate(match: re.Match[str], text: str, info: LocaleInfo) -> MoneyCandid
     digits = match.group("num")
     if sum(c.isdigit() for c in digits) > _MAX_DIGITS:
         return None
+    if len(digits) > 1 and digits.startswith("0") and digits[1:2].isdigit():
+        # "000" in "40 000 USD" is the tail of a space-grouped figure, never an amount of 0.
+        return None
     scale_word = (match.group("suffix") or match.group("word") or "").lower()
     number = read_number(digits, info, scaled=bool(scale_word))
     if number is None:
