@@ -6,19 +6,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    DatePickerElement,
-    DateTimePickerElement,
-    ExternalDataMultiSelectElement,
-    ExternalDataSelectElement,
-    InputBlock,
-    PlainTextInputElement,
-    StaticMultiSelectElement,
-    StaticSelectElement,
-)
-
-from bot.blocks.options import option
-from bot.blocks.text import HINT, LABEL, OPTIONS_PER_SELECT, fit
+from bot.blocks.options import Json, element, initial_among, input_block, option, static_select
+from bot.blocks.text import OPTIONS_PER_SELECT, PLAIN_TEXT_INPUT, fit
 from bot.close.models import Contact, CustomField, User
 
 PREFIX = "custom."
@@ -39,40 +28,42 @@ def _element(
     *,
     users: Sequence[User],
     contacts: Sequence[Contact],
-) -> Any:
+) -> Json:
     action_id = block_id(field)
     kind = field.type
     if kind == "date":
         # Only a real YYYY-MM-DD: anything else (odd Close data, a forged payload) would make
-        # slack_sdk refuse to build the whole modal.
-        return DatePickerElement(action_id=action_id, initial_date=_iso_date(initial))
+        # Slack refuse the whole modal.
+        return element("datepicker", action_id, initial_date=_iso_date(initial))
     if kind == "datetime":
-        return DateTimePickerElement(action_id=action_id, initial_date_time=_epoch(initial))
+        return element("datetimepicker", action_id, initial_date_time=_epoch(initial))
     if kind == "choices":
         return _choices_element(field, initial)
     if kind == "user" and users:
+        if len(users) > OPTIONS_PER_SELECT:
+            return element("external_select", action_id, min_query_length=1)
         options = [option(user.display_name, user.id) for user in users]
-        if len(options) > OPTIONS_PER_SELECT:
-            return ExternalDataSelectElement(action_id=action_id, min_query_length=1)
-        return StaticSelectElement(
-            action_id=action_id,
-            placeholder="Pick a Close user",
-            options=options,
-            initial_option=next((o for o in options if o.value == initial), None),
+        return static_select(
+            "static_select",
+            action_id,
+            "Pick a Close user",
+            options,
+            initial_option=initial_among(options, initial),
         )
     if kind == "contact" and contacts:
         options = [option(c.label, c.id) for c in contacts[:OPTIONS_PER_SELECT]]
-        return StaticSelectElement(
-            action_id=action_id,
-            placeholder="Pick a contact",
-            options=options,
-            initial_option=next((o for o in options if o.value == initial), None),
+        return static_select(
+            "static_select",
+            action_id,
+            "Pick a contact",
+            options,
+            initial_option=initial_among(options, initial),
         )
-    placeholder = "A number" if kind == "number" else None
-    return PlainTextInputElement(
-        action_id=action_id,
-        placeholder=placeholder,
-        initial_value=str(initial) if initial not in (None, "") else None,
+    return element(
+        "plain_text_input",
+        action_id,
+        "A number" if kind == "number" else None,
+        initial_value=fit(str(initial), PLAIN_TEXT_INPUT) if initial not in (None, "") else None,
     )
 
 
@@ -96,38 +87,42 @@ def _epoch(value: Any) -> int | None:
     return None
 
 
-def _choices_element(field: CustomField, initial: Any) -> Any:
+def _choices_element(field: CustomField, initial: Any) -> Json:
     action_id = block_id(field)
     if len(field.choices) > OPTIONS_PER_SELECT:
         # Slack allows 100 options: past that, the options come from our search endpoint.
         if field.accepts_multiple_values:
             picked = [v for v in initial if isinstance(v, str)] if isinstance(initial, list) else []
-            return ExternalDataMultiSelectElement(
-                action_id=action_id,
-                placeholder="Type to search",
+            return element(
+                "multi_external_select",
+                action_id,
+                "Type to search",
                 min_query_length=0,
-                initial_options=[option(v, v) for v in picked] or None,
+                initial_options=[option(v, v) for v in picked][:OPTIONS_PER_SELECT] or None,
             )
-        return ExternalDataSelectElement(
-            action_id=action_id,
-            placeholder="Type to search",
+        return element(
+            "external_select",
+            action_id,
+            "Type to search",
             min_query_length=0,
             initial_option=option(str(initial), str(initial)) if isinstance(initial, str) else None,
         )
     options = [option(choice, choice) for choice in field.choices]
     if field.accepts_multiple_values:
         chosen = set(initial) if isinstance(initial, list) else set()
-        return StaticMultiSelectElement(
-            action_id=action_id,
-            placeholder="Pick one or more",
-            options=options,
-            initial_options=[o for o in options if o.value in chosen] or None,
+        return static_select(
+            "multi_static_select",
+            action_id,
+            "Pick one or more",
+            options,
+            initial_options=[o for o in options if o["value"] in chosen] or None,
         )
-    return StaticSelectElement(
-        action_id=action_id,
-        placeholder="Pick one",
-        options=options,
-        initial_option=next((o for o in options if o.value == initial), None),
+    return static_select(
+        "static_select",
+        action_id,
+        "Pick one",
+        options,
+        initial_option=initial_among(options, initial),
     )
 
 
@@ -138,19 +133,18 @@ def custom_field_blocks(
     *,
     users: Sequence[User],
     contacts: Sequence[Contact],
-) -> list[InputBlock]:
-    blocks: list[InputBlock] = []
+) -> list[Json]:
+    blocks: list[Json] = []
     for field in fields:
         if field.type == "contact" and not contacts:
             continue  # offered once a lead with contacts is chosen
         error = errors.get(block_id(field))
-        hint = f"⚠️ {error}" if error else field.description
         blocks.append(
-            InputBlock(
-                block_id=block_id(field),
-                label=fit(field.name, LABEL),
-                element=_element(field, values.get(field.id), users=users, contacts=contacts),
-                hint=fit(hint, HINT) if hint else None,
+            input_block(
+                block_id(field),
+                field.name,
+                _element(field, values.get(field.id), users=users, contacts=contacts),
+                hint=f"⚠️ {error}" if error else field.description,
                 optional=not field.required,
             )
         )
@@ -165,4 +159,4 @@ def search_options(field: CustomField, users: Sequence[User], typed: str) -> lis
     else:
         pairs = [(choice, choice) for choice in field.choices]
     matches = [(label, value) for label, value in pairs if typed in label.casefold()]
-    return [option(label, value).to_dict() for label, value in matches[:OPTIONS_PER_SELECT]]
+    return [option(label, value) for label, value in matches[:OPTIONS_PER_SELECT]]

@@ -8,32 +8,25 @@ from datetime import date
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from slack_sdk.models.blocks import (
-    ContextBlock,
-    ConversationFilter,
-    ConversationSelectElement,
-    DatePickerElement,
-    ExternalDataSelectElement,
-    InputBlock,
-    MarkdownTextObject,
-    Option,
-    OptionGroup,
-    PlainTextInputElement,
-    StaticSelectElement,
-    UserSelectElement,
-)
-from slack_sdk.models.blocks.blocks import Block
-from slack_sdk.models.views import View
 
 from bot.blocks.custom_fields import custom_field_blocks, shown
-from bot.blocks.options import option
+from bot.blocks.options import (
+    Json,
+    element,
+    initial_among,
+    input_block,
+    option,
+    option_group,
+    plain_text,
+    static_select,
+)
 from bot.blocks.text import (
     CONTEXT_TEXT,
-    HINT,
     MODAL_BLOCKS,
-    OPTION_TEXT,
+    MODAL_TITLE,
     OPTIONS_PER_SELECT,
     PLAIN_TEXT_INPUT,
+    PRIVATE_METADATA,
     fit,
     fit_mrkdwn,
 )
@@ -144,39 +137,36 @@ class ModalForm(BaseModel):
     post_in: str | None = None
 
 
-def lead_option(lead: LeadOption) -> Option:
+def lead_option(lead: LeadOption) -> Json:
     return option(lead.label, lead.value)
 
 
-def _status_element(form: ModalForm, catalog: CatalogView) -> StaticSelectElement | None:
-    groups: list[OptionGroup] = []
-    initial: Option | None = None
-    budget = OPTIONS_PER_SELECT
+class ModalTooBig(ValueError):
+    """The view breaks a Slack limit that trimming cannot fix (private_metadata is JSON)."""
+
+
+def _status_element(form: ModalForm, catalog: CatalogView) -> Json | None:
+    groups: list[tuple[Pipeline, list[Json]]] = []
+    budget = OPTIONS_PER_SELECT  # Slack counts the options of all groups together
     for pipeline, statuses in catalog.statuses_by_pipeline():
-        options: list[Option] = []
-        for status in statuses:
-            if budget == 0:
-                break
-            opt = option(status.label, status.id)
-            options.append(opt)
-            budget -= 1
-            if status.id == form.status_id:
-                initial = opt
+        options = [option(status.label, status.id) for status in statuses[:budget]]
+        budget -= len(options)
         if options:
-            groups.append(OptionGroup(label=fit(pipeline.name, OPTION_TEXT), options=options))
+            groups.append((pipeline, options))
     if not groups:
         return None
+    initial = next(
+        (o for _, options in groups for o in options if o["value"] == form.status_id), None
+    )
     if len(groups) == 1:
-        return StaticSelectElement(
-            action_id="status",
-            placeholder="Pick a status",
-            options=groups[0].options,
-            initial_option=initial,
+        return static_select(
+            "static_select", "status", "Pick a status", groups[0][1], initial_option=initial
         )
-    return StaticSelectElement(
-        action_id="status",
-        placeholder="Pick a status",
-        option_groups=groups,
+    return element(
+        "static_select",
+        "status",
+        "Pick a status",
+        option_groups=[option_group(pipeline.name, options) for pipeline, options in groups],
         initial_option=initial,
     )
 
@@ -185,37 +175,56 @@ def _input(
     form: ModalForm,
     block_id: str,
     label: str,
-    element: Any,
+    element: Json,
     *,
     hint: str | None = None,
     optional: bool = True,
     dispatch_action: bool | None = None,
-) -> InputBlock:
+) -> Json:
     """An input block; an error Close returned for it replaces the hint, so it shows in place."""
     error = form.errors.get(block_id)
-    shown = f"⚠️ {error}" if error else hint
-    return InputBlock(
-        block_id=block_id,
-        label=label,
-        element=element,
-        hint=fit(shown, HINT) if shown else None,
+    return input_block(
+        block_id,
+        label,
+        element,
+        hint=f"⚠️ {error}" if error else hint,
         optional=optional,
         dispatch_action=dispatch_action,
     )
 
 
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=fit_mrkdwn(text, CONTEXT_TEXT))])
+def _context(text: str) -> Json:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": fit_mrkdwn(text, CONTEXT_TEXT)}],
+    }
+
+
+def _text_input(
+    action_id: str, placeholder: str | None, initial: str | None, **fields: Any
+) -> Json:
+    return element(
+        "plain_text_input",
+        action_id,
+        placeholder,
+        initial_value=fit(initial, PLAIN_TEXT_INPUT) if initial else None,
+        **fields,
+    )
 
 
 def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, Any]:
-    """The opportunity modal as Slack view JSON; `block_id`s are the contract of PRODUCT.md."""
-    blocks: list[Block] = []
+    """The opportunity modal as Slack view JSON; `block_id`s are the contract of PRODUCT.md.
+
+    Plain dicts, within Slack's limits by construction (see bot.blocks.options); raises
+    ModalTooBig only when private_metadata is over 3000 characters.
+    """
+    blocks: list[Json] = []
     if form.summary:
         blocks.append(_context(form.summary))
     blocks.extend(_context(f":warning: {warning}") for warning in form.warnings[:3])
     if not form.summary and not form.warnings and form.metadata.mode is None:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=EMPTY_HINT)]))
+        # Constant text with markup of its own (backticks): not escaped.
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": EMPTY_HINT}]})
     if form.metadata.source_ts:
         blocks.append(_context(SOURCE_HINT))
 
@@ -224,9 +233,10 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             form,
             "lead",
             "Lead",
-            ExternalDataSelectElement(
-                action_id="lead",
-                placeholder="Type a company name",
+            element(
+                "external_select",
+                "lead",
+                "Type a company name",
                 initial_option=lead_option(form.lead) if form.lead else None,
                 min_query_length=1,
             ),
@@ -240,11 +250,7 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             form,
             "value",
             "Value",
-            PlainTextInputElement(
-                action_id="value",
-                placeholder="e.g. 12k, $12,500, €40,000",
-                initial_value=fit(form.value_text, PLAIN_TEXT_INPUT) if form.value_text else None,
-            ),
+            _text_input("value", "e.g. 12k, $12,500, €40,000", form.value_text),
         )
     )
     period_options = [option(label, period) for period, label in PERIOD_LABELS.items()]
@@ -253,13 +259,12 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             form,
             "value_period",
             "Period",
-            StaticSelectElement(
-                action_id="value_period",
-                placeholder="One-time, monthly or annual",
-                options=period_options,
-                initial_option=next(
-                    (o for o in period_options if o.value == form.value_period), None
-                ),
+            static_select(
+                "static_select",
+                "value_period",
+                "One-time, monthly or annual",
+                period_options,
+                initial_option=initial_among(period_options, form.value_period),
             ),
         )
     )
@@ -268,10 +273,10 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             form,
             "confidence",
             "Confidence (%)",
-            PlainTextInputElement(
-                action_id="confidence",
-                placeholder="0–100",
-                initial_value=str(form.confidence) if form.confidence is not None else None,
+            _text_input(
+                "confidence",
+                "0–100",
+                str(form.confidence) if form.confidence is not None else None,
             ),
         )
     )
@@ -280,9 +285,10 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             form,
             "date_won",
             "Expected close date",
-            DatePickerElement(
-                action_id="date_won",
-                placeholder="Pick a date",
+            element(
+                "datepicker",
+                "date_won",
+                "Pick a date",
                 initial_date=form.date_won.isoformat() if form.date_won else None,
             ),
         )
@@ -303,9 +309,7 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
             form,
             "owner",
             "Owner",
-            UserSelectElement(
-                action_id="owner", placeholder="Who owns this deal", initial_user=form.owner
-            ),
+            element("users_select", "owner", "Who owns this deal", initial_user=form.owner),
         )
     )
     if form.contacts:
@@ -315,27 +319,17 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
                 form,
                 "contact",
                 "Contact",
-                StaticSelectElement(
-                    action_id="contact",
-                    placeholder="Who at the lead",
-                    options=contact_options,
-                    initial_option=next(
-                        (o for o in contact_options if o.value == form.contact_id), None
-                    ),
+                static_select(
+                    "static_select",
+                    "contact",
+                    "Who at the lead",
+                    contact_options,
+                    initial_option=initial_among(contact_options, form.contact_id),
                 ),
             )
         )
     blocks.append(
-        _input(
-            form,
-            "note",
-            "Note",
-            PlainTextInputElement(
-                action_id="note",
-                multiline=True,
-                initial_value=fit(form.note, PLAIN_TEXT_INPUT) if form.note else None,
-            ),
-        )
+        _input(form, "note", "Note", _text_input("note", None, form.note, multiline=True))
     )
     if form.metadata.post_in:
         blocks.append(_post_in(form))
@@ -345,38 +339,39 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
     )
     if len(blocks) + len(extra) > MODAL_BLOCKS:
         # Slack allows 100 blocks: keep the fields Close requires, and say where the rest are.
-        extra = [b for b in extra if not b.optional][: MODAL_BLOCKS - len(blocks) - 1]
+        extra = [b for b in extra if not b["optional"]][: MODAL_BLOCKS - len(blocks) - 1]
         blocks.append(
             _context("Some optional custom fields are not shown here: fill them in Close.")
         )
     blocks.extend(extra)
     callback_id, title, submit = MODE_TEXTS[form.metadata.mode]
-    view = View(
-        type="modal",
-        callback_id=callback_id,
-        title=title,
-        submit=submit,
-        close="Cancel",
-        private_metadata=form.metadata.encode(),
-        blocks=blocks,
-    )
-    return view.to_dict()  # validates Slack's limits; raises SlackObjectFormationError
+    private_metadata = form.metadata.encode()
+    if len(private_metadata) > PRIVATE_METADATA:
+        raise ModalTooBig(f"private_metadata is {len(private_metadata)} characters")
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain_text(title, MODAL_TITLE),
+        "submit": plain_text(submit, MODAL_TITLE),
+        "close": plain_text("Cancel", MODAL_TITLE),
+        "private_metadata": private_metadata,
+        "blocks": blocks[:MODAL_BLOCKS],
+    }
 
 
-def _post_in(form: ModalForm) -> InputBlock:
+def _post_in(form: ModalForm) -> Json:
     """Where the confirmation goes; Slack fills in the conversation the user is looking at."""
     return _input(
         form,
         POST_IN_BLOCK_ID,
         "Post confirmation in",
-        ConversationSelectElement(
-            action_id=POST_IN_BLOCK_ID,
-            placeholder="A channel or conversation",
+        element(
+            "conversations_select",
+            POST_IN_BLOCK_ID,
+            "A channel or conversation",
             initial_conversation=form.post_in,
             default_to_current_conversation=True,
-            filter=ConversationFilter(
-                include=["public", "private", "im", "mpim"], exclude_bot_users=True
-            ),
+            filter={"include": ["public", "private", "im", "mpim"], "exclude_bot_users": True},
         ),
         hint="Empty: I send the confirmation to you in a direct message.",
     )
@@ -387,7 +382,8 @@ def lead_options(
 ) -> list[dict[str, Any]]:
     """Options for the lead typeahead: matching leads, then always "Create new lead: <typed>"."""
     typed = typed.strip()
-    options = [lead_option(lead).to_dict() for lead in leads[: limit - 1 if typed else limit]]
+    limit = min(limit, OPTIONS_PER_SELECT)
+    options = [lead_option(lead) for lead in leads[: limit - 1 if typed else limit]]
     if typed:
-        options.append(option(f"Create new lead: {typed}", f"new:{typed}").to_dict())
+        options.append(option(f"Create new lead: {typed}", f"new:{typed}"))
     return options
