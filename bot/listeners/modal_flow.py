@@ -204,18 +204,31 @@ async def preselect_lead(
 
     `hash` makes Slack refuse the update if the user changed the view meanwhile, so nothing
     they touched is overwritten; in that case the lead simply stays for them to pick.
+    When Close fails or is late the lead stays empty with a hint: preselecting "Create new
+    lead" then would create a duplicate of a lead Close may well have.
     """
-    try:
-        candidates = await asyncio.wait_for(
-            services.close.search_leads(search_term(name), limit=20),
-            timeout=LEAD_LOOKUP_BUDGET_SECONDS,
-        )
-    except Exception as error:  # a slow or failing Close just means no preselection
-        log.info("Lead lookup for preselection failed: %s", type(error).__name__)
-        candidates = []
-    match = match_lead(name, candidates)
+    term = search_term(name)
+    # A name looked up in the last minute makes no Close call, but only when that answer
+    # holds the lead to preselect: a remembered "no such lead" may be stale (the bot may have
+    # just created it), and trusting it would create the lead twice. So up to 60 s stale
+    # means: a lead renamed, deleted or newly similar within the minute is not reflected.
+    candidates = services.lead_search.fresh(term)
+    match = match_lead(name, candidates) if candidates is not None else None
+    if match is None or match.lead is None:
+        try:
+            candidates = await services.lead_search.lookup(
+                term, limit=20, timeout=LEAD_LOOKUP_BUDGET_SECONDS
+            )
+        except Exception as error:
+            log.info("Lead lookup for preselection failed: %s", type(error).__name__)
+            unreachable = f"Couldn't reach Close to find “{name}”: type to pick it."
+            await update_modal(
+                services, view_id, form.model_copy(update={"lead_hint": unreachable}), view_hash
+            )
+            return
+        match = match_lead(name, candidates)
     lead: LeadOption = existing_lead_option(match.lead) if match.lead else new_lead_option(name)
-    hint = None
+    hint: str | None = None
     if match.others:
         hint = "Also in Close: " + ", ".join(other.label for other in match.others)
     elif match.lead is None:
