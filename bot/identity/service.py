@@ -18,6 +18,7 @@ from bot.close.models import User
 from bot.identity.mapping import Mapping, close_label, decide
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
 from bot.store.user_links import UserLink, UserLinkStore
+from bot.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ class Identity:
     """Who a Slack user is: their profile (one `users.info` per user per `profile_ttl`) and the
     Close user they map to. Overrides and email matches live in `user_links`; email matches
     expire after `email_link_ttl`, so a restart or a Slack/Close hiccup does not unmap anyone.
+
+    Links read from the store are kept in memory for `link_cache_ttl` seconds (the
+    submission's ack must not wait on the database). A link or unlink made through this
+    process is seen at once; one made through another instance sharing the database is seen
+    here within `link_cache_ttl`.
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class Identity:
         email_link_ttl: timedelta = timedelta(hours=24),
         admin_user_ids: frozenset[str] = frozenset(),
         clock: Callable[[], datetime] = _utc_now,
+        link_cache_ttl: float = 60.0,
     ) -> None:
         self._slack = slack
         self._catalog = catalog
@@ -81,6 +88,9 @@ class Identity:
         self._clock = clock
         self._profiles: dict[str, tuple[float, SlackProfile]] = {}
         self._inflight: dict[str, asyncio.Task[SlackProfile | None]] = {}
+        self._link_ttl = link_cache_ttl
+        self._links_cached: dict[str, tuple[float, UserLink | None]] = {}
+        self._remembering: set[str] = set()  # users whose link write is under way
         # What Slack's x-oauth-scopes said last: None until a response carried the header.
         self.emails_visible: bool | None = None
 
@@ -178,15 +188,31 @@ class Identity:
 
     # --- mapping ---
 
-    async def close_user_for(self, user_id: str) -> Mapping:
+    async def _link(self, user_id: str) -> UserLink | None:
+        if self._links is None:
+            return None
+        now = asyncio.get_running_loop().time()
+        cached = self._links_cached.get(user_id)
+        if cached and cached[0] > now:
+            return cached[1]
+        link = await self._links.get(user_id)
+        self._links_cached[user_id] = (now + self._link_ttl, link)
+        return link
+
+    def _forget_link(self, user_id: str) -> None:
+        self._links_cached.pop(user_id, None)
+
+    async def close_user_for(self, user_id: str, *, remember_later: bool = False) -> Mapping:
         """The Close user `user_id` maps to (override, else email), or why not and who can fix it.
 
-        Costs at most one users.info per user per hour and one indexed read of `user_links`;
-        Close is never called (the catalog is in memory).
+        Costs at most one users.info per user per hour and one indexed read of `user_links`
+        per user per `link_cache_ttl`; Close is never called (the catalog is in memory).
+        `remember_later`: store a new or refreshed email match in the background instead of
+        before answering (for the submission's ack, which must not wait on a write).
         """
         profile = await self.profile(user_id)
         try:
-            link = await self._links.get(user_id) if self._links else None
+            link = await self._link(user_id)
         except Exception:
             # Guessing by email could pick the wrong owner when an override exists: say so.
             log.warning("Could not read the user link of %s", user_id, exc_info=True)
@@ -199,11 +225,24 @@ class Identity:
         mapping = self._decide(user_id, profile, link, who=_WHO)
         if _WHO in mapping.fix:  # only unmapped answers name admins: look them up only then
             mapping = self._decide(user_id, profile, link, who=await self.who_can_link())
+        if remember_later:
+            if user_id not in self._remembering:
+                self._remembering.add(user_id)
+                spawn(self._remember_safely(mapping, profile, link), name="remember-user-link")
+        else:
+            await self._remember_safely(mapping, profile, link)
+        return mapping
+
+    async def _remember_safely(
+        self, mapping: Mapping, profile: SlackProfile | None, link: UserLink | None
+    ) -> None:
+        user_id = mapping.slack_user_id
         try:
             await self._remember(mapping, profile, link)
         except Exception:  # the cache is a convenience: a failed write must not fail a deal
             log.warning("Could not store the user link of %s", user_id, exc_info=True)
-        return mapping
+        finally:
+            self._remembering.discard(user_id)
 
     def _decide(
         self, user_id: str, profile: SlackProfile | None, link: UserLink | None, *, who: str
@@ -239,12 +278,22 @@ class Identity:
                 and link.expires_at > half_life
             )
             if not unchanged:  # write rarely: only new, changed, or past half its life
-                await self._links.remember_email(
-                    mapping.slack_user_id, user.id, email=email, now=now, ttl=self.email_link_ttl
-                )
+                try:
+                    await self._links.remember_email(
+                        mapping.slack_user_id,
+                        user.id,
+                        email=email,
+                        now=now,
+                        ttl=self.email_link_ttl,
+                    )
+                finally:
+                    self._forget_link(mapping.slack_user_id)
         elif link is not None and not mapping.refused:
             # Close or Slack now say otherwise: the old match must not stand in later.
-            await self._links.forget_email(mapping.slack_user_id)
+            try:
+                await self._links.forget_email(mapping.slack_user_id)
+            finally:
+                self._forget_link(mapping.slack_user_id)
 
     async def coverage(self) -> Coverage:
         """Every active human member and their mapping: users.list pages plus one store read."""
@@ -302,15 +351,21 @@ class Identity:
         if refused.refused:
             raise LinkRefused(f"<@{slack_user_id}> cannot be linked: {refused.reason}")
         user = self.find_close_user(target)
-        await self._links.set_override(
-            slack_user_id, user.id, email=user.email or None, set_by=set_by, now=self._clock()
-        )
+        try:
+            await self._links.set_override(
+                slack_user_id, user.id, email=user.email or None, set_by=set_by, now=self._clock()
+            )
+        finally:
+            self._forget_link(slack_user_id)
         log.info("%s linked %s to Close user %s", set_by, slack_user_id, user.id)
         return await self.close_user_for(slack_user_id)
 
     async def unlink(self, slack_user_id: str, *, by: str) -> tuple[UserLink | None, Mapping]:
         """Remove an override; returns it (None if there was none) and the mapping now."""
-        removed = await self._links.remove_override(slack_user_id) if self._links else None
+        try:
+            removed = await self._links.remove_override(slack_user_id) if self._links else None
+        finally:
+            self._forget_link(slack_user_id)
         if removed is not None:
             log.info("%s unlinked %s from Close user %s", by, slack_user_id, removed.close_user_id)
         return removed, await self.close_user_for(slack_user_id)

@@ -6,13 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.blocks.modal import CALLBACK_ID, POST_IN_BLOCK_ID, ModalMetadata
 from bot.blocks.status_views import created_view, creating_view
 from bot.close.models import Opportunity
 from bot.deals.form import read_state, validate
 from bot.deals.models import ReplyTarget, SubmissionState
+from bot.listeners.fallback import mark_started
 from bot.listeners.modal_flow import SourceMessage, fetch_permalink
 from bot.listeners.payload import dict_at, str_at
 from bot.services import Services
@@ -23,11 +24,19 @@ log = logging.getLogger(__name__)
 STALE_FORM = "This form is out of date. Close it and run /opportunity again."
 # Only when the link fetched after views.open did not make it into the modal.
 PERMALINK_AT_SUBMIT_SECONDS = 1.0
+# Slack waits 3 s for the ack. Past this much of it, nothing optional is done before the
+# insert and the ack (the link to the source message is left out rather than the ack late).
+ACK_BUDGET_SECONDS = 2.5
 
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.view(CALLBACK_ID)
-    async def opportunity_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def opportunity_submitted(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        mark_started(context, "opportunity_submitted")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         view = dict_at(body, "view")
         user_id = str_at(body, "user", "id")
         metadata = ModalMetadata.decode(view.get("private_metadata"))
@@ -40,7 +49,8 @@ def register(app: AsyncApp, services: Services) -> None:
         errors = dict(checked.errors)
 
         owner_id = form.owner or user_id
-        mapping = await services.identity.close_user_for(owner_id)
+        # A new email match is stored in the background: the ack waits on no write but the insert.
+        mapping = await services.identity.close_user_for(owner_id, remember_later=True)
         if mapping.close_user is None:
             # Says why, how to fix it and who can (bots, guests, deactivated: who to pick instead).
             errors["owner"] = mapping.owner_error(is_self=owner_id == user_id)
@@ -49,12 +59,14 @@ def register(app: AsyncApp, services: Services) -> None:
             return
 
         submitter = await services.identity.profile(user_id)
+        left = ACK_BUDGET_SECONDS - (loop.time() - started)
+        permalink = await _permalink(metadata, min(left, PERMALINK_AT_SUBMIT_SECONDS))
         request = checked.request.model_copy(
             update={
                 "user_id": mapping.close_user.id if mapping.close_user else None,
                 "tz_offset_hours": submitter.tz_offset_hours if submitter else None,
                 "owner_slack_id": owner_id,
-                "note": with_permalink(checked.request.note, await _permalink(metadata)),
+                "note": with_permalink(checked.request.note, permalink),
             }
         )
         channel_id = metadata.channel_id
@@ -90,14 +102,14 @@ def register(app: AsyncApp, services: Services) -> None:
         else:
             log.info("Duplicate submission %s ignored (state %s)", submission.id, submission.state)
 
-    async def _permalink(metadata: ModalMetadata) -> str | None:
+    async def _permalink(metadata: ModalMetadata, budget: float) -> str | None:
         if metadata.permalink or not (metadata.source_channel and metadata.source_ts):
             return metadata.permalink
+        if budget <= 0:
+            return None
         source = SourceMessage(channel=metadata.source_channel, ts=metadata.source_ts)
         try:
-            return await asyncio.wait_for(
-                fetch_permalink(services, source), PERMALINK_AT_SUBMIT_SECONDS
-            )
+            return await asyncio.wait_for(fetch_permalink(services, source), budget)
         except TimeoutError:
             return None
 

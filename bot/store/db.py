@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import itertools
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
 
 
 def normalize_url(url: str) -> str:
@@ -56,3 +66,135 @@ async def create_schema(engine: AsyncEngine) -> None:
     from bot.store.migrate import upgrade  # migrate imports this module
 
     await upgrade(engine)
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+T = TypeVar("T")
+# Lower runs first: an insert a user is waiting on (the submission's ack) goes before the
+# worker's bookkeeping.
+URGENT, NORMAL = 0, 1
+
+
+class Writer:
+    """Runs write transactions, each a sync function of a `Session` that commits as a whole.
+
+    SQLite has one writer at a time. Through aiosqlite every statement and the commit are a
+    round trip between the event loop and the connection's thread, so under load a
+    transaction held the file lock across several busy loop turns while the other
+    connections slept in SQLite's busy handler (up to 100 ms a nap): an ack's insert waited
+    behind the worker's writes for seconds. Here one thread with its own connection runs
+    every write of the process back to back, urgent ones first, one hop each way.
+    Other databases (PostgreSQL) have row locks and a real pool: the same functions run in an
+    `AsyncSession` there, concurrently.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        url = engine.url
+        self._thread_url: URL | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._thread_url = url.set(drivername="sqlite+pysqlite")
+        else:
+            self._sessions = session_factory(engine)
+        self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def run(self, work: Callable[[Session], T], *, urgent: bool = False) -> T:
+        if self._sessions is not None:
+            async with self._sessions.begin() as session:
+                return await session.run_sync(work)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._start()
+        self._queue.put(_Job(URGENT if urgent else NORMAL, next(self._seq), work, loop, future))
+        result: T = await future
+        return result
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="sqlite-writer", daemon=True
+                )
+                self._thread.start()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread (a later write starts it again)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_Job(NORMAL + 1, next(self._seq), None, None, None))
+            thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        assert self._thread_url is not None
+        engine = sa_create_engine(
+            self._thread_url, connect_args={"timeout": 30}, poolclass=StaticPool
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            while True:
+                job = self._queue.get()
+                if job.work is None:
+                    return
+                try:
+                    with Session(engine, expire_on_commit=False) as session, session.begin():
+                        result = job.work(session)
+                except Exception as error:  # handed to the caller awaiting it
+                    _hand_back(job, error=error)
+                else:
+                    _hand_back(job, result=result)
+        finally:
+            engine.dispose()
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    work: Callable[[Session], Any] | None = field(compare=False)
+    loop: asyncio.AbstractEventLoop | None = field(compare=False)
+    future: asyncio.Future[Any] | None = field(compare=False)
+
+
+def _hand_back(job: _Job, *, result: Any = None, error: BaseException | None = None) -> None:
+    def settle() -> None:
+        assert job.future is not None
+        if job.future.done():  # the caller gave up waiting; the write stands all the same
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
+
+    if job.loop is not None and not job.loop.is_closed():
+        job.loop.call_soon_threadsafe(settle)
+
+
+# Keyed by the sync engine, weakly: a SQLite writer keeps only the URL, so it goes with it.
+_writers: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()
+_writers_lock = threading.Lock()
+
+
+def writer_for(sessions: async_sessionmaker[AsyncSession]) -> Writer:
+    """The one `Writer` of the engine `sessions` are bound to; disposing the engine stops its
+    thread (a later write starts it again, as a disposed engine reconnects)."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the session factory must be bound to an AsyncEngine")
+    engine = bind.sync_engine
+    with _writers_lock:
+        writer = _writers.get(engine)
+        if writer is None:
+            writer = _writers[engine] = Writer(bind)
+            event.listen(engine, "engine_disposed", _close_writer)
+    return writer
+
+
+def _close_writer(engine: Engine) -> None:
+    writer = _writers.get(engine)
+    if writer is not None:
+        writer.close()

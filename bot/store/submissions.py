@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
+from bot.store.db import writer_for
 from bot.store.tables import SubmissionRow
 
 
@@ -51,6 +53,8 @@ class SubmissionStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
         self._sessions = sessions
         self._dialect = dialect
+        # Every write goes through it (on SQLite: one thread, the ack's insert first).
+        self._writer = writer_for(sessions)
 
     async def accept(
         self,
@@ -78,10 +82,15 @@ class SubmissionStore:
             created_at=now,
             updated_at=now,
         )
+
+        def insert(session: Session) -> Submission:
+            session.add(row)
+            session.flush()
+            return _to_model(row)
+
         try:
-            async with self._sessions.begin() as session:
-                session.add(row)
-            return _to_model(row), True
+            # Urgent: the user's ack waits on this insert, the worker's bookkeeping can wait.
+            return await self._writer.run(insert, urgent=True), True
         except IntegrityError:
             existing = await self.by_key(idempotency_key)
             if existing is None:  # pragma: no cover - the unique key says it exists
@@ -136,18 +145,16 @@ class SubmissionStore:
             ),
         )
         created = SubmissionRow.state == SubmissionState.CREATED.value
-        claimed: list[Submission] = []
-        async with self._sessions.begin() as session:
-            query = (
-                select(SubmissionRow.id)
-                .where(due)
-                .order_by(SubmissionRow.next_attempt_at)
-                .limit(limit)
-            )
-            if self._dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            for submission_id in (await session.scalars(query)).all():
-                row = await session.scalar(
+        query = (
+            select(SubmissionRow.id).where(due).order_by(SubmissionRow.next_attempt_at).limit(limit)
+        )
+        if self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+
+        def claim(session: Session) -> list[Submission]:
+            claimed: list[Submission] = []
+            for submission_id in session.scalars(query).all():
+                row = session.scalar(
                     update(SubmissionRow)
                     .where(SubmissionRow.id == submission_id, due)
                     .values(
@@ -165,23 +172,40 @@ class SubmissionStore:
                 )
                 if row is not None:
                     claimed.append(_to_model(row))
-        return claimed
+            return claimed
+
+        return await self._writer.run(claim)
 
     async def _update(self, where: ColumnElement[bool], now: datetime, **values: Any) -> bool:
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(SubmissionRow)
-                .where(where)
-                .values(updated_at=now, **values)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        statement = (
+            update(SubmissionRow)
+            .where(where)
+            .values(updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+        def write(session: Session) -> bool:
+            return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+        return await self._writer.run(write)
 
     # --- writes of the worker holding the claim (False: the claim was lost) -------------
 
     async def renew(self, submission: Submission, *, now: datetime, lease: timedelta) -> bool:
-        """Extend the claim while the work goes on; False if another worker took it over."""
-        return await self._update(_held(submission), now, claimed_until=now + lease)
+        """Extend the claim while the work goes on; False if another worker took it over.
+
+        The claim outlives `record_created` (it is kept until the user is told), so whichever
+        of the two states the row is in now, the fencing token alone says who holds it.
+        """
+        held = and_(
+            SubmissionRow.id == submission.id,
+            SubmissionRow.attempts == submission.attempts,
+            SubmissionRow.state.in_(
+                [SubmissionState.CREATING.value, SubmissionState.CREATED.value]
+            ),
+            SubmissionRow.confirmed_at.is_(None),
+        )
+        return await self._update(held, now, claimed_until=now + lease)
 
     async def set_lead(self, submission: Submission, lead_id: str, *, now: datetime) -> bool:
         return await self._update(_held(submission), now, lead_id=lead_id)

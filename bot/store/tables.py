@@ -74,7 +74,11 @@ class SubmissionRow(Base):
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
 
-    __table_args__ = (Index("ix_submissions_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_submissions_due", "state", "next_attempt_at"),
+        # Created rows stay `created` forever: the claim's "not yet confirmed" look needs this.
+        Index("ix_submissions_unconfirmed", "state", "confirmed_at", "claimed_until"),
+    )
 
 
 class UserLinkRow(Base):

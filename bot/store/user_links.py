@@ -10,7 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
+from bot.store.db import writer_for
 from bot.store.tables import UserLinkRow
 
 LinkSource = Literal["override", "email"]
@@ -57,6 +59,7 @@ class UserLinkStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
         self._sessions = sessions
         self._dialect = dialect
+        self._writer = writer_for(sessions)  # SQLite: the process's one writer thread
 
     async def get(self, slack_user_id: str) -> UserLink | None:
         async with self._sessions() as session:
@@ -119,22 +122,27 @@ class UserLinkStore:
 
     async def remove_override(self, slack_user_id: str) -> UserLink | None:
         """Delete the user's override; returns it, or None when there was none."""
-        async with self._sessions.begin() as session:
-            row = await session.get(UserLinkRow, slack_user_id)
+
+        def remove(session: Session) -> UserLink | None:
+            row = session.get(UserLinkRow, slack_user_id)
             if row is None or row.source != "override":
                 return None
             removed = UserLink.from_row(row)
-            await session.delete(row)
+            session.delete(row)
             return removed
+
+        return await self._writer.run(remove)
 
     async def forget_email(self, slack_user_id: str) -> None:
         """Drop a cached email match that no longer holds (an override is left alone)."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                delete(UserLinkRow).where(
-                    UserLinkRow.slack_user_id == slack_user_id, UserLinkRow.source == "email"
-                )
-            )
+        statement = delete(UserLinkRow).where(
+            UserLinkRow.slack_user_id == slack_user_id, UserLinkRow.source == "email"
+        )
+
+        def forget(session: Session) -> None:
+            session.execute(statement)
+
+        await self._writer.run(forget)
 
     async def _upsert(self, values: dict[str, Any], *, only_over_email: bool) -> None:
         # One statement, so two instances writing the same user never trip on the primary key.
@@ -151,14 +159,17 @@ class UserLinkStore:
             statement = statement.on_conflict_do_update(
                 index_elements=[UserLinkRow.slack_user_id], set_=changes, where=guard
             )
-        if statement is not None:
-            async with self._sessions.begin() as session:
-                await session.execute(statement)
-            return
-        async with self._sessions.begin() as session:  # other databases: read, then write
-            row = await session.get(UserLinkRow, values["slack_user_id"], with_for_update=True)
+
+        def upsert(session: Session) -> None:
+            if statement is not None:
+                session.execute(statement)
+                return
+            # Other databases: read, then write.
+            row = session.get(UserLinkRow, values["slack_user_id"], with_for_update=True)
             if row is None:
                 session.add(UserLinkRow(**values))
             elif not (only_over_email and row.source == "override"):
                 for key, value in values.items():
                     setattr(row, key, value)
+
+        await self._writer.run(upsert)
