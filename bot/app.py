@@ -15,7 +15,9 @@ from bot.listeners.fallback import (
     NOT_SUPPORTED,
     SOMETHING_WENT_WRONG,
     answer,
+    late_ack,
     request_kind,
+    started_listener,
     tell_user,
 )
 from bot.logs import redact_secrets
@@ -52,8 +54,18 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
 
     @app.error
     async def on_error(
-        error: Exception, body: dict[str, Any], response: BoltResponse | None
+        error: Exception,
+        body: dict[str, Any],
+        response: BoltResponse | None,
+        context: dict[str, Any],
     ) -> BoltResponse | None:
+        listener = started_listener(context)
+        if isinstance(error, BoltUnhandledRequestError) and listener is not None:
+            # Not "no listener": one took it and has not acked within Bolt's 3 s. It goes on
+            # (a submission is stored under the modal's key, so a second Create is a no-op);
+            # saying "it failed" here made users run /opportunity again and create duplicates.
+            log.warning("%s acked a %s request late", listener, request_kind(body))
+            return BoltResponse(status=200, body=await late_ack(context, body))
         return _handle_error(services, error, body, response)
 
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +26,50 @@ NOT_SUPPORTED = (
     "I could not handle that (it may come from an older version of this app). "
     "Run /opportunity to start again."
 )
+STILL_WORKING = (
+    "This is taking longer than usual. If it was saved, I will send you a message when it "
+    "is in Close: pressing Create again will not make a second one. You can close this window."
+)
 NOTICE_TITLE = "Opportunity"
+
+# Set in the Bolt context by a listener when it starts: past Bolt's 3 s wait for the ack,
+# an unhandled request that carries it was handled, only late (not "no listener").
+LISTENER_STARTED = "bot_listener_started"
+# How long the error handler still waits for a late listener's own ack.
+LATE_ACK_GRACE_SECONDS = 3.0
+
+
+def mark_started(context: MutableMapping[str, Any], listener: str) -> None:
+    """Say, for the error handler, that `listener` took this request (call it first thing)."""
+    context[LISTENER_STARTED] = listener
+
+
+def started_listener(context: object) -> str | None:
+    """The listener that took the request, if one did (see `mark_started`)."""
+    if not isinstance(context, MutableMapping):
+        return None
+    name = context.get(LISTENER_STARTED)
+    return name if isinstance(name, str) else None
+
+
+async def late_ack(context: object, body: object, grace: float = LATE_ACK_GRACE_SECONDS) -> Any:
+    """The late listener's own ack body, if it comes within `grace`, else a neutral answer.
+
+    Slack stopped waiting at 3 s (it shows the user a connection error and keeps the form),
+    so this answer mostly goes nowhere; what matters is never to say "it failed" while the
+    listener goes on and stores the submission.
+    """
+    ack = context.get("ack") if isinstance(context, MutableMapping) else None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while ack is not None and loop.time() < deadline:
+        response = getattr(ack, "response", None)
+        if response is not None:
+            return response.body
+        await asyncio.sleep(0.05)
+    if request_kind(body) == "view_submission":
+        return {"response_action": "update", "view": notice_view(STILL_WORKING)}
+    return ""
 
 
 def request_kind(body: object) -> str:
