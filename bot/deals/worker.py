@@ -37,7 +37,11 @@ class Worker:
         *,
         poll_seconds: float = 1.0,
         lease: timedelta = timedelta(seconds=120),
+        # Not more: at 50 submissions/s with Close at 1 s, 128 measured worse acks (p99 5.9 s
+        # vs 0.3 s): the worker's Close calls then crowd the client's pool (httpx: 100
+        # connections, 20 kept alive) that the modal's lead searches need too.
         concurrency: int = 64,
+        claim_batch: int = 16,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str | None = None,
     ) -> None:
@@ -47,6 +51,9 @@ class Worker:
         self._lease = lease
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
+        # Claimed (and started) at most this many at a time, so a backlog is taken up in
+        # small bites between the acks rather than as one burst of work on the event loop.
+        self._batch = claim_batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -74,7 +81,7 @@ class Worker:
         if free <= 0:
             return 0
         claimed = await self._deals.store.claim_due(
-            now=self._clock(), lease=self._lease, limit=free, owner=self.name
+            now=self._clock(), lease=self._lease, limit=min(free, self._batch), owner=self.name
         )
         for submission in claimed:
             task = asyncio.create_task(self._work(submission))
