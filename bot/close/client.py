@@ -110,6 +110,9 @@ class CloseClient:
             timeout=timeout or DEFAULT_TIMEOUT,
             transport=transport,
             headers={"User-Agent": user_agent, "Accept": "application/json"},
+            # The worker's creates (one per submission in flight, Close taking ~1 s each) and
+            # the modal's lead searches share this pool: keep enough connections alive.
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         )
 
     async def aclose(self) -> None:
