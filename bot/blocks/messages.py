@@ -6,8 +6,9 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from bot.blocks.carried import Carried
 from bot.blocks.format import format_date, format_money_period
 from bot.blocks.text import (
     BUTTON_TEXT,
@@ -29,7 +30,7 @@ LOST_ACTION_ID = "mark_lost"
 CONFIRMATION_ACTIONS_BLOCK_ID = "confirmation_actions"
 
 
-class ConfirmationRef(BaseModel):
+class ConfirmationRef(Carried):
     """The value of the confirmation's buttons: which submission, and its deals-channel post.
 
     Carried in the message itself, so acting on a confirmation needs no lookup of where
@@ -41,18 +42,6 @@ class ConfirmationRef(BaseModel):
     submission_id: str
     announce_channel: str | None = None
     announce_ts: str | None = None
-
-    def encode(self) -> str:
-        return self.model_dump_json(exclude_none=True)
-
-    @classmethod
-    def decode(cls, raw: object) -> ConfirmationRef | None:
-        if not isinstance(raw, str):
-            return None
-        try:
-            return cls.model_validate_json(raw)
-        except ValidationError:
-            return None
 
 
 class Message(BaseModel):

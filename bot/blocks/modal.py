@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from bot.blocks.carried import Carried
 from bot.blocks.custom_fields import custom_field_blocks, shown
 from bot.blocks.options import (
     Json,
@@ -67,14 +67,15 @@ class CatalogView(Protocol):
     def users(self) -> list[User]: ...
 
 
-class ModalMetadata(BaseModel):
+class ModalMetadata(Carried):
     """Carried in `private_metadata`: the idempotency key and where to tell the outcome.
 
     From a message shortcut, `source_channel`/`source_ts` name the message and `permalink`
     its link once fetched (after views.open). `post_in` asks for the "Post confirmation in"
     picker (global shortcut, App Home). In `mode="edit"`, `channel_id`/`thread_ts` are the
-    confirmation's thread, `details_ts` its details message, and `loaded` a digest per field
-    of what the form was filled with, so only what the user changed is sent to Close.
+    confirmation's thread, `details_ts` its details message, and `loaded` the packed short
+    hashes of what the form was filled with (bot/deals/changes.py), so only what the user
+    changed is sent to Close.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -94,18 +95,6 @@ class ModalMetadata(BaseModel):
     announce_channel: str | None = None
     announce_ts: str | None = None
     loaded: dict[str, str] | None = None
-
-    def encode(self) -> str:
-        return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, raw: object) -> ModalMetadata | None:
-        if not isinstance(raw, str):
-            return None
-        try:
-            return cls.model_validate_json(raw)
-        except ValidationError:
-            return None
 
 
 class LeadOption(BaseModel):

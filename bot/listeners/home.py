@@ -13,8 +13,8 @@ from bot.blocks.home import HOME_LOG_ACTION_ID, RECENT_LIMIT, HomeEntry, home_vi
 from bot.close.errors import CloseError
 from bot.close.models import Opportunity
 from bot.deals.models import Submission, SubmissionState
-from bot.listeners.modal_flow import open_modal
 from bot.listeners.payload import str_at
+from bot.listeners.shortcuts import open_with_picker
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,4 @@ def register(app: AsyncApp, services: Services) -> None:
     async def log_from_home(ack: AsyncAck, body: dict[str, Any]) -> None:
         """The same modal as the global shortcut: the user picks where the confirmation goes."""
         await ack()
-        await open_modal(
-            services,
-            trigger_id=str_at(body, "trigger_id") or "",
-            user_id=str_at(body, "user", "id") or "",
-            post_in=True,
-        )
+        await open_with_picker(services, body)

@@ -39,11 +39,16 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.shortcut(GLOBAL_SHORTCUT)
     async def log_opportunity(ack: AsyncAck, body: dict[str, Any]) -> None:
-        """The empty modal, with a picker for where the confirmation goes (else the user's DM)."""
         await ack()
-        await open_modal(
-            services,
-            trigger_id=str_at(body, "trigger_id") or "",
-            user_id=str_at(body, "user", "id") or "",
-            post_in=True,
-        )
+        await open_with_picker(services, body)
+
+
+async def open_with_picker(services: Services, body: dict[str, Any]) -> None:
+    """The empty modal, with a picker for where the confirmation goes (else the user's DM):
+    the global shortcut and App Home's button."""
+    await open_modal(
+        services,
+        trigger_id=str_at(body, "trigger_id") or "",
+        user_id=str_at(body, "user", "id") or "",
+        post_in=True,
+    )
