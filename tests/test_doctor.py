@@ -25,7 +25,7 @@ from tests.test_identity import big_org, big_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 # Shaped like real secrets, so the log redactor's patterns would catch them too.
-BOT_TOKEN = "xoxb-1111111111-2222222222-doctorsecrettoken"
+BOT_TOKEN = "xoxb-FAKE-doctor-secret-token"
 CLOSE_KEY = "api_doctorkey.doctorsecretpart"
 
 
@@ -136,7 +136,7 @@ async def test_missing_email_scope_exits_non_zero_and_explains_the_fallback(sims
 
 
 async def test_bad_slack_token_exits_non_zero(sims: Sims) -> None:
-    code, text = await doctor(sims.settings(slack_bot_token="xoxb-0000000000-wrong-token"))
+    code, text = await doctor(sims.settings(slack_bot_token="xoxb-FAKE-wrong-token"))
     assert code == 1, text
     assert "✗ Slack refused the bot token (invalid_auth): set SLACK_BOT_TOKEN" in text
     assert "✓ API key works" in text  # Close is still checked and reported

@@ -15,7 +15,7 @@ from tests.flows import wait_until
 from tests.test_confirmation_actions import log_deal, press, puts
 
 CLOSE_KEY = "api_4kQm9xZtW2.8fJr3LpNvYhC"
-SLACK_TOKEN = "xoxb-1234567890-abcdefghijkl"
+SLACK_TOKEN = "xoxb-FAKE-abcdefghijkl"
 
 
 def test_the_home_tab_escapes_the_currency_as_close_has_it() -> None:
