@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk.models.blocks import SectionBlock
-from slack_sdk.models.views import View
+from slack_sdk.models.blocks.blocks import Block
 
 from bot.blocks.format import format_date, format_money_period
 from bot.blocks.messages import Message, lead_url
+from bot.blocks.status_views import status_view
 from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 
@@ -101,16 +102,13 @@ def refusal(creator: str, owner: str | None, url: str) -> str:
     )
 
 
-def _view(blocks: list[SectionBlock], private_metadata: str | None = None) -> dict[str, Any]:
-    view = View(
-        type="modal",
-        callback_id=EDIT_STATUS_CALLBACK_ID,
+def _view(blocks: list[Block], private_metadata: str | None = None) -> dict[str, Any]:
+    return status_view(
+        blocks,
+        private_metadata,
         title="Edit opportunity",
-        close="Done",
-        blocks=blocks,
-        private_metadata=private_metadata,
+        callback_id=EDIT_STATUS_CALLBACK_ID,
     )
-    return view.to_dict()
 
 
 def saving_view(lead_name: str, private_metadata: str | None = None) -> dict[str, Any]:

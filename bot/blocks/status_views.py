@@ -16,11 +16,18 @@ from bot.close.models import Opportunity
 STATUS_CALLBACK_ID = f"{CALLBACK_ID}_status"
 
 
-def _view(blocks: list[Block], private_metadata: str | None = None) -> dict[str, Any]:
+def status_view(
+    blocks: list[Block],
+    private_metadata: str | None = None,
+    *,
+    title: str = "New opportunity",
+    callback_id: str = STATUS_CALLBACK_ID,
+) -> dict[str, Any]:
+    """A modal that only tells (no inputs, no submit): progress and outcome after a submit."""
     view = View(
         type="modal",
-        callback_id=STATUS_CALLBACK_ID,
-        title="New opportunity",
+        callback_id=callback_id,
+        title=title,
         close="Done",
         blocks=blocks,
         private_metadata=private_metadata,
@@ -30,13 +37,13 @@ def _view(blocks: list[Block], private_metadata: str | None = None) -> dict[str,
 
 def creating_view(lead_name: str, private_metadata: str | None = None) -> dict[str, Any]:
     text = f":hourglass_flowing_sand: Creating the opportunity for *{fit_mrkdwn(lead_name, 300)}* in Close…"
-    return _view([SectionBlock(text=text)], private_metadata)
+    return status_view([SectionBlock(text=text)], private_metadata)
 
 
 def created_view(opportunity: Opportunity, *, close_app_url: str, where: str) -> dict[str, Any]:
     lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 300)
     text = f":white_check_mark: Created the opportunity for *{lead}* in Close. {where}"
-    return _view(
+    return status_view(
         [
             SectionBlock(text=text[:SECTION_TEXT]),
             ActionsBlock(
@@ -58,4 +65,4 @@ def queued_view(lead_name: str) -> dict[str, Any]:
         f"*{fit_mrkdwn(lead_name, 300)}* is saved and I will keep trying; you will get a "
         "message when it is in Close. You can close this window."
     )
-    return _view([SectionBlock(text=text)])
+    return status_view([SectionBlock(text=text)])
