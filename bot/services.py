@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from bot.store.submissions import SubmissionStore
 from bot.store.user_links import UserLinkStore
 
 log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_SECONDS = 20.0
 
 
 def utc_now() -> datetime:
@@ -128,7 +131,15 @@ class Services:
         await self.catalog.start()
         self.worker.start()
 
-    async def stop(self) -> None:
+    async def stop(self, *, within: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Stop everything; a part that does not stop in time is logged and left behind, so a
+        deploy or a test never waits for ever (stored submissions are resumed at next start)."""
+        try:
+            await asyncio.wait_for(self._stop(), within)
+        except TimeoutError:
+            log.error("Shutdown did not finish within %.0f s; exiting anyway", within)
+
+    async def _stop(self) -> None:
         await self.worker.stop()
         await self.catalog.stop()
         await self.close.aclose()

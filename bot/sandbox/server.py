@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,9 +25,15 @@ class RunningServer:
         """Base URL with a trailing slash, e.g. ``http://127.0.0.1:53124/``."""
         return f"http://{self.host}:{self.port}/"
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 30.0) -> None:
+        """Graceful stop; past `grace` seconds, uvicorn is told to force its exit."""
         self.server.should_exit = True
-        await self.task
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), grace)
+        except TimeoutError:
+            logging.getLogger(__name__).error("Server on port %s did not stop; forcing", self.port)
+            self.server.force_exit = True
+            await asyncio.wait_for(self.task, 5)
 
 
 def bind_free_port(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
