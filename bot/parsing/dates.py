@@ -23,7 +23,15 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from bot.parsing.locales import DateOrder, LocaleInfo
-from bot.parsing.tokens import FULL_WEEKDAYS, MASK, MONTHS, WEEKDAYS, Workspace, alternation
+from bot.parsing.tokens import (
+    DATE_INTRODUCERS,
+    FULL_WEEKDAYS,
+    MASK,
+    MONTHS,
+    WEEKDAYS,
+    Workspace,
+    alternation,
+)
 
 __all__ = ["DateContext", "DateHit", "find_date", "warm_up_dateparser"]
 
@@ -85,20 +93,7 @@ _UNIT = r"(?P<unit>business\s+day|day|week|wk|fortnight|month|mo|year|yr)s?"
 
 # Words that introduce a close date; they are taken with it so the lead does not keep them.
 _CONNECTORS = [
-    "close",
-    "closes",
-    "closed",
-    "closing",
-    "by",
-    "on",
-    "expected",
-    "expect",
-    "expecting",
-    "due",
-    "signing",
-    "signs",
-    "signed",
-    "sign",
+    *DATE_INTRODUCERS,
     "until",
     "before",
     "target",

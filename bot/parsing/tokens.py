@@ -54,6 +54,25 @@ class Workspace:
         return pattern.finditer(self.text)
 
 
+# Words that introduce a close date ("closing by Friday"): the date reader takes them with the
+# date, and the lead reader trims them, so both read from this one list.
+DATE_INTRODUCERS = (
+    "close",
+    "closes",
+    "closed",
+    "closing",
+    "by",
+    "on",
+    "expected",
+    "expect",
+    "expecting",
+    "due",
+    "signing",
+    "signed",
+    "sign",
+    "signs",
+)
+
 # Words that glue a field to a sentence ("deal with Acme for 12k closing by Friday"):
 # trimmed from the edges of the leftover text the lead is read from.
 CONNECTORS = frozenset(
@@ -66,20 +85,7 @@ CONNECTORS = frozenset(
         "opps",
         "opportunity",
         "opportunities",
-        "close",
-        "closes",
-        "closed",
-        "closing",
-        "by",
-        "on",
-        "expected",
-        "expect",
-        "expecting",
-        "due",
-        "signing",
-        "signed",
-        "sign",
-        "signs",
+        *DATE_INTRODUCERS,
         "just",
         "new",
         "won",
