@@ -365,6 +365,20 @@ class _Checker:
         except ValueError:
             self.add(path, "must be a date in the format YYYY-MM-DD")
 
+    def option_list(self, options: Any, path: str, every: list[dict[str, Any]]) -> bool:
+        """Check a list of options (1 to 100, each valid); collect them into `every`.
+        False when there is no list to look into."""
+        if not isinstance(options, list) or not options:
+            self.add(path, "must contain at least 1 item")
+            return False
+        if len(options) > MAX_OPTIONS:
+            self.add(path, f"must contain at most {MAX_OPTIONS} items")
+        for j, opt in enumerate(options):
+            self.option(opt, f"{path}/{j}", plain_only=True)
+            if isinstance(opt, dict):
+                every.append(opt)
+        return True
+
     def static_options(self, el: dict[str, Any], path: str) -> None:
         options, groups = el.get("options"), el.get("option_groups")
         if (options is None) == (groups is None):
@@ -372,15 +386,8 @@ class _Checker:
             return
         every: list[dict[str, Any]] = []
         if options is not None:
-            if not isinstance(options, list) or not options:
-                self.add(f"{path}/options", "must contain at least 1 item")
+            if not self.option_list(options, f"{path}/options", every):
                 return
-            if len(options) > MAX_OPTIONS:
-                self.add(f"{path}/options", f"must contain at most {MAX_OPTIONS} items")
-            for j, opt in enumerate(options):
-                self.option(opt, f"{path}/options/{j}", plain_only=True)
-                if isinstance(opt, dict):
-                    every.append(opt)
         else:
             if not isinstance(groups, list) or not groups:
                 self.add(f"{path}/option_groups", "must contain at least 1 item")
@@ -395,16 +402,7 @@ class _Checker:
                 self.text(
                     group.get("label"), f"{gpath}/label", max_len=MAX_OPTION_TEXT, plain_only=True
                 )
-                group_options = group.get("options")
-                if not isinstance(group_options, list) or not group_options:
-                    self.add(f"{gpath}/options", "must contain at least 1 item")
-                    continue
-                if len(group_options) > MAX_OPTIONS:
-                    self.add(f"{gpath}/options", f"must contain at most {MAX_OPTIONS} items")
-                for j, opt in enumerate(group_options):
-                    self.option(opt, f"{gpath}/options/{j}", plain_only=True)
-                    if isinstance(opt, dict):
-                        every.append(opt)
+                self.option_list(group.get("options"), f"{gpath}/options", every)
         known = {_option_key(o) for o in every}
         initial = el.get("initial_option")
         if initial is not None and _option_key(initial) not in known:
