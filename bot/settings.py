@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     retry_give_up_seconds: float = 6 * 3600.0
+    # Close -> Slack: with a public URL (HTTP mode) Close pushes changes to PUBLIC_URL/close/webhook;
+    # without one the event log is read every CLOSE_EVENTS_POLL_SECONDS (0: never).
+    public_url: str | None = None
+    close_events_poll_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("admin_user_ids", "allowed_user_ids", "allowed_channel_ids", mode="before")
     @classmethod
@@ -70,6 +74,21 @@ class Settings(BaseSettings):
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("PUBLIC_URL must start with https:// (e.g. https://bot.example.com)")
+        return value.rstrip("/") + "/"
+
+    @property
+    def close_webhook_url(self) -> str | None:
+        """Where Close delivers changes, when the app has a public URL."""
+        return f"{self.public_url}close/webhook" if self.public_url else None
 
     @property
     def socket_mode(self) -> bool:

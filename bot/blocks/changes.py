@@ -78,10 +78,23 @@ def describe_changes(
 
 def change_message(actor: str, what: str, lines: list[str]) -> Message:
     """The thread line: "<@U1> edited the opportunity: …" with one line per change."""
+    return _change(f"<@{actor}>", what, lines)
+
+
+def close_change_message(who: str, lines: list[str], *, deleted: bool = False) -> Message:
+    """The thread line for a change made in Close: "*Dana Manager* changed it in Close: …".
+
+    `who` is mrkdwn already escaped: a Close user's name, or "An automation".
+    """
+    what = "deleted the opportunity in Close" if deleted else "changed it in Close"
+    return _change(who, what, [] if deleted else lines, icon=":wastebasket:" if deleted else None)
+
+
+def _change(who: str, what: str, lines: list[str], *, icon: str | None = None) -> Message:
     shown = lines[:MAX_LINES]
     if len(lines) > MAX_LINES:
         shown.append(f"…and {len(lines) - MAX_LINES} more")
-    body = f":pencil2: <@{actor}> {what}"
+    body = f"{icon or ':pencil2:'} {who} {what}"
     if shown:
         body += ":\n" + "\n".join(f"• {line}" for line in shown)
     plain = f"Opportunity {what}"

@@ -98,6 +98,20 @@ def summary(opportunity: Opportunity, *, creator: str, verb: str = "logged") -> 
     return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[_section(f":moneybag: {line}")])
 
 
+def deleted_summary(opportunity: Opportunity, *, creator: str, by: str) -> Message:
+    """The summary once the opportunity is deleted in Close: struck through, and by whom.
+
+    `by` is mrkdwn already escaped (a Close user's name, or "an automation").
+    """
+    lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
+    line = (
+        f":wastebasket: ~<@{creator}> logged an opportunity for *{lead}*~ "
+        f"— deleted in Close by {fit(by, 300)}"
+    )
+    plain = f"Opportunity for {opportunity.lead_name or opportunity.lead_id} deleted in Close"
+    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[_section(line)])
+
+
 def _button(action_id: str, text: str, value: str, style: str | None = None) -> dict[str, Any]:
     button: dict[str, Any] = {
         "type": "button",
@@ -111,12 +125,19 @@ def _button(action_id: str, text: str, value: str, style: str | None = None) -> 
 
 
 def details(
-    opportunity: Opportunity, *, close_app_url: str, ref: ConfirmationRef | None = None
+    opportunity: Opportunity,
+    *,
+    close_app_url: str,
+    ref: ConfirmationRef | None = None,
+    deleted: bool = False,
 ) -> Message:
     """The thread reply: every field, and a link that opens the lead (and its opportunity) in Close.
 
-    With `ref`, also Edit, Won and Lost (Won/Lost only while the status is not already that).
+    With `ref`, also Edit, Won and Lost (Won/Lost only while the status is not already that);
+    `deleted` says it is gone from Close and offers nothing to act on.
     """
+    if deleted:
+        ref = None
     url = lead_url(close_app_url, opportunity.lead_id)
     fields: list[tuple[str, str | None]] = [
         ("Lead", fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 300)),
@@ -162,15 +183,13 @@ def details(
     blocks.append(
         {"type": "actions", "block_id": CONFIRMATION_ACTIONS_BLOCK_ID, "elements": buttons}
     )
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": f"<{url}|View in Close> · `{escape(opportunity.id)}`"}
-            ],
-        }
-    )
+    footer = f"<{url}|View in Close> · `{escape(opportunity.id)}`"
+    if deleted:
+        footer = f":wastebasket: Deleted in Close · `{escape(opportunity.id)}`"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
     text = f"Opportunity created in Close: {url}"
+    if deleted:
+        text = "Opportunity deleted in Close"
     return Message(text=fit(text, MESSAGE_TEXT), blocks=blocks)
 
 

@@ -29,6 +29,7 @@ from bot.close.errors import (
 from bot.close.models import (
     Contact,
     CustomField,
+    EventPage,
     Lead,
     Me,
     Membership,
@@ -37,10 +38,12 @@ from bot.close.models import (
     Pipeline,
     Status,
     User,
+    WebhookSubscription,
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0, pool=5.0)
 MAX_SEARCH_LIMIT = 200  # Close answers 400 past this for leads
+MAX_EVENT_LIMIT = 50  # the event log's page size cap
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 # While the first call of an endpoint group is out, others wait this long at most to learn
 # the group's budget from its `RateLimit` header (a hung first call must not hold them all).
@@ -53,7 +56,7 @@ _RATELIMIT_FIELD = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)")
 _ID_SEGMENT = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
-Method = Literal["GET", "POST", "PUT"]
+Method = Literal["GET", "POST", "PUT", "DELETE"]
 
 
 @dataclass
@@ -274,6 +277,54 @@ class CloseClient:
             params["date_created__gte"] = when.isoformat()
         items = await self._paginate("opportunity/", params, max_items=limit)
         return [parse_opportunity(item) for item in items]
+
+    # --- changes: the event log and webhook subscriptions ----------------------------
+
+    async def list_events(
+        self,
+        *,
+        object_type: str,
+        action: str,
+        date_updated_gte: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = MAX_EVENT_LIMIT,
+    ) -> EventPage:
+        """One page of the event log, latest first; `cursor_next` pages to older events.
+
+        Close pages this endpoint by cursor only (no `_skip`) and supports `object_type` only
+        together with another filter, hence one query per action.
+        """
+        params: dict[str, Any] = {
+            "object_type": object_type,
+            "action": action,
+            "_limit": min(limit, MAX_EVENT_LIMIT),
+        }
+        if date_updated_gte is not None:
+            params["date_updated__gte"] = date_updated_gte.astimezone(UTC).isoformat()
+        if cursor:
+            params["_cursor"] = cursor
+        return EventPage.model_validate(await self._request("GET", "event/", params=params))
+
+    async def list_webhooks(self) -> list[WebhookSubscription]:
+        body = await self._request("GET", "webhook/")
+        return [WebhookSubscription.model_validate(item) for item in body.get("data", [])]
+
+    async def create_webhook(
+        self, url: str, events: list[dict[str, str]], *, verify_ssl: bool = True
+    ) -> WebhookSubscription:
+        body = {"url": url, "events": events, "verify_ssl": verify_ssl}
+        return WebhookSubscription.model_validate(
+            await self._request("POST", "webhook/", json=body)
+        )
+
+    async def update_webhook(
+        self, subscription_id: str, changes: Mapping[str, Any]
+    ) -> WebhookSubscription:
+        data = await self._request("PUT", f"webhook/{subscription_id}/", json=dict(changes))
+        return WebhookSubscription.model_validate(data)
+
+    async def delete_webhook(self, subscription_id: str) -> None:
+        await self._request("DELETE", f"webhook/{subscription_id}/")
 
     # --- plumbing -------------------------------------------------------------------
 

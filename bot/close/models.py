@@ -143,4 +143,23 @@ class Opportunity(CloseObject):
     contact_name: str | None = None
     note: str | None = None
     date_created: str | None = None
+    date_updated: str | None = None
     custom: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventPage(CloseObject):
+    """A page of `GET /event/`: events latest first, and the cursor to older ones."""
+
+    data: list[dict[str, Any]] = Field(default_factory=list)
+    cursor_next: str | None = None
+    cursor_previous: str | None = None
+
+
+class WebhookSubscription(CloseObject):
+    """A webhook subscription; `signature_key` (hex) comes with the create response."""
+
+    id: str
+    url: str = ""
+    status: str = "active"
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    signature_key: str | None = None

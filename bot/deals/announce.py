@@ -7,6 +7,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.format import format_money_period
 from bot.blocks.messages import Message, lead_url, summary
 from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
@@ -35,6 +36,43 @@ def announcement(
             {
                 "type": "context",
                 "block_id": "announcement_context",
+                "elements": [{"type": "mrkdwn", "text": fit(context, 2000)}],
+            },
+        ],
+    )
+
+
+def won_announcement(opportunity: Opportunity, *, by: str, close_app_url: str) -> Message:
+    """The deals channel's cheer for a deal won in Close; `by` is escaped mrkdwn."""
+    lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
+    parts = [
+        fit_mrkdwn(
+            format_money_period(
+                opportunity.value, opportunity.value_currency, opportunity.value_period
+            ),
+            200,
+        )
+        if opportunity.value is not None
+        else None,
+        f"owner {fit_mrkdwn(opportunity.user_name, 100)}" if opportunity.user_name else None,
+    ]
+    line = f":tada: *{lead}* is won!"
+    shown = [part for part in parts if part]
+    if shown:
+        line += " " + " · ".join(shown)
+    url = lead_url(close_app_url, opportunity.lead_id)
+    context = f"Marked won in Close by {fit(by, 300)} · <{url}|Open in Close>"
+    return Message(
+        text=fit_mrkdwn(f"Won: {opportunity.lead_name or opportunity.lead_id}", MESSAGE_TEXT),
+        blocks=[
+            {
+                "type": "section",
+                "block_id": "won",
+                "text": {"type": "mrkdwn", "text": fit(line, SECTION_TEXT)},
+            },
+            {
+                "type": "context",
+                "block_id": "won_context",
                 "elements": [{"type": "mrkdwn", "text": fit(context, 2000)}],
             },
         ],

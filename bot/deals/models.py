@@ -93,5 +93,12 @@ class Submission(BaseModel):
     first_attempt_at: datetime | None = None
     notice_channel: str | None = None
     notice_ts: str | None = None
+    # Where the confirmation's thread and its details message are (Close -> Slack replies there).
+    thread_channel: str | None = None
+    thread_ts: str | None = None
+    details_ts: str | None = None
+    announce_channel: str | None = None
+    announce_ts: str | None = None
+    confirmed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime

@@ -27,7 +27,7 @@ from bot.close.errors import (
 from bot.close.models import Contact, Lead, Opportunity
 from bot.deals.announce import Announcer
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
-from bot.deals.notify import Notifier
+from bot.deals.notify import Notifier, Posted
 from bot.deals.prefill import form_from_request
 from bot.store.submissions import SubmissionStore
 
@@ -296,10 +296,14 @@ class Deals:
                 submission.notice_channel, submission.notice_ts, summary
             )
             if updated:
-                await self._notifier.post(
+                thread_ts = target.thread_ts or submission.notice_ts
+                posted_details = await self._notifier.post(
                     target.model_copy(update={"channel_id": submission.notice_channel}),
                     details,
-                    thread_ts=target.thread_ts or submission.notice_ts,
+                    thread_ts=thread_ts,
+                )
+                await self._remember_thread(
+                    submission, submission.notice_channel, thread_ts, posted_details, ref
                 )
                 return
         posted = await self._notifier.post(target, summary)
@@ -310,16 +314,38 @@ class Deals:
             await self.store.set_notice(
                 submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
             )
-        if posted.threadable:
-            await self._notifier.post(
+        if posted.threadable and posted.channel and posted.ts:
+            thread_ts = (
+                target.thread_ts if posted.via == "channel" and target.thread_ts else posted.ts
+            )
+            posted_details = await self._notifier.post(
                 target.model_copy(update={"channel_id": posted.channel}),
                 details,
-                thread_ts=target.thread_ts
-                if posted.via == "channel" and target.thread_ts
-                else posted.ts,
+                thread_ts=thread_ts,
             )
+            await self._remember_thread(submission, posted.channel, thread_ts, posted_details, ref)
         else:
             await self._notifier.post(target, details)
+
+    async def _remember_thread(
+        self,
+        submission: Submission,
+        channel: str,
+        thread_ts: str,
+        details: Posted | None,
+        ref: messages.ConfirmationRef,
+    ) -> None:
+        """Where changes made in Close will be told: this thread, these messages."""
+        same_channel = details is not None and details.channel == channel
+        await self.store.set_thread(
+            submission.id,
+            channel=channel,
+            thread_ts=thread_ts,
+            details_ts=details.ts if same_channel and details is not None else None,
+            announce_channel=ref.announce_channel,
+            announce_ts=ref.announce_ts,
+            now=self._clock(),
+        )
 
     async def _reopen_with_errors(
         self, submission: Submission, error: CloseValidationError

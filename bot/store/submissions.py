@@ -23,7 +23,6 @@ class AuditEntry(Submission):
     sent: dict[str, Any] | None = None
     claimed_by: str | None = None
     queued_notice_at: datetime | None = None
-    confirmed_at: datetime | None = None
 
 
 def _columns(row: SubmissionRow) -> dict[str, Any]:
@@ -292,7 +291,55 @@ class SubmissionStore:
             SubmissionRow.id == submission_id, now, notice_channel=channel, notice_ts=ts
         )
 
+    async def set_thread(
+        self,
+        submission_id: str,
+        *,
+        channel: str,
+        thread_ts: str,
+        details_ts: str | None,
+        announce_channel: str | None,
+        announce_ts: str | None,
+        now: datetime,
+    ) -> None:
+        """Where the confirmation's thread, details and announcement are (for Close -> Slack)."""
+        await self._update(
+            SubmissionRow.id == submission_id,
+            now,
+            thread_channel=channel,
+            thread_ts=thread_ts,
+            details_ts=details_ts,
+            announce_channel=announce_channel,
+            announce_ts=announce_ts,
+        )
+
     # --- reads --------------------------------------------------------------------------
+
+    async def by_opportunity(self, opportunity_id: str) -> Submission | None:
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(SubmissionRow).where(SubmissionRow.opportunity_id == opportunity_id).limit(1)
+            )
+            return _to_model(row) if row else None
+
+    async def creating_since(self, since: datetime) -> bool:
+        """Whether a submission may be reaching Close right now (its opportunity unknown yet)."""
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(SubmissionRow.id)
+                .where(
+                    or_(
+                        SubmissionRow.state == SubmissionState.CREATING.value,
+                        and_(
+                            SubmissionRow.state == SubmissionState.CREATED.value,
+                            SubmissionRow.confirmed_at.is_(None),
+                        ),
+                    ),
+                    SubmissionRow.updated_at >= since,
+                )
+                .limit(1)
+            )
+            return found is not None
 
     async def recorded_elsewhere(
         self, opportunity_ids: Iterable[str], *, excluding: str

@@ -1,11 +1,12 @@
-"""The database schema: submissions (the durable queue and audit) and Slack→Close user links."""
+"""The database schema: submissions (the durable queue and audit), Slack→Close user links, and
+the Close→Slack sync (changes received, opportunities as shown, sync state)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -67,6 +68,13 @@ class SubmissionRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     notice_channel: Mapped[str | None] = mapped_column(String(32))
     notice_ts: Mapped[str | None] = mapped_column(String(32))
+    # Where the confirmation's thread is (replies about changes go there), its details message
+    # (the one with Edit/Won/Lost) and the deals-channel announcement.
+    thread_channel: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    details_ts: Mapped[str | None] = mapped_column(String(32))
+    announce_channel: Mapped[str | None] = mapped_column(String(32))
+    announce_ts: Mapped[str | None] = mapped_column(String(32))
     # Set once when the "Queued" notice goes out, so retries never post it twice.
     queued_notice_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # Set when the user has been told it is in Close; created and unconfirmed is still work.
@@ -78,6 +86,8 @@ class SubmissionRow(Base):
         Index("ix_submissions_due", "state", "next_attempt_at"),
         # Created rows stay `created` forever: the claim's "not yet confirmed" look needs this.
         Index("ix_submissions_unconfirmed", "state", "confirmed_at", "claimed_until"),
+        # Close -> Slack finds the submission behind a changed opportunity.
+        Index("ix_submissions_opportunity", "opportunity_id"),
     )
 
 
@@ -93,3 +103,69 @@ class UserLinkRow(Base):
     set_by: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class CloseEventRow(Base):
+    """A change Close told us about (webhook or event log): the durable queue of Close -> Slack.
+
+    Close merges quick successive events into one (same id, later `date_updated`), so the
+    pair is the delivery's identity: a replay or the poller seeing a delivered event is a
+    no-op, a merged event is new work.
+    """
+
+    __tablename__ = "close_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_updated_at: Mapped[datetime] = mapped_column()
+    object_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    event: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    # Which steps of telling Slack are done (a retry after a rate limit or a crash resumes).
+    progress: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column()
+    applied_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "event_updated_at", name="uq_close_events_delivery"),
+        Index("ix_close_events_due", "state", "next_attempt_at"),
+    )
+
+
+class OpportunityViewRow(Base):
+    """An opportunity as Slack shows it: the last state told, and where it is shown.
+
+    `version` is Close's `date_updated` of `shown`: a change older than it is never applied,
+    so a late or replayed event cannot roll the summary back.
+    """
+
+    __tablename__ = "opportunity_views"
+
+    opportunity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    submission_id: Mapped[str | None] = mapped_column(String(36))
+    shown: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    version: Mapped[datetime | None] = mapped_column(nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    won_announced_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Set while the app itself writes to Close (Edit/Won/Lost): its own event waits for it.
+    writing_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class SyncStateRow(Base):
+    """Small durable facts of the sync (webhook subscription, event-log cursor) and leases."""
+
+    __tablename__ = "sync_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    held_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,1 @@
+"""Close -> Slack: changes made in Close (webhook or event log) kept true in Slack."""

@@ -1,0 +1,386 @@
+"""Applies a stored Close change to Slack: the summary updated in place, one thread reply, the
+details' buttons, the deals channel — exactly once, never rolling back to an older state."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import messages
+from bot.blocks.changes import close_change_message, describe_changes
+from bot.blocks.messages import Message
+from bot.blocks.text import escape
+from bot.close.catalog import Catalog
+from bot.close.client import CloseClient, parse_opportunity
+from bot.close.errors import CloseError, CloseNotFound
+from bot.close.models import Opportunity
+from bot.deals.announce import Announcer, won_announcement
+from bot.deals.models import Submission
+from bot.store.changes import ChangeState, ChangeStore, OpportunityView, StoredChange
+from bot.store.submissions import SubmissionStore
+from bot.sync.events import CloseEvent, parse_close_time
+
+log = logging.getLogger(__name__)
+
+# Slack errors that mean "this message or channel is gone for us": stop, do not retry.
+GONE = frozenset(
+    {
+        "message_not_found",
+        "cant_update_message",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "thread_not_found",
+        "cannot_reply_to_message",
+        "restricted_action",
+        "edit_window_closed",
+    }
+)
+# While the app's own Edit/Won/Lost is on its way to Close, its event waits this long between looks.
+OWN_WRITE_RECHECK = timedelta(seconds=1)
+# An opportunity unknown here may be one a submission is creating right now: wait for it a bit.
+CREATING_WINDOW = timedelta(minutes=2)
+CREATING_PATIENCE = 10
+# A step that keeps failing for another reason is given up after this many attempts.
+MAX_ATTEMPTS = 8
+AUTOMATION = "An automation"
+STEPS = ("reply", "summary", "details", "announce", "won")
+
+
+class Retry(Exception):
+    """Give the change back, to be tried again after `seconds`."""
+
+    def __init__(self, seconds: float, why: str) -> None:
+        super().__init__(why)
+        self.seconds = seconds
+        self.why = why
+
+
+class LostClaim(Exception):
+    """Another worker holds the change now."""
+
+
+class ChangeApplier:
+    def __init__(
+        self,
+        *,
+        store: ChangeStore,
+        submissions: SubmissionStore,
+        close: CloseClient,
+        catalog: Catalog,
+        slack: AsyncWebClient,
+        announcer: Announcer,
+        close_app_url: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self._submissions = submissions
+        self._close = close
+        self._catalog = catalog
+        self._slack = slack
+        self._announcer = announcer
+        self._close_app_url = close_app_url
+        self._clock = clock
+
+    async def process(self, change: StoredChange) -> None:
+        """Work one claimed change to its end (or give it back for later). Never raises."""
+        try:
+            if change.state == ChangeState.TELLING:
+                await self._tell(change)
+            else:
+                await self._apply(change)
+        except Retry as retry:
+            if not await self.store.retry_at(
+                change, self._clock() + timedelta(seconds=retry.seconds), why=retry.why
+            ):
+                log.info("Change %s was taken over while giving it back", change.id)
+        except LostClaim:
+            log.info("Change %s was taken over by another worker", change.id)
+        except Exception:
+            log.exception("Could not apply change %s; it will be tried again", change.id)
+            await self.store.retry_at(
+                change, self._clock() + timedelta(seconds=_backoff(change)), why="unexpected error"
+            )
+
+    # --- deciding what changed -----------------------------------------------------------
+
+    async def _apply(self, change: StoredChange) -> None:
+        event = change.event
+        if not event.followed:
+            await self._finish(change, ChangeState.SKIPPED, f"not followed ({event.object_type})")
+            return
+        view = await self._view_for(change)
+        if view is None or view.submission_id is None:
+            await self._not_ours(change)
+            return
+        now = self._clock()
+        if view.writing_until is not None and view.writing_until > now:
+            raise Retry(OWN_WRITE_RECHECK.total_seconds(), "the app is writing it to Close")
+        if view.deleted_at is not None:
+            await self._finish(change, ChangeState.SKIPPED, "already deleted in Slack")
+            return
+        deleted = event.action == "deleted"
+        after = await self._state_after(event)
+        if after is None:
+            await self._finish(change, ChangeState.SKIPPED, "gone from Close")
+            return
+        version = _version(after) or event.updated_at
+        if view.version is not None and version <= view.version:
+            await self._finish(change, ChangeState.SKIPPED, "not newer than what Slack shows")
+            return
+        before = _opportunity(view.shown)
+        names = {field.id: field.name for field in self._catalog.custom_fields}
+        lines = describe_changes(before, after, names) if before is not None else []
+        became_won = after.status_type == "won" and (before is None or before.status_type != "won")
+        plan: dict[str, Any] = {
+            "who": self._who(event),
+            "lines": lines,
+            "deleted": deleted,
+            "won": became_won and not deleted,
+        }
+        moved = await self.store.begin_telling(
+            change,
+            opportunity_id=event.object_id,
+            expected_version=view.version,
+            expected_deleted=False,
+            shown=after.model_dump(mode="json"),
+            version=version,
+            deleted_at=now if deleted else None,
+            progress={"plan": plan},
+            now=now,
+        )
+        if not moved:
+            # Another change of this opportunity was recorded meanwhile: compare with it anew.
+            raise Retry(0.0, "the opportunity moved on meanwhile")
+        await self._tell(change)
+
+    async def _view_for(self, change: StoredChange) -> OpportunityView | None:
+        """The opportunity as Slack shows it; started from the confirmation for one the app
+        created; None for one it did not (or does not know yet)."""
+        event = change.event
+        view = await self.store.view(event.object_id)
+        if view is not None and view.submission_id is not None:
+            return view
+        submission = await self._submissions.by_opportunity(event.object_id)
+        if submission is None or submission.confirmed_at is None:
+            patience = change.attempts < CREATING_PATIENCE
+            recent = self._clock() - CREATING_WINDOW
+            if patience and (
+                submission is not None or await self._submissions.creating_since(recent)
+            ):
+                # It may be ours, on its way: the confirmation must be out before changes.
+                raise Retry(0.5 * change.attempts, "waiting for the confirmation")
+            return view
+        shown = submission.response
+        return await self.store.ensure_view(
+            event.object_id,
+            submission_id=submission.id,
+            shown=shown,
+            version=_version(_opportunity(shown)),
+            now=self._clock(),
+        )
+
+    async def _state_after(self, event: CloseEvent) -> Opportunity | None:
+        """The opportunity after the change: the event's copy, else as Close has it now."""
+        if event.data:
+            try:
+                return parse_opportunity(event.data)
+            except ValueError:
+                log.info("Event %s carries an unreadable opportunity", event.id)
+        if event.action == "deleted":
+            return None
+        try:
+            return await self._close.get_opportunity(event.object_id)
+        except CloseNotFound:
+            return None
+        except CloseError as error:
+            raise Retry(5.0, f"Close did not answer ({type(error).__name__})") from error
+
+    async def _not_ours(self, change: StoredChange) -> None:
+        """An opportunity the app did not log: only a win is news (in the deals channel)."""
+        event = change.event
+        if self._announcer.channel is None or event.action == "deleted":
+            await self._finish(change, ChangeState.SKIPPED, "not logged from Slack")
+            return
+        after = await self._state_after(event)
+        if after is None or not _became_won(event, after, self._catalog):
+            await self._finish(change, ChangeState.SKIPPED, "not logged from Slack")
+            return
+        plan = {"who": self._who(event), "lines": [], "deleted": False, "won": True}
+        change.progress = {"plan": plan, "after": after.model_dump(mode="json")}
+        await self._step(change, "won", lambda: self._announce_won(change, after))
+        await self._finish(change, ChangeState.APPLIED, "won: announced in the deals channel")
+
+    def _who(self, event: CloseEvent) -> str:
+        """Who made the change, as mrkdwn: the Close user's name (escaped) or an automation."""
+        if not event.user_id:
+            return AUTOMATION
+        user = self._catalog.user(event.user_id)
+        name = user.display_name if user is not None else event.user_id
+        return f"*{escape(name)}*"
+
+    # --- telling Slack --------------------------------------------------------------------
+
+    async def _tell(self, change: StoredChange) -> None:
+        plan: dict[str, Any] = change.progress.get("plan") or {}
+        view = await self.store.view(change.event.object_id)
+        submission = (
+            await self._submissions.get(view.submission_id)
+            if view is not None and view.submission_id
+            else None
+        )
+        now_shown = _opportunity(view.shown if view else None)
+        if submission is None or view is None or now_shown is None:
+            await self._finish(change, ChangeState.SKIPPED, "nothing in Slack to update")
+            return
+        deleted = view.deleted_at is not None
+        who = str(plan.get("who") or AUTOMATION)
+        lines = [str(line) for line in plan.get("lines") or []]
+        reply = close_change_message(who, lines, deleted=bool(plan.get("deleted")))
+        tell = bool(lines) or bool(plan.get("deleted"))
+        thread = _thread(submission)
+        if tell and thread is not None:
+            where, root = thread
+            await self._step(change, "reply", lambda: self._post(where, reply, root))
+        if submission.notice_channel and submission.notice_ts and (tell or plan.get("won")):
+            summary = (
+                messages.deleted_summary(now_shown, creator=submission.slack_user_id, by=who)
+                if deleted
+                else messages.summary(now_shown, creator=submission.slack_user_id)
+            )
+            channel, ts = submission.notice_channel, submission.notice_ts
+            await self._step(change, "summary", lambda: self._update(channel, ts, summary))
+        if thread is not None and submission.details_ts:
+            details = messages.details(
+                now_shown,
+                close_app_url=self._close_app_url,
+                ref=messages.ConfirmationRef(
+                    submission_id=submission.id,
+                    announce_channel=submission.announce_channel,
+                    announce_ts=submission.announce_ts,
+                ),
+                deleted=deleted,
+            )
+            details_at = (thread[0], submission.details_ts)
+            await self._step(
+                change, "details", lambda: self._update(details_at[0], details_at[1], details)
+            )
+        announce = (submission.announce_channel, submission.announce_ts)
+        if tell and announce[0] and announce[1] and announce != (thread or (None, None)):
+            channel, ts = announce[0], announce[1]
+            await self._step(change, "announce", lambda: self._post(channel, reply, ts))
+        if plan.get("won"):
+            await self._step(change, "won", lambda: self._announce_won(change, now_shown))
+        what = "deleted" if deleted else (", ".join(_field_names(lines)) or "no visible change")
+        await self._finish(change, ChangeState.APPLIED, f"told: {what}")
+
+    async def _announce_won(self, change: StoredChange, opportunity: Opportunity) -> None:
+        channel = self._announcer.channel
+        if channel is None:
+            return
+        if not await self.store.claim_won_announcement(opportunity.id, now=self._clock()):
+            return  # announced already (by another change of it, or another process)
+        who = str((change.progress.get("plan") or {}).get("who") or AUTOMATION)
+        message = won_announcement(opportunity, by=who, close_app_url=self._close_app_url)
+        try:
+            await self._post(channel, message, None)
+        except Exception:
+            # Give the claim back, so the retry announces it (a win is never silently dropped).
+            await self.store.release_won_announcement(opportunity.id, now=self._clock())
+            raise
+
+    async def _step(self, change: StoredChange, step: str, act: Callable[[], Any]) -> None:
+        """Run one step of telling unless a previous attempt did it; record it as done."""
+        if change.progress.get(step):
+            return
+        try:
+            await act()
+        except SlackApiError as error:
+            code = str(error.response.get("error") or "")
+            if code == "ratelimited" or error.response.status_code == 429:
+                wait = _retry_after(error)
+                raise Retry(wait, f"Slack rate-limited {step}: retry in {wait:.1f}s") from error
+            if code in GONE:
+                log.info("Change %s: %s skipped, Slack says %s", change.id, step, code)
+            elif change.attempts < MAX_ATTEMPTS:
+                raise Retry(_backoff(change), f"Slack refused {step}: {code}") from error
+            else:
+                log.warning("Change %s: gave up on %s after %s", change.id, step, code)
+        if not await self.store.mark_step(change, step):
+            raise LostClaim(change.id)
+
+    async def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
+        await self._slack.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
+        )
+
+    async def _update(self, channel: str, ts: str, message: Message) -> None:
+        await self._slack.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+
+    async def _finish(self, change: StoredChange, state: ChangeState, outcome: str) -> None:
+        if not await self.store.finish(change, state, outcome, now=self._clock()):
+            raise LostClaim(change.id)
+        log.info("Change %s of %s: %s", change.event.id, change.event.object_id, outcome)
+
+
+def _thread(submission: Submission) -> tuple[str, str] | None:
+    """Where the confirmation's thread is (older confirmations: under the summary)."""
+    if submission.thread_channel and submission.thread_ts:
+        return submission.thread_channel, submission.thread_ts
+    if submission.notice_channel and submission.notice_ts:
+        root = submission.reply_to.thread_ts or submission.notice_ts
+        return submission.notice_channel, root
+    return None
+
+
+def _opportunity(data: dict[str, Any] | None) -> Opportunity | None:
+    if not data:
+        return None
+    try:
+        return parse_opportunity(data)
+    except ValueError:
+        return None
+
+
+def _version(opportunity: Opportunity | None) -> datetime | None:
+    if opportunity is None or not opportunity.date_updated:
+        return None
+    return parse_close_time(opportunity.date_updated)
+
+
+def _became_won(event: CloseEvent, after: Opportunity, catalog: Catalog) -> bool:
+    """Whether this change moved the opportunity into a won status (or created it won)."""
+    if after.status_type != "won":
+        return False
+    if event.action == "created":
+        return True
+    previous = event.previous_data or {}
+    if "status_type" in previous:
+        return bool(previous["status_type"] != "won")
+    if "status_id" in previous:
+        status = catalog.status(str(previous["status_id"]))
+        return status is None or status.type != "won"
+    return "status_id" in event.changed_fields
+
+
+def _field_names(lines: list[str]) -> list[str]:
+    return [line.split("*")[1] for line in lines if line.count("*") >= 2]
+
+
+def _retry_after(error: SlackApiError) -> float:
+    header = error.response.headers.get("Retry-After") if error.response.headers else None
+    try:
+        return max(0.05, float(header)) if header is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+def _backoff(change: StoredChange) -> float:
+    ceiling = min(60.0, 0.5 * 2 ** max(change.attempts - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)

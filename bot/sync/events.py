@@ -1,0 +1,68 @@
+"""Close's event-log entries and webhook deliveries, as Close shapes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The object and actions the app follows (Close names them so in the event log and webhooks).
+OBJECT_TYPE = "opportunity"
+ACTIONS: tuple[Literal["created", "updated", "deleted"], ...] = ("created", "updated", "deleted")
+
+
+def parse_close_time(text: str) -> datetime | None:
+    """Close's ISO 8601 instants ("2026-11-30T13:48:39.123000+00:00", or with a Z), as aware UTC."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+class CloseEvent(BaseModel):
+    """One entry of Close's event log (also the `event` of a webhook delivery)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    object_type: str = Field(max_length=64)
+    object_id: str = Field(min_length=1, max_length=64)
+    action: str = Field(max_length=32)
+    lead_id: str | None = None
+    date_created: str | None = None
+    date_updated: str
+    user_id: str | None = None
+    api_key_id: str | None = None
+    request_id: str | None = None
+    changed_fields: list[str] = Field(default_factory=list)
+    previous_data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+    @field_validator("date_updated")
+    @classmethod
+    def _instant(cls, value: str) -> str:
+        if parse_close_time(value) is None:
+            raise ValueError("date_updated is not an ISO 8601 instant")
+        return value
+
+    @property
+    def updated_at(self) -> datetime:
+        when = parse_close_time(self.date_updated)
+        assert when is not None  # checked by the validator
+        return when
+
+    @property
+    def followed(self) -> bool:
+        """An opportunity created, updated or deleted: what the app shows in Slack."""
+        return self.object_type == OBJECT_TYPE and self.action in ACTIONS
+
+
+class WebhookDelivery(BaseModel):
+    """The JSON body Close POSTs to a webhook subscription's URL."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    subscription_id: str | None = None
+    event: CloseEvent
