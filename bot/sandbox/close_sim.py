@@ -21,13 +21,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.sandbox.close_events import (
+    BOOKKEEPING_FIELDS,
+    Actor,
+    CloseEvents,
+    Handler,
+    Json,
+    SimError,
+    bad_request,
+    iso,
+    not_found,
+    parse_when,
+)
 from bot.sandbox.server import RunningServer, start_server
 
 API_PREFIX = "/api/v1"
 APP_URL = "https://app.close.com/"
+# Who `change_opportunity` & co. act as by default: a person in the org, not the bot's key.
+PERSON_USER_ID = "user_bob"
 VALUE_PERIODS = ("one_time", "monthly", "annual")
-
-Json = dict[str, Any]
 
 
 # --- the organization's state ---------------------------------------------------------
@@ -276,24 +288,6 @@ class RecordedRequest:
     status: int | None = None
 
 
-class SimError(Exception):
-    """Answer with this status and Close-shaped JSON body."""
-
-    def __init__(self, status: int, body: Json, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
-
-def _bad_request(field_errors: dict[str, str] | None = None, *errors: str) -> SimError:
-    return SimError(400, {"errors": list(errors), "field-errors": field_errors or {}})
-
-
-def _not_found(kind: str) -> SimError:
-    return SimError(404, {"error": f"Empty query: {kind} matching query does not exist."})
-
-
 def _seconds(value: float) -> str:
     return f"{max(value, 0.0):.3f}".rstrip("0").rstrip(".") or "0"
 
@@ -322,14 +316,6 @@ def _is_number(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-def _parse_when(text: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def value_formatted(value: int | None, period: str | None, currency: str = "USD") -> str:
@@ -362,11 +348,13 @@ def _relative(path: str) -> str:
 # --- the simulator ----------------------------------------------------------------------
 
 
-Handler = Callable[[Request, Any], Awaitable[Json]]
+class CloseSimulator(CloseEvents):
+    """Close's REST API for one org, in memory; start it on 127.0.0.1 or mount `app`.
 
-
-class CloseSimulator:
-    """Close's REST API for one org, in memory; start it on 127.0.0.1 or mount `app`."""
+    Opportunity writes land in the event log (`events`) and go out to webhook subscriptions
+    (`webhooks`, `deliveries`); see CloseEvents for those knobs. `change_opportunity`,
+    `delete_opportunity` and `create_opportunity_as` play a person working in Close's app.
+    """
 
     def __init__(self, api_key: str = "api_sandbox.key", org: Org | None = None) -> None:
         self.api_key = api_key
@@ -385,6 +373,7 @@ class CloseSimulator:
         self._ids = itertools.count(1)
         self._server: RunningServer | None = None
         self._stopping: asyncio.Event | None = None
+        self._init_events()
         self.app = Starlette(
             routes=self._routes(),
             exception_handlers={HTTPException: self._http_exception},  # type: ignore[dict-item]
@@ -395,6 +384,7 @@ class CloseSimulator:
     async def start(self, *, port: int = 0) -> str:
         """Serve on 127.0.0.1 and return the API base URL (ends in `/api/v1/`)."""
         self._stopping = asyncio.Event()
+        self._open_deliveries()
         self._server = await start_server(self.app, port=port)
         return self.base_url
 
@@ -407,6 +397,7 @@ class CloseSimulator:
     async def stop(self) -> None:
         if self._stopping is not None:
             self._stopping.set()  # releases hung responses so shutdown is quick
+        await self._close_deliveries()
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -474,7 +465,7 @@ class CloseSimulator:
 
         def build() -> SimError:
             if status == 400:
-                return _bad_request(None, "Simulated bad request.")
+                return bad_request(None, "Simulated bad request.")
             return SimError(status, {"error": f"Simulated {status}."})
 
         self._add_fault(n, paths, methods, build)
@@ -540,6 +531,8 @@ class CloseSimulator:
             ("POST", "/opportunity/", self._create_opportunity),
             ("GET", "/opportunity/{opp_id}/", self._get_opportunity),
             ("PUT", "/opportunity/{opp_id}/", self._update_opportunity),
+            ("DELETE", "/opportunity/{opp_id}/", self._delete_opportunity),
+            *self._event_routes(),
         ]
         return [
             Route(API_PREFIX + path, self._endpoint(method, path, handler), methods=[method])
@@ -559,7 +552,7 @@ class CloseSimulator:
                 body = json.loads(raw) if raw else None
                 parse_error = None
             except ValueError:
-                body, parse_error = None, _bad_request(None, "Invalid JSON body.")
+                body, parse_error = None, bad_request(None, "Invalid JSON body.")
             record = RecordedRequest(
                 method=method,
                 path=_relative(request.url.path),
@@ -602,6 +595,9 @@ class CloseSimulator:
             # The write is stored; only the answer is late (what a client timeout looks like).
             self._hang = (self._hang[0] - 1, self._hang[1])
             await self._sleep(self._hang[1])
+        if isinstance(result, Response):
+            result.headers.update(headers)
+            return result
         return JSONResponse(result, headers=headers)
 
     def _check_auth(self, request: Request) -> None:
@@ -676,7 +672,7 @@ class CloseSimulator:
 
     async def _organization(self, request: Request, body: Any) -> Json:
         if request.path_params["org_id"] != self.org.id:
-            raise _not_found("Organization")
+            raise not_found("Organization")
 
         def member(user: Json) -> Json:
             active = user["id"] not in self.org.inactive_user_ids
@@ -722,13 +718,13 @@ class CloseSimulator:
 
     async def _search(self, request: Request, body: Any) -> Json:
         if not isinstance(body, dict) or not isinstance(body.get("query"), dict):
-            raise _bad_request({"query": "This field is required."})
+            raise bad_request({"query": "This field is required."})
         limit = body.get("_limit", 10)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 200:
-            raise _bad_request({"_limit": "Ensure this value is between 1 and 200."})
+            raise bad_request({"_limit": "Ensure this value is between 1 and 200."})
         object_types, conditions = _search_terms(body["query"])
         if object_types != {"lead"}:
-            raise _bad_request(None, "The sandbox only searches leads (object_type lead).")
+            raise bad_request(None, "The sandbox only searches leads (object_type lead).")
         leads = [lead for lead in self.org.leads if all(c(lead) for c in conditions)]
         fields_wanted = (body.get("_fields") or {}).get("lead") or ["id"]
         data = [
@@ -753,14 +749,14 @@ class CloseSimulator:
     async def _get_lead(self, request: Request, body: Any) -> Json:
         lead = self.org.find(self.org.leads, request.path_params["lead_id"])
         if lead is None:
-            raise _not_found("Lead")
+            raise not_found("Lead")
         return self._lead_out(lead)
 
     async def _create_lead(self, request: Request, body: Any) -> Json:
         body = body if isinstance(body, dict) else {}
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise _bad_request({"name": "This field is required."})
+            raise bad_request({"name": "This field is required."})
         lead = _lead(self._new_id("lead"), name.strip(), self.org.id, _now().isoformat())
         self.org.leads.append(lead)
         for contact in body.get("contacts") or []:
@@ -802,9 +798,9 @@ class CloseSimulator:
                 items = [o for o in items if o.get(key) == q[key]]
         for key, sign in (("date_created__gte", 1), ("date_created__lte", -1)):
             if q.get(key):
-                bound = _parse_when(q[key])
+                bound = parse_when(q[key])
                 if bound is None:
-                    raise _bad_request({key: "Enter a valid date/time."})
+                    raise bad_request({key: "Enter a valid date/time."})
                 items = [o for o in items if _after(o["date_created"], bound, sign)]
         page = _page(items, request)
         page["data"] = [self._opp_out(o) for o in page["data"]]
@@ -815,8 +811,86 @@ class CloseSimulator:
 
     async def _create_opportunity(self, request: Request, body: Any) -> Json:
         if not isinstance(body, dict):
-            raise _bad_request(None, "Expected a JSON object.")
-        now = _now().isoformat()
+            raise bad_request(None, "Expected a JSON object.")
+        opp = self._create(body, _tz_offset(request), self._api_actor(request))
+        opp["_tz_offset"] = request.headers.get("x-tz-offset")
+        return self._opp_out(opp)
+
+    async def _update_opportunity(self, request: Request, body: Any) -> Json:
+        opp = self._opportunity(request.path_params["opp_id"])
+        if not isinstance(body, dict):
+            raise bad_request(None, "Expected a JSON object.")
+        self._update(opp, body, _tz_offset(request), self._api_actor(request))
+        if "x-tz-offset" in request.headers:
+            opp["_tz_offset"] = request.headers["x-tz-offset"]
+        return self._opp_out(opp)
+
+    async def _delete_opportunity(self, request: Request, body: Any) -> Json:
+        self._delete(self._opportunity(request.path_params["opp_id"]), self._api_actor(request))
+        return {}
+
+    # --- a person (or an automation) working in Close's app ---
+
+    def change_opportunity(
+        self,
+        opp_id: str,
+        changes: Json,
+        *,
+        user_id: str | None = PERSON_USER_ID,
+        automation: bool = False,
+    ) -> Json:
+        """Change an opportunity as `user_id` would in Close's app (automation: no user).
+
+        Validated exactly like `PUT /opportunity/{id}/`; field errors raise ValueError. Records
+        the event (no API key) and delivers webhooks; returns the opportunity as the API shows it.
+        """
+        opp = self._person_target(opp_id)
+        actor = self._person(user_id, automation, "PUT", f"{API_PREFIX}/opportunity/{opp_id}/")
+        try:
+            self._update(opp, changes, 0.0, actor)
+        except SimError as err:
+            raise ValueError(f"Close would refuse this change: {err.body}") from err
+        return self._opp_out(opp)
+
+    def delete_opportunity(
+        self, opp_id: str, *, user_id: str | None = PERSON_USER_ID, automation: bool = False
+    ) -> Json:
+        """Delete an opportunity as a person (or automation) would; returns its last state."""
+        opp = self._person_target(opp_id)
+        actor = self._person(user_id, automation, "DELETE", f"{API_PREFIX}/opportunity/{opp_id}/")
+        return self._delete(opp, actor)
+
+    def create_opportunity_as(
+        self, lead_id: str, fields: Json, *, user_id: str = PERSON_USER_ID
+    ) -> Json:
+        """Create an opportunity as a person in Close's app: one the bot did not make."""
+        actor = self._person(user_id, False, "POST", f"{API_PREFIX}/opportunity/")
+        body = {"user_id": user_id, **fields, "lead_id": lead_id}
+        try:
+            opp = self._create(body, 0.0, actor)
+        except SimError as err:
+            raise ValueError(f"Close would refuse this opportunity: {err.body}") from err
+        return self._opp_out(opp)
+
+    def _person_target(self, opp_id: str) -> Json:
+        opp = self.org.find(self.org.opportunities, opp_id)
+        if opp is None:
+            raise ValueError(f"No opportunity {opp_id} in the simulated org.")
+        return opp
+
+    def _person(self, user_id: str | None, automation: bool, method: str, path: str) -> Actor:
+        if automation or user_id is None:
+            return self._person_actor(None, method, path)
+        if not self._is_active_user(user_id):
+            raise ValueError(f"{user_id} is not an active user of the simulated org.")
+        return self._person_actor(user_id, method, path)
+
+    # --- writes, each recorded in the event log ---
+
+    def _create(self, body: Json, tz_offset: float, actor: Actor) -> Json:
+        changes = self._opportunity_changes(body, None, tz_offset)
+        when = self._tick()
+        creator = actor.user_id or self.org.me_user_id
         opp: Json = {
             "id": self._new_id("oppo"),
             "organization_id": self.org.id,
@@ -829,36 +903,94 @@ class CloseSimulator:
             "date_won": None,
             "date_lost": None,
             "note": "",
-            "user_id": self.org.me_user_id,
+            "user_id": creator,
             "contact_id": None,
-            "date_created": now,
-            "date_updated": now,
-            "created_by": self.org.me_user_id,
+            "date_created": iso(when),
+            "date_updated": iso(when),
+            "created_by": actor.user_id,
             "attachments": [],
             "integration_links": [],
         }
-        changes = self._opportunity_changes(body, None, _tz_offset(request))
         opp.update(changes)
-        self._derive(opp)
-        opp["_tz_offset"] = request.headers.get("x-tz-offset")
+        self._derive(opp, actor.user_id)
         self.org.opportunities.append(opp)
-        return self._opp_out(opp)
+        self._opportunity_event("created", opp, self._opp_out(opp), actor, when)
+        return opp
 
-    async def _update_opportunity(self, request: Request, body: Any) -> Json:
-        opp = self._opportunity(request.path_params["opp_id"])
-        if not isinstance(body, dict):
-            raise _bad_request(None, "Expected a JSON object.")
-        changes = self._opportunity_changes(body, opp, _tz_offset(request))
-        opp.update(changes, date_updated=_now().isoformat())
-        self._derive(opp)
-        if "x-tz-offset" in request.headers:
-            opp["_tz_offset"] = request.headers["x-tz-offset"]
-        return self._opp_out(opp)
+    def _update(self, opp: Json, body: Json, tz_offset: float, actor: Actor) -> None:
+        """Apply a validated patch; one that changes nothing leaves `opp` and the log alone."""
+        changes = self._opportunity_changes(body, opp, tz_offset)
+        before = self._opp_out(opp)
+        after = {**opp, **changes}
+        self._derive(after, actor.user_id)
+        changed = _changed_keys(before, self._opp_out(after))
+        if all(k in BOOKKEEPING_FIELDS for k in changed):
+            return
+        when = self._tick()
+        opp.update(after, date_updated=iso(when))
+        self._opportunity_event("updated", opp, before, actor, when)
+        if opp.get("status_id") != before.get("status_id"):
+            self._status_change_event(opp, before, actor, when)
+
+    def _delete(self, opp: Json, actor: Actor) -> Json:
+        last = self._opp_out(opp)
+        self.org.opportunities.remove(opp)
+        self._opportunity_event("deleted", opp, last, actor, self._tick())
+        return last
+
+    def _opportunity_event(
+        self, action: str, opp: Json, before: Json, actor: Actor, when: datetime
+    ) -> None:
+        now = self._opp_out(opp)
+        changed = _changed_keys(before, now) if action == "updated" else []
+        previous = {k: before.get(k) for k in changed}
+        if action == "deleted":
+            previous = before  # Close keeps a deleted object's last state here too
+        self._record_event(
+            object_type="opportunity",
+            object_id=opp["id"],
+            lead_id=opp.get("lead_id"),
+            action=action,
+            actor=actor,
+            data=now,
+            when=when,
+            changed_fields=changed,
+            previous_data=previous,
+        )
+
+    def _status_change_event(self, opp: Json, before: Json, actor: Actor, when: datetime) -> None:
+        """Close also logs a status change as its own object, which the bot is to ignore."""
+        change_id = self._new_id("acti")
+        self._record_event(
+            object_type="status_change.opportunity",
+            object_id=change_id,
+            lead_id=opp.get("lead_id"),
+            action="created",
+            actor=actor,
+            data={
+                "id": change_id,
+                "_type": "OpportunityStatusChange",
+                "opportunity_id": opp["id"],
+                "lead_id": opp.get("lead_id"),
+                "old_status_id": before.get("status_id"),
+                "old_status_label": before.get("status_label"),
+                "old_status_type": before.get("status_type"),
+                "new_status_id": opp.get("status_id"),
+                "new_status_label": opp.get("status_label"),
+                "new_status_type": opp.get("status_type"),
+                "opportunity_value": opp.get("value"),
+                "opportunity_value_period": opp.get("value_period"),
+                "user_id": actor.user_id,
+                "organization_id": self.org.id,
+                "date_created": iso(when),
+            },
+            when=when,
+        )
 
     def _opportunity(self, opp_id: str) -> Json:
         opp = self.org.find(self.org.opportunities, opp_id)
         if opp is None:
-            raise _not_found("Opportunity")
+            raise not_found("Opportunity")
         return opp
 
     def _opportunity_changes(self, body: Json, current: Json | None, tz_offset: float) -> Json:
@@ -944,7 +1076,7 @@ class CloseSimulator:
             if cf.get("required") and (creating or key in body) and missing:
                 errors[key] = "This field is required."
         if errors:
-            raise _bad_request(errors)
+            raise bad_request(errors)
         status = org.find(org.statuses, changes.get("status_id", old.get("status_id"))) or {}
         status_changed = creating or changes.get("status_id", old.get("status_id")) != old.get(
             "status_id"
@@ -975,7 +1107,7 @@ class CloseSimulator:
             "number": (_is_number, "Enter a number."),
             "date": (_is_date, "Enter a valid date (YYYY-MM-DD)."),
             "datetime": (
-                lambda v: isinstance(v, str) and _parse_when(v) is not None,
+                lambda v: isinstance(v, str) and parse_when(v) is not None,
                 "Enter a valid date/time.",
             ),
             "user": (self._is_active_user, "Not an active user of this organization."),
@@ -987,7 +1119,7 @@ class CloseSimulator:
         ok, message = checks.get(kind or "", (lambda v: isinstance(v, str), "Enter text."))
         return None if all(ok(v) for v in values) else message
 
-    def _derive(self, opp: Json) -> None:
+    def _derive(self, opp: Json, updated_by: str | None) -> None:
         """Recompute the denormalized names Close returns next to each id."""
         org = self.org
         status = org.find(org.statuses, opp.get("status_id")) or {}
@@ -1008,8 +1140,8 @@ class CloseSimulator:
                 opp.get("value"), opp.get("value_period"), org.currency
             ),
             created_by_name=org.user_name(opp.get("created_by")),
-            updated_by=org.me_user_id,
-            updated_by_name=org.user_name(org.me_user_id),
+            updated_by=updated_by,
+            updated_by_name=org.user_name(updated_by),
         )
         value, confidence = opp.get("value"), opp.get("confidence") or 0
         yearly = (
@@ -1037,9 +1169,9 @@ def _page(items: list[Json], request: Request, *, maximum: int = 100) -> Json:
         skip = int(request.query_params.get("_skip", 0))
         limit = int(request.query_params.get("_limit", 100))
     except ValueError as exc:
-        raise _bad_request({"_limit": "Enter a whole number."}) from exc
+        raise bad_request({"_limit": "Enter a whole number."}) from exc
     if not 0 < limit <= maximum or skip < 0:
-        raise _bad_request({"_limit": f"Ensure this value is between 1 and {maximum}."})
+        raise bad_request({"_limit": f"Ensure this value is between 1 and {maximum}."})
     data = items[skip : skip + limit]
     return {"data": data, "has_more": skip + limit < len(items), "total_results": len(items)}
 
@@ -1059,22 +1191,26 @@ def _search_terms(query: Json) -> tuple[set[str], list[Callable[[Json], bool]]]:
     elif kind == "field_condition":
         field_spec, condition = query.get("field") or {}, query.get("condition") or {}
         if field_spec.get("field_name") != "name" or condition.get("type") != "text":
-            raise _bad_request(None, "The sandbox only understands text conditions on name.")
+            raise bad_request(None, "The sandbox only understands text conditions on name.")
         needle = str(condition.get("value", "")).strip().lower()
         conditions.append(lambda lead: needle in lead["name"].lower())
     else:
-        raise _bad_request(None, f"Unsupported query type {kind!r}.")
+        raise bad_request(None, f"Unsupported query type {kind!r}.")
     return kinds, conditions
 
 
 def _after(created: str, bound: datetime, sign: int) -> bool:
     """`created >= bound` for sign 1, `created <= bound` for sign -1."""
-    when = _parse_when(created) or bound
+    when = parse_when(created) or bound
     return (when - bound).total_seconds() * sign >= 0
 
 
 def _rank(leads: list[Json]) -> list[Json]:
     return sorted(leads, key=lambda lead: lead["name"].lower())
+
+
+def _changed_keys(before: Json, after: Json) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 def _tz_offset(request: Request) -> float:
