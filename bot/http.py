@@ -1,4 +1,5 @@
-"""HTTP mode: Starlette under uvicorn, `POST /slack/events` for everything Slack sends, `GET /healthz`.
+"""HTTP mode: Starlette under uvicorn, `POST /slack/events` for everything Slack sends,
+`POST /close/webhook` for Close's changes, `GET /healthz`.
 
 In front of Bolt sits a guard that Slack never notices and attackers always do: the body is
 size-capped while it streams, the signature and its 5-minute window are checked on the raw
@@ -29,6 +30,7 @@ from starlette.routing import Route
 
 from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
 from bot.services import Services
+from bot.sync.webhook import Rejected
 
 log = logging.getLogger(__name__)
 
@@ -218,12 +220,27 @@ def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
             return fallback(body)
         return to_starlette_response(response)
 
+    async def close_webhook(request: Request) -> Response:
+        """Close's deliveries: verified and stored before the 200; never a 5xx for bad input."""
+        try:
+            raw = await read_capped(request)
+            new = await services.sync.receive(raw, request.headers)
+        except Refused as refused:
+            log.info("Refused a Close webhook delivery: %s", refused.reason)
+            return refused.response()
+        except Rejected as rejected:
+            log.info("Refused a Close webhook delivery: %s", rejected.reason)
+            return JSONResponse(
+                {"ok": False, "error": rejected.reason}, status_code=rejected.status
+            )
+        return JSONResponse({"ok": True, "new": new})
+
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True, "catalog_loaded": services.catalog.loaded})
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await services.start()
+        await services.start(serving_http=True)
         try:
             yield
         finally:
@@ -232,6 +249,7 @@ def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/close/webhook", close_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,

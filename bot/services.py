@@ -23,11 +23,14 @@ from bot.identity import Identity
 from bot.lead_search import LeadSearch
 from bot.parsing import warm_up
 from bot.settings import Settings
+from bot.store.changes import ChangeStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.store.preferences import Preferences
 from bot.store.submissions import SubmissionStore
 from bot.store.user_links import UserLinkStore
+from bot.sync.applier import ChangeApplier
+from bot.sync.service import CloseSync
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class Services:
     worker: Worker
     lead_search: LeadSearch
     preferences: Preferences
+    changes: ChangeStore
+    sync: CloseSync
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
 
@@ -95,10 +100,30 @@ class Services:
             ),
             clock=clock,
         )
+        changes = ChangeStore(session_factory(engine), dialect=engine.dialect.name)
+        applier = ChangeApplier(
+            store=changes,
+            submissions=store,
+            close=close,
+            catalog=catalog,
+            slack=slack,
+            announcer=announcer,
+            close_app_url=settings.close_app_url,
+            clock=clock,
+        )
         worker = Worker(
             deals,
             poll_seconds=settings.worker_poll_seconds,
             lease=timedelta(seconds=settings.worker_lease_seconds),
+            clock=clock,
+            changes=applier,
+        )
+        sync = CloseSync(
+            settings=settings,
+            close=close,
+            store=changes,
+            holder=worker.name,
+            on_new=worker.kick,
             clock=clock,
         )
         return cls(
@@ -114,12 +139,15 @@ class Services:
             worker=worker,
             lead_search=LeadSearch(close),
             preferences=Preferences(session_factory(engine)),
+            changes=changes,
+            sync=sync,
             clock=clock,
             announcer=announcer,
         )
 
-    async def start(self) -> None:
-        """Ready to serve: schema in place, parser warm, catalog loading, worker running."""
+    async def start(self, *, serving_http: bool = False) -> None:
+        """Ready to serve: schema in place, parser warm, catalog loading, worker running, Close's
+        changes coming in (by webhook when serving HTTP with a PUBLIC_URL, else the event log)."""
         warm_up()
         if self.slack.session is None:
             # One pooled session: without it slack_sdk opens a new TCP connection per call,
@@ -130,6 +158,7 @@ class Services:
         await upgrade(self.engine)  # Alembic, under a lock: instances may start together
         await self.catalog.start()
         self.worker.start()
+        self.sync.start(serving_http=serving_http)
 
     async def stop(self, *, within: float = STOP_TIMEOUT_SECONDS) -> None:
         """Stop everything; a part that does not stop in time is logged and left behind, so a
@@ -140,6 +169,7 @@ class Services:
             log.error("Shutdown did not finish within %.0f s; exiting anyway", within)
 
     async def _stop(self) -> None:
+        await self.sync.stop()
         await self.worker.stop()
         await self.catalog.stop()
         await self.close.aclose()

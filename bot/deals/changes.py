@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -30,7 +33,9 @@ from bot.deals.notify import Notifier
 from bot.identity import Identity
 from bot.logs import redact
 from bot.parsing.money import format_money
+from bot.store.changes import ChangeStore
 from bot.store.submissions import SubmissionStore
+from bot.sync.events import parse_close_time
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,8 @@ TAG_CHARS = 5
 DIGEST_CHARS = 8
 FINGERPRINT_BUDGET = 2000  # ~150 fields with values; the rest of the metadata takes ~500
 OWNER_CHECK_SECONDS = 1.0
+# How long Close -> Slack holds back an opportunity's changes while the app writes it itself.
+OWN_WRITE_HOLD = timedelta(seconds=30)
 LOAD_BUDGET_SECONDS = 5.0
 
 
@@ -268,8 +275,14 @@ class Changes:
         slack: AsyncWebClient,
         announcer: Announcer,
         close_app_url: str,
+        views: ChangeStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
+        # The opportunity as Slack shows it: the app's own changes are recorded there, so the
+        # same change coming back from Close (webhook or event log) is not told a second time.
+        self._views = views
+        self._clock = clock
         self._close = close
         self.catalog = catalog
         self._identity = identity
@@ -441,11 +454,13 @@ class Changes:
             return
         profile = await self._identity.profile(actor)
         try:
-            after = await self._close.update_opportunity(
-                submission.opportunity_id,
-                {"status_id": status.id},
-                tz_offset_hours=profile.tz_offset_hours if profile else None,
-            )
+            async with self._writing(submission, before) as written:
+                after = await self._close.update_opportunity(
+                    submission.opportunity_id,
+                    {"status_id": status.id},
+                    tz_offset_hours=profile.tz_offset_hours if profile else None,
+                )
+                written.append(after)
         except CloseError as error:
             await self.tell(actor, thread, f"Close did not take it: {close_said(error)}")
             return
@@ -463,12 +478,48 @@ class Changes:
         assert submission.opportunity_id is not None
         before = await self._close.get_opportunity(submission.opportunity_id)
         profile = await self._identity.profile(actor)
-        after = await self._close.update_opportunity(
-            submission.opportunity_id,
-            body,
-            tz_offset_hours=profile.tz_offset_hours if profile else None,
-        )
+        async with self._writing(submission, before) as written:
+            after = await self._close.update_opportunity(
+                submission.opportunity_id,
+                body,
+                tz_offset_hours=profile.tz_offset_hours if profile else None,
+            )
+            written.append(after)
         return before, after
+
+    @contextlib.asynccontextmanager
+    async def _writing(
+        self, submission: Submission, before: Opportunity
+    ) -> AsyncIterator[list[Opportunity]]:
+        """Around the app's own PUT: its change, coming back from Close, waits until the result
+        is recorded as what Slack shows (then it is not news). Append the result to record it."""
+        assert submission.opportunity_id is not None
+        opportunity_id = submission.opportunity_id
+        now = self._clock()
+        shown = submission.response or before.model_dump(mode="json")
+        await self._views.ensure_view(
+            opportunity_id,
+            submission_id=submission.id,
+            shown=shown,
+            version=parse_close_time(str(shown.get("date_updated") or "")),
+            now=now,
+        )
+        await self._views.set_writing(opportunity_id, now + OWN_WRITE_HOLD, now=now)
+        written: list[Opportunity] = []
+        try:
+            yield written
+        finally:
+            if written:
+                after = written[-1]
+                await self._views.record_own_write(
+                    opportunity_id,
+                    submission_id=submission.id,
+                    shown=after.model_dump(mode="json"),
+                    version=parse_close_time(after.date_updated or ""),
+                    now=self._clock(),
+                )
+            else:
+                await self._views.set_writing(opportunity_id, None, now=self._clock())
 
     async def publish(
         self,

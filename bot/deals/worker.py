@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.deals.models import Submission
 from bot.deals.service import Deals
+from bot.store.changes import StoredChange
+from bot.sync.applier import ChangeApplier
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,16 @@ class Worker:
         claim_batch: int = 16,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str | None = None,
+        changes: ChangeApplier | None = None,
+        change_concurrency: int = 8,
     ) -> None:
         self.name = name or instance_name()
         self._deals = deals
+        # Close -> Slack changes: few Slack calls each; a handful at once keeps Slack's per-channel
+        # pace (about one message a second) and leaves the event loop to the acks.
+        self._changes = changes
+        self._change_concurrency = change_concurrency
+        self._changing: set[asyncio.Task[None]] = set()
         self._poll = poll_seconds
         self._lease = lease
         self._slots = asyncio.Semaphore(concurrency)
@@ -72,11 +81,14 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._running:
-            await asyncio.wait(self._running, timeout=5)
+        if self._running or self._changing:
+            await asyncio.wait(self._running | self._changing, timeout=5)
 
     async def run_once(self) -> int:
         """Claim and start what is due now; returns how many were started."""
+        return await self._start_submissions() + await self._start_changes()
+
+    async def _start_submissions(self) -> int:
         free = self._concurrency - len(self._running)
         if free <= 0:
             return 0
@@ -88,6 +100,28 @@ class Worker:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return len(claimed)
+
+    async def _start_changes(self) -> int:
+        free = self._change_concurrency - len(self._changing)
+        if self._changes is None or free <= 0:
+            return 0
+        claimed = await self._changes.store.claim_due(
+            now=self._clock(), lease=self._lease, limit=free, owner=self.name
+        )
+        for change in claimed:
+            task = asyncio.create_task(self._apply(change))
+            self._changing.add(task)
+            task.add_done_callback(self._changing.discard)
+        return len(claimed)
+
+    async def _apply(self, change: StoredChange) -> None:
+        assert self._changes is not None
+        try:
+            # Within the lease: a hung Slack call must not let a second worker tell it too.
+            await asyncio.wait_for(self._changes.process(change), self._lease.total_seconds() * 0.8)
+        except TimeoutError:
+            log.warning("Change %s took too long; it will be taken up again", change.id)
+        self._wake.set()
 
     async def _work(self, submission: Submission) -> None:
         async with self._slots:

@@ -73,6 +73,8 @@ def changes_for(services: Services) -> Changes:
         announcer=services.announcer
         or Announcer(services.slack, None, close_app_url=services.settings.close_app_url),
         close_app_url=services.settings.close_app_url,
+        views=services.changes,
+        clock=services.clock,
     )
 
 
