@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[postgres]'
+# The exact versions of requirements/lock.txt (hash-checked, wheels only; scripts/lock.sh
+# refreshes it), then the bot itself without letting pip pick anything else.
+.venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: -r requirements/lock.txt
+.venv/bin/python -m pip install --quiet --no-deps -e .
 configured() {
   [ -n "${!1:-}" ] || { [ -f .env ] && grep -qE "^$1=.+" .env && ! grep -qE "^$1=(xoxb-your|your-)" .env; }
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the project with its test extras into .venv, then runs lint, types and the test suite.
+# Installs the project with its test extras, at the locked versions, into .venv, then runs lint,
+# types and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,postgres]'
+# The exact versions of requirements/test-lock.txt (hash-checked, wheels only; scripts/lock.sh
+# refreshes it), then the bot itself without letting pip pick anything else.
+.venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: -r requirements/test-lock.txt
+.venv/bin/python -m pip install --quiet --no-deps -e .
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy bot
