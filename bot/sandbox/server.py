@@ -44,9 +44,12 @@ def bind_free_port(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-async def start_server(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Start `app` and return once it accepts connections."""
-    sock = bind_free_port(host, port)
+async def start_server(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+) -> RunningServer:
+    """Start `app` (on `sock` if given: its port known beforehand) and return once it accepts
+    connections."""
+    sock = sock or bind_free_port(host, port)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
     )

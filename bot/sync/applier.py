@@ -130,7 +130,8 @@ class ChangeApplier:
         if after is None:
             await self._finish(change, ChangeState.SKIPPED, "gone from Close")
             return
-        version = _version(after) or event.updated_at
+        # A deletion's copy is the last state (older than the deletion itself).
+        version = event.updated_at if deleted else (_version(after) or event.updated_at)
         if view.version is not None and version <= view.version:
             await self._finish(change, ChangeState.SKIPPED, "not newer than what Slack shows")
             return

@@ -1,0 +1,305 @@
+"""Close -> Slack over real HTTP: a change made in Close updates the summary in place and adds one
+thread reply, by webhook or by the event log, whatever Close redelivers, reorders or delays."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
+from bot.sandbox.stack import Sandbox, running_sandbox
+from bot.store.changes import ChangeState
+from bot.sync.webhook import STATE_KEY, sign
+from tests.flows import wait_until
+from tests.test_confirmation_actions import buttons, log_deal, message, press
+
+FAST_POLL = 0.2
+
+
+@pytest.fixture
+async def hooked(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    """The bot with PUBLIC_URL = its own address: Close delivers changes by webhook."""
+    async with running_sandbox(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
+        webhook=True,
+        deals_channel="C0GENERAL",
+    ) as sb:
+        for _ in range(250):  # the subscription is set up in the background at start
+            if await sb.services.changes.get_state(STATE_KEY):
+                break
+            await asyncio.sleep(0.02)
+        yield sb
+
+
+@pytest.fixture
+async def polling(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    """No public URL: the bot reads Close's event log every FAST_POLL seconds."""
+    async with running_sandbox(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
+        close_events_poll_seconds=FAST_POLL,
+    ) as sb:
+        yield sb
+
+
+def replies(sb: Sandbox, channel: str, root: str) -> list[dict[str, Any]]:
+    """The bot's thread replies about changes made in Close (not the details message)."""
+    return [
+        m
+        for m in sb.slack.thread(channel, root)
+        if m["ts"] != root
+        and "in Close" in m.get("text", "")
+        and "changed" in _text(m)
+        or "deleted the opportunity" in _text(m)
+    ]
+
+
+def _text(m: dict[str, Any]) -> str:
+    return json.dumps(m.get("blocks") or m.get("text"), ensure_ascii=False)
+
+
+async def settled(sb: Sandbox, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    """Every change received is applied or skipped (nothing pending, claimed or telling)."""
+
+    async def open_count() -> int:
+        counts = await sb.services.changes.counts()
+        return sum(
+            n
+            for state, n in counts.items()
+            if state not in (ChangeState.APPLIED.value, ChangeState.SKIPPED.value)
+        )
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await open_count():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"changes still open: {await sb.services.changes.counts()}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    await wait_until(predicate, timeout=timeout)
+
+
+# --- the webhook subscription -------------------------------------------------------------
+
+
+async def test_one_subscription_for_the_public_url_with_its_key_in_the_database(
+    hooked: Sandbox,
+) -> None:
+    url = hooked.settings.close_webhook_url
+    assert [w["url"] for w in hooked.close.webhooks] == [url]
+    subscription = hooked.close.webhooks[0]
+    assert {(e["object_type"], e["action"]) for e in subscription["events"]} == {
+        ("opportunity", "created"),
+        ("opportunity", "updated"),
+        ("opportunity", "deleted"),
+    }
+    stored = await hooked.services.changes.get_state(STATE_KEY)
+    assert stored is not None and stored["subscription_id"] == subscription["id"]
+    assert len(stored["signature_key"]) == 64
+    # A restart (or a second process) finds it and creates nothing.
+    keeper = hooked.services.sync.keeper
+    assert keeper is not None
+    assert await keeper.ensure()
+    assert await keeper.ensure()
+    assert len(hooked.close.webhooks) == 1
+    assert hooked.close.count("POST", "/webhook/") == 1
+
+
+async def test_a_paused_subscription_is_reactivated(hooked: Sandbox) -> None:
+    subscription = hooked.close.webhooks[0]
+    subscription["status"] = "paused"
+    keeper = hooked.services.sync.keeper
+    assert keeper is not None and await keeper.ensure()
+    assert hooked.close.webhooks[0]["status"] == "active"
+    assert len(hooked.close.webhooks) == 1
+
+
+async def test_a_subscription_whose_key_is_unknown_is_replaced(hooked: Sandbox) -> None:
+    await hooked.services.changes.put_state(
+        STATE_KEY, {"url": "elsewhere"}, now=hooked.services.clock()
+    )
+    keeper = hooked.services.sync.keeper
+    assert keeper is not None and await keeper.ensure()
+    assert len(hooked.close.webhooks) == 1
+    stored = await hooked.services.changes.get_state(STATE_KEY)
+    assert stored is not None and stored["subscription_id"] == hooked.close.webhooks[0]["id"]
+
+
+# --- what Slack shows ---------------------------------------------------------------------
+
+
+async def test_change_in_close_updates_summary_and_replies_once_by_webhook(
+    hooked: Sandbox,
+) -> None:
+    sb = hooked
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    sb.close.change_opportunity(opportunity["id"], {"value": 1500000, "status_id": "stat_proposal"})
+    await wait_for(lambda: len(replies(sb, channel, root)) == 1)
+    await settled(sb)
+    reply = _text(replies(sb, channel, root)[0])
+    assert "Bob Baker" in reply  # who changed it, by their Close name
+    assert "Value" in reply and "15,000" in reply and "12,000" in reply
+    assert "Status" in reply and "Proposal Sent" in reply
+    summary = message(sb, channel, root)
+    assert "15,000" in _text(summary) and "Proposal Sent" in _text(summary)
+    # The details' fields follow too, and its buttons stay.
+    shown = message(sb, channel, details.response["ts"])
+    assert "15,000" in _text(shown), _text(shown)
+    assert buttons(shown) == ["open_in_close", EDIT_ACTION_ID, WON_ACTION_ID, LOST_ACTION_ID]
+    # Close redelivers (and the same delivery comes twice): nothing more is said.
+    event = sb.close.events[-1]
+    await sb.close.redeliver(event["id"])
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    assert len(replies(sb, channel, root)) == 1
+
+
+async def test_change_in_close_arrives_through_the_event_log(polling: Sandbox) -> None:
+    sb = polling
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    sb.close.change_opportunity(opportunity["id"], {"confidence": 80}, automation=True)
+    await wait_for(lambda: len(replies(sb, channel, root)) == 1)
+    reply = _text(replies(sb, channel, root)[0])
+    assert "An automation" in reply and "Confidence" in reply and "80%" in reply
+    await asyncio.sleep(FAST_POLL * 3)  # read again (the 5-minute rescan): still one reply
+    await settled(sb)
+    assert len(replies(sb, channel, root)) == 1
+
+
+async def test_the_apps_own_won_is_told_once_not_again_from_closes_event(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, details = await log_deal(sb)
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    await press(sb, details, WON_ACTION_ID)
+    await wait_for(lambda: any("marked it" in _text(m) for m in sb.slack.thread(channel, root)))
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    told = [m for m in sb.slack.thread(channel, root) if "marked it" in _text(m)]
+    assert len(told) == 1
+    assert replies(sb, channel, root) == []
+
+
+async def test_deleted_in_close_marks_the_summary_and_removes_the_buttons(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, details = await log_deal(sb)
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    sb.close.delete_opportunity(opportunity["id"])
+    await wait_for(lambda: len(replies(sb, channel, root)) == 1)
+    await settled(sb)
+    assert "Bob Baker" in _text(replies(sb, channel, root)[0])
+    summary = _text(message(sb, channel, root))
+    assert "deleted in Close" in summary and "~" in summary
+    assert buttons(message(sb, channel, details.response["ts"])) == ["open_in_close"]
+
+
+async def test_a_late_older_delivery_never_rolls_the_summary_back(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    sb.close.drop_deliveries(1)
+    sb.close.change_opportunity(opportunity["id"], {"value": 2000000})
+    older = sb.close.events[-1]["id"]
+    sb.close.change_opportunity(opportunity["id"], {"value": 3000000})
+    await wait_for(lambda: len(replies(sb, channel, root)) == 1)
+    await settled(sb)
+    await sb.close.redeliver(older)  # the older change turns up after the newer one
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    summary = _text(message(sb, channel, root))
+    assert "30,000" in summary and "20,000" not in summary
+    told = replies(sb, channel, root)
+    assert len(told) == 1 and "$12,000 annual → $30,000 annual" in _text(told[0])
+
+
+async def test_deliveries_received_out_of_order_are_told_in_closes_order(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    sb.close.hold_deliveries()
+    sb.close.change_opportunity(opportunity["id"], {"value": 2000000})
+    sb.close.change_opportunity(opportunity["id"], {"value": 3000000})
+    sb.close.release_deliveries(reverse=True)  # the newer change arrives first
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    assert "30,000" in _text(message(sb, channel, root))
+    told = [_text(m) for m in replies(sb, channel, root)]
+    assert len(told) in (1, 2)  # one if the newer was applied before the older arrived
+    assert "→ $30,000 annual" in told[-1]
+    if len(told) == 2:
+        assert "$12,000 annual → $20,000 annual" in told[0]
+
+
+async def test_webhook_refuses_unsigned_forged_stale_and_junk_never_a_5xx(hooked: Sandbox) -> None:
+    sb = hooked
+    url = sb.bot.url + "close/webhook"
+    stored = await sb.services.changes.get_state(STATE_KEY)
+    assert stored is not None
+    key = str(stored["signature_key"])
+    now = str(int(asyncio.get_running_loop().time() * 0 + __import__("time").time()))
+
+    def signed(body: bytes, stamp: str = now, secret: str = key) -> dict[str, str]:
+        return {
+            "close-sig-timestamp": stamp,
+            "close-sig-hash": sign(secret, stamp, body),
+            "content-type": "application/json",
+        }
+
+    event = {
+        "id": "ev_test",
+        "object_type": "opportunity",
+        "object_id": "oppo_nothing",
+        "action": "updated",
+        "date_updated": "2026-11-30T12:00:00.000000+00:00",
+    }
+    good = json.dumps({"subscription_id": "whsub_x", "event": event}).encode()
+    stale = str(int(now) - 600)
+    async with httpx.AsyncClient() as client:
+        cases = [
+            (good, {"content-type": "application/json"}, 401),
+            (good, signed(good, secret="00" * 32), 401),
+            (good, signed(good, stamp=stale), 401),
+            (good, {**signed(good), "close-sig-timestamp": "soon"}, 401),
+            (b"{not json", signed(b"{not json"), 400),
+            (b"[1, 2]", signed(b"[1, 2]"), 400),
+            (b"x" * (1024 * 1024), signed(b"x" * (1024 * 1024)), 413),
+        ]
+        for body, headers, status in cases:
+            response = await client.post(url, content=body, headers=headers)
+            assert response.status_code == status, (body[:20], response.text)
+        lead = json.dumps({"event": {**event, "object_type": "lead"}}).encode()
+        response = await client.post(url, content=lead, headers=signed(lead))
+        assert response.status_code == 200 and response.json()["new"] == 0
+        response = await client.post(url, content=good, headers=signed(good))
+        assert response.status_code == 200 and response.json()["new"] == 1
+        response = await client.post(url, content=good, headers=signed(good))
+        assert response.status_code == 200 and response.json()["new"] == 0  # deduplicated
+
+
+async def test_won_in_close_is_announced_in_the_deals_channel_once(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, details = await log_deal(sb)
+    sb.close.duplicate_deliveries(5)
+    sb.close.change_opportunity(opportunity["id"], {"status_id": "stat_won"})
+    # And one the app never logged, won in Close.
+    other = sb.close.create_opportunity_as(
+        "lead_globex", {"value": 500000, "custom.cf_source": "Inbound"}
+    )
+    sb.close.change_opportunity(other["id"], {"status_id": "stat_won"})
+
+    def wins() -> list[dict[str, Any]]:
+        return [m for m in sb.slack.messages("C0GENERAL") if "is won" in _text(m)]
+
+    await wait_for(lambda: len(wins()) == 2)
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    assert len(wins()) == 2
+    assert any("Acme Corp" in _text(m) for m in wins())
+    assert any("Globex" in _text(m) for m in wins())
