@@ -48,14 +48,11 @@ async def polling(tmp_path: Path) -> AsyncIterator[Sandbox]:
 
 
 def replies(sb: Sandbox, channel: str, root: str) -> list[dict[str, Any]]:
-    """The bot's thread replies about changes made in Close (not the details message)."""
+    """The bot's thread replies about changes made in Close (not the details, not its own)."""
     return [
         m
         for m in sb.slack.thread(channel, root)
-        if m["ts"] != root
-        and "in Close" in m.get("text", "")
-        and "changed" in _text(m)
-        or "deleted the opportunity" in _text(m)
+        if m.get("text", "").endswith(("changed it in Close", "deleted the opportunity in Close"))
     ]
 
 
@@ -176,7 +173,7 @@ async def test_change_in_close_arrives_through_the_event_log(polling: Sandbox) -
 
 async def test_the_apps_own_won_is_told_once_not_again_from_closes_event(hooked: Sandbox) -> None:
     sb = hooked
-    opportunity, details = await log_deal(sb)
+    _opportunity, details = await log_deal(sb)
     channel, root = details.response["channel"], details.params["thread_ts"]
     await press(sb, details, WON_ACTION_ID)
     await wait_for(lambda: any("marked it" in _text(m) for m in sb.slack.thread(channel, root)))
@@ -285,7 +282,7 @@ async def test_webhook_refuses_unsigned_forged_stale_and_junk_never_a_5xx(hooked
 
 async def test_won_in_close_is_announced_in_the_deals_channel_once(hooked: Sandbox) -> None:
     sb = hooked
-    opportunity, details = await log_deal(sb)
+    opportunity, _details = await log_deal(sb)
     sb.close.duplicate_deliveries(5)
     sb.close.change_opportunity(opportunity["id"], {"status_id": "stat_won"})
     # And one the app never logged, won in Close.

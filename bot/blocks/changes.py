@@ -87,19 +87,26 @@ def close_change_message(who: str, lines: list[str], *, deleted: bool = False) -
     `who` is mrkdwn already escaped: a Close user's name, or "An automation".
     """
     what = "deleted the opportunity in Close" if deleted else "changed it in Close"
-    return _change(who, what, [] if deleted else lines, icon=":wastebasket:" if deleted else None)
+    return _change(
+        who,
+        what,
+        [] if deleted else lines,
+        icon=":wastebasket:" if deleted else None,
+        plain=f"{who} {what}",
+    )
 
 
-def _change(who: str, what: str, lines: list[str], *, icon: str | None = None) -> Message:
+def _change(
+    who: str, what: str, lines: list[str], *, icon: str | None = None, plain: str | None = None
+) -> Message:
     shown = lines[:MAX_LINES]
     if len(lines) > MAX_LINES:
         shown.append(f"…and {len(lines) - MAX_LINES} more")
     body = f"{icon or ':pencil2:'} {who} {what}"
     if shown:
         body += ":\n" + "\n".join(f"• {line}" for line in shown)
-    plain = f"Opportunity {what}"
     return Message(
-        text=fit(plain, MESSAGE_TEXT),
+        text=fit(plain or f"Opportunity {what}", MESSAGE_TEXT),
         blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": fit(body, SECTION_TEXT)}}],
     )
 
