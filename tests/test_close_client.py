@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from bot.close.client import CloseClient
 from bot.close.errors import (
@@ -28,6 +23,7 @@ from bot.close.errors import (
 from bot.close.models import OpportunityCreate
 from bot.sandbox.close_sim import CloseSimulator
 from bot.sandbox.server import bind_free_port
+from tests.close_spec import close_spec, create_opportunity_schema
 
 KEY = "api_sandbox.key"
 
@@ -121,14 +117,27 @@ async def test_search_leads_sends_a_phrase_query(sim: CloseSimulator, close: Clo
     assert body["_limit"] == 5
 
 
-async def test_search_falls_back_to_the_lead_query(sim: CloseSimulator, close: CloseClient) -> None:
-    sim.fail(1, status=404, paths=["/data/search/"])
-    leads = await close.search_leads("Globex")
-    assert [lead.id for lead in leads] == ["lead_globex"]
-    fallback = sim.requests[-1]
-    assert (fallback.method, fallback.path) == ("GET", "/lead/")
-    assert fallback.query["query"] == 'name:"Globex"'
-    assert fallback.query["_fields"] == "id,display_name"
+@pytest.mark.parametrize("status", [404, 400])
+async def test_a_refused_search_finds_nothing_and_asks_nothing_else(
+    sim: CloseSimulator, close: CloseClient, status: int
+) -> None:
+    # The older `GET /lead/?query=` is deprecated and gone from Close's docs: no fallback.
+    sim.fail(1, status=status, paths=["/data/search/"])
+    assert await close.search_leads("Globex") == []
+    assert [(r.method, r.path) for r in sim.requests] == [("POST", "/data/search/")]
+    # Asked again, Close is asked again.
+    assert [lead.id for lead in await close.search_leads("Globex")] == ["lead_globex"]
+
+
+async def test_pipelines_and_statuses_are_one_plain_request_each(
+    sim: CloseSimulator, close: CloseClient
+) -> None:
+    await close.list_pipelines()
+    await close.list_opportunity_statuses()
+    assert [(r.path, r.query) for r in sim.requests] == [
+        ("/pipeline/", {}),
+        ("/status/opportunity/", {}),
+    ]
 
 
 async def test_leads_and_contacts_round_trip(close: CloseClient) -> None:
@@ -209,26 +218,10 @@ async def test_update_to_won_sets_date_won_and_list_filters(
     assert len(recent) == 2
 
 
-def _spec_path() -> Path | None:
-    candidates = [Path(__file__).resolve().parents[2] / "shared/specs/close-openapi.yml"]
-    if os.environ.get("CLOSE_OPENAPI_SPEC"):
-        candidates.append(Path(os.environ["CLOSE_OPENAPI_SPEC"]))
-    return next((p for p in candidates if p.is_file()), None)
-
-
 def test_create_body_fits_closes_create_opportunity_schema() -> None:
-    path = _spec_path()
-    if path is None:
-        pytest.skip("Close OpenAPI spec not found (set CLOSE_OPENAPI_SPEC)")
-    spec = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    registry = Registry().with_resource(
-        "urn:close", Resource.from_contents(spec, default_specification=DRAFT202012)
-    )
     # No format checker: the spec says date-time for date_won, Close answers YYYY-MM-DD.
-    validator = Draft202012Validator(
-        {"$ref": "urn:close#/components/schemas/CreateOpportunity"}, registry=registry
-    )
-    known = set(spec["components"]["schemas"]["CreateOpportunity"]["properties"])
+    validator = Draft202012Validator(create_opportunity_schema())
+    known = set(close_spec()["components"]["schemas"]["CreateOpportunity"]["properties"])
     bodies = [
         OpportunityCreate(lead_id="lead_acme").to_close(),
         sourced(

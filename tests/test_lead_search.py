@@ -69,16 +69,16 @@ async def test_many_matches_give_at_most_100_options_with_names_trimmed(sandbox:
     assert elapsed < 2.0
 
 
-async def test_without_data_search_the_older_lead_query_answers(sandbox: Sandbox) -> None:
+async def test_without_data_search_only_the_create_choice_is_offered(sandbox: Sandbox) -> None:
     sandbox.close.fail(100, status=404, paths=["/data/search/"])
     view_id = await open_modal(sandbox, "")
     options, _ = await suggest(sandbox, view_id, "glob")
-    assert texts(options) == ["Globex Corporation", "Create new lead: glob"]
+    assert texts(options) == ["Create new lead: glob"]
     options, _ = await suggest(sandbox, view_id, "stark")
-    assert texts(options) == ["Stark Industries", "Create new lead: stark"]
-    # The 404 is remembered: the second keystroke goes straight to the older query.
-    assert sandbox.close.count("POST", "/data/search/") == 1
-    assert sandbox.close.count("GET", "/lead/") == 2
+    assert texts(options) == ["Create new lead: stark"]
+    # No fallback to the deprecated `GET /lead/?query=`: each keystroke asks /data/search/.
+    assert sandbox.close.count("POST", "/data/search/") == 2
+    assert sandbox.close.count("GET", "/lead/") == 0
 
 
 # --- LeadSearch on its own, with a short budget ------------------------------------------------

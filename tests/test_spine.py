@@ -9,21 +9,12 @@ import urllib.parse
 
 import jsonschema
 import pytest
-import yaml
 
 from bot.sandbox.stack import Sandbox
-from tests.conftest import shared_path
+from tests.close_spec import create_opportunity_schema
 from tests.flows import open_modal, submit, thread_reply, wait_opportunities
 
 pytestmark = pytest.mark.asyncio
-
-
-def create_opportunity_schema() -> dict:
-    spec = yaml.safe_load(shared_path("specs", "close-openapi.yml").read_text())
-    schemas = spec["components"]["schemas"]
-    schema = dict(schemas["CreateOpportunity"])
-    schema["components"] = {"schemas": schemas}
-    return schema
 
 
 async def test_untouched_modal_creates_what_the_text_said(sandbox: Sandbox) -> None:

@@ -48,8 +48,6 @@ TRANSIENT_STATUSES = frozenset({502, 503, 504})
 # While the first call of an endpoint group is out, others wait this long at most to learn
 # the group's budget from its `RateLimit` header (a hung first call must not hold them all).
 PROBE_WAIT = 1.0
-# After `/data/search/` answers 404, use the older lead query for this long before asking again.
-SEARCH_FALLBACK_SECONDS = 600.0
 
 _RATELIMIT_FIELD = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)")
 # Path segments that are object ids (lead_…, oppo_…) are folded so one endpoint is one group.
@@ -106,7 +104,6 @@ class CloseClient:
         # Monotonic instant before which no request of an endpoint group should go out.
         self._not_before: dict[str, float] = {}
         self._budgets: dict[str, _Budget] = {}
-        self._search_unavailable_until = 0.0
         self._http = httpx.AsyncClient(
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             auth=httpx.BasicAuth(api_key, ""),
@@ -138,8 +135,9 @@ class CloseClient:
         return Me.model_validate(await self._request("GET", "me/"))
 
     async def list_pipelines(self) -> list[Pipeline]:
+        # One plain request: Close's description of GET /pipeline/ declares no paging.
         pipelines = []
-        for item in await self._paginate("pipeline/"):
+        for item in (await self._request("GET", "pipeline/")).get("data", []):
             # Nested statuses omit their pipeline_id; fill it so each Status stands alone.
             statuses = [
                 {**status, "pipeline_id": item["id"]} for status in item.get("statuses", [])
@@ -148,8 +146,9 @@ class CloseClient:
         return pipelines
 
     async def list_opportunity_statuses(self) -> list[Status]:
-        items = await self._paginate("status/opportunity/")
-        return [Status.model_validate(item) for item in items]
+        # One plain request: Close's description of GET /status/opportunity/ declares no paging.
+        body = await self._request("GET", "status/opportunity/")
+        return [Status.model_validate(item) for item in body.get("data", [])]
 
     async def list_users(self) -> list[User]:
         return [User.model_validate(item) for item in await self._paginate("user/")]
@@ -178,7 +177,12 @@ class CloseClient:
     # --- leads and contacts ---------------------------------------------------------
 
     async def search_leads(self, name: str, limit: int = 20) -> list[Lead]:
-        """Leads whose name contains `name` (Close's phrase match), best first."""
+        """Leads whose name contains `name` (Close's phrase match), best first.
+
+        Only `POST /data/search/` (Close's Advanced Filtering): the older `GET /lead/?query=` is
+        deprecated and gone from Close's docs. When Close refuses the search (404, or 400 for
+        this query), there are no results.
+        """
         query = {
             "query": {
                 "type": "and",
@@ -198,24 +202,10 @@ class CloseClient:
             "_fields": {"lead": ["id", "display_name"]},
             "_limit": min(limit, MAX_SEARCH_LIMIT),
         }
-        body: dict[str, Any] | None = None
-        if time.monotonic() >= self._search_unavailable_until:
-            try:
-                body = await self._request("POST", "data/search/", json=query, read=True)
-            except CloseNotFound:
-                # No /data/search/ here: do not pay for the 404 on every keystroke.
-                self._search_unavailable_until = time.monotonic() + SEARCH_FALLBACK_SECONDS
-            except CloseValidationError:
-                pass  # this query only (odd characters): the older search may still take it
-        if body is None:
-            # The deprecated query-language search still answers where /data/search/ does not.
-            quoted = name.replace('"', " ").strip()
-            params = {
-                "query": f'name:"{quoted}"',
-                "_fields": "id,display_name",
-                "_limit": min(limit, MAX_SEARCH_LIMIT),
-            }
-            body = await self._request("GET", "lead/", params=params)
+        try:
+            body = await self._request("POST", "data/search/", json=query, read=True)
+        except (CloseNotFound, CloseValidationError):
+            return []
         return [Lead.model_validate(item) for item in body.get("data", [])][:limit]
 
     async def get_lead(self, lead_id: str) -> Lead:
