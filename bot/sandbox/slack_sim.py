@@ -531,6 +531,14 @@ class SlackSimulator:
             _Fault(error, n, status, retry_after if status == 429 else None)
         )
 
+    def clear_faults(self) -> None:
+        """Forget every fault set with `fail_method` / `rate_limit`."""
+        self._faults.clear()
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """A person deletes a message (chat.update on it then answers message_not_found)."""
+        self._messages[channel] = [m for m in self._messages.get(channel, []) if m["ts"] != ts]
+
     def rate_limit(self, method: str, n: int, retry_after: float = 0.1) -> None:
         """The next `n` calls of `method` answer HTTP 429 with a Retry-After header."""
         self.fail_method(method, "ratelimited", n, retry_after=retry_after)

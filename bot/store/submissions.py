@@ -313,6 +313,19 @@ class SubmissionStore:
             announce_ts=announce_ts,
         )
 
+    async def forget_message(self, submission_id: str, which: str, *, now: datetime) -> None:
+        """A confirmation message Slack says is gone (deleted, channel left): stop touching it.
+
+        `which`: "summary", "details" or "thread" (the thread, its details and replies).
+        """
+        columns = {
+            "summary": {"notice_channel": None, "notice_ts": None},
+            "details": {"details_ts": None},
+            "thread": {"thread_channel": None, "thread_ts": None, "details_ts": None},
+            "announcement": {"announce_channel": None, "announce_ts": None},
+        }[which]
+        await self._update(SubmissionRow.id == submission_id, now, **columns)
+
     # --- reads --------------------------------------------------------------------------
 
     async def by_opportunity(self, opportunity_id: str) -> Submission | None:

@@ -50,7 +50,13 @@ CREATING_PATIENCE = 10
 # A step that keeps failing for another reason is given up after this many attempts.
 MAX_ATTEMPTS = 8
 AUTOMATION = "An automation"
-STEPS = ("reply", "summary", "details", "announce", "won")
+# Which confirmation message a step touches, forgotten when Slack says it is gone.
+FORGETTABLE = {
+    "reply": "thread",
+    "summary": "summary",
+    "details": "details",
+    "announce": "announcement",
+}
 
 
 class Retry(Exception):
@@ -248,7 +254,9 @@ class ChangeApplier:
         thread = _thread(submission)
         if tell and thread is not None:
             where, root = thread
-            await self._step(change, "reply", lambda: self._post(where, reply, root))
+            await self._step(
+                change, "reply", lambda: self._post(where, reply, root), submission_id=submission.id
+            )
         if submission.notice_channel and submission.notice_ts and (tell or plan.get("won")):
             summary = (
                 messages.deleted_summary(now_shown, creator=submission.slack_user_id, by=who)
@@ -256,7 +264,12 @@ class ChangeApplier:
                 else messages.summary(now_shown, creator=submission.slack_user_id)
             )
             channel, ts = submission.notice_channel, submission.notice_ts
-            await self._step(change, "summary", lambda: self._update(channel, ts, summary))
+            await self._step(
+                change,
+                "summary",
+                lambda: self._update(channel, ts, summary),
+                submission_id=submission.id,
+            )
         if thread is not None and submission.details_ts:
             details = messages.details(
                 now_shown,
@@ -270,12 +283,20 @@ class ChangeApplier:
             )
             details_at = (thread[0], submission.details_ts)
             await self._step(
-                change, "details", lambda: self._update(details_at[0], details_at[1], details)
+                change,
+                "details",
+                lambda: self._update(details_at[0], details_at[1], details),
+                submission_id=submission.id,
             )
         announce = (submission.announce_channel, submission.announce_ts)
         if tell and announce[0] and announce[1] and announce != (thread or (None, None)):
             channel, ts = announce[0], announce[1]
-            await self._step(change, "announce", lambda: self._post(channel, reply, ts))
+            await self._step(
+                change,
+                "announce",
+                lambda: self._post(channel, reply, ts),
+                submission_id=submission.id,
+            )
         if plan.get("won"):
             await self._step(change, "won", lambda: self._announce_won(change, now_shown))
         what = "deleted" if deleted else (", ".join(_field_names(lines)) or "no visible change")
@@ -296,8 +317,19 @@ class ChangeApplier:
             await self.store.release_won_announcement(opportunity.id, now=self._clock())
             raise
 
-    async def _step(self, change: StoredChange, step: str, act: Callable[[], Any]) -> None:
-        """Run one step of telling unless a previous attempt did it; record it as done."""
+    async def _step(
+        self,
+        change: StoredChange,
+        step: str,
+        act: Callable[[], Any],
+        *,
+        submission_id: str | None = None,
+    ) -> None:
+        """Run one step of telling unless a previous attempt did it; record it as done.
+
+        Rate limits are waited out (the change comes back after Retry-After, never dropped);
+        a message or channel that is gone is forgotten, so later changes leave it alone.
+        """
         if change.progress.get(step):
             return
         try:
@@ -309,6 +341,10 @@ class ChangeApplier:
                 raise Retry(wait, f"Slack rate-limited {step}: retry in {wait:.1f}s") from error
             if code in GONE:
                 log.info("Change %s: %s skipped, Slack says %s", change.id, step, code)
+                if submission_id is not None and step in FORGETTABLE:
+                    await self._submissions.forget_message(
+                        submission_id, FORGETTABLE[step], now=self._clock()
+                    )
             elif change.attempts < MAX_ATTEMPTS:
                 raise Retry(_backoff(change), f"Slack refused {step}: {code}") from error
             else:
