@@ -4,6 +4,7 @@ Close failing while the event log is read, a burst of changes — told once, nev
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -126,7 +127,7 @@ async def test_a_burst_of_100_changes_on_20_deals_is_told_once_each_in_order(
         assert 1 <= len(told) <= 5
         # Each reply starts where the previous one ended: nothing told twice, nothing skipped.
         values = [re.findall(r"\$([\d,]+) annual → \$([\d,]+) annual", t)[0] for t in told]
-        for (_, new), (old, _) in zip(values, values[1:], strict=False):
+        for (_, new), (old, _) in itertools.pairwise(values):
             assert new == old
         final = f"{(logged[opportunity['id']] + 500_000) // 100:,}"
         assert values[-1][1] == final
