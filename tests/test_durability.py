@@ -470,6 +470,8 @@ class BotProcess:
         }
         self.cwd = cwd
         self.process: asyncio.subprocess.Process | None = None
+        # Set to a path to keep the process's log (e.g. while debugging a test).
+        self.log_path: Path | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -484,7 +486,7 @@ class BotProcess:
             cwd=self.cwd,
             env=self.env,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=self.log_path.open("ab") if self.log_path else asyncio.subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient() as http:

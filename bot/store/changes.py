@@ -153,9 +153,23 @@ class ChangeStore:
                 and_(other.state == ChangeState.APPLYING.value, other.claimed_until >= now),
             ),
         )
+        # Only an opportunity's oldest open change may go: several processes then tell its
+        # changes one by one, in Close's order (a late older one is skipped when its turn comes).
+        earlier = exists().where(
+            other.object_id == CloseEventRow.object_id,
+            other.id != CloseEventRow.id,
+            other.state.in_(OPEN_STATES),
+            or_(
+                other.event_updated_at < CloseEventRow.event_updated_at,
+                and_(
+                    other.event_updated_at == CloseEventRow.event_updated_at,
+                    other.received_at < CloseEventRow.received_at,
+                ),
+            ),
+        )
         query = (
             select(CloseEventRow.id, CloseEventRow.object_id)
-            .where(due, ~busy)
+            .where(due, ~busy, ~earlier)
             .order_by(CloseEventRow.event_updated_at, CloseEventRow.received_at)
             .limit(limit * 4)
         )

@@ -109,6 +109,15 @@ class ChangeApplier:
         except LostClaim:
             log.info("Change %s was taken over by another worker", change.id)
         except Exception:
+            if change.attempts >= MAX_ATTEMPTS:
+                # Never hold the opportunity's later changes behind one that cannot be applied.
+                log.exception(
+                    "Giving up on change %s after %s attempts", change.id, change.attempts
+                )
+                await self.store.finish(
+                    change, ChangeState.SKIPPED, "gave up: unexpected error", now=self._clock()
+                )
+                return
             log.exception("Could not apply change %s; it will be tried again", change.id)
             await self.store.retry_at(
                 change, self._clock() + timedelta(seconds=_backoff(change)), why="unexpected error"
