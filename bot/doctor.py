@@ -1,4 +1,5 @@
-"""`python -m bot doctor`: Slack token and scopes, Close key and catalog, and who maps to whom."""
+"""`python -m bot doctor`: Slack token and scopes, Close key and catalog, Close -> Slack sync,
+and who maps to whom."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
@@ -20,9 +22,12 @@ from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_
 from bot.identity.mapping import close_label
 from bot.logs import RedactSecrets
 from bot.settings import HOW_TO_GET, Settings
+from bot.store.changes import OPEN_STATES, ChangeStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, head_revision
 from bot.store.user_links import UserLinkStore
+from bot.sync.events import OBJECT_TYPE
+from bot.sync.webhook import STATE_KEY as WEBHOOK_STATE_KEY
 
 # Without these the bot fails at something; the app manifests in manifests/ request them all.
 REQUIRED_SCOPES = ("commands", "chat:write", "users:read", EMAIL_SCOPE, "im:write")
@@ -72,7 +77,13 @@ async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
         settings.close_api_key.get_secret_value(), settings.close_api_url
     ) as close:
         catalog = await _check_close(report, close)
-        async with _links(report, settings) as links:
+        async with _database(report, settings) as engine:
+            links = (
+                UserLinkStore(session_factory(engine), dialect=engine.dialect.name)
+                if engine is not None
+                else None
+            )
+            await _check_sync(report, settings, close, engine, catalog is not None)
             if slack_ok and catalog is not None:
                 identity = Identity(
                     slack, catalog, links=links, admin_user_ids=frozenset(settings.admin_user_ids)
@@ -176,8 +187,9 @@ async def _check_close(report: _Report, close: CloseClient) -> Catalog | None:
 
 
 @asynccontextmanager
-async def _links(report: _Report, settings: Settings) -> AsyncIterator[UserLinkStore | None]:
-    """The stored links (admin overrides), read-only: doctor never migrates the database."""
+async def _database(report: _Report, settings: Settings) -> AsyncIterator[AsyncEngine | None]:
+    """The database at its current schema, read-only: doctor never migrates it (None: no
+    database or no schema yet)."""
     report.line("Database")
     shown = make_url(settings.database_url).render_as_string(hide_password=True)
     try:
@@ -206,9 +218,96 @@ async def _links(report: _Report, settings: Settings) -> AsyncIterator[UserLinkS
             )
         else:
             report.ok(f"{shown} (schema {revision})")
-        yield UserLinkStore(session_factory(engine), dialect=engine.dialect.name)
+        yield engine
     finally:
         await engine.dispose()
+
+
+async def _check_sync(
+    report: _Report,
+    settings: Settings,
+    close: CloseClient,
+    engine: AsyncEngine | None,
+    close_ok: bool,
+) -> None:
+    """Close -> Slack: which way changes come in, the subscription, the last change applied."""
+    report.line("Close -> Slack")
+    url = settings.close_webhook_url
+    every = settings.close_events_poll_seconds
+    if url and settings.socket_mode:
+        report.warn(
+            f"PUBLIC_URL is set but SLACK_APP_TOKEN selects Socket Mode, which serves no HTTP: "
+            f"changes come from the event log every {every:g} s instead of {url}."
+        )
+    if url and not settings.socket_mode:
+        report.ok(
+            f"Mode: webhook at {url} (and the event log every {every * 10:g} s as a backstop)"
+        )
+    elif every > 0:
+        report.ok(f"Mode: poll, Close's event log every {every:g} s")
+    else:
+        report.warn(
+            "Mode: off (no PUBLIC_URL and CLOSE_EVENTS_POLL_SECONDS=0): changes made in Close "
+            "are not shown in Slack."
+        )
+    state = None
+    if engine is not None:
+        store = ChangeStore(session_factory(engine), dialect=engine.dialect.name)
+        try:
+            state = await store.get_state(WEBHOOK_STATE_KEY)
+            last = await store.last_applied()
+            counts = await store.counts()
+        except Exception:  # an older schema: its tables come with the next start
+            report.warn("The database has no sync tables yet: the bot adds them when it starts.")
+            last, counts = None, {}
+        waiting = sum(n for s, n in counts.items() if s in OPEN_STATES)
+        if last is not None and last.applied_at is not None:
+            report.ok(
+                f"Last change applied: {last.event.action} of {last.event.object_id} "
+                f"({last.outcome}) at {last.applied_at:%Y-%m-%d %H:%M:%S}Z; {waiting} waiting"
+            )
+        else:
+            report.ok(f"No change from Close applied yet; {waiting} waiting")
+    if not close_ok:
+        return
+    if url and not settings.socket_mode:
+        await _check_subscription(report, close, url, state)
+    elif every > 0:
+        try:
+            await close.list_events(object_type=OBJECT_TYPE, action="updated", limit=1)
+            report.ok("The Close key can read the event log")
+        except CloseError as error:
+            report.fail(f"Close refused to list events ({error}): use an admin's API key.")
+
+
+async def _check_subscription(
+    report: _Report, close: CloseClient, url: str, state: dict[str, object] | None
+) -> None:
+    try:
+        mine = [s for s in await close.list_webhooks() if s.url == url]
+    except CloseError as error:
+        report.fail(f"Close refused to list webhooks ({error}): use an admin's API key.")
+        return
+    if not mine:
+        report.warn(f"No Close webhook for {url} yet: the bot creates it when `serve` starts.")
+        return
+    if len(mine) > 1:
+        report.warn(f"{len(mine)} Close webhooks for {url}: the bot keeps one at its next start.")
+    subscription = mine[0]
+    known = state is not None and state.get("subscription_id") == subscription.id
+    if subscription.status != "active":
+        report.fail(
+            f"Close webhook {subscription.id} is {subscription.status} (Close pauses one whose "
+            "deliveries keep failing): check that PUBLIC_URL reaches this app; the bot "
+            "re-activates it within 5 minutes of running."
+        )
+    elif not known:
+        report.warn(
+            f"Close webhook {subscription.id} exists but its signing key is not in this "
+            "database: the bot replaces it when it starts."
+        )
+    else:
+        report.ok(f"Close webhook {subscription.id}: active, signing key stored")
 
 
 async def _check_mapping(report: _Report, identity: Identity) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
 import uvicorn
@@ -15,6 +16,7 @@ from bot.app import build_app
 from bot.http import create_http_app
 from bot.services import Services
 from bot.settings import Settings
+from bot.store.changes import ChangeStore, StoredChange
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, upgrade
 from bot.store.submissions import AuditEntry, SubmissionStore
@@ -83,21 +85,42 @@ async def print_history(
         await upgrade(engine)
         store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
         entries = await store.recent(slack_user_id=user, limit=limit)
+        changes = await ChangeStore(
+            session_factory(engine), dialect=engine.dialect.name
+        ).for_opportunities([e.opportunity_id for e in entries if e.opportunity_id])
     finally:
         await engine.dispose()
     if as_json:
         for entry in entries:
-            print(entry.model_dump_json())
+            applied = changes.get(entry.opportunity_id or "", [])
+            record = entry.model_dump(mode="json")
+            record["changes"] = [_change_record(change) for change in applied]
+            print(json.dumps(record, ensure_ascii=False))
         return 0
     if not entries:
         print("No submissions yet.")
         return 0
     for entry in entries:
-        print(format_entry(entry))
+        print(format_entry(entry, changes.get(entry.opportunity_id or "", [])))
     return 0
 
 
-def format_entry(entry: AuditEntry) -> str:
+def _change_record(change: StoredChange) -> dict[str, object]:
+    """A change made in Close and applied in Slack, as `history --json` lists it."""
+    event = change.event
+    return {
+        "event_id": event.id,
+        "action": event.action,
+        "date_updated": event.date_updated,
+        "user_id": event.user_id,
+        "changed_fields": event.changed_fields,
+        "source": change.source,
+        "outcome": change.outcome,
+        "applied_at": change.applied_at.isoformat() if change.applied_at else None,
+    }
+
+
+def format_entry(entry: AuditEntry, changes: Sequence[StoredChange] = ()) -> str:
     request = entry.request
     head = (
         f"{entry.created_at:%Y-%m-%d %H:%M:%S}Z  {entry.state.value:<8}  {entry.slack_user_id}  "
@@ -114,6 +137,12 @@ def format_entry(entry: AuditEntry) -> str:
         lines.append("  response: " + _compact(entry.response))
     if entry.error:
         lines.append(f"  error:    {entry.error}")
+    for change in changes:
+        who = change.event.user_id or "an automation"
+        lines.append(
+            f"  changed:  {change.event.date_updated[:19]}Z {change.event.action} in Close by "
+            f"{who} ({change.source}): {change.outcome}"
+        )
     return "\n".join(lines)
 
 

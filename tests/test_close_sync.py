@@ -4,6 +4,8 @@ thread reply, by webhook or by the event log, whatever Close redelivers, reorder
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,10 +15,13 @@ import httpx
 import pytest
 
 from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
+from bot.doctor import run_doctor
+from bot.runners import print_history
 from bot.sandbox.stack import Sandbox, running_sandbox
 from bot.store.changes import ChangeState
 from bot.sync.webhook import STATE_KEY, sign
 from tests.flows import wait_until
+from tests.test_app_home import published_home, sections
 from tests.test_confirmation_actions import buttons, log_deal, message, press
 
 FAST_POLL = 0.2
@@ -300,3 +305,59 @@ async def test_won_in_close_is_announced_in_the_deals_channel_once(hooked: Sandb
     assert len(wins()) == 2
     assert any("Acme Corp" in _text(m) for m in wins())
     assert any("Globex" in _text(m) for m in wins())
+
+
+# --- App Home, doctor, history --------------------------------------------------------------
+
+
+async def test_app_home_shows_what_close_has_now_without_asking_close(hooked: Sandbox) -> None:
+    sb = hooked
+    changed, _ = await log_deal(sb, "Acme Corp 12k annual")
+    deleted, _ = await log_deal(sb, "Globex 40k one-time")
+    sb.close.change_opportunity(changed["id"], {"value": 1500000, "status_id": "stat_proposal"})
+    sb.close.delete_opportunity(deleted["id"])
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    reads = sb.close.count("GET", "/opportunity/")
+    shown = sections(await published_home(sb, "U0ALICE"))
+    assert sb.close.count("GET", "/opportunity/") == reads  # from the synced views
+    assert any("Globex" in line and "deleted in Close" in line for line in shown)
+    [acme] = [line for line in shown if "Acme" in line]
+    assert "15,000" in acme and "Proposal Sent" in acme
+
+
+async def test_doctor_reports_the_sync_mode_subscription_and_last_change(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, _ = await log_deal(sb)
+    sb.close.change_opportunity(opportunity["id"], {"confidence": 90})
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    out = io.StringIO()
+    await run_doctor(sb.settings, out=out)
+    text = out.getvalue()
+    assert f"Mode: webhook at {sb.settings.close_webhook_url}" in text
+    assert f"Close webhook {sb.close.webhooks[0]['id']}: active, signing key stored" in text
+    assert f"Last change applied: updated of {opportunity['id']} (told: Confidence)" in text
+    sb.close.webhooks[0]["status"] = "paused"
+    out = io.StringIO()
+    assert await run_doctor(sb.settings, out=out) == 1
+    assert "is paused" in out.getvalue()
+
+
+async def test_history_lists_the_changes_applied_to_each_opportunity(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, _ = await log_deal(sb)
+    sb.close.change_opportunity(opportunity["id"], {"confidence": 90})
+    sb.close.change_opportunity(opportunity["id"], {"status_id": "stat_proposal"})
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        await print_history(sb.settings, user=None, limit=5, as_json=True)
+    [entry] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [c["outcome"] for c in entry["changes"]] == ["told: Confidence", "told: Status"]
+    assert {c["user_id"] for c in entry["changes"]} == {"user_bob"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        await print_history(sb.settings, user=None, limit=5)
+    assert out.getvalue().count("in Close by user_bob (webhook)") == 2

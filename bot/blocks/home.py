@@ -17,10 +17,12 @@ RECENT_LIMIT = 10
 
 
 class HomeEntry(BaseModel):
-    """One recent opportunity; `current` is False when Close did not answer in time."""
+    """One recent opportunity; `current` is False when Close did not answer in time, `deleted`
+    when it is gone from Close."""
 
     opportunity: Opportunity
     current: bool = True
+    deleted: bool = False
 
 
 def _entry_blocks(index: int, entry: HomeEntry, close_app_url: str) -> dict[str, Any]:
@@ -41,6 +43,15 @@ def _entry_blocks(index: int, entry: HomeEntry, close_app_url: str) -> dict[str,
         f"closes {format_date(opportunity.date_won)}" if opportunity.date_won else None,
     ]
     line = f"*<{url}|{lead}>*\n" + " · ".join(p for p in parts if p)
+    if entry.deleted:
+        return {
+            "type": "section",
+            "block_id": f"recent_{index}",
+            "text": {
+                "type": "mrkdwn",
+                "text": fit(f":wastebasket: ~{lead}~ — deleted in Close", SECTION_TEXT),
+            },
+        }
     if not entry.current:
         line += " _(as logged; Close did not answer just now)_"
     return {

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.home import HOME_LOG_ACTION_ID, RECENT_LIMIT, HomeEntry, home_view
-from bot.close.errors import CloseError
+from bot.close.errors import CloseError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.models import Submission, SubmissionState
 from bot.listeners.payload import str_at
@@ -33,17 +33,32 @@ async def recent_entries(services: Services, user_id: str) -> list[HomeEntry]:
         for s in await services.store.recent(slack_user_id=user_id, limit=SCAN_LIMIT)
         if s.state == SubmissionState.CREATED and s.opportunity_id and s.response
     ][:RECENT_LIMIT]
+    views = await services.changes.views(
+        [s.opportunity_id for s in submissions if s.opportunity_id]
+    )
+    # With Close -> Slack on, an opportunity's view follows every change made in Close: no need
+    # to ask Close again (App Home opens often; ten GETs each time add up).
+    synced = services.sync.mode != "off"
     gate = asyncio.Semaphore(CLOSE_CONCURRENCY)
 
     async def current(submission: Submission) -> HomeEntry | None:
+        view = views.get(submission.opportunity_id or "")
         try:
-            stored = Opportunity.model_validate(submission.response)
+            stored = Opportunity.model_validate(
+                view.shown if view is not None and view.shown else submission.response
+            )
         except ValueError:
             return None
+        if view is not None and view.deleted_at is not None:
+            return HomeEntry(opportunity=stored, deleted=True)
+        if synced and view is not None:
+            return HomeEntry(opportunity=stored)
         try:
             async with gate:
                 fresh = await services.close.get_opportunity(stored.id)
             return HomeEntry(opportunity=fresh)
+        except CloseNotFound:
+            return HomeEntry(opportunity=stored, deleted=True)
         except CloseError as error:
             log.info("Home: %s not refreshed: %s", stored.id, type(error).__name__)
             return HomeEntry(opportunity=stored, current=False)
