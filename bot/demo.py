@@ -5,12 +5,41 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 from bot.sandbox.render import render_message, render_view
-from bot.sandbox.stack import running_sandbox
+from bot.sandbox.stack import Sandbox, running_sandbox
 
 DEMO_TEXT = "Acme Corp 12k annual 60% close next friday"
+
+
+async def _changed_in_close(sandbox: Sandbox, parent_ts: str) -> None:
+    """A manager moves the deal on in Close; the webhook brings it back into the thread."""
+    slack, close = sandbox.slack, sandbox.close
+    opportunity = close.opportunities[-1]
+    _say()
+    _say("Later, Bob (a manager) changes the deal in Close: 15k, status Proposal Sent.")
+    mark = slack.mark()
+    started = time.monotonic()
+    close.change_opportunity(opportunity["id"], {"value": 1_500_000, "status_id": "stat_proposal"})
+    await slack.wait_for(
+        "chat.postMessage",
+        lambda call: call.ok and str(call.params.get("text", "")).endswith("changed it in Close"),
+        since=mark,
+        timeout=10.0,
+    )
+    await slack.wait_for("chat.update", lambda call: call.ok, since=mark, timeout=10.0)
+    _say(
+        f"  Close's webhook reached the bot, and Slack showed it {time.monotonic() - started:.2f} s "
+        "later: the summary is updated in place, the thread says what changed and who changed it:"
+    )
+    for index, message in enumerate(slack.thread("C0SALES", parent_ts)):
+        lines = render_message(message)
+        if index == 0:
+            _say("  " + "\n  ".join(lines))
+        elif str(message.get("text", "")).endswith("changed it in Close"):
+            _say("    ↳ " + "\n      ".join(lines))
 
 
 def _say(text: str = "") -> None:
@@ -28,7 +57,8 @@ async def run_demo() -> int:
 
 async def _demo() -> int:
     _say("Starting local Slack and Close simulators and the bot (HTTP, signed requests)…")
-    async with running_sandbox() as sandbox:
+    # The bot's own address is its PUBLIC_URL: Close's changes come back by webhook.
+    async with running_sandbox(webhook=True) as sandbox:
         slack, close, driver = sandbox.slack, sandbox.close, sandbox.driver
         _say(f"  bot listening at {sandbox.events_url}")
         _say()
@@ -67,6 +97,7 @@ async def _demo() -> int:
         _say("In Close, the opportunity as stored:")
         stored = {k: v for k, v in close.opportunities[-1].items() if not k.startswith("_")}
         _say("  " + json.dumps(stored, indent=2, default=str).replace("\n", "\n  "))
+        await _changed_in_close(sandbox, parent_ts)
     _say()
     _say("Demo complete: no Slack or Close account was used.")
     return 0

@@ -46,7 +46,7 @@ GONE = frozenset(
 OWN_WRITE_RECHECK = timedelta(seconds=1)
 # An opportunity unknown here may be one a submission is creating right now: wait for it a bit.
 CREATING_WINDOW = timedelta(minutes=2)
-CREATING_PATIENCE = 10
+CREATING_PATIENCE = 20  # looks, a fifth of a second more apart each (up to 2 s): ~30 s in all
 # A step that keeps failing for another reason is given up after this many attempts.
 MAX_ATTEMPTS = 8
 AUTOMATION = "An automation"
@@ -191,7 +191,7 @@ class ChangeApplier:
                 submission is not None or await self._submissions.creating_since(recent)
             ):
                 # It may be ours, on its way: the confirmation must be out before changes.
-                raise Retry(0.5 * change.attempts, "waiting for the confirmation")
+                raise Retry(min(0.2 * change.attempts, 2.0), "waiting for the confirmation")
             return view
         shown = submission.response
         return await self.store.ensure_view(
