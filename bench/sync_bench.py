@@ -30,14 +30,11 @@ DEFAULT_POLL = Settings.model_fields["close_events_poll_seconds"].default
 
 async def _log_deal(sb: Sandbox, index: int) -> tuple[str, str]:
     """One opportunity logged through the modal; returns (its id, its thread's root ts)."""
-    count = len(sb.close.opportunities)
     result = await sb.driver.slash_command(f"Acme Corp {10 + index}k annual", channel_id="C0SALES")
     view = await sb.driver.wait_for_view(result.trigger_id)
     await sb.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
     mark = sb.slack.mark()
     await sb.driver.submit_view(view["id"], values={"custom.cf_source": "Inbound"})
-    while len(sb.close.opportunities) <= count:
-        await asyncio.sleep(0.01)
     details = await sb.slack.wait_for(
         "chat.postMessage", lambda c: c.ok and bool(c.params.get("thread_ts")), since=mark
     )
@@ -81,7 +78,9 @@ async def measure(changes: int, poll: float, idle: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'webhook.sqlite3'}"
         async with running_sandbox(database_url=url, webhook=True) as sb:
-            while not await sb.services.changes.get_state(STATE_KEY):
+            for _ in range(500):  # the subscription is set up in the background at start
+                if await sb.services.changes.get_state(STATE_KEY):
+                    break
                 await asyncio.sleep(0.02)
             report["webhook"] = await _latencies(sb, changes, timeout=10)
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'poll.sqlite3'}"
