@@ -132,3 +132,21 @@ async def test_a_burst_of_100_changes_on_20_deals_is_told_once_each_in_order(
         final = f"{(logged[opportunity['id']] + 500_000) // 100:,}"
         assert values[-1][1] == final
         assert final in _text(message(sb, channel, root))
+
+
+async def test_text_from_close_is_never_live_mrkdwn(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    hostile = "<!channel> <https://evil.example|click me> <@U0ALICE>"
+    sb.close.change_opportunity(
+        opportunity["id"], {"custom.cf_competitor": hostile, "note": hostile}
+    )
+    await wait_until(lambda: len(replies(sb, channel, root)) == 1)
+    await settled(sb)
+    told = _text(replies(sb, channel, root)[0])
+    assert "Competitor" in told and "&lt;!channel&gt;" in told
+    assert "<!channel>" not in told and "<https://evil" not in told and "<@U0ALICE>" not in told
+    assert "*Note*: updated" in told  # a note is not echoed at all
+    for m in sb.slack.thread(channel, root):
+        assert "<!channel>" not in _text(m)
