@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,11 @@ def replies(sb: Sandbox, channel: str, root: str) -> list[dict[str, Any]]:
         for m in sb.slack.thread(channel, root)
         if m.get("text", "").endswith(("changed it in Close", "deleted the opportunity in Close"))
     ]
+
+
+def wins(sb: Sandbox) -> list[dict[str, Any]]:
+    """The deals channel's cheers for won deals."""
+    return [m for m in sb.slack.messages("C0GENERAL") if "is won" in _text(m)]
 
 
 def _text(m: dict[str, Any]) -> str:
@@ -296,15 +302,12 @@ async def test_won_in_close_is_announced_in_the_deals_channel_once(hooked: Sandb
     )
     sb.close.change_opportunity(other["id"], {"status_id": "stat_won"})
 
-    def wins() -> list[dict[str, Any]]:
-        return [m for m in sb.slack.messages("C0GENERAL") if "is won" in _text(m)]
-
-    await wait_for(lambda: len(wins()) == 2)
+    await wait_for(lambda: len(wins(sb)) == 2)
     await sb.close.wait_deliveries_idle()
     await settled(sb)
-    assert len(wins()) == 2
-    assert any("Acme Corp" in _text(m) for m in wins())
-    assert any("Globex" in _text(m) for m in wins())
+    assert len(wins(sb)) == 2
+    assert any("Acme Corp" in _text(m) for m in wins(sb))
+    assert any("Globex" in _text(m) for m in wins(sb))
 
 
 # --- App Home, doctor, history --------------------------------------------------------------
@@ -361,3 +364,26 @@ async def test_history_lists_the_changes_applied_to_each_opportunity(hooked: San
     with contextlib.redirect_stdout(out):
         await print_history(sb.settings, user=None, limit=5)
     assert out.getvalue().count("in Close by user_bob (webhook)") == 2
+
+
+async def test_a_deal_won_from_slack_is_celebrated_once_too(hooked: Sandbox) -> None:
+    sb = hooked
+    _opportunity, details = await log_deal(sb)
+    await press(sb, details, WON_ACTION_ID)
+    await wait_for(lambda: len(wins(sb)) == 1)
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)  # Close's event of that Won came back: no second cheer
+    [cheer] = wins(sb)
+    assert "Marked won from Slack by <@U0ALICE>" in _text(cheer)
+
+
+async def test_finished_changes_are_forgotten_after_a_week(hooked: Sandbox) -> None:
+    sb = hooked
+    opportunity, _ = await log_deal(sb)
+    sb.close.change_opportunity(opportunity["id"], {"confidence": 90})
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    store = sb.services.changes
+    assert await store.prune(before=sb.services.clock() - timedelta(days=1)) == 0
+    assert await store.prune(before=sb.services.clock() + timedelta(days=8)) >= 1
+    assert await store.counts() == {}

@@ -42,8 +42,10 @@ def announcement(
     )
 
 
-def won_announcement(opportunity: Opportunity, *, by: str, close_app_url: str) -> Message:
-    """The deals channel's cheer for a deal won in Close; `by` is escaped mrkdwn."""
+def won_announcement(
+    opportunity: Opportunity, *, by: str, close_app_url: str, where: str = "in Close"
+) -> Message:
+    """The deals channel's cheer for a won deal; `by` is escaped mrkdwn, `where` it was marked."""
     lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
     parts = [
         fit_mrkdwn(
@@ -61,7 +63,7 @@ def won_announcement(opportunity: Opportunity, *, by: str, close_app_url: str) -
     if shown:
         line += " " + " · ".join(shown)
     url = lead_url(close_app_url, opportunity.lead_id)
-    context = f"Marked won in Close by {fit(by, 300)} · <{url}|Open in Close>"
+    context = f"Marked won {where} by {fit(by, 300)} · <{url}|Open in Close>"
     return Message(
         text=fit_mrkdwn(f"Won: {opportunity.lead_name or opportunity.lead_id}", MESSAGE_TEXT),
         blocks=[
@@ -97,6 +99,10 @@ class Announcer:
         message = announcement(
             opportunity, creator=creator, close_app_url=self._close_app_url, logged_in=logged_in
         )
+        return await self._post(message, thread_ts=None)
+
+    async def post(self, message: Message) -> Posted | None:
+        """A message of its own in the deals channel (None: none configured, or Slack refused)."""
         return await self._post(message, thread_ts=None)
 
     async def changed(

@@ -27,7 +27,7 @@ from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError
 from bot.close.models import Contact, Opportunity, Status
-from bot.deals.announce import Announcer
+from bot.deals.announce import Announcer, won_announcement
 from bot.deals.models import DealRequest, ReplyTarget, Submission
 from bot.deals.notify import Notifier
 from bot.identity import Identity
@@ -563,4 +563,18 @@ class Changes:
             ts=ref.announce_ts,
             already_in=f"{thread.channel}:{thread.thread_ts}",
         )
+        if after.status_type == "won" and before.status_type != "won":
+            await self._celebrate(actor, after)
         return lines
+
+    async def _celebrate(self, actor: str, after: Opportunity) -> None:
+        """A deal won from Slack is cheered in the deals channel like one won in Close: once."""
+        if self._announcer.channel is None:
+            return
+        if not await self._views.claim_won_announcement(after.id, now=self._clock()):
+            return
+        message = won_announcement(
+            after, by=f"<@{actor}>", close_app_url=self._close_app_url, where="from Slack"
+        )
+        if await self._announcer.post(message) is None:
+            await self._views.release_won_announcement(after.id, now=self._clock())

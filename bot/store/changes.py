@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -494,6 +494,22 @@ class ChangeStore:
             session.execute(statement)
 
         await self._writer.run(write)
+
+    async def prune(self, *, before: datetime) -> int:
+        """Forget changes finished before `before` (Close redelivers for 72 h at most)."""
+        statement = (
+            delete(CloseEventRow)
+            .where(
+                CloseEventRow.state.in_([ChangeState.APPLIED.value, ChangeState.SKIPPED.value]),
+                CloseEventRow.applied_at < before,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+        def write(session: Session) -> int:
+            return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+
+        return await self._writer.run(write)
 
     # --- reads for doctor and history ---------------------------------------------------
 

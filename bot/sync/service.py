@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from bot.close.client import CloseClient
@@ -20,6 +22,9 @@ Mode = Literal["webhook", "poll", "off"]
 # down past Close's retries, or while a subscription was paused, are picked up within this many
 # poll intervals (a few requests every five minutes by default).
 BACKSTOP_FACTOR = 10
+# Close redelivers for up to 72 hours: a week covers any replay, and `history` shows them.
+KEEP_FINISHED = timedelta(days=7)
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class CloseSync:
@@ -42,6 +47,7 @@ class CloseSync:
         self.mode: Mode = "off"
         self.keeper: WebhookKeeper | None = None
         self.poller: EventPoller | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     def planned_mode(self, *, serving_http: bool) -> Mode:
         """webhook with PUBLIC_URL in HTTP mode; else the event log unless polling is off."""
@@ -75,7 +81,22 @@ class CloseSync:
             self.poller.start()
         if self.keeper is not None:
             self.keeper.start()
+        if self.mode != "off":
+            self._housekeeping = asyncio.create_task(
+                self._prune_forever(), name="close-changes-prune"
+            )
         log.info("Close -> Slack: %s", self.describe())
+
+    async def _prune_forever(self) -> None:
+        """Finished changes are kept a week (history shows them), then forgotten."""
+        while True:
+            try:
+                pruned = await self.store.prune(before=self._clock() - KEEP_FINISHED)
+                if pruned:
+                    log.info("Forgot %s change(s) finished over a week ago", pruned)
+            except Exception:
+                log.warning("Could not prune old changes", exc_info=True)
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
     def describe(self) -> str:
         if self.mode == "webhook":
@@ -85,6 +106,11 @@ class CloseSync:
         return "off (no PUBLIC_URL and CLOSE_EVENTS_POLL_SECONDS=0)"
 
     async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
         if self.keeper is not None:
             await self.keeper.stop()
         if self.poller is not None:
