@@ -345,6 +345,11 @@ class ChangeStore:
             session.execute(statement)
             row = session.get(OpportunityViewRow, opportunity_id)
             assert row is not None
+            if row.submission_id is None and submission_id is not None:
+                # Known so far only for a win announced (not yet as the app's own deal).
+                row.submission_id = submission_id
+                row.shown = shown if row.shown is None else row.shown
+                row.version = version if row.version is None else row.version
             return _view(row)
 
         return await self._writer.run(write)
