@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -22,3 +23,12 @@ def _done(task: asyncio.Task[Any]) -> None:
     _running.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("Background task %s failed", task.get_name(), exc_info=task.exception())
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background loop and wait until it has stopped (None: nothing to do)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import BaseModel
 from slack_sdk.models.views import View
 
-from bot.blocks.format import format_date, format_money_period
-from bot.blocks.messages import OPEN_IN_CLOSE_ACTION_ID, lead_url
+from bot.blocks.format import format_date
+from bot.blocks.messages import OPEN_IN_CLOSE_ACTION_ID, lead_url, value_line
 from bot.blocks.text import BUTTON_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 
@@ -31,14 +31,7 @@ def _entry_blocks(index: int, entry: HomeEntry, close_app_url: str) -> dict[str,
     lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
     parts = [
         # The currency is Close's text as stored: escaped like every other Close value.
-        fit_mrkdwn(
-            format_money_period(
-                opportunity.value, opportunity.value_currency, opportunity.value_period
-            ),
-            200,
-        )
-        if opportunity.value is not None
-        else "no value",
+        value_line(opportunity) or "no value",
         fit_mrkdwn(opportunity.status_label, 100) if opportunity.status_label else None,
         f"closes {format_date(opportunity.date_won)}" if opportunity.date_won else None,
     ]

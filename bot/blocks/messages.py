@@ -63,7 +63,8 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)}}
 
 
-def _value_line(opportunity: Opportunity) -> str | None:
+def value_line(opportunity: Opportunity) -> str | None:
+    """The value with its period and currency ("$12,000 annual"), escaped; None without one."""
     if opportunity.value is None:
         return None
     return fit_mrkdwn(
@@ -84,7 +85,7 @@ def summary(opportunity: Opportunity, *, creator: str, verb: str = "logged") -> 
     parts = [
         part
         for part in (
-            _value_line(opportunity),
+            value_line(opportunity),
             fit_mrkdwn(opportunity.status_label, 100) if opportunity.status_label else None,
             _close_date(opportunity.date_won),
         )
@@ -141,7 +142,7 @@ def details(
     url = lead_url(close_app_url, opportunity.lead_id)
     fields: list[tuple[str, str | None]] = [
         ("Lead", fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 300)),
-        ("Value", _value_line(opportunity)),
+        ("Value", value_line(opportunity)),
         (
             "Confidence",
             f"{opportunity.confidence}%" if opportunity.confidence is not None else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAuthError, CloseError
 from bot.close.models import CustomField, Membership, Pipeline, Status, User
+from bot.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +177,8 @@ class Catalog:
             self._task = asyncio.create_task(self._run(), name="close-catalog")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def wait_loaded(self, timeout: float) -> bool:  # noqa: ASYNC109 (agreed API)
         """True once the catalog has loaded, False if `timeout` seconds pass first."""

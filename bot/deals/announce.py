@@ -7,8 +7,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.format import format_money_period
-from bot.blocks.messages import Message, lead_url, summary
+from bot.blocks.messages import Message, lead_url, summary, value_line
 from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 from bot.deals.notify import Posted
@@ -23,19 +22,28 @@ def announcement(
     line = summary(opportunity, creator=creator).blocks[0]["text"]["text"]
     where = f" in <#{logged_in}>" if logged_in and logged_in.startswith(("C", "G")) else ""
     url = lead_url(close_app_url, opportunity.lead_id)
-    context = f"Logged{where} · <{url}|Open in Close>"
     lead = opportunity.lead_name or opportunity.lead_id
+    return _post(
+        "announcement",
+        line,
+        f"Logged{where} · <{url}|Open in Close>",
+        text=f"New opportunity for {lead}",
+    )
+
+
+def _post(block_id: str, line: str, context: str, *, text: str) -> Message:
+    """A deals-channel post: one line, and a context line under it."""
     return Message(
-        text=fit_mrkdwn(f"New opportunity for {lead}", MESSAGE_TEXT),
+        text=fit_mrkdwn(text, MESSAGE_TEXT),
         blocks=[
             {
                 "type": "section",
-                "block_id": "announcement",
+                "block_id": block_id,
                 "text": {"type": "mrkdwn", "text": fit(line, SECTION_TEXT)},
             },
             {
                 "type": "context",
-                "block_id": "announcement_context",
+                "block_id": f"{block_id}_context",
                 "elements": [{"type": "mrkdwn", "text": fit(context, 2000)}],
             },
         ],
@@ -48,36 +56,16 @@ def won_announcement(
     """The deals channel's cheer for a won deal; `by` is escaped mrkdwn, `where` it was marked."""
     lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
     parts = [
-        fit_mrkdwn(
-            format_money_period(
-                opportunity.value, opportunity.value_currency, opportunity.value_period
-            ),
-            200,
-        )
-        if opportunity.value is not None
-        else None,
+        value_line(opportunity),
         f"owner {fit_mrkdwn(opportunity.user_name, 100)}" if opportunity.user_name else None,
     ]
-    line = f":tada: *{lead}* is won!"
-    shown = [part for part in parts if part]
-    if shown:
-        line += " " + " · ".join(shown)
+    line = " ".join([f":tada: *{lead}* is won!", " · ".join(p for p in parts if p)]).strip()
     url = lead_url(close_app_url, opportunity.lead_id)
-    context = f"Marked won {where} by {fit(by, 300)} · <{url}|Open in Close>"
-    return Message(
-        text=fit_mrkdwn(f"Won: {opportunity.lead_name or opportunity.lead_id}", MESSAGE_TEXT),
-        blocks=[
-            {
-                "type": "section",
-                "block_id": "won",
-                "text": {"type": "mrkdwn", "text": fit(line, SECTION_TEXT)},
-            },
-            {
-                "type": "context",
-                "block_id": "won_context",
-                "elements": [{"type": "mrkdwn", "text": fit(context, 2000)}],
-            },
-        ],
+    return _post(
+        "won",
+        line,
+        f"Marked won {where} by {fit(by, 300)} · <{url}|Open in Close>",
+        text=f"Won: {opportunity.lead_name or opportunity.lead_id}",
     )
 
 

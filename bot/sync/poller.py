@@ -13,6 +13,7 @@ from bot.close.client import CloseClient
 from bot.close.errors import CloseError
 from bot.store.changes import ChangeStore
 from bot.sync.events import ACTIONS, OBJECT_TYPE, CloseEvent, parse_close_time
+from bot.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,7 @@ class EventPoller:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
             with contextlib.suppress(Exception):
                 await self._store.release(LEASE_KEY, self._holder, now=self._clock())

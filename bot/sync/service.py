@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from bot.settings import Settings
 from bot.store.changes import ChangeStore
 from bot.sync.poller import EventPoller
 from bot.sync.webhook import Rejected, WebhookKeeper, read_delivery
+from bot.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,8 @@ class CloseSync:
         return "off (no PUBLIC_URL and CLOSE_EVENTS_POLL_SECONDS=0)"
 
     async def stop(self) -> None:
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
-            self._housekeeping = None
+        await cancel(self._housekeeping)
+        self._housekeeping = None
         if self.keeper is not None:
             await self.keeper.stop()
         if self.poller is not None:

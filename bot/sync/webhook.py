@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -20,6 +19,7 @@ from bot.close.client import CloseClient
 from bot.close.models import WebhookSubscription
 from bot.store.changes import ChangeStore
 from bot.sync.events import ACTIONS, OBJECT_TYPE, WebhookDelivery
+from bot.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,8 @@ class WebhookKeeper:
             self._task = asyncio.create_task(self._loop(), name="close-webhook-keeper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         delay = 1.0
