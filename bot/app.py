@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 # Kinds whose user can still be told something after the ack (they carry a response_url or
 # a user to DM); a view submission past its ack is already stored and reported by the worker.
 _TELL_AFTER_ACK = frozenset({"command", "block_actions", "shortcut", "message_action"})
+# Set in the Bolt context by the error handler: how the ack went, for the metrics.
+ACK_OUTCOME = "bot_ack_outcome"
+
+
+def ack_outcome(request: AsyncBoltRequest) -> str:
+    """`ok`, or what the error handler said: `late` (a listener acked after Slack's 3 s),
+    `unhandled` (no listener for it), `error` (a listener failed; the user got an apology)."""
+    outcome = request.context.get(ACK_OUTCOME)
+    return outcome if isinstance(outcome, str) else "ok"
 
 
 def build_app(settings: Settings, services: Services) -> AsyncApp:
@@ -65,7 +74,10 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
             # (a submission is stored under the modal's key, so a second Create is a no-op);
             # saying "it failed" here made users run /opportunity again and create duplicates.
             log.warning("%s acked a %s request late", listener, request_kind(body))
+            context[ACK_OUTCOME] = "late"
             return BoltResponse(status=200, body=await late_ack(context, body))
+        unhandled = isinstance(error, BoltUnhandledRequestError)
+        context[ACK_OUTCOME] = "unhandled" if unhandled else "error"
         return _handle_error(services, error, body, response)
 
     return app

@@ -1,4 +1,4 @@
-"""The command line: `python -m bot [serve|socket|parse|doctor|demo|migrate|history]`."""
+"""The command line: `python -m bot [serve|worker|socket|parse|doctor|demo|migrate|history]`."""
 
 from __future__ import annotations
 
@@ -26,10 +26,31 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="HTTP server: POST /slack/events, GET /healthz")
+    serve_help = (
+        "HTTP server: POST /slack/events and /close/webhook, GET /healthz, /readyz, /metrics; "
+        "runs the background worker too unless --no-worker"
+    )
+    serve = commands.add_parser("serve", help=serve_help, description=serve_help)
     serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default: 0.0.0.0)")
-    commands.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
+    serve.add_argument(
+        "--no-worker",
+        dest="worker",
+        action="store_false",
+        help="HTTP only: leave creating submissions in Close and applying Close's changes to "
+        "`worker` processes",
+    )
+    worker_help = (
+        "background work only: creating stored submissions in Close, confirmations, Close -> "
+        "Slack changes read from Close's event log (GET /healthz, /readyz, /metrics on "
+        "$METRICS_PORT if set)"
+    )
+    commands.add_parser("worker", help=worker_help, description=worker_help)
+    socket_help = (
+        "Socket Mode (needs SLACK_APP_TOKEN; GET /healthz, /readyz, /metrics on $METRICS_PORT "
+        "if set)"
+    )
+    commands.add_parser("socket", help=socket_help, description=socket_help)
     parse = commands.add_parser("parse", help="print the parse of TEXT as one JSON object")
     parse.add_argument("text", metavar="TEXT", nargs="+", help="what a user would type")
     parse.add_argument("--tz", default="UTC", help="the user's IANA time zone (default: UTC)")
@@ -105,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from bot.logs import configure
 
-    configure(settings.log_level, secrets=settings.secret_values())
+    configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     if command is None:
         command = "socket" if settings.socket_mode else "serve"
     if command == "serve":
@@ -113,15 +134,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         from bot.runners import serve
 
-        serve(settings, host=getattr(args, "host", "0.0.0.0"), port=getattr(args, "port", None))
-        return 0
+        return serve(
+            settings,
+            host=getattr(args, "host", "0.0.0.0"),
+            port=getattr(args, "port", None),
+            worker=getattr(args, "worker", True),
+        )
+    if command == "worker":
+        if _missing(settings, "worker"):
+            return 2
+        from bot.runners import run_worker
+
+        return asyncio.run(run_worker(settings))
     if command == "socket":
         if _missing(settings, "socket"):
             return 2
         from bot.runners import run_socket_mode
 
-        asyncio.run(run_socket_mode(settings))
-        return 0
+        return asyncio.run(run_socket_mode(settings))
     if command == "doctor":
         from bot.doctor import run_doctor
 

@@ -73,6 +73,8 @@ async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
     )
     slack_ok = await _check_slack(report, slack)
+    if settings.slack_app_token is not None:
+        await _check_app_token(report, slack, settings.slack_app_token.get_secret_value())
     async with CloseClient(
         settings.close_api_key.get_secret_value(), settings.close_api_url
     ) as close:
@@ -138,6 +140,32 @@ async def _check_slack(report: _Report, slack: AsyncWebClient) -> bool:
             "replying privately in channels it is not in)."
         )
     return True
+
+
+async def _check_app_token(report: _Report, slack: AsyncWebClient, app_token: str) -> None:
+    """Socket Mode's token: asks for a connection URL (left unused), as the bot does at start."""
+    try:
+        await slack.apps_connections_open(app_token=app_token)
+    except SlackApiError as error:
+        code = error.response.get("error")
+        hint = (
+            " (that is a bot or user token: Socket Mode needs an app-level token, xapp-…)"
+            if code == "not_allowed_token_type"
+            else ""
+        )
+        report.fail(
+            f"Slack refused the app token ({code}){hint}: set SLACK_APP_TOKEN to an app-level "
+            "token with connections:write from Basic Information > App-Level Tokens in the "
+            "Slack app settings (and turn Socket Mode on)."
+        )
+        return
+    except Exception as error:
+        report.fail(
+            f"Cannot reach Slack at {slack.base_url} to check the app token "
+            f"({type(error).__name__}): check SLACK_API_URL and the network."
+        )
+        return
+    report.ok("App token works: Socket Mode can connect (apps.connections.open)")
 
 
 async def _check_close(report: _Report, close: CloseClient) -> Catalog | None:

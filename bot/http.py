@@ -1,5 +1,6 @@
 """HTTP mode: Starlette under uvicorn, `POST /slack/events` for everything Slack sends,
-`POST /close/webhook` for Close's changes, `GET /healthz`.
+`POST /close/webhook` for Close's changes, and the operations endpoints (`GET /healthz`,
+`/readyz`, `/metrics`) that Socket Mode and `worker` also serve on METRICS_PORT.
 
 In front of Bolt sits a guard that Slack never notices and attackers always do: the body is
 size-capped while it streams, the signature and its 5-minute window are checked on the raw
@@ -26,9 +27,12 @@ from slack_bolt.request.async_internals import build_async_context
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from bot.app import ack_outcome
 from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
+from bot.logs import bind_slack
+from bot.metrics import ack_kind
 from bot.services import Services
 from bot.sync.webhook import Rejected
 
@@ -181,7 +185,9 @@ def fallback(body: object, text: str = SOMETHING_WENT_WRONG) -> Response:
     return JSONResponse(payload, status_code=200)
 
 
-def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
+def create_http_app(services: Services, bolt: AsyncApp, *, run_worker: bool = True) -> Starlette:
+    """The whole HTTP app; `run_worker=False` (`serve --no-worker`) leaves creating stored
+    submissions and applying Close's changes to `worker` processes."""
     settings = services.settings
     if (
         settings.slack_signing_secret is None
@@ -192,7 +198,9 @@ def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
     secret = settings.slack_signing_secret.get_secret_value().encode()
 
     async def slack_events(request: Request) -> Response:
+        started = time.perf_counter()
         body: dict[str, Any] = {}
+        outcome = "error"
         try:
             raw = await read_capped(request)
             verify_signature(
@@ -207,18 +215,24 @@ def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
                 raise Refused(400, "not_utf8") from error
             body = parse_body(text, request.headers.get("content-type"))
             check_envelope(body)
-            response = await bolt.async_dispatch(bolt_request(request, text, body))
+            bind_slack(body)
+            bolt_req = bolt_request(request, text, body)
+            response = await bolt.async_dispatch(bolt_req)
+            if response.status >= 500 or response.status == 404:
+                # Bolt's own answers for a failed or unmatched request: Slack would show an error.
+                log.warning("Bolt answered %s to a %s request", response.status, request_kind(body))
+                return fallback(body)
+            outcome = ack_outcome(bolt_req)
+            return to_starlette_response(response)
         except Refused as refused:
+            outcome = "refused"
             log.info("Refused a request to /slack/events: %s", refused.reason)
             return refused.response()
         except Exception:
             log.exception("Unexpected error serving a %s request", request_kind(body))
             return fallback(body)
-        if response.status >= 500 or response.status == 404:
-            # Bolt's own answers for a failed or unmatched request: Slack would show an error.
-            log.warning("Bolt answered %s to a %s request", response.status, request_kind(body))
-            return fallback(body)
-        return to_starlette_response(response)
+        finally:
+            services.metrics.ack(ack_kind(body), outcome, time.perf_counter() - started)
 
     async def close_webhook(request: Request) -> Response:
         """Close's deliveries: verified and stored before the 200; never a 5xx for bad input."""
@@ -235,12 +249,9 @@ def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
             )
         return JSONResponse({"ok": True, "new": new})
 
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"ok": True, "catalog_loaded": services.catalog.loaded})
-
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await services.start(serving_http=True)
+        await services.start(serving_http=True, worker=run_worker)
         try:
             yield
         finally:
@@ -250,7 +261,37 @@ def create_http_app(services: Services, bolt: AsyncApp) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/close/webhook", close_webhook, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            *ops_routes(services),
         ],
         lifespan=lifespan,
     )
+
+
+def ops_routes(services: Services) -> list[BaseRoute]:
+    """`GET /healthz` (the process is alive: for restarts), `GET /readyz` (it can serve: for a
+    load balancer), `GET /metrics` (Prometheus)."""
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"ok": True, "catalog_loaded": services.catalog.loaded})
+
+    async def readyz(_request: Request) -> Response:
+        problems = await services.readiness()
+        if problems:
+            return JSONResponse({"ok": False, "problems": problems}, status_code=503)
+        return JSONResponse({"ok": True})
+
+    async def metrics(_request: Request) -> Response:
+        body, content_type = await services.scrape_metrics()
+        return Response(body, headers={"content-type": content_type})
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+
+
+def create_ops_app(services: Services) -> Starlette:
+    """The operations endpoints alone, for Socket Mode and `worker` (on METRICS_PORT); the
+    runner starts and stops `services` itself."""
+    return Starlette(routes=ops_routes(services))

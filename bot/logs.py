@@ -1,4 +1,5 @@
-"""Logging set-up: one line per event, with the configured secrets redacted wherever they appear."""
+"""Logging set-up: one line per event (text, or one JSON object with `LOG_FORMAT=json`), with the
+configured secrets redacted wherever they appear."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 # Anything shaped like a credential, known or not: Slack tokens, Close keys, and the value of an
 # Authorization header however it is printed (dict repr, "key: value", httpcore's byte tuples).
@@ -136,16 +140,95 @@ def redact_secrets(secrets: Iterable[str]) -> None:
         _installed = True
 
 
-def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> None:
-    """Log to stderr at `level`, with `secrets` redacted from every record (and the handler)."""
+def bind(**values: str | None) -> None:
+    """Say what the log lines of the current task (and of the tasks it starts) are about.
+
+    asyncio gives each task a copy of its creator's context, so a value bound while handling
+    one request or one submission never shows on another's lines.
+    """
+    structlog.contextvars.bind_contextvars(
+        **{key: value for key, value in values.items() if value is not None}
+    )
+
+
+def bind_slack(body: Mapping[str, Any]) -> None:
+    """The Slack user and team a request comes from, for the lines logged while handling it."""
+    user = body.get("user")
+    team = body.get("team")
+    bind(
+        slack_user=_text(body.get("user_id"))
+        or _text(user.get("id") if isinstance(user, dict) else user),
+        slack_team=_text(body.get("team_id"))
+        or _text(team.get("id") if isinstance(team, dict) else team),
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _from_record(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """The traceback as the record already holds it, redacted (never formatted again here from
+    the raw exception, whose text the redactor has not seen)."""
+    record = event.get("_record")
+    event.pop("exc_info", None)
+    if isinstance(record, logging.LogRecord):
+        event["logger"] = record.name
+        if record.exc_text:
+            event["exception"] = record.exc_text
+        if record.stack_info:
+            event["stack"] = record.stack_info
+    event.pop("stack_info", None)
+    return event
+
+
+def _redact_values(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = _redactor.redact(value)
+    return event
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line: timestamp, level, logger, message, exception, and the bound
+    context (submission, Slack user/team, Close request) — structlog's renderer over stdlib
+    records, so every library's lines come out the same way."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            structlog.stdlib.add_log_level,
+            _from_record,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.EventRenamer("message"),
+            _redact_values,
+            structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
+        ],
+    )
+
+
+def text_formatter() -> logging.Formatter:
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+
+
+def configure(
+    level: str = "INFO",
+    *,
+    secrets: Iterable[str] = (),
+    fmt: Literal["text", "json"] = "text",
+) -> None:
+    """Log to stderr at `level` in `fmt`, with `secrets` redacted from every record (and the handler)."""
     redact_secrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
+    handler.setFormatter(json_formatter() if fmt == "json" else text_formatter())
     handler.addFilter(_redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "slack_sdk", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn logs through the root handler (the runners pass it no logging config of its own),
+    # so its lines come out in the same format; its per-start chatter stays out.
+    logging.getLogger("uvicorn").setLevel(max(logging.WARNING, root.level))

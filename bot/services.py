@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.close.catalog import Catalog
@@ -21,12 +23,14 @@ from bot.deals.service import Deals, RetryPolicy
 from bot.deals.worker import Worker
 from bot.identity import Identity
 from bot.lead_search import LeadSearch
+from bot.metrics import Metrics, ObservedSlackClient
 from bot.parsing import warm_up
 from bot.settings import Settings
 from bot.store.changes import ChangeStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.store.preferences import Preferences
+from bot.store.stats import store_numbers
 from bot.store.submissions import SubmissionStore
 from bot.store.user_links import UserLinkStore
 from bot.sync.applier import ChangeApplier
@@ -34,7 +38,13 @@ from bot.sync.service import CloseSync
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT_SECONDS = 20.0
+# Platforms send SIGTERM, then SIGKILL after 10-30 s: everything is done within this many
+# seconds of the signal (or of `stop` being called without one).
+STOP_TIMEOUT_SECONDS = 9.0
+# Work in flight (a Close call, a Slack message) gets this long from the signal to finish; what
+# is still going then is cut short and handed back to be taken up at once elsewhere.
+WORK_GRACE_SECONDS = 5.0
+READY_TIMEOUT_SECONDS = 2.0
 
 
 def utc_now() -> datetime:
@@ -59,13 +69,22 @@ class Services:
     sync: CloseSync
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    # Monotonic instant shutdown began (None: running); the deadlines count from it.
+    stopping_since: float | None = None
+    # The tasks that run for as long as the process does (servers, loops), as of `start`: any
+    # other is short work (a listener past its ack, a reply) that shutdown lets finish.
+    _resident: set[asyncio.Task[object]] = field(default_factory=set, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
         if settings.slack_bot_token is None or settings.close_api_key is None:
             raise ValueError("SLACK_BOT_TOKEN and CLOSE_API_KEY are required")
-        slack = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        metrics = Metrics()
+        slack: AsyncWebClient = ObservedSlackClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            metrics=metrics,
         )
         close = CloseClient(
             settings.close_api_key.get_secret_value(),
@@ -73,6 +92,7 @@ class Services:
             timeout=httpx.Timeout(
                 settings.close_timeout_seconds, connect=min(5.0, settings.close_timeout_seconds)
             ),
+            observer=metrics,
         )
         catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
         engine = create_engine(settings.database_url)
@@ -111,6 +131,9 @@ class Services:
             close_app_url=settings.close_app_url,
             clock=clock,
         )
+        applier.on_finished = lambda change, state: metrics.change_finished(
+            state.value, change.source
+        )
         worker = Worker(
             deals,
             poll_seconds=settings.worker_poll_seconds,
@@ -143,11 +166,13 @@ class Services:
             sync=sync,
             clock=clock,
             announcer=announcer,
+            metrics=metrics,
         )
 
-    async def start(self, *, serving_http: bool = False) -> None:
-        """Ready to serve: schema in place, parser warm, catalog loading, worker running, Close's
-        changes coming in (by webhook when serving HTTP with a PUBLIC_URL, else the event log)."""
+    async def start(self, *, serving_http: bool = False, worker: bool = True) -> None:
+        """Ready to serve: schema in place, parser warm, catalog loading, worker running (unless
+        `worker` is False: `serve --no-worker` leaves it to `worker` processes), Close's changes
+        coming in (by webhook when serving HTTP with a PUBLIC_URL, else the event log)."""
         warm_up()
         if self.slack.session is None:
             # One pooled session: without it slack_sdk opens a new TCP connection per call,
@@ -157,23 +182,87 @@ class Services:
             )
         await upgrade(self.engine)  # Alembic, under a lock: instances may start together
         await self.catalog.start()
-        self.worker.start()
+        if worker:
+            self.worker.start()
         self.sync.start(serving_http=serving_http)
+        self._resident = set(asyncio.all_tasks())
+
+    def begin_stop(self) -> None:
+        """The first thing on SIGTERM/SIGINT: not ready any more, no new work claimed. What is
+        in flight goes on; `stop` waits for it (within WORK_GRACE_SECONDS of now)."""
+        if self.stopping_since is None:
+            self.stopping_since = time.monotonic()
+            self.worker.stop_claiming()
 
     async def stop(self, *, within: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Stop everything; a part that does not stop in time is logged and left behind, so a
-        deploy or a test never waits for ever (stored submissions are resumed at next start)."""
+        """Stop everything within `within` seconds of `begin_stop` (or of now); a part that does
+        not stop in time is logged and left behind, so a deploy or a test never waits for ever
+        (stored submissions are resumed at next start)."""
+        self.begin_stop()
+        assert self.stopping_since is not None
+        # Taken before any task of the stop itself exists (and without the caller's).
+        short = self._short_work()
+        left = within - (time.monotonic() - self.stopping_since)
         try:
-            await asyncio.wait_for(self._stop(), within)
+            await asyncio.wait_for(self._stop(short), max(left, 0.5))
         except TimeoutError:
             log.error("Shutdown did not finish within %.0f s; exiting anyway", within)
 
-    async def _stop(self) -> None:
+    async def _stop(self, short: set[asyncio.Task[object]]) -> None:
+        assert self.stopping_since is not None
         await self.sync.stop()
-        await self.worker.stop()
+        grace = WORK_GRACE_SECONDS - (time.monotonic() - self.stopping_since)
+        await asyncio.gather(self.worker.stop(grace=grace), _settle(short, grace))
         await self.catalog.stop()
         await self.close.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
             self.slack.session = None
         await self.engine.dispose()
+
+    def _short_work(self) -> set[asyncio.Task[object]]:
+        """Short work still going (a modal opening after its ack, a reply being posted): the
+        tasks that came after `start` (the HTTP server waited for responses, not for these)."""
+        current = asyncio.current_task()
+        return {
+            task
+            for task in asyncio.all_tasks()
+            if task is not current and task not in self._resident and not task.done()
+        }
+
+    # --- what the operations endpoints say ------------------------------------------------
+
+    async def readiness(self) -> dict[str, str]:
+        """What stops this process from serving: empty when it is ready (GET /readyz)."""
+        problems: dict[str, str] = {}
+        if self.stopping_since is not None:
+            problems["process"] = "shutting down"
+        if not self.catalog.loaded:
+            problems["catalog"] = "Close's pipelines, statuses and users have not loaded yet"
+        try:
+            await asyncio.wait_for(self._ping_database(), READY_TIMEOUT_SECONDS)
+        except Exception as error:
+            problems["database"] = f"unreachable ({type(error).__name__})"
+        return problems
+
+    async def _ping_database(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def scrape_metrics(self) -> tuple[bytes, str]:
+        """GET /metrics: this process's counters and the store's numbers, read now."""
+        poller = self.sync.poller
+        read_at = poller.last_read_at if poller is not None else None
+        loaded_at = self.catalog.loaded_at
+        return await self.metrics.scrape(
+            lambda: store_numbers(session_factory(self.engine), now=self.clock()),
+            catalog_loaded_at=loaded_at.timestamp() if loaded_at is not None else None,
+            sync_mode=self.sync.mode,
+            event_log_read_at=read_at.timestamp() if read_at is not None else None,
+            in_flight=self.worker.in_flight,
+        )
+
+
+async def _settle(tasks: set[asyncio.Task[object]], within: float) -> None:
+    if tasks and within > 0:
+        await asyncio.wait(tasks, timeout=within)

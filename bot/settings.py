@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     port: int = 3000
     log_level: str = "INFO"
+    # `json`: one JSON object per line (level, logger, message and what the line is about).
+    log_format: Literal["text", "json"] = "text"
+    # Socket Mode and `worker` serve GET /metrics, /healthz and /readyz on this port when set
+    # (`serve` has them on its own port).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Channel id where every new opportunity is also announced (updates go in its thread).
     deals_channel: str | None = None
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -70,6 +75,16 @@ class Settings(BaseSettings):
     def _split(cls, value: object) -> object:
         return _split_ids(value)
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("close_api_url", "slack_api_url", "close_app_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
@@ -95,9 +110,12 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     def missing_for(self, mode: str) -> list[str]:
-        """Names of the variables that `mode` ("serve" or "socket") needs and lacks."""
+        """Names of the variables that `mode` ("serve", "socket" or "worker") needs and lacks."""
         needed = ["SLACK_BOT_TOKEN", "CLOSE_API_KEY"]
-        needed.append("SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET")
+        if mode == "socket":
+            needed.append("SLACK_APP_TOKEN")
+        elif mode == "serve":
+            needed.append("SLACK_SIGNING_SECRET")
         return [name for name in needed if getattr(self, name.lower()) is None]
 
     def secret_values(self) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -57,6 +57,16 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 
 
+class CloseObserver(Protocol):
+    """Told about every request to Close (bot.metrics.Metrics is one)."""
+
+    def close_request(self, endpoint: str, status: str, seconds: float) -> None:
+        """One HTTP exchange with Close: its endpoint group, status (or "unreachable")."""
+
+    def close_waited(self, endpoint: str, seconds: float) -> None:
+        """A request waited `seconds` before going out (a 429's reset, or the rate budget)."""
+
+
 @dataclass
 class _Budget:
     """One endpoint group's rate-limit window as Close's `RateLimit` header describes it.
@@ -95,8 +105,10 @@ class CloseClient:
         user_agent: str = "close-opportunity-bot",
         retry_attempts: int = 4,
         retry_backoff: float = 0.25,
+        observer: CloseObserver | None = None,
     ) -> None:
         self._api_key = api_key
+        self._observer = observer
         self.max_wait_seconds = max_wait_seconds
         self.default_rate_limit_wait = default_rate_limit_wait
         self.retry_attempts = max(1, retry_attempts)
@@ -356,13 +368,18 @@ class CloseClient:
         attempt = 0
         while True:
             attempt += 1
+            paced_at = time.monotonic()
             await self._pace(group)
+            sent_at = time.monotonic()
+            if self._observer is not None and sent_at - paced_at > 0.001:
+                self._observer.close_waited(group, sent_at - paced_at)
             try:
                 response = await self._http.request(
                     method, path, params=params, json=json, headers=headers
                 )
             except httpx.TransportError as exc:
                 self._settle(group, None)
+                self._observe(group, "unreachable", sent_at)
                 if isinstance(exc, _NOT_SENT):
                     # Nothing reached Close: safe to try again, even for writes.
                     await self._backoff_or_raise(attempt, f"cannot reach Close ({_describe(exc)})")
@@ -378,6 +395,7 @@ class CloseClient:
                 self._settle(group, None)
                 raise
             self._settle(group, response)
+            self._observe(group, str(response.status_code), sent_at)
 
             status = response.status_code
             if status == 429:
@@ -416,6 +434,10 @@ class CloseClient:
                     f"Close sent a non-JSON answer to {method} /{path}", status_code=status
                 ) from exc
             return body if isinstance(body, dict) else {"data": body}
+
+    def _observe(self, group: str, status: str, sent_at: float) -> None:
+        if self._observer is not None:
+            self._observer.close_request(group, status, time.monotonic() - sent_at)
 
     async def _backoff_or_raise(self, attempt: int, what: str, status: int | None = None) -> None:
         if attempt >= self.retry_attempts:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.deals.models import Submission
 from bot.deals.service import Deals
+from bot.logs import bind
 from bot.store.changes import StoredChange
 from bot.sync.applier import ChangeApplier
 
@@ -66,31 +67,94 @@ class Worker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        # What each task in flight holds, to hand back if it is cut short at shutdown.
+        self._claims: dict[asyncio.Task[None], Submission | StoredChange] = {}
+        self._claiming = True
         self._clock = clock
 
     def kick(self) -> None:
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    @property
+    def in_flight(self) -> int:
+        """Submissions and changes being worked right now."""
+        return len(self._claims)
+
     def start(self) -> None:
         if self._task is None:
+            self._claiming = True
             self._task = asyncio.create_task(self._loop(), name="submission-worker")
 
-    async def stop(self) -> None:
+    def stop_claiming(self) -> None:
+        """Take no new work (the first thing at shutdown); what is in flight goes on.
+
+        The loop is woken, not cancelled: a claim cut short would still be written by the
+        database, leaving rows claimed by nobody until their lease runs out.
+        """
+        self._claiming = False
+        self._wake.set()
+
+    async def stop(self, *, grace: float = 5.0) -> None:
+        """Stop claiming, let the work in flight finish for up to `grace` seconds, then cut
+        what is left short and hand its claims back, so another worker (another process, or
+        this one's next start) takes it at once instead of after the lease.
+
+        Cut short is safe at any point: a submission whose request may have reached Close is
+        looked for in Close before it is sent again, and a change resumes at its next step.
+        """
+        self.stop_claiming()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                # Finishes its current claim (if any) and ends; a hung database is not waited for.
+                await asyncio.wait_for(asyncio.shield(self._task), max(grace, 0.5))
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
-        if self._running or self._changing:
-            await asyncio.wait(self._running | self._changing, timeout=5)
+        if not self._claims:
+            return
+        log.info("Worker stopping: %s in flight, waiting up to %.1f s", len(self._claims), grace)
+        _, late = await asyncio.wait(set(self._claims), timeout=max(grace, 0.0))
+        if not late:
+            return
+        held = {task: self._claims[task] for task in late if task in self._claims}
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        released = 0
+        for claim in held.values():
+            try:
+                released += await self._release(claim)
+            except Exception:  # the lease still frees it, only later
+                log.warning("Could not hand back %s", claim.id, exc_info=True)
+        log.info("Worker stopped: handed back %s of %s unfinished", released, len(held))
+
+    async def _release(self, claim: Submission | StoredChange) -> bool:
+        now = self._clock()
+        if isinstance(claim, Submission):
+            return await self._deals.store.release(claim, now=now)
+        assert self._changes is not None
+        return await self._changes.store.retry_at(claim, now, why="handed back at shutdown")
 
     async def run_once(self) -> int:
         """Claim and start what is due now; returns how many were started."""
         return await self._start_submissions() + await self._start_changes()
 
+    def _track(self, task: asyncio.Task[None], claim: Submission | StoredChange) -> None:
+        self._claims[task] = claim
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._claims.pop(task, None)
+
     async def _start_submissions(self) -> int:
         free = self._concurrency - len(self._running)
-        if free <= 0:
+        if free <= 0 or not self._claiming:
             return 0
         claimed = await self._deals.store.claim_due(
             now=self._clock(), lease=self._lease, limit=min(free, self._batch), owner=self.name
@@ -99,11 +163,12 @@ class Worker:
             task = asyncio.create_task(self._work(submission))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            self._track(task, submission)
         return len(claimed)
 
     async def _start_changes(self) -> int:
         free = self._change_concurrency - len(self._changing)
-        if self._changes is None or free <= 0:
+        if self._changes is None or free <= 0 or not self._claiming:
             return 0
         claimed = await self._changes.store.claim_due(
             now=self._clock(), lease=self._lease, limit=free, owner=self.name
@@ -112,10 +177,13 @@ class Worker:
             task = asyncio.create_task(self._apply(change))
             self._changing.add(task)
             task.add_done_callback(self._changing.discard)
+            self._track(task, change)
         return len(claimed)
 
     async def _apply(self, change: StoredChange) -> None:
         assert self._changes is not None
+        # This task's log lines (and its children's) say which change and Close request.
+        bind(change_id=change.id, close_request_id=change.event.request_id)
         try:
             # Within the lease: a hung Slack call must not let a second worker tell it too.
             await asyncio.wait_for(self._changes.process(change), self._lease.total_seconds() * 0.8)
@@ -124,6 +192,11 @@ class Worker:
         self._wake.set()
 
     async def _work(self, submission: Submission) -> None:
+        bind(
+            submission_id=submission.id,
+            slack_user=submission.slack_user_id,
+            slack_team=submission.team_id,
+        )
         async with self._slots:
             await self._renewing(submission)
         self._wake.set()  # a slot freed: look for more
@@ -154,7 +227,7 @@ class Worker:
                 await work
 
     async def _loop(self) -> None:
-        while True:
+        while self._claiming:
             self._wake.clear()  # before looking, so a kick during the look is not lost
             try:
                 started = await self.run_once()

@@ -52,9 +52,14 @@ class SlackDriver:
         team_id: str = "T0SANDBOX",
         api_app_id: str = "A0SANDBOX",
         timeout: float = 10.0,
+        socket_mode: bool = False,
     ) -> None:
+        """`socket_mode`: commands and interactions go over the simulator's Socket Mode
+        connection (to an app in Socket Mode) instead of HTTP to `events_url`."""
         self.sim = sim
         self.events_url = events_url
+        self.socket_mode = socket_mode
+        self.timeout = timeout
         self.team_id = team_id
         self.api_app_id = api_app_id
         self._verifier = SignatureVerifier(signing_secret)
@@ -97,10 +102,21 @@ class SlackDriver:
         return await self._http.post(self.events_url, content=body, headers=sent)
 
     async def _form(self, fields: dict[str, str]) -> httpx.Response:
+        if self.socket_mode:
+            return await self._over_socket("slash_commands", dict(fields))
         return await self.raw(urllib.parse.urlencode(fields).encode(), FORM)
 
     async def _interaction(self, payload: dict[str, Any]) -> httpx.Response:
+        if self.socket_mode:
+            return await self._over_socket("interactive", payload)
         return await self._form({"payload": json.dumps(payload)})
+
+    async def _over_socket(self, kind: str, payload: dict[str, Any]) -> httpx.Response:
+        """Send an envelope and wait for its ack, shaped as the HTTP answer would be."""
+        server = self.sim.socket_mode
+        envelope_id = await server.send(kind, payload, accepts_response_payload=True)
+        ack = await server.wait_ack(envelope_id, self.timeout)
+        return httpx.Response(200, json=ack) if ack else httpx.Response(200)
 
     # -- common payload parts --------------------------------------------------------------------
 

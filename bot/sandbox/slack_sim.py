@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from bot.sandbox import blockkit
 from bot.sandbox.server import RunningServer, start_server
+from bot.sandbox.socket_sim import SocketModeServer
 
 DEFAULT_SCOPES: frozenset[str] = frozenset(
     {"commands", "chat:write", "chat:write.public", "users:read", "users:read.email", "im:write"}
@@ -382,9 +383,16 @@ class SlackSimulator:
     """Slack Web API methods the bot uses, with Slack's errors, limits, scopes and recording."""
 
     def __init__(
-        self, bot_token: str = "xoxb-sandbox-token", workspace: Workspace | None = None
+        self,
+        bot_token: str = "xoxb-sandbox-token",
+        workspace: Workspace | None = None,
+        *,
+        app_token: str | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # The app-level token (xapp-…): only `apps.connections.open` takes it, and only it.
+        self.app_token = app_token
+        self.socket_mode = SocketModeServer()
         self.workspace = workspace if workspace is not None else default_workspace()
         self.scopes: set[str] = set(DEFAULT_SCOPES)
         self.latency = 0.0
@@ -407,6 +415,7 @@ class SlackSimulator:
         self._server: RunningServer | None = None
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "users.info": self._users_info,
             "users.list": self._users_list,
             "users.lookupByEmail": self._users_lookup_by_email,
@@ -438,6 +447,7 @@ class SlackSimulator:
         return self.api_url
 
     async def stop(self) -> None:
+        await self.socket_mode.stop()
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -712,8 +722,11 @@ class SlackSimulator:
     ) -> dict[str, Any]:
         if not token:
             raise SlackError("not_authed")
-        if token != self.bot_token:
+        if token not in (self.bot_token, self.app_token):
             raise SlackError("invalid_auth")
+        # Slack's answer when a bot token opens a socket, or an app token calls anything else.
+        if (method == "apps.connections.open") != (token == self.app_token):
+            raise SlackError("not_allowed_token_type")
         handler = self._handlers.get(method)
         if handler is None:
             raise SlackError("unknown_method", req_method=method)
@@ -747,6 +760,10 @@ class SlackSimulator:
             "bot_id": ws.bot_id,
             "is_enterprise_install": False,
         }
+
+    async def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        await self.socket_mode.start()
+        return {"ok": True, "url": self.socket_mode.url()}
 
     def _user_json(self, user: SlackUser, params: dict[str, Any]) -> dict[str, Any]:
         return user.as_slack(

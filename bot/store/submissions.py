@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -205,6 +205,37 @@ class SubmissionStore:
             SubmissionRow.confirmed_at.is_(None),
         )
         return await self._update(held, now, claimed_until=now + lease)
+
+    async def release(self, submission: Submission, *, now: datetime) -> bool:
+        """Give a claim back at shutdown, so another worker takes the submission at once
+        rather than after the lease. False when it is no longer ours (or already done).
+
+        Not yet in Close (creating): pending again, due now; the claim's `attempts` stays
+        counted, so the next attempt looks in Close before sending, in case this one's request
+        got there. Created but not yet told (created): left created, its claim expired, so the
+        next worker only does the telling.
+        """
+        held = and_(
+            SubmissionRow.id == submission.id,
+            SubmissionRow.attempts == submission.attempts,
+            SubmissionRow.state.in_(
+                [SubmissionState.CREATING.value, SubmissionState.CREATED.value]
+            ),
+            SubmissionRow.confirmed_at.is_(None),
+        )
+        creating = SubmissionRow.state == SubmissionState.CREATING.value
+        at = literal(now, SubmissionRow.claimed_until.type)  # typed: stored like every instant
+        return await self._update(
+            held,
+            now,
+            state=case(
+                (creating, SubmissionState.PENDING.value), else_=SubmissionState.CREATED.value
+            ),
+            next_attempt_at=case((creating, at), else_=SubmissionRow.next_attempt_at),
+            # claim_due takes a created one whose claim ran out (`claimed_until < now`).
+            claimed_until=case((creating, literal(None, at.type)), else_=at),
+            claimed_by=None,
+        )
 
     async def set_lead(self, submission: Submission, lead_id: str, *, now: datetime) -> bool:
         return await self._update(_held(submission), now, lead_id=lead_id)

@@ -93,6 +93,8 @@ class ChangeApplier:
         self._announcer = announcer
         self._close_app_url = close_app_url
         self._clock = clock
+        # Told of every change that reaches its end here, with its state (metrics count them).
+        self.on_finished: Callable[[StoredChange, ChangeState], None] = lambda _change, _state: None
 
     async def process(self, change: StoredChange) -> None:
         """Work one claimed change to its end (or give it back for later). Never raises."""
@@ -114,9 +116,10 @@ class ChangeApplier:
                 log.exception(
                     "Giving up on change %s after %s attempts", change.id, change.attempts
                 )
-                await self.store.finish(
+                if await self.store.finish(
                     change, ChangeState.SKIPPED, "gave up: unexpected error", now=self._clock()
-                )
+                ):
+                    self.on_finished(change, ChangeState.SKIPPED)
                 return
             log.exception("Could not apply change %s; it will be tried again", change.id)
             await self.store.retry_at(
@@ -372,6 +375,7 @@ class ChangeApplier:
     async def _finish(self, change: StoredChange, state: ChangeState, outcome: str) -> None:
         if not await self.store.finish(change, state, outcome, now=self._clock()):
             raise LostClaim(change.id)
+        self.on_finished(change, state)
         log.info("Change %s of %s: %s", change.event.id, change.event.object_id, outcome)
 
 
