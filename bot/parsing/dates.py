@@ -1,14 +1,16 @@
-"""Finding the close date in a line (`next friday`, `Dec 15`, `3/4`, `EOQ`, `Q1`) and resolving it in the user's zone.
+"""Finding the close date in a line (`next friday`, `Dec 15`, `3/4`, `EOQ`, `Q1`, `nächsten Freitag`, `fin du mois`) in the user's zone.
 
-Common phrases are found and resolved by the patterns below: that is fast (well under
-the per-line budget, where one `dateparser.parse` call alone costs ~0.5 ms) and never
-over-eager (a `60%` or a year in a lead name is not a date). They follow dateparser's
-own readings with `PREFER_DATES_FROM=future` (tests compare them), with two deliberate
-differences: a date without a year is never in the past (`Nov 14` typed on Nov 14 is
-today, `the 13th` typed on the 14th is next month's 13th), and a month alone (`by March`)
-is the last day of that month. Sales phrases dateparser does not know (EOM, EOQ, Q1–Q4,
-EOY…) are resolved here, and any other phrase after a connector (`close`, `by`, `on`…)
-goes to dateparser, restricted to English and loaded once by `warm_up`.
+Common phrases are found and resolved by patterns built from each language's words
+(`bot/parsing/languages/`): that is fast (well under the per-line budget, where one
+`dateparser.parse` call alone costs ~0.5–1.5 ms) and never over-eager (a `60%` or a year
+in a lead name is not a date). They follow dateparser's own readings with
+`PREFER_DATES_FROM=future` (tests compare them), with two deliberate differences: a date
+without a year is never in the past (`Nov 14` typed on Nov 14 is today, `the 13th` typed
+on the 14th is next month's 13th), and a month alone (`by March`, `im März`) is the last
+day of that month. Sales phrases dateparser does not know (EOM, EOQ, Q1–Q4, EOY,
+`Monatsende`, `fin du trimestre`, `1. Quartal`…) are resolved here, and any other phrase
+after an introducer (`close`, `by`, `bis`, `d'ici`…) goes to dateparser, restricted to the
+user's language and English and loaded once by `warm_up`.
 """
 
 from __future__ import annotations
@@ -18,22 +20,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from bot.parsing.locales import DateOrder, LocaleInfo
-from bot.parsing.tokens import (
-    DATE_INTRODUCERS,
-    FULL_WEEKDAYS,
-    MASK,
-    MONTHS,
-    WEEKDAYS,
-    Workspace,
-    alternation,
-)
+from bot.parsing.lexicon import LANGUAGES, Lexicon, fold_key, lexicon_for, word_alternation
+from bot.parsing.locales import DateOrder, LocaleInfo, locale_info
+from bot.parsing.tokens import MASK, Workspace
 
-__all__ = ["DateContext", "DateHit", "find_date", "warm_up_dateparser"]
+__all__ = ["DateContext", "DateHit", "dateparser_parse", "find_date", "warm_up_dateparser"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +43,10 @@ class DateContext:
     @property
     def today(self) -> date:
         return self.now.date()
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return lexicon_for(self.locale.language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,50 +64,8 @@ class DateHit:
 Resolved = tuple[date, list[str]] | None
 Resolver = Callable[[re.Match[str], DateContext, bool, str], Resolved]
 
-_M = alternation(MONTHS)
-_WD = alternation(WEEKDAYS)
 _START = r"(?<![\w/.\-:$€£])"
 _END = r"(?!\w|[/.\-:]\d)"
-_NUMBER_WORDS = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "couple": 2,
-    "a couple": 2,
-    "a couple of": 2,
-    "couple of": 2,
-}
-_COUNT = rf"(?:\d{{1,3}}|{alternation(_NUMBER_WORDS)})"
-_UNIT = r"(?P<unit>business\s+day|day|week|wk|fortnight|month|mo|year|yr)s?"
-
-# Words that introduce a close date; they are taken with it so the lead does not keep them.
-_CONNECTORS = [
-    *DATE_INTRODUCERS,
-    "until",
-    "before",
-    "target",
-    "targeting",
-    "eta",
-    "est",
-    "in",
-    "around",
-    "within",
-    "for",
-]
-_CONNECTOR_TAIL = re.compile(
-    rf"(?:(?<![\w])(?:{alternation(_CONNECTORS)})[ :]+(?:the\s+)?)+$", re.IGNORECASE
-)
 
 
 def _month_end(year: int, month: int) -> date:
@@ -165,6 +123,11 @@ def _year(text: str) -> int:
     return 2000 + number if len(text) <= 2 else number
 
 
+def _alternatives(*parts: str) -> str:
+    """`a|b|c` of the parts a language has (an empty part is left out)."""
+    return "|".join(p for p in parts if p) or "(?!)"
+
+
 # --- resolvers: (match, context, has_connector, phrase) -> (date, warnings) | None --------
 
 
@@ -191,24 +154,21 @@ def _sales(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> Res
     return None
 
 
-_SALES_RE = re.compile(
-    r"(?<!\w)(?:"
-    r"(?P<eonm>end\s+of\s+next\s+month)"
-    r"|(?P<eom>eom|end\s+of\s+(?:the\s+|this\s+)?month|(?:this\s+)?month[\s-]end|this\s+month)"
-    r"|(?P<nextq>(?:end\s+of\s+)?next\s+quarter)"
-    r"|(?P<eoq>eoq|end\s+of\s+(?:the\s+|this\s+)?quarter|(?:this\s+)?quarter[\s-]end|this\s+quarter)"
-    r"|(?P<eony>end\s+of\s+next\s+year)"
-    r"|(?P<eoy>eoy|end\s+of\s+(?:the\s+|this\s+)?year|(?:this\s+)?year[\s-]end|this\s+year)"
-    r"|(?P<eonw>end\s+of\s+next\s+week)"
-    r"|(?P<eow>eow|end\s+of\s+(?:the\s+|this\s+)?week|this\s+week)"
-    r")(?!\w)",
-    re.IGNORECASE,
-)
+def _sales_re(lex: Lexicon) -> str:
+    sales = lex.words.sales
+    groups = [
+        f"(?P<{kind}>{word_alternation(sales.get(kind, ()))})"
+        for kind in ("eonm", "eom", "nextq", "eoq", "eony", "eoy", "eonw", "eow")
+    ]
+    return rf"(?<![\w'])(?:{'|'.join(groups)})(?!\w)"
 
 
 def _quarter(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> Resolved:
-    quarter = int(match.group("q") or match.group("q2"))
-    year_text = match.group("yy") or match.group("yyyy") or match.group("yyyy2")
+    groups = match.groupdict()
+    number = next((groups.get(g) for g in ("q", "q2", "q3", "q4") if groups.get(g)), None)
+    quarter = int(number) if number else ctx.lexicon.words.quarter_ordinals[fold_key(groups["qw"])]
+    years = ("yy", "yy2", "yyyy", "yyyy2", "yyyy3")
+    year_text = next((groups.get(g) for g in years if groups.get(g)), None)
     if year_text:
         value = _quarter_end(_year(year_text), quarter)
         return value, _past(phrase, value, ctx)
@@ -218,30 +178,44 @@ def _quarter(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> R
     return value, []
 
 
-_QUARTER_RE = re.compile(
-    r"(?<![\w'])(?:(?:end\s+of\s+)?q(?P<q>[1-4])(?:\s*['’](?P<yy>\d{2})|\s+(?P<yyyy>20\d{2}))?"
-    r"|(?P<yyyy2>20\d{2})[\s-]?q(?P<q2>[1-4]))(?!\w)",
-    re.IGNORECASE,
-)
+def _quarter_re(lex: Lexicon) -> str:
+    words = lex.words
+    end = word_alternation(words.end_prefixes)
+    letters = word_alternation(words.quarter_letters)
+    after = word_alternation(words.quarter_letters_after)
+    nouns = word_alternation(words.quarter_nouns)
+    suffixes = word_alternation(words.quarter_number_suffixes)
+    ordinals = word_alternation(words.quarter_ordinals)
+    year_links = word_alternation(words.year_links)
+    prefix = rf"(?:(?:{end})\s+)?"
+    return (
+        r"(?<![\w'])(?:"
+        + _alternatives(
+            rf"{prefix}(?:{letters})(?P<q>[1-4])"
+            rf"(?:\s*'(?P<yy>\d{{2}})|\s*/\s*(?P<yy2>\d{{2}})(?!\d)|[\s/]+(?P<yyyy>20\d{{2}}))?",
+            rf"(?P<yyyy2>20\d{{2}})[\s-]?(?:{letters})(?P<q2>[1-4])",
+            rf"{prefix}(?:(?P<q3>[1-4])(?:{suffixes})\s*|(?P<qw>{ordinals})\s+)(?:{nouns})"
+            rf"(?:\s+(?:(?:{year_links})\s+)?(?P<yyyy3>20\d{{2}}))?"
+            if "(?!)" not in nouns
+            else "",
+            rf"{prefix}(?P<q4>[1-4])(?:{after})" if "(?!)" not in after else "",
+        )
+        + r")(?!\w)"
+    )
 
 
 def _iso(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> Resolved:
     return _explicit(int(match["y"]), int(match["m"]), int(match["d"]), ctx, phrase)
 
 
-_ISO_RE = re.compile(rf"{_START}(?P<y>\d{{4}})([-/.])(?P<m>\d{{1,2}})\2(?P<d>\d{{1,2}}){_END}")
-
-_ORDER_NAMES: dict[DateOrder, str] = {
-    "MDY": "month first",
-    "DMY": "day first",
-    "YMD": "month first",
-}
+_ISO_RE = rf"{_START}(?P<y>\d{{4}})([-/.])(?P<m>\d{{1,2}})\2(?P<d>\d{{1,2}}){_END}"
 
 
 def _numeric(match: re.Match[str], ctx: DateContext, connector: bool, phrase: str) -> Resolved:
-    """`3/4`, `12/15/2026`, `15.12.2026`: month or day first as the user's locale writes it."""
+    """`3/4`, `12/15/2026`, `15.12.2026`, `15.12.`: month or day first as the user's locale writes it."""
     a, b, sep, year_text = int(match["a"]), int(match["b"]), match["sep"], match["year"]
-    if not year_text and sep != "/" and not connector:
+    dotted = sep == "." and match.string[match.end() : match.end() + 1] == "."
+    if not year_text and sep != "/" and not connector and not dotted:
         return None  # "3.5" or "3-5" without "close"/"by" is more likely a number or a range
     month_first = ctx.locale.date_order != "DMY"
     month, day = (a, b) if month_first else (b, a)
@@ -267,38 +241,48 @@ def _numeric(match: re.Match[str], ctx: DateContext, connector: bool, phrase: st
     return resolved[0], warnings + resolved[1]
 
 
-_NUMERIC_RE = re.compile(
-    rf"{_START}(?P<a>\d{{1,2}})(?P<sep>[/.\-])(?P<b>\d{{1,2}})(?:(?P=sep)(?P<year>\d{{4}}|\d{{2}}))?{_END}"
+_NUMERIC_RE = (
+    rf"{_START}(?P<a>\d{{1,2}})(?P<sep>[/.\-])(?P<b>\d{{1,2}})"
+    rf"(?:(?P=sep)(?P<year>\d{{4}}|\d{{2}}))?{_END}"
 )
 
 
 def _named(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> Resolved:
-    month = MONTHS[match["month"].lower()]
+    month = ctx.lexicon.words.months[fold_key(match["month"])]
     day = int(match["day"])
     if match["year"]:
         return _explicit(int(match["year"]), month, day, ctx, phrase)
     return _on_or_after(ctx, month, day, phrase)
 
 
-_ORD = r"(?:st|nd|rd|th)"
-_MONTH_DAY_RE = re.compile(
-    rf"{_START}(?P<month>{_M})\.?\s+(?:the\s+)?(?P<day>\d{{1,2}}){_ORD}?"
-    rf"(?:,?\s+(?P<year>\d{{4}}))?{_END}",
-    re.IGNORECASE,
-)
-_DAY_MONTH_RE = re.compile(
-    rf"{_START}(?:the\s+)?(?P<day>\d{{1,2}}){_ORD}?\s+(?:of\s+)?(?P<month>{_M})(?!\w)\.?"
-    rf"(?:,?\s+(?P<year>\d{{4}}))?{_END}",
-    re.IGNORECASE,
-)
+def _month_day_re(lex: Lexicon) -> str:
+    months = word_alternation(lex.words.months)
+    suffixes = word_alternation(lex.words.day_suffixes)
+    return (
+        rf"{_START}(?P<month>{months})\.?\s+(?P<day>\d{{1,2}})(?:{suffixes})?"
+        rf"(?:,?\s+(?P<year>\d{{4}}))?{_END}"
+    )
+
+
+def _day_month_re(lex: Lexicon) -> str:
+    words = lex.words
+    months = word_alternation(words.months)
+    suffixes = word_alternation(words.day_suffixes)
+    links = word_alternation(words.month_links)
+    year_links = word_alternation(words.year_links)
+    return (
+        rf"{_START}(?P<day>\d{{1,2}})(?:(?:{suffixes})\s*|\s+)(?:(?:{links})\s+)?"
+        rf"(?P<month>{months})(?!\w)\.?"
+        rf"(?:,?\s+(?:(?:{year_links})\s+)?(?P<year>\d{{4}}))?{_END}"
+    )
 
 
 def _month_only(match: re.Match[str], ctx: DateContext, connector: bool, phrase: str) -> Resolved:
-    """`by March` (end of March), `mid March` (the 15th), `December 2026`, `end of Jan`."""
-    if not (connector or match["year"] or match["prefix"]):
+    """`by March` (end of March), `mid March` (the 15th), `December 2026`, `Ende Januar`."""
+    if not (connector or match["year"] or match["end"] or match["mid"]):
         return None  # "may" alone is a verb far more often than a month
-    month = MONTHS[match["month"].lower()]
-    mid = bool(match["prefix"]) and match["prefix"].lower().startswith("mid")
+    month = ctx.lexicon.words.months[fold_key(match["month"])]
+    mid = bool(match["mid"])
     if match["year"]:
         year = int(match["year"])
         value = date(year, month, 15) if mid else _month_end(year, month)
@@ -309,18 +293,40 @@ def _month_only(match: re.Match[str], ctx: DateContext, connector: bool, phrase:
     return _month_end(year, month), []
 
 
-_MONTH_ONLY_RE = re.compile(
-    rf"{_START}(?P<prefix>end\s+of\s+|mid[\s-]?)?(?P<month>{_M})(?!\w)\.?"
-    rf"(?:\s+(?P<year>\d{{4}}))?(?!\w|\s*\d)",
-    re.IGNORECASE,
-)
+def _prefix_alternation(phrases: tuple[str, ...]) -> str:
+    """`mid-`, `fin d'` glue to the next word; `end of`, `Mitte` need a space after them."""
+    glued = [p for p in phrases if p.endswith(("-", "'"))]
+    spaced = [p for p in phrases if not p.endswith(("-", "'"))]
+    return _alternatives(
+        rf"(?:{word_alternation(glued)})" if glued else "",
+        rf"(?:{word_alternation(spaced)})\s+" if spaced else "",
+    )
 
 
-def _ordinal(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> Resolved:
-    """`the 15th`: the next 15th on or after today (skipping months too short for it)."""
+def _month_only_re(lex: Lexicon) -> str:
+    words = lex.words
+    months = word_alternation(words.months)
+    year_links = word_alternation(words.year_links)
+    end = _prefix_alternation(words.end_prefixes)
+    mid = _prefix_alternation(words.mid_prefixes)
+    return (
+        rf"{_START}(?:(?P<end>{end})|(?P<mid>{mid}))?(?P<month>{months})(?!\w)\.?"
+        rf"(?:\s+(?:(?:{year_links})\s+)?(?P<year>\d{{4}}))?(?!\w|\s*\d)"
+    )
+
+
+def _ordinal(match: re.Match[str], ctx: DateContext, connector: bool, phrase: str) -> Resolved:
+    """`the 15th`, `am 15.`, `le 15`, `el día 15`: the next such day on or after today."""
     day = int(match["day"])
     if not 1 <= day <= 31:
         return None
+    words = ctx.lexicon.words
+    suffix = fold_key(match["suffix"] or "")
+    alone = suffix and suffix in {fold_key(s) for s in words.day_suffixes_alone}
+    if not (alone or match["lead"] or (connector and suffix)):
+        return None
+    if not suffix and _word_follows(match, ctx.lexicon):
+        return None  # "el 15 usuarios": a count, not a day
     start = ctx.today.replace(day=1)
     for months in range(0, 13):
         first = start + relativedelta(months=months)
@@ -331,50 +337,78 @@ def _ordinal(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> R
     return None
 
 
-_ORDINAL_RE = re.compile(rf"{_START}(?:the\s+)?(?P<day>\d{{1,2}}){_ORD}(?!\w)", re.IGNORECASE)
+_NEXT_WORD = re.compile(r"\s+([^\W\d_]+)")
+
+
+def _word_follows(match: re.Match[str], lex: Lexicon) -> bool:
+    found = _NEXT_WORD.match(match.string, match.end())
+    return found is not None and fold_key(found.group(1)) not in lex.connectors
+
+
+def _ordinal_re(lex: Lexicon) -> str:
+    words = lex.words
+    months = word_alternation(words.months)
+    links = word_alternation(words.month_links)
+    leads = word_alternation(words.day_lead_ins)
+    suffixes = word_alternation(words.day_suffixes)
+    return (
+        rf"{_START}(?:(?P<lead>{leads})\s+)?(?P<day>\d{{1,2}})(?P<suffix>{suffixes})?"
+        rf"(?!\w|[.,/:\-]\d|\s*%|\s*(?:(?:{links})\s+)?(?:{months})(?!\w))"
+    )
 
 
 def _weekday(match: re.Match[str], ctx: DateContext, connector: bool, phrase: str) -> Resolved:
-    """`friday`/`next friday`: the next one after today; `this friday`: today or later."""
-    name = match["wd"].lower()
-    modifier = (match["mod"] or "").lower()
-    if not modifier and not connector and name not in FULL_WEEKDAYS:
+    """`friday`/`next friday`: the next one after today; `this friday`: today or later;
+    `Freitag nächste Woche`: that day in next week."""
+    words = ctx.lexicon.words
+    name = fold_key(match["wd"])
+    index = words.weekdays.get(name, words.weekday_abbreviations.get(name))
+    if index is None:
+        return None
+    modifier = (
+        words.weekday_after[fold_key(match["after"])]
+        if match["after"]
+        else words.weekday_before[fold_key(match["before"])]
+        if match["before"]
+        else None
+    )
+    if not modifier and not connector and name not in words.weekdays:
         return None  # "Sun" alone may be Sun Microsystems
-    ahead = (WEEKDAYS[name] - ctx.today.weekday()) % 7
+    ahead = (index - ctx.today.weekday()) % 7
     if modifier == "last":
         value = ctx.today - timedelta(days=(7 - ahead) if ahead else 7)
         return value, _past(phrase, value, ctx)
+    if modifier == "next_week":
+        monday = ctx.today + timedelta(days=7 - ctx.today.weekday())
+        return monday + timedelta(days=index), []
     if modifier != "this" and ahead == 0:
         ahead = 7
     return ctx.today + timedelta(days=ahead), []
 
 
-_WEEKDAY_RE = re.compile(
-    rf"{_START}(?:(?P<mod>next|this|coming|last)\s+)?(?P<wd>{_WD})(?!\w)\.?", re.IGNORECASE
-)
+def _weekday_re(lex: Lexicon) -> str:
+    words = lex.words
+    names = word_alternation((*words.weekdays, *words.weekday_abbreviations))
+    before = word_alternation(words.weekday_before)
+    after = word_alternation(words.weekday_after)
+    return (
+        rf"{_START}(?:(?P<before>{before})\s+)?(?P<wd>{names})(?:(?<=\.)|(?!\w))\.?"
+        rf"(?:\s+(?P<after>{after})(?!\w))?"
+    )
 
 
 def _relative_word(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> Resolved:
-    word = match["word"].lower()
-    if word == "yesterday":
-        value = ctx.today - timedelta(days=1)
-        return value, _past(phrase, value, ctx)
-    if "after" in word:
-        return ctx.today + timedelta(days=2), []
-    if word in ("tomorrow", "tmrw", "tmr", "tmw", "tmrrw"):
-        return ctx.today + timedelta(days=1), []
-    return ctx.today, []
+    days = ctx.lexicon.words.relative_days[fold_key(match["word"])]
+    value = ctx.today + timedelta(days=days)
+    return value, _past(phrase, value, ctx) if days < 0 else []
 
 
-_RELATIVE_WORD_RE = re.compile(
-    r"(?<!\w)(?P<word>(?:the\s+)?day\s+after\s+tomorrow|today|tonight|eod|cob|tomorrow|tmrw|tmrrw|tmr|tmw|yesterday)(?!\w)",
-    re.IGNORECASE,
-)
+def _relative_word_re(lex: Lexicon) -> str:
+    return rf"(?<![\w'])(?P<word>{word_alternation(lex.words.relative_days)})(?!\w)"
 
 
 def _shift(ctx: DateContext, count: int, unit: str) -> date:
-    unit = {"wk": "week", "mo": "month", "yr": "year"}.get(unit.lower(), unit.lower())
-    if unit.startswith("business"):
+    if unit == "business_day":
         value = ctx.today
         while count > 0:
             value += timedelta(days=1)
@@ -389,84 +423,152 @@ def _shift(ctx: DateContext, count: int, unit: str) -> date:
     return ctx.today + relativedelta(years=count)
 
 
+def _count(text: str, lex: Lexicon) -> int:
+    key = fold_key(text)
+    return int(key) if key.isdigit() else lex.words.counts[key]
+
+
 def _in_n(match: re.Match[str], ctx: DateContext, _c: bool, phrase: str) -> Resolved:
-    """`in 2 weeks`, `within a month`, `3 days from now`, `next week` (+7 days, as dateparser)."""
-    count_text = re.sub(r"\s+", " ", match["n"] or "1").lower()
-    count = int(count_text) if count_text.isdigit() else _NUMBER_WORDS[count_text]
-    unit = re.sub(r"\s+", " ", match["unit"])
+    """`in 2 weeks`, `within a month`, `3 days from now`, `next week` (+7 days, as dateparser),
+    `in zwei Wochen`, `dans un mois`, `la semana que viene`."""
+    words = ctx.lexicon.words
+    groups = match.groupdict()
+    if groups.get("next"):
+        return _shift(ctx, 1, words.next_periods[fold_key(groups["next"])]), []
+    count_text, unit_text = (
+        (groups["n"], groups["unit"]) if groups.get("n") else (groups["n2"], groups["unit2"])
+    )
+    count = _count(count_text, ctx.lexicon)
     if count > 1200:
         return None
-    return _shift(ctx, count, unit), []
+    return _shift(ctx, count, words.units[fold_key(unit_text)]), []
 
 
-_IN_N_RE = re.compile(
-    rf"(?<!\w)(?:(?:in|within)\s+(?P<n>{_COUNT})\s+{_UNIT}"
-    rf"|(?P<n2>{_COUNT})\s+{_UNIT.replace('unit', 'unit2')}\s+(?:from\s+(?:now|today)|out)"
-    rf"|next\s+(?P<unit3>week|month|year))(?!\w)",
-    re.IGNORECASE,
-)
+def _in_n_re(lex: Lexicon) -> str:
+    words = lex.words
+    count = rf"\d{{1,3}}|{word_alternation(words.counts)}"
+    units = word_alternation(words.units)
+    return (
+        r"(?<![\w'])(?:"
+        + _alternatives(
+            rf"(?:{word_alternation(words.in_words)})\s+(?P<n>{count})\s+(?P<unit>{units})",
+            rf"(?P<n2>{count})\s+(?P<unit2>{units})\s+(?:{word_alternation(words.from_now)})",
+            rf"(?P<next>{word_alternation(words.next_periods)})",
+        )
+        + r")(?!\w)"
+    )
 
 
-def _in_n_any(match: re.Match[str], ctx: DateContext, c: bool, phrase: str) -> Resolved:
-    if match["unit3"]:
-        return _shift(ctx, 1, match["unit3"]), []
-    if match["n2"]:
-        count_text = re.sub(r"\s+", " ", match["n2"]).lower()
-        count = int(count_text) if count_text.isdigit() else _NUMBER_WORDS[count_text]
-        if count > 1200:
-            return None
-        return _shift(ctx, count, re.sub(r"\s+", " ", match["unit2"])), []
-    return _in_n(match, ctx, c, phrase)
+@dataclass(frozen=True, eq=False)
+class _DateWords:
+    """A language's date patterns, compiled once."""
+
+    patterns: tuple[tuple[re.Pattern[str], Resolver], ...]
+    connector_tail: re.Pattern[str]
+    article_tail: re.Pattern[str]
+    after_connector: re.Pattern[str]
+    dateish: re.Pattern[str]
 
 
-# Order matters only for ties: of two hits starting at the same place the longer wins.
-_PATTERNS: tuple[tuple[re.Pattern[str], Resolver], ...] = (
-    (_SALES_RE, _sales),
-    (_QUARTER_RE, _quarter),
-    (_ISO_RE, _iso),
-    (_NUMERIC_RE, _numeric),
-    (_MONTH_DAY_RE, _named),
-    (_DAY_MONTH_RE, _named),
-    (_MONTH_ONLY_RE, _month_only),
-    (_ORDINAL_RE, _ordinal),
-    (_WEEKDAY_RE, _weekday),
-    (_RELATIVE_WORD_RE, _relative_word),
-    (_IN_N_RE, _in_n_any),
-)
+def _connectors(lex: Lexicon) -> tuple[str, ...]:
+    words = lex.words
+    return (*words.date_introducers, *words.date_prepositions)
 
 
-def _connector_before(text: str, start: int) -> int | None:
-    """Where the connector words right before `start` begin ("closing on " in "closing on the 15th")."""
+@lru_cache(maxsize=8)
+def date_words(language: str) -> _DateWords:
+    """The compiled date reader for `language` (English included)."""
+    lex = lexicon_for(language)
+    words = lex.words
+    flags = re.IGNORECASE
+    builders: tuple[tuple[str, Resolver], ...] = (
+        # Order matters only for ties: of two hits starting at the same place the longer wins.
+        (_sales_re(lex), _sales),
+        (_quarter_re(lex), _quarter),
+        (_ISO_RE, _iso),
+        (_NUMERIC_RE, _numeric),
+        (_month_day_re(lex), _named),
+        (_day_month_re(lex), _named),
+        (_month_only_re(lex), _month_only),
+        (_ordinal_re(lex), _ordinal),
+        (_weekday_re(lex), _weekday),
+        (_relative_word_re(lex), _relative_word),
+        (_in_n_re(lex), _in_n),
+    )
+    connectors = _connectors(lex)
+    glued = [c for c in connectors if c.endswith("'")]
+    spaced = [c for c in connectors if not c.endswith("'")]
+    articles = word_alternation(words.date_articles)
+    one = _alternatives(
+        rf"(?:{word_alternation(glued)})" if glued else "",
+        rf"(?:{word_alternation(spaced)})[ :]+" if spaced else "",
+    )
+    dateish_words = word_alternation(
+        (
+            *words.months,
+            *words.weekdays,
+            *words.weekday_abbreviations,
+            *words.relative_days,
+            *words.units,
+            "weekend",
+        )
+    )
+    suffixes = word_alternation(words.day_suffixes)
+    return _DateWords(
+        patterns=tuple((re.compile(source, flags), resolve) for source, resolve in builders),
+        connector_tail=re.compile(rf"(?:(?<![\w'])(?:{one})(?:(?:{articles})\s+)?)+$", flags),
+        article_tail=re.compile(rf"(?<![\w'])(?:{articles})\s+$", flags),
+        after_connector=re.compile(
+            rf"(?<![\w'])(?:{word_alternation(connectors)})\s+((?:[^\s{MASK},;|]+ ?){{1,4}})",
+            flags,
+        ),
+        dateish=re.compile(
+            rf"(?<![\w'])(?:{dateish_words}|\d{{1,2}}(?:{suffixes})|\d+[/.\-]\d+"
+            rf"|\d+\s?(?:d|w|wks?|mos?|y|yrs?))(?!\w)",
+            flags,
+        ),
+    )
+
+
+def _connector_before(words: _DateWords, text: str, start: int) -> tuple[int, bool] | None:
+    """Where the introducer words right before `start` begin ("closing on " in "closing on the
+    15th"), and whether there were any; else where a lone article before it begins
+    ("el" in "el próximo viernes"), or None."""
     window_start = max(0, start - 40)
-    match = _CONNECTOR_TAIL.search(text, window_start, start)
-    return match.start() if match else None
+    match = words.connector_tail.search(text, window_start, start)
+    if match:
+        return match.start(), True
+    article = words.article_tail.search(text, window_start, start)
+    return (article.start(), False) if article else None
 
 
 def find_date(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str]]:
     """The close date in the unread text, with warnings; a connector-led phrase wins over others."""
     text = ws.text
+    words = date_words(ctx.locale.language)
     hits: list[DateHit] = []
-    for pattern, resolve in _PATTERNS:
+    for pattern, resolve in words.patterns:
         for match in pattern.finditer(text):
             start, end = match.span()
-            connector_start = _connector_before(text, start)
+            before = _connector_before(words, text, start)
+            connector = before is not None and before[1]
             phrase = ws.original[start:end]
-            resolved = resolve(match, ctx, connector_start is not None, phrase)
+            resolved = resolve(match, ctx, connector, phrase)
             if resolved is None:
                 continue
             value, warnings = resolved
             hits.append(
                 DateHit(
-                    start=start if connector_start is None else connector_start,
+                    start=start if before is None else before[0],
                     end=end,
                     phrase=phrase,
                     value=value,
-                    connector=connector_start is not None,
+                    connector=connector,
                     warnings=tuple(warnings),
                 )
             )
     if not hits:
-        fallback = _dateparser_fallback(ws, ctx)
+        fallback = _dateparser_fallback(ws, ctx, words)
         return fallback, list(fallback.warnings) if fallback else []
     hits.sort(key=lambda h: (h.start, -(h.end - h.start)))
     distinct: list[DateHit] = []
@@ -486,14 +588,6 @@ def find_date(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str
 
 # --- dateparser, for phrases the patterns above do not know -----------------------------
 
-_DATEISH = re.compile(
-    rf"(?<!\w)(?:{_M}|{_WD}|today|tomorrow|tonight|yesterday|weekend|fortnight|"
-    rf"days?|weeks?|months?|years?|\d{{1,2}}{_ORD}|\d+[/.\-]\d+|\d+\s?(?:d|w|wks?|mos?|y|yrs?))(?!\w)",
-    re.IGNORECASE,
-)
-_AFTER_CONNECTOR = re.compile(
-    rf"(?<![\w])(?:{alternation(_CONNECTORS)})\s+((?:[^\s{MASK},;|]+ ?){{1,4}})", re.IGNORECASE
-)
 _SETTINGS: dict[DateOrder, dict[str, Any]] = {
     order: {
         "PREFER_DATES_FROM": "future",
@@ -503,36 +597,36 @@ _SETTINGS: dict[DateOrder, dict[str, Any]] = {
     }
     for order in ("MDY", "DMY", "YMD")
 }
-_LANGUAGES = ["en"]
 
 
 def dateparser_parse(phrase: str, ctx: DateContext) -> date | None:
-    """dateparser's reading of one phrase, relative to the user's local now."""
+    """dateparser's reading of one phrase, relative to the user's local now, in the user's
+    language and English only (fewer languages: faster, and no reading from a third one)."""
     import dateparser  # loaded by warm_up; imported here so importing this module stays cheap
 
     settings = {**_SETTINGS[ctx.locale.date_order], "RELATIVE_BASE": ctx.now}
+    languages = list(ctx.lexicon.dateparser_languages)
     try:
-        result = dateparser.parse(phrase, languages=_LANGUAGES, settings=settings)
+        result = dateparser.parse(phrase, languages=languages, settings=settings)
     except Exception:  # dateparser raises assorted errors on odd input; a non-date is fine
         return None
     return result.date() if result is not None else None
 
 
-def _dateparser_fallback(ws: Workspace, ctx: DateContext) -> DateHit | None:
-    for match in _AFTER_CONNECTOR.finditer(ws.text):
-        words = match.group(1).split()
-        for size in range(len(words), 0, -1):
-            phrase = " ".join(words[:size]).rstrip(".!?")
-            if not _DATEISH.search(phrase):
+def _dateparser_fallback(ws: Workspace, ctx: DateContext, words: _DateWords) -> DateHit | None:
+    for match in words.after_connector.finditer(ws.text):
+        parts = match.group(1).split()
+        for size in range(len(parts), 0, -1):
+            folded = " ".join(parts[:size]).rstrip(".!?")
+            if not words.dateish.search(folded):
                 continue
-            value = dateparser_parse(phrase, ctx)
+            end = match.start(1) + len(" ".join(parts[:size]))
+            typed = ws.original[match.start(1) : end]
+            value = dateparser_parse(typed.rstrip(".!?"), ctx)
             if value is None:
                 continue
-            start = match.start()
-            end = match.start(1) + len(" ".join(words[:size]))
-            typed = ws.original[match.start(1) : end]
             return DateHit(
-                start=start,
+                start=match.start(),
                 end=end,
                 phrase=typed,
                 value=value,
@@ -542,12 +636,16 @@ def _dateparser_fallback(ws: Workspace, ctx: DateContext) -> DateHit | None:
     return None
 
 
-def warm_up_dateparser() -> None:
-    """Import dateparser and load its English data now, not on the first request."""
-    from bot.parsing.locales import locale_info
-
+def warm_up_dateparser(languages: tuple[str, ...] = ("en",)) -> None:
+    """Import dateparser and load its data for these languages (each with English) now,
+    not on the first request."""
     for order, locale in (("MDY", "en-US"), ("DMY", "en-GB"), ("YMD", "en-CA")):
         ctx = DateContext(now=datetime(2025, 1, 1, 12), locale=locale_info(locale))
         assert ctx.locale.date_order == order
         dateparser_parse("in 2 weeks", ctx)
         dateparser_parse("December 15th", ctx)
+    for language in languages:
+        if language != "en":
+            ctx = DateContext(now=datetime(2025, 1, 1, 12), locale=locale_info(language))
+            dateparser_parse(f"15 {next(iter(LANGUAGES[language].months))}", ctx)
+            dateparser_parse("in 2 weeks", ctx)

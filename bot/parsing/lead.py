@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-from bot.parsing.tokens import ARTICLES, CONNECTORS, MASK
+from bot.parsing.lexicon import Lexicon, fold_key, lexicon_for, word_alternation
+from bot.parsing.tokens import MASK
 
-KEY_RE = re.compile(
-    r"(?<![\w])(?P<key>lead|company|account|customer|client|status|stage)\s*[:=]\s*",
-    re.IGNORECASE,
-)
-STATUS_KEYS = frozenset({"status", "stage"})
+
+@lru_cache(maxsize=8)
+def key_pattern(language: str) -> re.Pattern[str]:
+    """`lead: …`, `status: …` and their words in `language` (`Kunde:`, `statut :`)."""
+    words = lexicon_for(language).words
+    keys = word_alternation((*words.lead_keys, *words.status_keys))
+    return re.compile(rf"(?<![\w])(?P<key>{keys})\s*[:=]\s*", re.IGNORECASE)
+
+
+KEY_RE = key_pattern("en")
+STATUS_KEYS = lexicon_for("en").status_keys
 
 QUOTED_RE = re.compile(r"\"([^\"\n]+)\"|“([^”\"\n]+)”|„([^“”\n]+)[“”]|«\s*([^»\n]+?)\s*»")
 
@@ -58,43 +66,35 @@ _CORPORATE_SUFFIXES = frozenset(
         "s.r.l.",
         "spa",
         "s.p.a.",
+        "kg",
+        "ug",
+        "ohg",
+        "gbr",
+        "e.k.",
+        "e.v.",
+        "sl",
+        "s.l.",
+        "sau",
+        "s.a.u.",
+        "sasu",
+        "eurl",
+        "snc",
+        "ltda",
+        "ltda.",
+        "lda",
+        "lda.",
+        "s/a",
+        "eireli",
+        "vof",
+        "bvba",
+        "sprl",
     ]
 )
 _SUFFIX_AFTER_COMMA = re.compile(
     rf" ?(?:{'|'.join(re.escape(s) for s in sorted(_CORPORATE_SUFFIXES, key=len, reverse=True))})(?![\w.])",
     re.IGNORECASE,
 )
-# A piece made only of these (a greeting, "big news") is not a lead name.
-_CHATTER = frozenset(
-    [
-        "hey",
-        "hi",
-        "hello",
-        "fyi",
-        "update",
-        "team",
-        "all",
-        "everyone",
-        "folks",
-        "guys",
-        "great",
-        "good",
-        "big",
-        "news",
-        "so",
-        "yay",
-        "woo",
-        "ok",
-        "okay",
-        "please",
-        "pls",
-        "thanks",
-        "thx",
-        "today",
-    ]
-)
 _AT_NAME_RE = re.compile(r"(?<!\S)@[\w.\-]+")
-_INNER_CONNECTORS = frozenset({"with", "for", "from", "at"})
 _EDGE_PUNCTUATION = " \t\"'“”„«»‘’:=-–—.*_~`"
 _SPLIT_RE = re.compile(rf"({MASK}+|\n|[;|!?()\[\]{{}}]|,|\s[-–—]+\s|\s[-–—]+$|^[-–—]+\s)")
 
@@ -122,59 +122,77 @@ def key_value_end(text: str, start: int) -> int:
     return found.start() if found else len(text)
 
 
-def _is_filler(word: str) -> bool:
-    return word.lower().strip(_EDGE_PUNCTUATION) in CONNECTORS or not word.strip(_EDGE_PUNCTUATION)
+def _is_filler(word: str, lexicon: Lexicon) -> bool:
+    stripped = word.strip(_EDGE_PUNCTUATION)
+    return not stripped or fold_key(stripped) in lexicon.connectors
 
 
-def trim_lead_in(value: str) -> str:
+def _is_particle(word: str, lexicon: Lexicon) -> bool:
+    """`de`, `van` typed in lower case: glue, unlike the `De` of `De Vries`."""
+    stripped = word.strip(_EDGE_PUNCTUATION)
+    return stripped.islower() and fold_key(stripped) in lexicon.particles
+
+
+def trim_lead_in(value: str, lexicon: Lexicon | None = None) -> str:
     """A key's value cut where another field begins, without the words that led into it.
 
     `lead: Acme Corp for 40k` -> `Acme Corp`; `lead: Toys for Tots 12k` keeps its `for`.
     """
+    lexicon = lexicon or lexicon_for("en")
     head, _, last = value.rstrip().rpartition(" ")
-    while head and (_is_filler(last) or not any(ch.isalnum() for ch in last)):
+    while head and (
+        _is_filler(last, lexicon)
+        or _is_particle(last, lexicon)
+        or not any(ch.isalnum() for ch in last)
+    ):
         head, _, last = head.rstrip().rpartition(" ")
     return f"{head} {last}" if head else last
 
 
-def _trim(words: list[str]) -> list[str]:
+def _trim(words: list[str], lexicon: Lexicon) -> list[str]:
     """Drop connectors from both ends; an article goes only along with a connector after it.
 
-    "a deal with Acme" -> "Acme", but "The Home Depot" keeps its "The".
+    "a deal with Acme" -> "Acme", but "The Home Depot" keeps its "The"; a lower-case
+    particle next to a dropped connector goes too ("contrato de Acme" -> "Acme").
     """
     start = 0
     cut = 0
     while start < len(words):
-        word = words[start].lower().strip(_EDGE_PUNCTUATION)
-        if _is_filler(words[start]):
+        word = fold_key(words[start].strip(_EDGE_PUNCTUATION))
+        if _is_filler(words[start], lexicon) or (
+            start == cut and cut > 0 and _is_particle(words[start], lexicon)
+        ):
             start += 1
             cut = start
-        elif word in ARTICLES:
+        elif word in lexicon.articles:
             start += 1
         else:
             break
     end = len(words)
-    while end > cut and _is_filler(words[end - 1]):
+    while end > cut and (
+        _is_filler(words[end - 1], lexicon)
+        or (end < len(words) and _is_particle(words[end - 1], lexicon))
+    ):
         end -= 1
     return words[cut:end]
 
 
-def _after_inner_connector(words: list[str]) -> list[str]:
+def _after_inner_connector(words: list[str], lexicon: Lexicon) -> list[str]:
     """`great call with Initech` -> `Initech`; `Toys for Tots` stays (it is capitalised)."""
     for i in range(len(words) - 1, 0, -1):
-        if words[i].lower() in _INNER_CONNECTORS:
+        if fold_key(words[i]) in lexicon.inner_connectors:
             before, after = words[:i], words[i + 1 :]
             if (
                 after
                 and not any(ch.isupper() for w in before for ch in w)
                 and after[0][:1].isupper()
             ):
-                return _trim(after)
+                return _trim(after, lexicon)
     return words
 
 
-def _clean(piece: str) -> list[str]:
-    return _trim([w for w in piece.split() if w.strip(_EDGE_PUNCTUATION)])
+def _clean(piece: str, lexicon: Lexicon) -> list[str]:
+    return _trim([w for w in piece.split() if w.strip(_EDGE_PUNCTUATION)], lexicon)
 
 
 def tidy_name(name: str) -> str:
@@ -188,8 +206,9 @@ def tidy_name(name: str) -> str:
     )
 
 
-def leftover_lead(text: str) -> tuple[str | None, list[str]]:
+def leftover_lead(text: str, lexicon: Lexicon | None = None) -> tuple[str | None, list[str]]:
     """The lead among the words no other field took, and warnings (e.g. a plain `@name`)."""
+    lexicon = lexicon or lexicon_for("en")
     warnings: list[str] = []
     at_names = _AT_NAME_RE.findall(text)
     if at_names:
@@ -202,10 +221,12 @@ def leftover_lead(text: str) -> tuple[str | None, list[str]]:
     pieces = parts[0::2]
     separators = [*parts[1::2], ""]
     for index, piece in enumerate(pieces):
-        words = _clean(piece)
-        if not words or all(w.lower() in _CHATTER or _is_filler(w) for w in words):
+        words = _clean(piece, lexicon)
+        if not words or all(
+            fold_key(w) in lexicon.chatter or _is_filler(w, lexicon) for w in words
+        ):
             continue
-        words = _after_inner_connector(words)
+        words = _after_inner_connector(words, lexicon)
         name = " ".join(words)
         follower = index + 1
         while (

@@ -1,4 +1,4 @@
-"""What a locale decides for parsing and formatting: date order, number symbols, home currency."""
+"""What a locale decides for parsing and formatting: language, date order, number symbols, home currency."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from babel.numbers import (
     get_territory_currencies,
 )
 
+from bot.parsing.lexicon import LANGUAGES
+
 DEFAULT_LOCALE = "en-US"
+# Slack's own locale names that are not CLDR's: its Latin American Spanish.
+_SLACK_LOCALES = {"es-la": "es_419", "es_la": "es_419"}
 DateOrder = Literal["MDY", "DMY", "YMD"]
 
 # babel answers "which currency does this territory use" for a given day; a fixed day
@@ -29,6 +33,8 @@ class LocaleInfo:
 
     name: str
     babel: Locale
+    language: str
+    """The language the line is read in (`de` for de-AT); `en` when we have no words for it."""
     date_order: DateOrder
     decimal_symbol: str
     group_symbol: str
@@ -60,7 +66,7 @@ def locale_info(name: str) -> LocaleInfo:
     """Locale facts for `en-US`, `en_GB`, `de`…; an unreadable name falls back to en-US."""
     known = True
     try:
-        loc = Locale.parse(name.replace("-", "_"))
+        loc = Locale.parse(_SLACK_LOCALES.get(name.lower(), name.replace("-", "_")))
     except (UnknownLocaleError, ValueError, TypeError):
         known = False
         loc = Locale.parse(DEFAULT_LOCALE.replace("-", "_"))
@@ -70,6 +76,7 @@ def locale_info(name: str) -> LocaleInfo:
     return LocaleInfo(
         name=name,
         babel=loc,
+        language=loc.language if loc.language in LANGUAGES else "en",
         date_order=_date_order(loc),
         decimal_symbol=get_decimal_symbol(loc),
         group_symbol=get_group_symbol(loc),

@@ -1,20 +1,30 @@
-"""Reading amounts people type (`12k`, `$12,500`, `40000 EUR`) as integer cents, and formatting them back."""
+"""Reading amounts people type (`12k`, `$12,500`, `40000 EUR`, `12.500,50 €`, `1,2 Mio.`) as integer cents, and formatting them back."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
 from babel.numbers import format_currency, list_currencies
 from pydantic import BaseModel, ConfigDict
 
 from bot.close.models import ValuePeriod
+from bot.parsing.lexicon import fold, fold_key, lexicon_for, word_alternation
 from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
 from bot.parsing.periods import period_label, period_of, period_right_after
-from bot.parsing.tokens import CONNECTORS, alternation, normalize
+from bot.parsing.tokens import alternation, normalize
 
-__all__ = ["Money", "MoneyCandidate", "find_money", "format_money", "parse_money", "period_label"]
+__all__ = [
+    "Money",
+    "MoneyCandidate",
+    "find_money",
+    "format_money",
+    "money_words",
+    "parse_money",
+    "period_label",
+]
 
 
 class Money(BaseModel):
@@ -69,16 +79,6 @@ _SIGNS: dict[str, str | None] = {
     "$": None,
 }
 _SIGN_DEFAULTS = {"$": "USD", "¥": "JPY"}
-_WORD_CURRENCIES: dict[str, str | None] = {
-    "dollar": None,
-    "dollars": None,
-    "bucks": None,
-    "euro": "EUR",
-    "euros": "EUR",
-    "pound": "GBP",
-    "pounds": "GBP",
-    "quid": "GBP",
-}
 _ISO_CODES = frozenset(list_currencies())
 # Lower-case three-letter words are codes only for currencies people actually type that
 # way; otherwise "for 250k" would read `for`… and "bob 12k" would be Bolivian.
@@ -107,83 +107,147 @@ _LOWERCASE_CODES = frozenset(
         "ils",
     ]
 )
-_SCALES: dict[str, Decimal] = {
-    "k": Decimal(1_000),
-    "thousand": Decimal(1_000),
-    "grand": Decimal(1_000),
-    "m": Decimal(1_000_000),
-    "mm": Decimal(1_000_000),
-    "mn": Decimal(1_000_000),
-    "mil": Decimal(1_000_000),
-    "million": Decimal(1_000_000),
-    "b": Decimal(1_000_000_000),
-    "bn": Decimal(1_000_000_000),
-    "billion": Decimal(1_000_000_000),
-}
 _MAX_DIGITS = 15  # a trillion dollars and change: anything longer is not a deal value
 
-_GROUPS = ",.'’\u00a0\u202f"
-MONEY_RE = re.compile(
-    rf"""
-    (?<![\w.,/:'’\-])
-    (?:(?P<code1>[A-Za-z]{{3}})\ ?)?
-    (?:(?P<sign1>{alternation(_SIGNS)})\ ?)?
-    (?P<num>\d+(?:[{_GROUPS}]\d+)*)
-    (?:
-        (?P<suffix>k|mm|mn|m|bn|b)(?!\w)
-      | \ ?(?P<word>thousand|million|billion|grand|mil)\b
-      | (?![\d\w]|[/\-:.,]\d)
+_GROUPS = ",.'\u00a0\u202f"  # ’ is folded to ' before matching
+
+
+@dataclass(frozen=True, slots=True)
+class _MoneyWords:
+    """A language's money patterns: the figure regex, scale words and currency words."""
+
+    pattern: re.Pattern[str]
+    scales: dict[str, Decimal]
+    currency_words: dict[str, str | None]
+    connectors: frozenset[str]
+    language: str
+
+
+def _links(links: tuple[str, ...]) -> str:
+    """`d'euros` is glued, `de euros` is not."""
+    parts = [
+        re.escape(fold(link).lower()) + ("" if link.endswith("'") else r"\ ")
+        for link in sorted(set(links), key=len, reverse=True)
+    ]
+    return f"(?:{'|'.join(parts)})?" if parts else ""
+
+
+@lru_cache(maxsize=8)
+def money_words(language: str) -> _MoneyWords:
+    """The compiled money reader for `language` (English included)."""
+    lexicon = lexicon_for(language)
+    words = lexicon.words
+    signs = alternation(_SIGNS)
+    codes = word_alternation(_LOWERCASE_CODES)
+    number = r"\d+(?:[" + _GROUPS + r"]\d+)*"
+    if words.space_groups:
+        # `12 500 €` typed with plain spaces: groups of exactly three digits only.
+        number = r"\d{1,3}(?:\ \d{3}(?!\d))+(?:[.,]\d+)?|" + number
+    pattern = re.compile(
+        rf"""
+        (?<![\w.,/:'\-])
+        (?:(?P<code1>[A-Za-z]{{3}})\ ?)?
+        (?:(?P<sign1>{signs})\ ?)?
+        (?P<num>{number})
+        (?P<dash>[.,][-–]{{1,2}}(?![\d\w]))?
+        (?:
+            (?P<suffix>{word_alternation(words.suffixes)})(?!\w)
+          | \ ?(?P<ssuffix>{word_alternation(words.sign_suffixes)})(?=\ ?(?:{signs}|(?:{codes})(?!\w)))
+          | \ ?(?P<word>{word_alternation(words.scale_words)})(?!\w)
+          | (?![\d\w]|[/\-:.,]\d)
+        )
+        (?:\ ?(?P<sign2>{signs}))?
+        (?:\ ?(?P<code2>[A-Za-z]{{3}})(?!\w))?
+        (?:\ {_links(words.currency_links)}(?P<cword>{word_alternation(words.currency_words)})(?!\w))?
+        """,
+        re.VERBOSE | re.IGNORECASE,
     )
-    (?:\ ?(?P<sign2>{alternation(_SIGNS)}))?
-    (?:\ ?(?P<code2>[A-Za-z]{{3}})(?!\w))?
-    (?:\ (?P<cword>{alternation(_WORD_CURRENCIES)})\b)?
-    """,
-    re.VERBOSE | re.IGNORECASE,
-)
+    scales = {
+        key: Decimal(factor)
+        for mapping in (words.suffixes, words.sign_suffixes, words.scale_words)
+        for key, factor in mapping.items()
+    }
+    return _MoneyWords(
+        pattern=pattern,
+        scales=scales,
+        currency_words=dict(words.currency_words),
+        connectors=lexicon.connectors,
+        language=lexicon.language,
+    )
 
 
-def read_number(digits: str, info: LocaleInfo, *, scaled: bool = False) -> Decimal | None:
-    """`12,500` / `12.500,50` / `12,00,000` / `1.5` -> Decimal, or None if it is not one number.
+MONEY_RE = money_words("en").pattern
+"""English only, for callers outside the line parser."""
 
-    With two kinds of separator the last is the decimal mark. One kind used once and
-    followed by exactly three digits ("€40.000", "12,500") groups thousands, since amounts
-    do not have three decimals; only before a k/m/b suffix ("1.250m") does the locale's
-    decimal symbol keep its meaning. Spaces and apostrophes only ever group. Groups after
-    the first have 2 (Indian lakh) or 3 digits, the last 3.
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A figure's value, and its other reading when the figure is ambiguous (`1.500`: 1.5 or 1,500)."""
+
+    value: Decimal
+    other: Decimal | None = None
+
+
+def _groups_ok(whole: str) -> bool:
+    groups = re.split(f"[{_GROUPS} ]", whole)
+    return len(groups) == 1 or (
+        1 <= len(groups[0]) <= 3
+        and len(groups[-1]) == 3
+        and all(len(g) in (2, 3) for g in groups[1:-1])
+    )
+
+
+def _value(digits: str, decimal_mark: str | None) -> Decimal | None:
+    whole, fraction = digits.rsplit(decimal_mark, 1) if decimal_mark else (digits, "")
+    if not _groups_ok(whole):
+        return None
+    return Decimal(re.sub(r"\D", "", whole) + ("." + fraction if fraction else ""))
+
+
+def read_figure(
+    digits: str, info: LocaleInfo, *, scaled: bool = False, strict: bool = False
+) -> Reading | None:
+    """`12,500` / `12.500,50` / `12 500` / `12,00,000` / `1.5` -> its value, or None if it is not one number.
+
+    With two kinds of separator the last is the decimal mark. Spaces and apostrophes only
+    ever group. One kind used once before exactly three digits is the ambiguous case: a
+    mark the locale groups with (`1.500` in de-DE, `1,500` in en-US) or does not use
+    groups; before a k/m/b suffix (`1.250m`) the locale's decimal mark is a decimal mark.
+    Otherwise (`1.500` in en-US) a value field reads a group, since amounts do not have
+    three decimals, while `strict` (the one-liner) reads it as the locale does, a
+    decimal, and keeps the group reading as `other` so the user is told. Groups after the
+    first have 2 (Indian lakh) or 3 digits, the last 3.
     """
     separators = [c for c in digits if not c.isdigit()]
     if not separators:
-        return Decimal(digits)
+        return Reading(Decimal(digits))
     kinds = list(dict.fromkeys(separators))
-    decimal_mark: str | None
     if len(kinds) > 2:
         return None
+    decimal_mark: str | None = None
     if len(kinds) == 2:
         decimal_mark = kinds[1]
-        if separators.count(decimal_mark) > 1:
+        if separators.count(decimal_mark) > 1 or decimal_mark not in ".,":
             return None
-    elif len(separators) > 1:
-        decimal_mark = None
-    else:
+    elif len(separators) == 1:
         mark = kinds[0]
         tail = digits.rsplit(mark, 1)[1]
         if mark not in ".,":
             decimal_mark = None
-        elif len(tail) == 3:
-            decimal_mark = mark if scaled and mark == info.decimal_symbol else None
-        else:
+        elif len(tail) != 3:
             decimal_mark = mark
-    if decimal_mark is not None and decimal_mark not in ".,":
-        return None
-    whole, fraction = digits.rsplit(decimal_mark, 1) if decimal_mark else (digits, "")
-    groups = re.split(f"[{_GROUPS}]", whole)
-    if len(groups) > 1 and (
-        not 1 <= len(groups[0]) <= 3
-        or len(groups[-1]) != 3
-        or any(len(g) not in (2, 3) for g in groups[1:-1])
-    ):
-        return None
-    return Decimal("".join(groups) + ("." + fraction if fraction else ""))
+        elif mark == info.decimal_symbol and (scaled or strict):
+            value = _value(digits, mark)
+            other = None if scaled else _value(digits, None)
+            return Reading(value, other) if value is not None else None
+    value = _value(digits, decimal_mark)
+    return Reading(value) if value is not None else None
+
+
+def read_number(digits: str, info: LocaleInfo, *, scaled: bool = False) -> Decimal | None:
+    """A value field's figure (see `read_figure`): `1.500` is 1,500 in any locale."""
+    reading = read_figure(digits, info, scaled=scaled)
+    return reading.value if reading is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +265,16 @@ class MoneyCandidate:
     """It has a sign, a code, a k/m/b suffix, a scale word or a period right after it."""
     plausible_bare: bool
     """Without any of those marks it still reads as an amount (see `bare_amount_rule`)."""
+    other_cents: int | None = None
+    """The other reading of an ambiguous figure (`1.500` in en-US is 1.5, or 1,500)."""
 
 
-def _currency(match: re.Match[str], info: LocaleInfo) -> tuple[str | None, int, int]:
+def _currency(
+    match: re.Match[str], info: LocaleInfo, words: _MoneyWords
+) -> tuple[str | None, int, int]:
     """The currency named around the figure, and the span of the figure with its valid marks."""
-    start, end = match.start("num"), match.end("suffix") if match.group("suffix") else -1
-    if end < 0:
-        end = match.end("word") if match.group("word") else match.end("num")
+    start = match.start("num")
+    end = max(match.end(g) for g in ("num", "dash", "suffix", "ssuffix", "word"))
     currency: str | None = None
     for group in ("sign1", "sign2"):
         sign = match.group(group)
@@ -225,13 +292,18 @@ def _currency(match: re.Match[str], info: LocaleInfo) -> tuple[str | None, int, 
     else:
         word = match.group("cword")
         if word:
-            currency = currency or _WORD_CURRENCIES[word.lower()]
+            currency = currency or words.currency_words[fold_key(word)]
             currency = currency or info.currency_for_sign("$") or "USD"
             end = max(end, match.end("cword"))
     return currency, start, end
 
 
-def bare_amount_rule(candidate_digits: str, value: Decimal, next_word: str) -> bool:
+def bare_amount_rule(
+    candidate_digits: str,
+    value: Decimal,
+    next_word: str,
+    connectors: frozenset[str] | None = None,
+) -> bool:
     """Whether a figure with no sign, code, suffix or period still reads as the value.
 
     Reps write small numbers for other things ("12 seats", "3 users", "Studio 54") and
@@ -240,7 +312,9 @@ def bare_amount_rule(candidate_digits: str, value: Decimal, next_word: str) -> b
     is not year-like (1900–2099); and never if a word other than a connector follows it
     ("5000 seats" counts seats).
     """
-    if next_word and next_word.lower() not in CONNECTORS:
+    if connectors is None:
+        connectors = lexicon_for("en").connectors
+    if next_word and fold_key(next_word) not in connectors:
         return False
     if not candidate_digits.isdigit():
         return value >= 1000 or value.as_tuple().exponent == -2
@@ -250,31 +324,43 @@ def bare_amount_rule(candidate_digits: str, value: Decimal, next_word: str) -> b
 _NEXT_WORD = re.compile(r" ?([^\W\d_]+)")
 
 
-def _candidate(match: re.Match[str], text: str, info: LocaleInfo) -> MoneyCandidate | None:
+def _cents(number: Decimal, scale: Decimal) -> int | None:
+    try:
+        return int((number * scale * 100).quantize(Decimal(1), ROUND_HALF_UP))
+    except InvalidOperation:
+        return None
+
+
+def _candidate(
+    match: re.Match[str], text: str, info: LocaleInfo, words: _MoneyWords, *, strict: bool
+) -> MoneyCandidate | None:
     digits = match.group("num")
     if sum(c.isdigit() for c in digits) > _MAX_DIGITS:
         return None
     if len(digits) > 1 and digits.startswith("0") and digits[1:2].isdigit():
         # "000" in "40 000 USD" is the tail of a space-grouped figure, never an amount of 0.
         return None
-    scale_word = (match.group("suffix") or match.group("word") or "").lower()
-    number = read_number(digits, info, scaled=bool(scale_word))
-    if number is None:
+    scale_word = match.group("suffix") or match.group("ssuffix") or match.group("word") or ""
+    reading = read_figure(digits, info, scaled=bool(scale_word), strict=strict)
+    if reading is None:
         return None
-    try:
-        cents = int(
-            (number * _SCALES.get(scale_word, Decimal(1)) * 100).quantize(Decimal(1), ROUND_HALF_UP)
-        )
-    except InvalidOperation:
+    scale = words.scales.get(fold_key(scale_word), Decimal(1)) if scale_word else Decimal(1)
+    cents = _cents(reading.value, scale)
+    if cents is None:
         return None
-    currency, start, end = _currency(match, info)
-    period_match = period_right_after(text, end)
+    other_cents = _cents(reading.other, scale) if reading.other is not None else None
+    currency, start, end = _currency(match, info, words)
+    period_match = period_right_after(text, end, words.language)
     period = period_of(period_match) if period_match else None
     strong = bool(currency or scale_word or period)
     plausible = False
     if not strong:
-        next_word = _NEXT_WORD.match(text, end)
-        plausible = bare_amount_rule(digits, number, next_word.group(1) if next_word else "")
+        found = _NEXT_WORD.match(text, end)
+        next_word = found.group(1) if found else ""
+        plausible = bare_amount_rule(digits, reading.value, next_word, words.connectors) or (
+            reading.other is not None
+            and bare_amount_rule(digits, reading.other, next_word, words.connectors)
+        )
     return MoneyCandidate(
         start=start,
         end=end,
@@ -285,14 +371,20 @@ def _candidate(match: re.Match[str], text: str, info: LocaleInfo) -> MoneyCandid
         period_end=period_match.end() if period_match else end,
         strong=strong,
         plausible_bare=plausible,
+        other_cents=other_cents,
     )
 
 
-def find_money(text: str, info: LocaleInfo) -> list[MoneyCandidate]:
-    """Every figure in `text` that could be an amount, in order (percentages are read first)."""
+def find_money(text: str, info: LocaleInfo, *, strict: bool = False) -> list[MoneyCandidate]:
+    """Every figure in `text` that could be an amount, in order (percentages are read first).
+
+    `text` is matched as is: the line parser folds accents first (`bot.parsing.lexicon.fold`).
+    `strict` reads an ambiguous figure as the locale does (see `read_figure`).
+    """
+    words = money_words(info.language)
     found = []
-    for match in MONEY_RE.finditer(text):
-        candidate = _candidate(match, text, info)
+    for match in words.pattern.finditer(text):
+        candidate = _candidate(match, text, info, words, strict=strict)
         if candidate is not None:
             found.append(candidate)
     return found
@@ -304,12 +396,13 @@ def parse_money(text: str, *, locale: str = DEFAULT_LOCALE) -> Money | None:
     The whole text must be one amount (a period may follow); a bare number is fine here
     because the field says it is money. Negative or percent figures are not amounts.
     """
-    cleaned = normalize(text).strip().rstrip(".")
+    cleaned = fold(normalize(text).strip().rstrip("."))
     info = locale_info(locale)
-    match = MONEY_RE.match(cleaned)
+    words = money_words(info.language)
+    match = words.pattern.match(cleaned)
     if match is None:
         return None
-    candidate = _candidate(match, cleaned, info)
+    candidate = _candidate(match, cleaned, info, words, strict=False)
     if candidate is None or candidate.start != 0 or cleaned[candidate.period_end :].strip():
         return None
     return Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)

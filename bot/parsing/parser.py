@@ -5,31 +5,41 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.numbers import format_decimal
+
 from bot.close.models import ValuePeriod
-from bot.parsing.confidence import CONFIDENCE_RE, confidence_value
-from bot.parsing.dates import DateContext, find_date, warm_up_dateparser
+from bot.parsing.confidence import confidence_pattern, confidence_value
+from bot.parsing.dates import DateContext, date_words, find_date, warm_up_dateparser
 from bot.parsing.draft import Draft
 from bot.parsing.lead import (
-    KEY_RE,
     QUOTED_RE,
-    STATUS_KEYS,
+    key_pattern,
     key_value_end,
     leftover_lead,
     tidy_name,
     trim_lead_in,
     unquote,
 )
+from bot.parsing.lexicon import LANGUAGES, fold, fold_key, lexicon_for, word_alternation
 from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
-from bot.parsing.money import MoneyCandidate, find_money, format_money
-from bot.parsing.periods import PERIOD_RE, period_of
+from bot.parsing.money import MoneyCandidate, find_money, format_money, money_words
+from bot.parsing.periods import period_of, period_pattern
 from bot.parsing.tokens import Workspace, normalize
 
 __all__ = ["parse", "warm_up"]
 
-_NOTE_RE = re.compile(r"(?<![\w])notes?\s*:\s*", re.IGNORECASE)
+
+@lru_cache(maxsize=8)
+def _note_pattern(language: str) -> re.Pattern[str]:
+    """`note:` and its words in `language` (`Notiz:`, `remarque :`, `nota:`)."""
+    keys = word_alternation(lexicon_for(language).words.note_keys)
+    return re.compile(rf"(?<![\w])(?:{keys})\s*:\s*", re.IGNORECASE)
+
+
 _MENTION_RE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _OTHER_SLACK_MARKUP = re.compile(r"<[#!][^>]*>|<(?:https?|mailto|tel):[^>]*>")
 _MAX_CHARS = 4000  # Slack caps a command at 4,000 characters; longer text is not a deal line
@@ -57,7 +67,7 @@ def _context(now: datetime, tz: str, locale: str, warnings: list[str]) -> DateCo
 
 def _status_pattern(labels: tuple[str, ...]) -> re.Pattern[str] | None:
     return _status_regex(
-        tuple(sorted({" ".join(label.split()) for label in labels if label.strip()}))
+        tuple(sorted({" ".join(fold(label).split()) for label in labels if label.strip()}))
     )
 
 
@@ -78,14 +88,15 @@ def _label_as_close_spells(typed: str, labels: Sequence[str]) -> str:
 def _first_field_start(segment: str, ctx: DateContext) -> int:
     """Where, inside a `key:` value, another field begins (`lead: Acme 12k` stops before 12k)."""
     starts = [len(segment)]
-    for pattern in (CONFIDENCE_RE, PERIOD_RE):
+    language = ctx.locale.language
+    for pattern in (confidence_pattern(language), period_pattern(language)):
         found = pattern.search(segment)
         if found:
             starts.append(found.start())
     # A bare figure with grouping (`40,000`) is an amount, not part of a name (`Studio 54`).
     starts += [
         c.start
-        for c in find_money(segment, ctx.locale)
+        for c in find_money(segment, ctx.locale, strict=True)
         if c.strong or (c.plausible_bare and not c.text.isdigit() and c.cents >= 100_000)
     ]
     hit, _ = find_date(Workspace(segment), ctx)
@@ -99,10 +110,11 @@ def _read_keys(
     ws: Workspace, draft: dict[str, object], ctx: DateContext, labels: Sequence[str]
 ) -> None:
     """`lead: …` and `status: …`: the value as typed, up to the next delimiter or field."""
-    for match in list(ws.finditer(KEY_RE)):
+    lexicon = ctx.lexicon
+    for match in list(ws.finditer(key_pattern(ctx.locale.language))):
         if not ws.free(match.start(), match.end()):
             continue
-        key = "status" if match.group("key").lower() in STATUS_KEYS else "lead"
+        key = "status" if fold_key(match.group("key")) in lexicon.status_keys else "lead"
         value_start = match.end()
         value_end = key_value_end(ws.text, value_start)
         segment = ws.text[value_start:value_end]
@@ -115,16 +127,16 @@ def _read_keys(
             value_end = value_start + cut
         value = unquote(ws.original[value_start:value_end])
         if key == "lead" and before_field:
-            value = trim_lead_in(value)  # `lead: Acme for 40k`: "for" leads into the value
+            value = trim_lead_in(value, lexicon)  # `lead: Acme for 40k`: "for" leads into the value
         value = tidy_name(value) if key == "lead" else value.strip(" .")
         ws.take(match.start(), value_end)
         if value and draft.get(key) is None:
             draft[key] = value
 
 
-def _read_confidence(ws: Workspace, warnings: list[str]) -> int | None:
+def _read_confidence(ws: Workspace, language: str, warnings: list[str]) -> int | None:
     found: list[tuple[str, int]] = []
-    for match in list(ws.finditer(CONFIDENCE_RE)):
+    for match in list(ws.finditer(confidence_pattern(language))):
         typed = ws.take(*match.span())
         value = confidence_value(match)
         if value is None:
@@ -138,26 +150,40 @@ def _read_confidence(ws: Workspace, warnings: list[str]) -> int | None:
     return found[0][1] if found else None
 
 
-def _money_warning(chosen: MoneyCandidate, others: list[MoneyCandidate]) -> list[str]:
-    if all(o.cents == chosen.cents for o in others):
-        return []
-    typed = ", ".join(repr(c.text) for c in [chosen, *others])
-    return [f"several amounts ({typed}): used {chosen.text!r}"]
+def _money_warnings(
+    ws: Workspace, info: LocaleInfo, chosen: MoneyCandidate, others: list[MoneyCandidate]
+) -> list[str]:
+    warnings = []
+    typed = ws.original[chosen.start : chosen.end]
+    if chosen.other_cents is not None:
+        # `1.500` in en-US: read as the locale writes numbers, and said, not silently guessed.
+        mark = info.decimal_symbol
+        read = format_decimal(Decimal(chosen.cents) / 100, locale=info.babel)
+        other = Decimal(chosen.other_cents) / 100
+        meant = format_decimal(other, locale=info.babel)
+        warnings.append(
+            f"{typed!r} read as {read} ({info.name} writes {mark!r} before decimals); "
+            f"if you meant {meant}, type {other.normalize():f}"
+        )
+    if any(o.cents != chosen.cents for o in others):
+        listed = ", ".join(repr(ws.original[c.start : c.end]) for c in [chosen, *others])
+        warnings.append(f"several amounts ({listed}): used {typed!r}")
+    return warnings
 
 
 def _read_strong_money(ws: Workspace, info: LocaleInfo) -> tuple[MoneyCandidate | None, list[str]]:
     """Figures with a sign, code, suffix, scale word or period: the first is the value."""
-    strong = [c for c in find_money(ws.text, info) if c.strong]
+    strong = [c for c in find_money(ws.text, info, strict=True) if c.strong]
     for candidate in strong:
         ws.take(candidate.start, candidate.end)
     if not strong:
         return None, []
-    return strong[0], _money_warning(strong[0], strong[1:])
+    return strong[0], _money_warnings(ws, info, strong[0], strong[1:])
 
 
-def _read_periods(ws: Workspace, warnings: list[str]) -> ValuePeriod | None:
+def _read_periods(ws: Workspace, language: str, warnings: list[str]) -> ValuePeriod | None:
     found: list[tuple[str, ValuePeriod]] = []
-    for match in list(ws.finditer(PERIOD_RE)):
+    for match in list(ws.finditer(period_pattern(language))):
         found.append((ws.take(*match.span()), period_of(match)))
     if len({p for _, p in found}) > 1:
         warnings.append(
@@ -168,16 +194,18 @@ def _read_periods(ws: Workspace, warnings: list[str]) -> ValuePeriod | None:
 
 def _read_bare_money(ws: Workspace, info: LocaleInfo, warnings: list[str]) -> MoneyCandidate | None:
     """A plain figure is the value only when nothing else was (see `money.bare_amount_rule`)."""
-    bare = [c for c in find_money(ws.text, info) if c.plausible_bare]
+    bare = [c for c in find_money(ws.text, info, strict=True) if c.plausible_bare]
     if not bare:
         return None
+    chosen = bare[0]
+    if chosen.other_cents is None:  # else the ambiguity warning says how it was read
+        typed = ws.original[chosen.start : chosen.end]
+        warnings.append(
+            f"{typed!r} read as the value ({format_money(chosen.cents, locale=info.name)})"
+        )
+    warnings.extend(_money_warnings(ws, info, chosen, bare[1:]))
     for candidate in bare:
         ws.take(candidate.start, candidate.end)
-    chosen = bare[0]
-    warnings.append(
-        f"{chosen.text!r} read as the value ({format_money(chosen.cents, locale=info.name)})"
-    )
-    warnings.extend(_money_warning(chosen, bare[1:]))
     return chosen
 
 
@@ -189,8 +217,9 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
         warnings.append(f"text longer than {_MAX_CHARS} characters; read the start only")
         text = text[:_MAX_CHARS]
     fields: dict[str, object] = {}
+    language = ctx.locale.language
 
-    note_match = _NOTE_RE.search(text)
+    note_match = _note_pattern(language).search(fold(text))
     if note_match:
         fields["note"] = text[note_match.end() :].strip() or None
         text = text[: note_match.start()]
@@ -208,14 +237,13 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
     if fields.get("lead") is None:
         quoted = QUOTED_RE.search(ws.text)
         if quoted:
-            ws.take(*quoted.span())
-            fields["lead"] = unquote(quoted.group(0)) or None
+            fields["lead"] = unquote(ws.take(*quoted.span())) or None
 
-    fields["confidence"] = _read_confidence(ws, warnings)
+    fields["confidence"] = _read_confidence(ws, language, warnings)
 
     money, money_warnings = _read_strong_money(ws, ctx.locale)
     warnings += money_warnings
-    period = _read_periods(ws, warnings)
+    period = _read_periods(ws, language, warnings)
 
     hit, date_warnings = find_date(ws, ctx)
     if hit is not None:
@@ -238,7 +266,7 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
             fields["status"] = _label_as_close_spells(typed, status_labels)
 
     if fields.get("lead") is None:
-        lead, lead_warnings = leftover_lead(ws.text)
+        lead, lead_warnings = leftover_lead(ws.unread(), ctx.lexicon)
         fields["lead"] = lead
         warnings += lead_warnings
 
@@ -267,12 +295,20 @@ def parse(
 
 
 def warm_up() -> None:
-    """Load dateparser's English data, babel's locale data and the zone database now.
+    """Load dateparser's data for every language, babel's locale data, the zone database and
+    each language's patterns now.
 
     Call once at startup so the first request does not pay for it.
     """
-    warm_up_dateparser()
-    for locale in (DEFAULT_LOCALE, "en-GB"):
+    warm_up_dateparser(tuple(LANGUAGES))
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    for language, vocabulary in LANGUAGES.items():
+        locale = DEFAULT_LOCALE if language == "en" else language
         format_money(1_200_000, None, locale)
+        money_words(language)
+        date_words(language)
+        month = next(iter(vocabulary.months))
+        parse(f"Acme 12k 60% {month} 15 note: x", now=now, locale=locale, status_labels=("Won",))
+    format_money(1_200_000, None, "en-GB")
     _zone("UTC")
-    parse("Acme $12k ARR 60% close next friday", now=datetime(2025, 1, 1, tzinfo=UTC))
+    parse("Acme $12k ARR 60% close next friday", now=now)

@@ -1,9 +1,11 @@
-"""The text being parsed, with the parts already read blanked out, and the shared vocabulary."""
+"""The text being parsed, with the parts already read blanked out (the words themselves are in `languages/`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+
+from bot.parsing.lexicon import fold
 
 # Stands in for characters a reader has already taken: never a word character, never
 # whitespace, so later patterns cannot match across or into a field that was read.
@@ -31,20 +33,27 @@ def normalize(text: str) -> str:
 class Workspace:
     """A line of text plus which of its characters have been read already.
 
-    Readers search `text` (read parts are MASK characters, so indices always line up
-    with `original`) and `take` what they recognise, which returns it as typed.
+    Readers search `text`, the line with accents folded (`clôture` -> `cloture`) and read
+    parts blanked out as MASK characters, so indices always line up with `original`; they
+    `take` what they recognise, which returns it as typed.
     """
 
-    __slots__ = ("original", "text")
+    __slots__ = ("_unread", "original", "text")
 
     def __init__(self, text: str) -> None:
         self.original = text
-        self.text = text
+        self.text = fold(text)
+        self._unread = text
 
     def take(self, start: int, end: int) -> str:
         """Mark [start, end) as read and return it as the user typed it."""
         self.text = self.text[:start] + MASK * (end - start) + self.text[end:]
+        self._unread = self._unread[:start] + MASK * (end - start) + self._unread[end:]
         return self.original[start:end]
+
+    def unread(self) -> str:
+        """The line as typed (accents kept), with the read parts blanked out."""
+        return self._unread
 
     def free(self, start: int, end: int) -> bool:
         """Whether no character of [start, end) has been read yet."""
@@ -52,152 +61,6 @@ class Workspace:
 
     def finditer(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
         return pattern.finditer(self.text)
-
-
-# Words that introduce a close date ("closing by Friday"): the date reader takes them with the
-# date, and the lead reader trims them, so both read from this one list.
-DATE_INTRODUCERS = (
-    "close",
-    "closes",
-    "closed",
-    "closing",
-    "by",
-    "on",
-    "expected",
-    "expect",
-    "expecting",
-    "due",
-    "signing",
-    "signed",
-    "sign",
-    "signs",
-)
-
-# Words that glue a field to a sentence ("deal with Acme for 12k closing by Friday"):
-# trimmed from the edges of the leftover text the lead is read from.
-CONNECTORS = frozenset(
-    [
-        "for",
-        "with",
-        "deal",
-        "deals",
-        "opp",
-        "opps",
-        "opportunity",
-        "opportunities",
-        *DATE_INTRODUCERS,
-        "just",
-        "new",
-        "won",
-        "win",
-        "landed",
-        "booked",
-        "got",
-        "get",
-        "add",
-        "log",
-        "create",
-        "created",
-        "and",
-        "or",
-        "at",
-        "to",
-        "from",
-        "of",
-        "in",
-        "is",
-        "was",
-        "will",
-        "be",
-        "should",
-        "owner",
-        "owners",
-        "assigned",
-        "assign",
-        "assignee",
-        "value",
-        "worth",
-        "est",
-        "eta",
-        "target",
-        "targeting",
-        "around",
-        "approx",
-        "approximately",
-        "about",
-        "total",
-        "confidence",
-        "confident",
-        "chance",
-        "likely",
-        "probability",
-        "prob",
-        "prospect",
-        "prospects",
-        "account",
-        "lead",
-        "company",
-        "status",
-        "stage",
-        "note",
-        "notes",
-        "via",
-        "amount",
-        "contract",
-        "contracts",
-        "re",
-        "we",
-        "i",
-        "they",
-        "our",
-        "my",
-        "us",
-        "finally",
-    ]
-)
-ARTICLES = frozenset({"a", "an", "the"})
-
-MONTHS: dict[str, int] = {}
-for _number, _names in enumerate(
-    (
-        ("january", "jan"),
-        ("february", "feb"),
-        ("march", "mar"),
-        ("april", "apr"),
-        ("may",),
-        ("june", "jun"),
-        ("july", "jul"),
-        ("august", "aug"),
-        ("september", "sep", "sept"),
-        ("october", "oct"),
-        ("november", "nov"),
-        ("december", "dec"),
-    ),
-    start=1,
-):
-    for _name in _names:
-        MONTHS[_name] = _number
-
-WEEKDAYS: dict[str, int] = {}
-for _number, _names in enumerate(
-    (
-        ("monday", "mon"),
-        ("tuesday", "tue", "tues"),
-        ("wednesday", "wed", "weds"),
-        ("thursday", "thu", "thur", "thurs"),
-        ("friday", "fri"),
-        ("saturday", "sat"),
-        ("sunday", "sun"),
-    )
-):
-    for _name in _names:
-        WEEKDAYS[_name] = _number
-
-# Full weekday names are dates on their own; "Sun" or "Wed" alone may be a name (Sun
-# Microsystems), so abbreviations need a connector or next/this.
-FULL_WEEKDAYS = frozenset(
-    {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
-)
 
 
 def alternation(words: Iterable[str]) -> str:
