@@ -31,10 +31,12 @@ from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.store.preferences import Preferences
 from bot.store.stats import store_numbers
+from bot.store.steps import StepStore
 from bot.store.submissions import SubmissionStore
 from bot.store.user_links import UserLinkStore
 from bot.sync.applier import ChangeApplier
 from bot.sync.service import CloseSync
+from bot.workflow.step import WorkflowSteps
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class Services:
     sync: CloseSync
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
+    # The Workflow Builder step "Create a Close opportunity".
+    workflow: WorkflowSteps | None = None
     metrics: Metrics = field(default_factory=Metrics)
     # Monotonic instant shutdown began (None: running); the deadlines count from it.
     stopping_since: float | None = None
@@ -117,9 +121,29 @@ class Services:
                 base_seconds=settings.retry_base_seconds,
                 max_seconds=settings.retry_max_seconds,
                 give_up_after_seconds=settings.retry_give_up_seconds,
+                step_give_up_after_seconds=settings.workflow_step_give_up_seconds,
             ),
             clock=clock,
         )
+        lead_search = LeadSearch(close)
+        preferences = Preferences(session_factory(engine))
+        workflow = WorkflowSteps(
+            store=StepStore(session_factory(engine), dialect=engine.dialect.name),
+            deals=deals,
+            catalog=catalog,
+            identity=identity,
+            close=close,
+            lead_search=lead_search,
+            preferences=preferences,
+            slack=slack,
+            slack_api_url=settings.slack_api_url,
+            close_app_url=settings.close_app_url,
+            default_pipeline=settings.default_pipeline,
+            retry=deals.retry,
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            clock=clock,
+        )
+        deals.steps = workflow  # its submissions end by completing the step
         changes = ChangeStore(session_factory(engine), dialect=engine.dialect.name)
         applier = ChangeApplier(
             store=changes,
@@ -140,7 +164,9 @@ class Services:
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
             changes=applier,
+            steps=workflow.run_due,
         )
+        workflow.kick = worker.kick
         sync = CloseSync(
             settings=settings,
             close=close,
@@ -160,10 +186,11 @@ class Services:
             notifier=notifier,
             deals=deals,
             worker=worker,
-            lead_search=LeadSearch(close),
-            preferences=Preferences(session_factory(engine)),
+            lead_search=lead_search,
+            preferences=preferences,
             changes=changes,
             sync=sync,
+            workflow=workflow,
             clock=clock,
             announcer=announcer,
             metrics=metrics,

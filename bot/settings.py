@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     retry_give_up_seconds: float = 6 * 3600.0
+    # A Workflow Builder step waits at most this long (from when Slack ran it) for Close, then
+    # fails with a clear error: a workflow should not sit "in progress" for hours.
+    workflow_step_give_up_seconds: float = Field(default=600.0, gt=0)
     # Close -> Slack: with a public URL (HTTP mode) Close pushes changes to PUBLIC_URL/close/webhook;
     # without one the event log is read every CLOSE_EVENTS_POLL_SECONDS (0: never).
     public_url: str | None = None

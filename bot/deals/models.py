@@ -65,6 +65,9 @@ class ReplyTarget(BaseModel):
     thread_ts: str | None = None
     response_url: str | None = None
     view_id: str | None = None  # the modal, while it still shows "Creating…"
+    # A Workflow Builder step's function_execution_id: the outcome completes that step, and
+    # nothing is posted but the confirmation in `channel_id` (when the workflow gave one).
+    workflow_step: str | None = None
 
 
 class SubmissionState(StrEnum):

@@ -57,6 +57,10 @@ class Notifier:
             posted = await self._post_in(target.channel_id, message, thread_ts=thread_ts)
             if posted:
                 return posted
+        if target.workflow_step is not None:
+            # A workflow step is told its outcome by completing it; the workflow decides what
+            # else to say, so nothing goes to a DM (only the channel it asked for, if any).
+            return None
         if target.response_url:
             try:
                 response = await AsyncWebhookClient(target.response_url).send(

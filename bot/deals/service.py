@@ -8,6 +8,7 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from pydantic import BaseModel
 
@@ -81,10 +82,27 @@ class RetryPolicy(BaseModel):
     base_seconds: float = 1.0
     max_seconds: float = 300.0
     give_up_after_seconds: float = 3600.0
+    # A workflow step's bound, counted from when Slack ran the step (WORKFLOW_STEP_GIVE_UP_SECONDS).
+    step_give_up_after_seconds: float = 600.0
+
+    def give_up_after(self, submission: Submission) -> float:
+        if submission.reply_to.workflow_step:
+            return self.step_give_up_after_seconds
+        return self.give_up_after_seconds
 
     def delay(self, attempts: int) -> float:
         ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
         return random.uniform(ceiling / 2, ceiling)  # jitter spreads a burst of retries
+
+
+class StepOutcomes(Protocol):
+    """Completes the Workflow Builder step behind a submission (bot/workflow). Never raises."""
+
+    async def succeeded(self, submission: Submission, opportunity: Opportunity) -> None: ...
+
+    async def failed(
+        self, submission: Submission, reason: str, error: Exception | None
+    ) -> None: ...
 
 
 class Deals:
@@ -108,6 +126,8 @@ class Deals:
         self._announcer = announcer
         self.retry = retry or RetryPolicy()
         self._clock = clock
+        # Set when the app has the workflow step: its submissions end by completing the step.
+        self.steps: StepOutcomes | None = None
 
     async def accept(
         self,
@@ -117,14 +137,17 @@ class Deals:
         reply_to: ReplyTarget,
         slack_user_id: str,
         team_id: str | None,
+        received_at: datetime | None = None,
     ) -> tuple[Submission, bool]:
+        """`received_at`: when Slack sent it, if earlier than now (a workflow step's inputs are
+        read after its ack); the retry bound of a workflow step counts from it."""
         return await self.store.accept(
             idempotency_key=idempotency_key,
             request=request,
             reply_to=reply_to,
             slack_user_id=slack_user_id,
             team_id=team_id,
-            now=self._clock(),
+            now=received_at or self._clock(),
         )
 
     async def process(self, submission: Submission) -> None:
@@ -265,11 +288,20 @@ class Deals:
             await self._confirm(submission, opportunity)
         except Exception:
             log.exception("Could not confirm %s to %s", opportunity.id, submission.slack_user_id)
+        if submission.reply_to.workflow_step and self.steps is not None:
+            await self.steps.succeeded(submission, opportunity)
         if not await self.store.mark_confirmed(submission, now=self._clock()):
             raise LostClaim(submission.id)
 
     async def _confirm(self, submission: Submission, opportunity: Opportunity) -> None:
         target = submission.reply_to
+        if target.workflow_step and not target.channel_id:
+            # The workflow said where nothing goes: only the deals channel hears of it.
+            if self._announcer:
+                await self._announcer.created(
+                    opportunity, creator=submission.slack_user_id, logged_in=None
+                )
+            return
         if target.view_id:
             where = "The confirmation is in the channel's thread." if target.channel_id else ""
             await self._notifier.update_view(
@@ -422,8 +454,10 @@ class Deals:
     async def _retry_later(self, submission: Submission, error: Exception) -> None:
         now = self._clock()
         started = submission.first_attempt_at or submission.created_at
+        if submission.reply_to.workflow_step:
+            started = submission.created_at  # when Slack ran the step
         reason = _describe(error)
-        if (now - started).total_seconds() >= self.retry.give_up_after_seconds:
+        if (now - started).total_seconds() >= self.retry.give_up_after(submission):
             await self._give_up(submission, reason, error)
             return
         delay = self.retry.delay(submission.attempts)
@@ -468,7 +502,7 @@ class Deals:
             if found is not None:
                 await self._finish(await self._record_created(submission, lead_id, found), found)
                 return
-        waited = _duration(self.retry.give_up_after_seconds)
+        waited = duration(self.retry.give_up_after(submission))
         await self._fail(
             submission,
             f"Close did not accept it for {waited} (last error: {reason}).{unsure}",
@@ -490,6 +524,8 @@ class Deals:
             and await self._reopen_with_errors(submission, error)
         ):
             await self._tell_failed(submission, reason)
+        if submission.reply_to.workflow_step and self.steps is not None:
+            await self.steps.failed(submission, reason, error)
         if not await self.store.mark_failed(
             submission, error=reason, response=response, now=self._clock()
         ):
@@ -514,7 +550,7 @@ def _describe(error: Exception) -> str:
     return f"an unexpected error ({type(error).__name__})"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 120:
         whole = round(seconds)
         return f"{whole} second" if whole == 1 else f"{whole} seconds"

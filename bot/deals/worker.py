@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.deals.models import Submission
@@ -49,6 +49,7 @@ class Worker:
         name: str | None = None,
         changes: ChangeApplier | None = None,
         change_concurrency: int = 8,
+        steps: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
         self.name = name or instance_name()
         self._deals = deals
@@ -56,6 +57,9 @@ class Worker:
         # pace (about one message a second) and leaves the event loop to the acks.
         self._changes = changes
         self._change_concurrency = change_concurrency
+        # Workflow steps left unread (a crash) or whose outcome Slack was not told yet: claims
+        # and starts them given this worker's name, returns how many (bot/workflow).
+        self._steps = steps
         self._changing: set[asyncio.Task[None]] = set()
         self._poll = poll_seconds
         self._lease = lease
@@ -143,7 +147,10 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and start what is due now; returns how many were started."""
-        return await self._start_submissions() + await self._start_changes()
+        started = await self._start_submissions() + await self._start_changes()
+        if self._steps is not None:
+            started += await self._steps(self.name)
+        return started
 
     def _track(self, task: asyncio.Task[None], claim: Submission | StoredChange) -> None:
         self._claims[task] = claim

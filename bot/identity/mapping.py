@@ -24,6 +24,8 @@ class Mapping(BaseModel):
     reason: str = ""  # how they were matched, or why they could not be
     fix: str = ""  # what to do about it and who can; empty when mapped or when nothing helps
     refused: bool = False  # bots, deactivated accounts, guests: no link makes them owners
+    # Unmapped only for now (Slack, Close or the store did not answer): asking later may do.
+    transient: bool = False
     slack_name: str = ""
     link: UserLink | None = None  # the stored link this answer used, if any
 
@@ -92,6 +94,7 @@ def decide(
             update={
                 "reason": "Slack did not return this user's profile, so I cannot match them.",
                 "fix": "Try again in a minute.",
+                "transient": True,
             }
         )
 
@@ -117,6 +120,7 @@ def decide(
             update={
                 "reason": "I have not loaded the Close user list yet (Close may be unreachable).",
                 "fix": "Try again in a minute.",
+                "transient": True,
             }
         )
 

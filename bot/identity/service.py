@@ -221,6 +221,7 @@ class Identity:
                 slack_name=profile.label if profile else "",
                 reason="I could not read the stored user links (the database did not answer).",
                 fix="Try again in a minute.",
+                transient=True,
             )
         mapping = self._decide(user_id, profile, link, who=_WHO)
         if _WHO in mapping.fix:  # only unmapped answers name admins: look them up only then

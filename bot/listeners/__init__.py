@@ -12,6 +12,7 @@ from bot.listeners import (
     options,
     shortcuts,
     views,
+    workflow,
 )
 from bot.services import Services
 
@@ -24,3 +25,4 @@ def register(app: AsyncApp, services: Services) -> None:
     shortcuts.register(app, services)
     confirmation_actions.register(app, services)
     home.register(app, services)
+    workflow.register(app, services)

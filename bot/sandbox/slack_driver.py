@@ -14,6 +14,7 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 
 from bot.sandbox import blockkit
+from bot.sandbox.functions_sim import StepRun
 from bot.sandbox.slack_sim import Call, SlackSimulator
 
 View = dict[str, Any]
@@ -443,6 +444,28 @@ class SlackDriver:
         if home is not None:
             event["view"] = self.sim.views[home]
         return await self.event(event)
+
+    async def function_executed(
+        self,
+        inputs: dict[str, Any] | None = None,
+        *,
+        callback_id: str = "create_opportunity",
+        again: StepRun | None = None,
+        retry_num: int | None = None,
+    ) -> StepRun:
+        """A workflow reaches the app's step `callback_id` with `inputs`: the simulator starts
+        an execution (its own `xwfp-` token) and Slack sends `function_executed`. `again`:
+        deliver that run's event once more (same execution and event id; a retry with
+        `retry_num`, as Slack does when the ack did not come in time)."""
+        if again is not None:
+            execution, event_id = again.execution, again.event_id
+        else:
+            execution = self.sim.functions.start(callback_id, inputs or {})
+            event_id = "Ev0" + secrets.token_hex(5).upper()
+        response = await self.event(
+            self.sim.functions.event(execution), event_id=event_id, retry_num=retry_num
+        )
+        return StepRun(execution, event_id, response)
 
 
 def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.sandbox import blockkit
+from bot.sandbox.functions_sim import COMPLETE_METHODS, FunctionRefused, Functions
 from bot.sandbox.server import RunningServer, start_server
 from bot.sandbox.socket_sim import SocketModeServer
 
@@ -395,6 +396,8 @@ class SlackSimulator:
         self.socket_mode = SocketModeServer()
         self.workspace = workspace if workspace is not None else default_workspace()
         self.scopes: set[str] = set(DEFAULT_SCOPES)
+        # Workflow steps (the manifest's functions): executions and their completions.
+        self.functions = Functions(app_id=self.workspace.app_id)
         self.latency = 0.0
         self.trigger_ttl = 3.0
         self.views: dict[str, dict[str, Any]] = {}
@@ -720,6 +723,8 @@ class SlackSimulator:
     async def _dispatch(
         self, method: str, params: dict[str, Any], token: str | None
     ) -> dict[str, Any]:
+        if method in COMPLETE_METHODS:
+            return await self._complete_function(method, params, token)
         if not token:
             raise SlackError("not_authed")
         if token not in (self.bot_token, self.app_token):
@@ -740,6 +745,19 @@ class SlackSimulator:
                 "missing_scope", needed=",".join(needed), provided=",".join(sorted(self.scopes))
             )
         return await handler(params)
+
+    async def _complete_function(
+        self, method: str, params: dict[str, Any], token: str | None
+    ) -> dict[str, Any]:
+        """functions.complete*: only with the execution's own `xwfp-` token (see Functions)."""
+        for fault in self._faults.get(method, []):
+            if fault.remaining > 0:
+                fault.remaining -= 1
+                raise SlackError(fault.error, status=fault.status, retry_after=fault.retry_after)
+        try:
+            return await self.functions.call(method, params, token)
+        except FunctionRefused as refused:
+            raise SlackError(refused.code, **refused.extra) from None
 
     async def _record(self, call: Call) -> None:
         async with self._changed:

@@ -1,5 +1,6 @@
-"""The database schema: submissions (the durable queue and audit), Slack→Close user links, and
-the Close→Slack sync (changes received, opportunities as shown, sync state)."""
+"""The database schema: submissions (the durable queue and audit), Slack→Close user links, the
+Close→Slack sync (changes received, opportunities as shown, sync state), and Workflow Builder
+steps received."""
 
 from __future__ import annotations
 
@@ -169,3 +170,36 @@ class SyncStateRow(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     held_until: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class WorkflowStepRow(Base):
+    """One run of the "Create a Close opportunity" workflow step, stored before its event is acked.
+
+    The execution id is the key: a redelivered event is a no-op. The step becomes a submission
+    (`submission_id`, under the key `workflow:<execution id>`) once its inputs are read, and is
+    done once Slack has been told the outcome with the execution's own token.
+    """
+
+    __tablename__ = "workflow_steps"
+
+    function_execution_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    inputs: Mapped[dict[str, Any]] = mapped_column()
+    # The execution's `xwfp-` token: functions.completeSuccess/completeError take only it.
+    bot_access_token: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    submission_id: Mapped[str | None] = mapped_column(String(36))
+    # Why it failed (what the workflow was told), or the last transient problem.
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        Index("ix_workflow_steps_due", "state", "next_attempt_at"),
+        Index("ix_workflow_steps_submission", "submission_id"),
+    )

@@ -1,0 +1,261 @@
+"""The workflow_steps table: a step stored before its ack, claimed once, told to Slack once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from bot.deals.models import SubmissionState
+from bot.store.db import writer_for
+from bot.store.tables import SubmissionRow, WorkflowStepRow
+from bot.workflow.models import StepState, WorkflowStep
+
+OPEN_STATES = (StepState.RECEIVED.value, StepState.ACCEPTED.value)
+
+
+def _to_model(row: WorkflowStepRow) -> WorkflowStep:
+    return WorkflowStep.model_validate(
+        {column.key: getattr(row, column.key) for column in WorkflowStepRow.__table__.columns}
+    )
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    return or_(WorkflowStepRow.claimed_until.is_(None), WorkflowStepRow.claimed_until < now)
+
+
+def _held(step: WorkflowStep) -> ColumnElement[bool]:
+    """Still claimed by whoever claimed `step`: `attempts` is the claim's fencing token."""
+    return and_(
+        WorkflowStepRow.function_execution_id == step.function_execution_id,
+        WorkflowStepRow.state == step.state.value,
+        WorkflowStepRow.attempts == step.attempts,
+    )
+
+
+class StepStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
+        self._sessions = sessions
+        self._dialect = dialect
+        self._writer = writer_for(sessions)
+
+    async def receive(
+        self,
+        *,
+        function_execution_id: str,
+        inputs: dict[str, Any],
+        bot_access_token: str,
+        team_id: str | None,
+        now: datetime,
+    ) -> tuple[WorkflowStep, bool]:
+        """Store a step before the ack: (step, True) the first time, (the stored one, False)
+        for a redelivery of the same execution, whichever process it reaches."""
+        row = WorkflowStepRow(
+            function_execution_id=function_execution_id,
+            team_id=team_id,
+            inputs=inputs,
+            bot_access_token=bot_access_token,
+            state=StepState.RECEIVED.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+
+        def insert(session: Session) -> WorkflowStep:
+            session.add(row)
+            session.flush()
+            return _to_model(row)
+
+        try:
+            return await self._writer.run(insert, urgent=True), True
+        except IntegrityError:
+            existing = await self.get(function_execution_id)
+            if existing is None:  # pragma: no cover - the primary key says it exists
+                raise
+            return existing, False
+
+    async def get(self, function_execution_id: str) -> WorkflowStep | None:
+        async with self._sessions() as session:
+            row = await session.get(WorkflowStepRow, function_execution_id)
+            return _to_model(row) if row else None
+
+    # --- claims ---------------------------------------------------------------------------
+
+    def _due(self, now: datetime) -> ColumnElement[bool]:
+        """Received and not yet read; or accepted, its submission over, Slack not yet told."""
+        finished = select(SubmissionRow.id).where(
+            or_(
+                and_(
+                    SubmissionRow.state == SubmissionState.CREATED.value,
+                    SubmissionRow.confirmed_at.is_not(None),
+                ),
+                SubmissionRow.state == SubmissionState.FAILED.value,
+            )
+        )
+        return and_(
+            WorkflowStepRow.next_attempt_at <= now,
+            _unclaimed(now),
+            or_(
+                WorkflowStepRow.state == StepState.RECEIVED.value,
+                and_(
+                    WorkflowStepRow.state == StepState.ACCEPTED.value,
+                    WorkflowStepRow.submission_id.in_(finished),
+                ),
+            ),
+        )
+
+    async def claim(
+        self, function_execution_id: str, *, now: datetime, lease: timedelta, owner: str
+    ) -> WorkflowStep | None:
+        """Take this step if it is due and nobody holds it (the listener, right after its ack)."""
+        claimed = await self._claim(
+            [function_execution_id], now=now, lease=lease, owner=owner, lookup=False
+        )
+        return claimed[0] if claimed else None
+
+    async def claim_due(
+        self, *, now: datetime, lease: timedelta, owner: str, limit: int = 8
+    ) -> list[WorkflowStep]:
+        """Up to `limit` due steps for this worker, each for `lease` (a compare-and-set that
+        bumps `attempts`, so two workers never hold one step at once)."""
+        if limit <= 0:
+            return []
+        return await self._claim([], now=now, lease=lease, owner=owner, lookup=True, limit=limit)
+
+    async def _claim(
+        self,
+        ids: Sequence[str],
+        *,
+        now: datetime,
+        lease: timedelta,
+        owner: str,
+        lookup: bool,
+        limit: int = 1,
+    ) -> list[WorkflowStep]:
+        due = self._due(now)
+        query = (
+            select(WorkflowStepRow.function_execution_id)
+            .where(due)
+            .order_by(WorkflowStepRow.next_attempt_at)
+            .limit(limit)
+        )
+        if self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=WorkflowStepRow)
+
+        def claim(session: Session) -> list[WorkflowStep]:
+            candidates = session.scalars(query).all() if lookup else list(ids)
+            claimed: list[WorkflowStep] = []
+            for execution_id in candidates:
+                row = session.scalar(
+                    update(WorkflowStepRow)
+                    .where(WorkflowStepRow.function_execution_id == execution_id, due)
+                    .values(
+                        claimed_until=now + lease,
+                        claimed_by=owner,
+                        attempts=WorkflowStepRow.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(WorkflowStepRow)
+                )
+                if row is not None:
+                    claimed.append(_to_model(row))
+            return claimed
+
+        return await self._writer.run(claim)
+
+    async def _update(self, where: ColumnElement[bool], now: datetime, **values: Any) -> bool:
+        statement = (
+            update(WorkflowStepRow)
+            .where(where)
+            .values(updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+        def write(session: Session) -> bool:
+            return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+        return await self._writer.run(write)
+
+    # --- writes of the claim's holder (False: the claim was lost) --------------------------
+
+    async def accepted(self, step: WorkflowStep, *, submission_id: str, now: datetime) -> bool:
+        """The step is a submission now; it is due again (to tell Slack) once that is over."""
+        return await self._update(
+            _held(step),
+            now,
+            state=StepState.ACCEPTED.value,
+            submission_id=submission_id,
+            next_attempt_at=now,
+            claimed_until=None,
+            error=None,
+        )
+
+    async def retry_at(
+        self, step: WorkflowStep, *, at: datetime, error: str, now: datetime
+    ) -> bool:
+        """Not done yet (Close or Slack did not answer): due again at `at`."""
+        return await self._update(
+            _held(step), now, next_attempt_at=at, error=error, claimed_until=None
+        )
+
+    # --- the end (idempotent: Slack says when it was told already) -------------------------
+
+    async def finish(
+        self, function_execution_id: str, *, state: StepState, error: str | None, now: datetime
+    ) -> bool:
+        """Slack was told (completed or failed); False if it was already marked done."""
+        return await self._update(
+            and_(
+                WorkflowStepRow.function_execution_id == function_execution_id,
+                WorkflowStepRow.state.in_(OPEN_STATES),
+            ),
+            now,
+            state=state.value,
+            error=error,
+            completed_at=now,
+            claimed_until=None,
+        )
+
+    async def defer(
+        self, function_execution_id: str, *, at: datetime, error: str, now: datetime
+    ) -> None:
+        """Telling Slack failed for now: the worker tries again at `at`."""
+        await self._update(
+            and_(
+                WorkflowStepRow.function_execution_id == function_execution_id,
+                WorkflowStepRow.state.in_(OPEN_STATES),
+            ),
+            now,
+            next_attempt_at=at,
+            error=error,
+            claimed_until=None,
+        )
+
+    # --- reads (history) --------------------------------------------------------------------
+
+    async def for_submissions(self, submission_ids: Iterable[str]) -> dict[str, WorkflowStep]:
+        ids = [value for value in submission_ids if value]
+        if not ids:
+            return {}
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(WorkflowStepRow).where(WorkflowStepRow.submission_id.in_(ids))
+            )
+            return {row.submission_id: _to_model(row) for row in rows.all() if row.submission_id}
+
+    async def without_submission(self, *, limit: int = 20) -> list[WorkflowStep]:
+        """Steps that never became a submission (bad inputs), or not yet: newest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(WorkflowStepRow)
+                .where(WorkflowStepRow.submission_id.is_(None))
+                .order_by(WorkflowStepRow.created_at.desc())
+                .limit(limit)
+            )
+            return [_to_model(row) for row in rows.all()]

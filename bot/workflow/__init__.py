@@ -1,0 +1,1 @@
+"""The Workflow Builder step "Create a Close opportunity": inputs -> a submission -> completion."""

@@ -1,0 +1,308 @@
+"""The Workflow Builder step "Create a Close opportunity" over real HTTP: stored before its ack,
+one opportunity per execution whatever Slack redelivers or Close does, and the step completed
+with Slack's functions.completeSuccess / completeError using the execution's own token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.blocks.messages import (
+    EDIT_ACTION_ID,
+    LOST_ACTION_ID,
+    OPEN_IN_CLOSE_ACTION_ID,
+    WON_ACTION_ID,
+)
+from bot.sandbox.functions_sim import FunctionExecution, StepRun
+from bot.sandbox.stack import Sandbox, running_sandbox
+from bot.workflow.models import WorkflowStep
+from tests.flows import wait_until
+
+pytestmark = pytest.mark.asyncio
+
+FAST: dict[str, Any] = {
+    "retry_base_seconds": 0.05,
+    "retry_max_seconds": 0.2,
+    "worker_poll_seconds": 0.05,
+    "worker_lease_seconds": 2.0,
+}
+# The seeded Close org requires the custom field "Source": the text says it, as a person would.
+TEXT = "Acme Corp $12k ARR 60% close 2027-03-31 Source: Inbound"
+
+
+@asynccontextmanager
+async def step_sandbox(tmp_path: Path, **overrides: Any) -> AsyncIterator[Sandbox]:
+    async with running_sandbox(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", **{**FAST, **overrides}
+    ) as sb:
+        yield sb
+
+
+async def run_step(sb: Sandbox, **inputs: Any) -> StepRun:
+    run = await sb.driver.function_executed({"owner": "U0ALICE", **inputs})
+    assert run.response.status_code == 200, run.response.text
+    return run
+
+
+async def done(sb: Sandbox, run: StepRun, timeout: float = 10.0) -> FunctionExecution:  # noqa: ASYNC109
+    return await sb.slack.functions.wait_done(run.execution.id, timeout)
+
+
+async def stored_step(sb: Sandbox, run: StepRun, state: str, timeout: float = 5.0) -> WorkflowStep:  # noqa: ASYNC109
+    """The stored step once it reaches `state` (Slack is told just before it is marked)."""
+    assert sb.services.workflow is not None
+    store = sb.services.workflow.store
+    found: list[WorkflowStep] = []
+
+    async def reached() -> bool:
+        step = await store.get(run.execution.id)
+        found[:] = [step] if step else []
+        return step is not None and step.state == state
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await reached():
+        assert asyncio.get_running_loop().time() < deadline, found
+        await asyncio.sleep(0.02)
+    return found[0]
+
+
+def opportunity_posts(sb: Sandbox) -> list[Any]:
+    return [r for r in sb.close.requests if r.method == "POST" and r.path == "/opportunity/"]
+
+
+def posted(sb: Sandbox) -> list[Any]:
+    return [c for c in sb.slack.calls("chat.postMessage") if c.ok]
+
+
+async def test_step_creates_the_opportunity_and_completes_with_its_outputs(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        run = await run_step(sb, text=TEXT)
+        execution = await done(sb, run)
+        assert execution.state == "completed", execution.error
+        [opportunity] = sb.close.opportunities
+        assert execution.outputs == {
+            "opportunity_id": opportunity["id"],
+            "opportunity_url": f"{sb.settings.close_app_url}lead/lead_acme/",
+            "lead_id": "lead_acme",
+            "lead_name": "Acme Corp",
+        }
+        assert opportunity["value"] == 1_200_000
+        assert opportunity["value_period"] == "annual"
+        assert opportunity["confidence"] == 60
+        assert opportunity["date_won"] == "2027-03-31"
+        assert opportunity["custom.cf_source"] == "Inbound"
+        assert opportunity["user_id"] == "user_alice"
+        # Completed with the execution's token, once; nothing posted without a channel.
+        [completion] = execution.completions
+        assert completion.method == "functions.completeSuccess" and completion.error is None
+        assert posted(sb) == []
+        step = await stored_step(sb, run, "completed")
+        assert step.inputs["text"] == TEXT and step.submission_id
+
+
+async def test_a_name_no_lead_matches_creates_that_lead_and_explicit_inputs_win(
+    tmp_path: Path,
+) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        run = await run_step(
+            sb,
+            text="Acme Corp $12k ARR 60% Source: Referral note: from the text",
+            lead="Hooli",
+            value="$12,500",
+            value_period="monthly",
+            confidence=80,
+            close_date="2027-01-15",
+            status="Proposal Sent",
+            note="from the form",
+        )
+        execution = await done(sb, run)
+        assert execution.state == "completed", execution.error
+        [opportunity] = sb.close.opportunities
+        [lead] = [lead for lead in sb.close.org.leads if lead["id"] == opportunity["lead_id"]]
+        assert lead["display_name"] == "Hooli"  # created by that name, never "Untitled"
+        assert execution.outputs is not None and execution.outputs["lead_name"] == "Hooli"
+        assert opportunity["value"] == 1_250_000 and opportunity["value_period"] == "monthly"
+        assert opportunity["confidence"] == 80 and opportunity["date_won"] == "2027-01-15"
+        assert opportunity["status_id"] == "stat_proposal"
+        assert opportunity["note"] == "from the form"
+        assert opportunity["custom.cf_source"] == "Referral"  # custom fields come from the text
+
+
+async def test_lead_given_by_id_or_by_a_near_name_is_that_lead(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        by_id = await run_step(sb, lead="lead_globex", text="Source: Inbound 5k")
+        by_name = await run_step(sb, lead="Umbrella Limited", text="Source: Inbound 5k")
+        for run, lead_id in ((by_id, "lead_globex"), (by_name, "lead_umbrella")):
+            execution = await done(sb, run)
+            assert execution.outputs is not None, execution.error
+            assert execution.outputs["lead_id"] == lead_id
+        assert len(sb.close.org.leads) == 8  # no lead created
+
+
+async def test_redelivered_event_makes_one_opportunity_and_one_completion(
+    tmp_path: Path,
+) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        sb.close.path_latency["/opportunity/"] = 0.3  # redeliveries land while it is created
+        run = await run_step(sb, text=TEXT)
+        again = [await sb.driver.function_executed(again=run, retry_num=n) for n in (1, 2, 3)]
+        assert all(r.response.status_code == 200 for r in again)
+        execution = await done(sb, run)
+        await stored_step(sb, run, "completed")
+        again.append(await sb.driver.function_executed(again=run, retry_num=4))  # after it all
+        await asyncio.sleep(0.5)
+        assert len(sb.close.opportunities) == 1
+        assert len(opportunity_posts(sb)) == 1
+        assert [c.method for c in execution.completions] == ["functions.completeSuccess"]
+        assert len(await sb.services.store.recent()) == 1
+
+
+async def test_close_unavailable_then_back_creates_once_reconciled_and_completes(
+    tmp_path: Path,
+) -> None:
+    async with step_sandbox(tmp_path, close_timeout_seconds=0.3) as sb:
+        sb.close.fail(3, 503, paths=["/opportunity/"], methods=["POST"])
+        run = await run_step(sb, text=TEXT)
+        await wait_until(lambda: len(opportunity_posts(sb)) >= 3, 10)
+        sb.close.apply_then_hang(1, 3.0)  # the next one reaches Close, its answer does not
+        execution = await done(sb, run)
+        assert execution.state == "completed", execution.error
+        [opportunity] = sb.close.opportunities
+        assert execution.outputs is not None
+        assert execution.outputs["opportunity_id"] == opportunity["id"]
+        # Found by looking in Close after the unanswered POST, never sent again.
+        assert [r.status for r in opportunity_posts(sb)][:3] == [503, 503, 503]
+        assert len([r for r in opportunity_posts(sb) if r.status != 503]) == 1
+        assert posted(sb) == []  # no "Queued" notice either: the workflow says what to say
+        [submission] = await sb.services.store.recent()
+        # The 503s are asked again within an attempt (nothing was applied); the unanswered
+        # POST makes a second attempt, which looks before sending.
+        assert submission.opportunity_id == opportunity["id"] and submission.attempts == 2
+
+
+async def test_close_down_past_the_bound_fails_the_step_clearly(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path, workflow_step_give_up_seconds=1.0) as sb:
+        sb.close.fail(100_000, 503, paths=["/opportunity/"], methods=["POST"])
+        run = await run_step(sb, text=TEXT)
+        execution = await done(sb, run, timeout=15)
+        assert execution.state == "failed"
+        assert execution.error is not None
+        assert execution.error.startswith("Close did not accept it for 1 second")
+        assert "503" in execution.error
+        assert sb.close.opportunities == [] and posted(sb) == []
+        step = await stored_step(sb, run, "failed")
+        assert step.error == execution.error
+
+
+async def test_close_down_while_the_step_is_read_fails_it_past_the_bound(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path, workflow_step_give_up_seconds=1.0) as sb:
+        sb.close.fail(100_000, 503, paths=["/data/search/"])
+        run = await run_step(sb, text=TEXT)
+        execution = await done(sb, run, timeout=15)
+        assert execution.state == "failed"
+        assert execution.error is not None
+        assert execution.error.startswith("Close did not answer for 1 second while the step")
+        assert "run the workflow again" in execution.error
+        assert opportunity_posts(sb) == []
+        assert await sb.services.store.recent() == []  # it never became a submission
+
+
+BAD_INPUTS = [
+    ({"owner": "U0DAVE"}, "“Owner” input: Dave Diaz has no Close account I can match"),
+    ({"owner": ""}, "“Owner” input: pick the person who owns the deal"),
+    ({"value": "lots"}, "“Value” input: “lots” is not an amount"),
+    ({"value_period": "fortnightly"}, "“Value period” input: “fortnightly” is not a period"),
+    ({"confidence": 150}, "“Confidence” input: a whole number from 0 to 100"),
+    ({"close_date": "soon"}, "“Expected close date” input: “soon” is not a date"),
+    ({"status": "Negotiating"}, "“Status” input: Close has no status “Negotiating”"),
+    ({"lead": "lead_nope"}, "“Lead” input: Close has no lead lead_nope"),
+    ({"text": "$12k Source: Inbound"}, "“Lead” input: say which lead"),
+    ({"text": "Acme Corp Source: Blog"}, "“Deal text” input: Source: “Blog” does not fit"),
+]
+
+
+@pytest.mark.parametrize(("inputs", "says"), BAD_INPUTS, ids=lambda v: str(v)[:30])
+async def test_bad_input_fails_the_step_naming_the_input(
+    tmp_path: Path, inputs: dict[str, Any], says: str
+) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        run = await run_step(sb, **{"text": TEXT, **inputs})
+        execution = await done(sb, run)
+        assert execution.state == "failed"
+        assert execution.error is not None and says in execution.error, execution.error
+        assert opportunity_posts(sb) == [] and posted(sb) == []
+        await stored_step(sb, run, "failed")
+
+
+async def test_unmapped_owner_is_told_who_can_link_them(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        execution = await done(sb, await run_step(sb, owner="U0DAVE", text=TEXT))
+        assert execution.error is not None
+        assert "/opportunity link @dave" in execution.error
+        assert "Slack workspace admin" in execution.error
+
+
+async def test_unknown_status_lists_valid_labels(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        execution = await done(sb, await run_step(sb, status="Negotiating", text=TEXT))
+        assert execution.error is not None
+        assert "Lead, Contacted, Demo Scheduled" in execution.error
+
+
+async def test_close_400_fails_the_step_naming_the_field(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        run = await run_step(sb, text="Acme Corp $12k ARR")  # no Source, which Close requires
+        execution = await done(sb, run)
+        assert execution.state == "failed"
+        assert execution.error == (
+            "Close refused it: custom.cf_source (Source): This field is required — add "
+            "“Source: …” to the step's “Deal text”"
+        )
+        assert sb.close.opportunities == [] and posted(sb) == []
+
+
+async def test_channel_gets_the_usual_confirmation_with_buttons(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        run = await run_step(sb, text=TEXT, channel="C0SALES")
+        execution = await done(sb, run)
+        assert execution.state == "completed", execution.error
+        await wait_until(lambda: len(posted(sb)) >= 2)
+        summary, details = posted(sb)
+        assert summary.params["channel"] == "C0SALES" and not summary.params.get("thread_ts")
+        assert "<@U0ALICE> logged an opportunity for *Acme Corp*" in json.dumps(
+            summary.params["blocks"]
+        )
+        assert details.params["thread_ts"] == summary.response["ts"]
+        actions = [
+            element["action_id"]
+            for block in details.params["blocks"]
+            if block["type"] == "actions"
+            for element in block["elements"]
+        ]
+        assert actions == [OPEN_IN_CLOSE_ACTION_ID, EDIT_ACTION_ID, WON_ACTION_ID, LOST_ACTION_ID]
+
+
+async def test_channel_the_bot_cannot_post_in_gets_nothing_and_no_dm(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        execution = await done(sb, await run_step(sb, text=TEXT, channel="C0PRIVATE"))
+        assert execution.state == "completed", execution.error
+        await asyncio.sleep(0.3)
+        assert posted(sb) == [] and sb.slack.calls("conversations.open") == []
+
+
+async def test_slack_not_answering_the_completion_is_told_later_once(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        sb.slack.fail_method("functions.completeSuccess", "internal_error", n=2)
+        run = await run_step(sb, text=TEXT)
+        execution = await done(sb, run)
+        assert execution.state == "completed"
+        errors = [c.params.get("function_execution_id") for c in sb.slack.calls()]
+        assert errors.count(run.execution.id) == 3  # two refused, then told
+        await stored_step(sb, run, "completed")
+        assert len(sb.close.opportunities) == 1
