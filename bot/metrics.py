@@ -174,7 +174,9 @@ class Metrics:
             "Submissions and changes this process's worker is working right now",
             registry=r,
         )
-        self._scraped_at = 0.0
+        # Several scrapers (or a fast one) within this many seconds share one read of the store.
+        self.store_cache_seconds = SCRAPE_CACHE_SECONDS
+        self._scraped_at: float | None = None
         self._scrape_lock = asyncio.Lock()
 
     # --- what the app reports as it goes ---------------------------------------------------
@@ -209,7 +211,10 @@ class Metrics:
     ) -> tuple[bytes, str]:
         """The text exposition, with the store's gauges read now (or in the last few seconds)."""
         async with self._scrape_lock:
-            if time.monotonic() - self._scraped_at >= SCRAPE_CACHE_SECONDS:
+            fresh = self._scraped_at is not None and (
+                time.monotonic() - self._scraped_at < self.store_cache_seconds
+            )
+            if not fresh:
                 try:
                     numbers = await asyncio.wait_for(read_store(), SCRAPE_TIMEOUT_SECONDS)
                 except Exception:  # the scrape still answers: database_up says what happened

@@ -170,28 +170,28 @@ def serve(
     """HTTP mode until SIGTERM/SIGINT: then no new connections, requests in flight finished,
     background work finished or handed back; 0 once stopped, 1 if a credential is refused."""
     loop_name, http = server_stack()
-    services = Services.create(settings)
-    config = uvicorn.Config(
-        create_http_app(services, build_app(settings, services), run_worker=worker),
-        host=host,
-        port=port or settings.port,
-        loop=loop_name,
-        http=http,
-        # No websockets: Slack only POSTs to us, and not loading that stack saves memory.
-        ws="none",
-        lifespan="on",
-        log_level="warning",
-        log_config=None,  # our handlers and format (LOG_FORMAT) for uvicorn's lines too
-        access_log=False,
-        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
-    )
-    server = _Server(config)
 
     async def run() -> int:
         refusal = await preflight(settings)
         if refusal is not None:
             print(refusal, file=sys.stderr)
             return 1
+        services = Services.create(settings)
+        config = uvicorn.Config(
+            create_http_app(services, build_app(settings, services), run_worker=worker),
+            host=host,
+            port=port or settings.port,
+            loop=loop_name,
+            http=http,
+            # No websockets: Slack only POSTs to us, and not loading that stack saves memory.
+            ws="none",
+            lifespan="on",
+            log_level="warning",
+            log_config=None,  # our handlers and format (LOG_FORMAT) for uvicorn's lines too
+            access_log=False,
+            timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
+        )
+        server = _Server(config)
 
         def handle(sig: signal.Signals) -> None:
             if server.should_exit:
@@ -207,8 +207,17 @@ def serve(
         log.info("Stopped")
         return 0
 
-    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=_loop_factory(loop_name)) as runner:
         return runner.run(run())
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "uvloop":
+        factory: Callable[[], asyncio.AbstractEventLoop] = importlib.import_module(
+            "uvloop"
+        ).new_event_loop
+        return factory
+    return None
 
 
 def server_stack() -> tuple[Literal["uvloop", "asyncio"], Literal["httptools", "h11"]]:

@@ -59,6 +59,8 @@ class DateHit:
     value: date
     connector: bool
     warnings: tuple[str, ...] = field(default=())
+    kind: str = ""
+    """The resolver that read it (`_weekday`, `_named`…)."""
 
 
 Resolved = tuple[date, list[str]] | None
@@ -217,6 +219,8 @@ def _numeric(match: re.Match[str], ctx: DateContext, connector: bool, phrase: st
     dotted = sep == "." and match.string[match.end() : match.end() + 1] == "."
     if not year_text and sep != "/" and not connector and not dotted:
         return None  # "3.5" or "3-5" without "close"/"by" is more likely a number or a range
+    if (a, b, sep, year_text, connector) == (24, 7, "/", None, False):
+        return None  # "24/7 Fitness": around the clock, even where 24/7 is also 24 July
     month_first = ctx.locale.date_order != "DMY"
     month, day = (a, b) if month_first else (b, a)
     warnings: list[str] = []
@@ -565,11 +569,13 @@ def find_date(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str
                     value=value,
                     connector=connector,
                     warnings=tuple(warnings),
+                    kind=resolve.__name__,
                 )
             )
     if not hits:
         fallback = _dateparser_fallback(ws, ctx, words)
         return fallback, list(fallback.warnings) if fallback else []
+    hits = _weekdays_naming_dates(hits, ws)
     hits.sort(key=lambda h: (h.start, -(h.end - h.start)))
     distinct: list[DateHit] = []
     for hit in hits:
@@ -584,6 +590,46 @@ def find_date(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str
             f"used {chosen.phrase!r}"
         )
     return chosen, warnings
+
+
+_BETWEEN_WEEKDAY_AND_DATE = re.compile(r"[ ,]*")
+
+
+def _weekdays_naming_dates(hits: list[DateHit], ws: Workspace) -> list[DateHit]:
+    """`Dienstag, 15. Dezember 2026`, `mardi 15 décembre`, `Tuesday, Dec 15`: one date, the
+    weekday only naming it (said when it does not match)."""
+    result = list(hits)
+    for weekday in [h for h in hits if h.kind == "_weekday"]:
+        dated = [
+            h
+            for h in result
+            if h.kind not in ("_weekday", "_relative_word", "_in_n")
+            and h.start >= weekday.end
+            and _BETWEEN_WEEKDAY_AND_DATE.fullmatch(ws.text, weekday.end, h.start)
+        ]
+        if not dated or weekday not in result:
+            continue
+        target = max(dated, key=lambda h: h.end - h.start)
+        phrase = ws.original[weekday.end - len(weekday.phrase) : target.end]
+        warnings = list(target.warnings)
+        if target.value.weekday() != weekday.value.weekday():
+            warnings.append(
+                f"{phrase!r}: {target.value.isoformat()} is a "
+                f"{calendar.day_name[target.value.weekday()]}; used the date"
+            )
+        result = [h for h in result if h is not weekday and h.start != target.start]
+        result.append(
+            DateHit(
+                start=weekday.start,
+                end=target.end,
+                phrase=phrase,
+                value=target.value,
+                connector=weekday.connector or target.connector,
+                warnings=tuple(warnings),
+                kind=target.kind,
+            )
+        )
+    return result
 
 
 # --- dateparser, for phrases the patterns above do not know -----------------------------

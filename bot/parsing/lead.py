@@ -133,6 +133,15 @@ def _is_particle(word: str, lexicon: Lexicon) -> bool:
     return stripped.islower() and fold_key(stripped) in lexicon.particles
 
 
+def _is_glue_after_connector(word: str, lexicon: Lexicon) -> bool:
+    """A particle or a lower-case article right after a dropped connector (`für die Hartmann
+    AG`, `contrato de Acme`); `The Home Depot` typed capitalised keeps its article."""
+    stripped = word.strip(_EDGE_PUNCTUATION)
+    return _is_particle(word, lexicon) or (
+        stripped.islower() and fold_key(stripped) in lexicon.articles
+    )
+
+
 def trim_lead_in(value: str, lexicon: Lexicon | None = None) -> str:
     """A key's value cut where another field begins, without the words that led into it.
 
@@ -150,17 +159,18 @@ def trim_lead_in(value: str, lexicon: Lexicon | None = None) -> str:
 
 
 def _trim(words: list[str], lexicon: Lexicon) -> list[str]:
-    """Drop connectors from both ends; an article goes only along with a connector after it.
+    """Drop connectors from both ends; an article goes only along with a connector next to it.
 
     "a deal with Acme" -> "Acme", but "The Home Depot" keeps its "The"; a lower-case
-    particle next to a dropped connector goes too ("contrato de Acme" -> "Acme").
+    article or particle after a dropped connector goes too ("für die Hartmann AG",
+    "contrato de Acme").
     """
     start = 0
     cut = 0
     while start < len(words):
         word = fold_key(words[start].strip(_EDGE_PUNCTUATION))
         if _is_filler(words[start], lexicon) or (
-            start == cut and cut > 0 and _is_particle(words[start], lexicon)
+            start == cut and cut > 0 and _is_glue_after_connector(words[start], lexicon)
         ):
             start += 1
             cut = start

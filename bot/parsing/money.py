@@ -153,6 +153,8 @@ def money_words(language: str) -> _MoneyWords:
         (?:
             (?P<suffix>{word_alternation(words.suffixes)})(?!\w)
           | \ ?(?P<ssuffix>{word_alternation(words.sign_suffixes)})(?=\ ?(?:{signs}|(?:{codes})(?!\w)))
+          | \ (?P<psuffix>{word_alternation({**words.suffixes, **words.sign_suffixes})})
+            (?(sign1)(?!\w)|(?(code1)(?!\w)|(?!)))
           | \ ?(?P<word>{word_alternation(words.scale_words)})(?!\w)
           | (?![\d\w]|[/\-:.,]\d)
         )
@@ -274,7 +276,7 @@ def _currency(
 ) -> tuple[str | None, int, int]:
     """The currency named around the figure, and the span of the figure with its valid marks."""
     start = match.start("num")
-    end = max(match.end(g) for g in ("num", "dash", "suffix", "ssuffix", "word"))
+    end = max(match.end(g) for g in ("num", "dash", "suffix", "ssuffix", "psuffix", "word"))
     currency: str | None = None
     for group in ("sign1", "sign2"):
         sign = match.group(group)
@@ -340,7 +342,9 @@ def _candidate(
     if len(digits) > 1 and digits.startswith("0") and digits[1:2].isdigit():
         # "000" in "40 000 USD" is the tail of a space-grouped figure, never an amount of 0.
         return None
-    scale_word = match.group("suffix") or match.group("ssuffix") or match.group("word") or ""
+    scale_word = next(
+        (match.group(g) for g in ("suffix", "ssuffix", "psuffix", "word") if match.group(g)), ""
+    )
     reading = read_figure(digits, info, scaled=bool(scale_word), strict=strict)
     if reading is None:
         return None

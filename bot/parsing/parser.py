@@ -97,7 +97,12 @@ def _first_field_start(segment: str, ctx: DateContext) -> int:
     starts += [
         c.start
         for c in find_money(segment, ctx.locale, strict=True)
-        if c.strong or (c.plausible_bare and not c.text.isdigit() and c.cents >= 100_000)
+        if c.strong
+        or (
+            c.plausible_bare
+            and not c.text.isdigit()
+            and max(c.cents, c.other_cents or 0) >= 100_000
+        )
     ]
     hit, _ = find_date(Workspace(segment), ctx)
     if hit is not None:

@@ -5,7 +5,8 @@ from bot.parsing.languages import Vocabulary
 VOCABULARY = Vocabulary(
     code="fr",
     name="French",
-    sign_suffixes={"k": 1_000, "m": 1_000_000, "md": 10**9, "mds": 10**9, "mrd": 10**9},
+    # Babel's compact forms: `1,5 k €`, `1,2 M€`, `2 Md €` (fr-CA: `2 G €`).
+    sign_suffixes={"k": 1_000, "m": 1_000_000, "md": 10**9, "mds": 10**9, "g": 10**9},
     scale_words={
         "mille": 1_000,
         "million": 1_000_000,
@@ -173,6 +174,7 @@ VOCABULARY = Vocabulary(
         "juillet": 7,
         "juil": 7,
         "juil.": 7,
+        "juill": 7,
         "août": 8,
         "aout": 8,
         "septembre": 9,
