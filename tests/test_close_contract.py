@@ -86,6 +86,12 @@ async def call_search_leads(close: CloseClient, sim: CloseSimulator) -> None:
         assert await close.search_leads("acme") == []
 
 
+async def call_get_lead_with_opportunities(close: CloseClient, sim: CloseSimulator) -> None:
+    await new_opportunity(close)
+    lead = await close.get_lead_with_opportunities("lead_acme")
+    assert lead.opportunities and lead.status_label  # embedded, as `_fields` asked
+
+
 async def call_create_opportunity(close: CloseClient, sim: CloseSimulator) -> None:
     await new_opportunity(close)
     every_field = sourced(
@@ -177,6 +183,7 @@ CALLS: dict[str, Call] = {
     "list_opportunity_custom_fields": call_list_opportunity_custom_fields,
     "search_leads": call_search_leads,
     "get_lead": lambda close, sim: close.get_lead("lead_acme"),
+    "get_lead_with_opportunities": call_get_lead_with_opportunities,
     "create_lead": lambda close, sim: close.create_lead("Cyberdyne Systems"),
     "list_contacts": lambda close, sim: close.list_contacts("lead_acme"),
     "create_opportunity": call_create_opportunity,

@@ -9,6 +9,8 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
+from bot.settings import Settings
+from bot.unfurl.links import unfurl_domain
 from tests.conftest import shared_path
 
 MANIFESTS = sorted((Path(__file__).resolve().parents[1] / "manifests").glob("*.json"))
@@ -58,3 +60,13 @@ def test_manifest_validator_rejects_a_broken_manifest() -> None:
     broken["features"]["slash_commands"][0]["command"] = "no-slash"
     broken["display_information"]["name"] = "x" * 40
     assert list(validator().iter_errors(broken))
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_asks_for_link_previews_of_close_lead_links(path: Path) -> None:
+    manifest = json.loads(path.read_text())
+    default_app_url = Settings.model_fields["close_app_url"].default
+    assert manifest["features"]["unfurl_domains"] == [unfurl_domain(default_app_url)]
+    assert manifest["features"]["unfurl_domains"] == ["app.close.com"]
+    assert "link_shared" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"links:read", "links:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])

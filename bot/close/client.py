@@ -31,6 +31,7 @@ from bot.close.models import (
     CustomField,
     EventPage,
     Lead,
+    LeadWithOpportunities,
     Me,
     Membership,
     Opportunity,
@@ -44,6 +45,17 @@ from bot.close.models import (
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0, pool=5.0)
 MAX_SEARCH_LIMIT = 200  # Close answers 400 past this for leads
 MAX_EVENT_LIMIT = 50  # the event log's page size cap
+# What a link preview shows of a lead: asked for by name, so Close leaves out the rest
+# (contacts, tasks, addresses…) that a full lead carries.
+LEAD_PREVIEW_FIELDS = (
+    "id",
+    "display_name",
+    "name",
+    "html_url",
+    "status_id",
+    "status_label",
+    "opportunities",
+)
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 # While the first call of an endpoint group is out, others wait this long at most to learn
 # the group's budget from its `RateLimit` header (a hung first call must not hold them all).
@@ -222,6 +234,20 @@ class CloseClient:
 
     async def get_lead(self, lead_id: str) -> Lead:
         return Lead.model_validate(await self._request("GET", f"lead/{lead_id}/"))
+
+    async def get_lead_with_opportunities(self, lead_id: str) -> LeadWithOpportunities:
+        """The lead, its status and its opportunities in one read (Close embeds them in the
+        lead); `_fields` keeps the answer to what a preview shows. An embedded opportunity
+        Close sends malformed is left out rather than failing the whole lead."""
+        data = await self._request(
+            "GET", f"lead/{lead_id}/", params={"_fields": ",".join(LEAD_PREVIEW_FIELDS)}
+        )
+        opportunities: list[Opportunity] = []
+        for item in data.get("opportunities") or []:
+            if isinstance(item, dict):
+                with contextlib.suppress(ValueError):  # pydantic's ValidationError is one
+                    opportunities.append(parse_opportunity(item))
+        return LeadWithOpportunities.model_validate({**data, "opportunities": opportunities})
 
     async def create_lead(self, name: str) -> Lead:
         return Lead.model_validate(await self._request("POST", "lead/", json={"name": name}))

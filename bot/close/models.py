@@ -147,6 +147,18 @@ class Opportunity(CloseObject):
     custom: dict[str, Any] = Field(default_factory=dict)
 
 
+class LeadWithOpportunities(Lead):
+    """A lead with what its page in Close leads with: its status and its opportunities.
+
+    `GET /lead/{id}/` embeds every opportunity of the lead (open, won and lost) as
+    :class:`Opportunity` objects; `status_id`/`status_label` are the lead's own status.
+    """
+
+    status_id: str | None = None
+    status_label: str | None = None
+    opportunities: list[Opportunity] = Field(default_factory=list)
+
+
 class EventPage(CloseObject):
     """A page of `GET /event/`: events latest first, and the cursor to older ones."""
 

@@ -11,6 +11,7 @@ from bot.listeners import (
     home,
     options,
     shortcuts,
+    unfurl,
     views,
     workflow,
 )
@@ -26,3 +27,4 @@ def register(app: AsyncApp, services: Services) -> None:
     confirmation_actions.register(app, services)
     home.register(app, services)
     workflow.register(app, services)
+    unfurl.register(app, services)

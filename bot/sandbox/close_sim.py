@@ -260,11 +260,18 @@ def _cf(
     }
 
 
+# Every lead has a lead status (Close's defaults: Potential, Bad Fit, Qualified, Customer); the
+# seeds start as Close's first one.
+LEAD_STATUS = ("stat_lead_potential", "Potential")
+
+
 def _lead(lead_id: str, name: str, org_id: str, created: str) -> Json:
     return {
         "id": lead_id,
         "name": name,
         "display_name": name,
+        "status_id": LEAD_STATUS[0],
+        "status_label": LEAD_STATUS[1],
         "html_url": f"{APP_URL}lead/{lead_id}/",
         "url": None,
         "description": "",
@@ -750,7 +757,10 @@ class CloseSimulator(CloseEvents):
         lead = self.org.find(self.org.leads, request.path_params["lead_id"])
         if lead is None:
             raise not_found("Lead")
-        return self._lead_out(lead)
+        out = self._lead_out(lead)
+        # `_fields=id,opportunities`: only those (opportunities embedded, as Close does).
+        wanted = [f for f in request.query_params.get("_fields", "").split(",") if f]
+        return {k: out[k] for k in wanted if k in out} if wanted else out
 
     async def _create_lead(self, request: Request, body: Any) -> Json:
         body = body if isinstance(body, dict) else {}

@@ -15,7 +15,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.sandbox import blockkit
 from bot.sandbox.functions_sim import StepRun
-from bot.sandbox.slack_sim import Call, SlackSimulator
+from bot.sandbox.slack_sim import Call, SharedLinks, SlackSimulator
 
 View = dict[str, Any]
 
@@ -39,6 +39,15 @@ class InteractionResult:
     response: httpx.Response
     trigger_id: str
     response_url: str | None
+
+
+@dataclass(frozen=True)
+class PastedLinks:
+    """Links a person posted, the `link_shared` event Slack sent for them, and the bot's answer."""
+
+    shared: SharedLinks
+    event_id: str
+    response: httpx.Response
 
 
 class SlackDriver:
@@ -407,8 +416,16 @@ class SlackDriver:
         event_id: str | None = None,
     ) -> httpx.Response:
         """Deliver an Events API `event_callback` (with Slack's retry headers if `retry_num`)."""
+        body = self.event_body(event, event_id=event_id)
+        headers = {}
+        if retry_num is not None:
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
+        return await self.raw(json.dumps(body).encode(), JSON, headers=headers)
+
+    def event_body(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+        """The `event_callback` Slack wraps `event` in (HTTP body, or Socket Mode payload)."""
         ws = self.sim.workspace
-        body = {
+        return {
             "token": "sandbox-verification-token",
             "team_id": self.team_id,
             "api_app_id": self.api_app_id,
@@ -427,10 +444,112 @@ class SlackDriver:
             ],
             "is_ext_shared_channel": False,
         }
-        headers = {}
-        if retry_num is not None:
-            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
-        return await self.raw(json.dumps(body).encode(), JSON, headers=headers)
+
+    def socket_envelope(
+        self,
+        body: dict[str, Any],
+        *,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        kind: str = "events_api",
+    ) -> dict[str, Any]:
+        """The Socket Mode message Slack sends for `body` over the websocket (a redelivery has
+        `retry_attempt` > 0); `SocketModeRequest.from_dict` reads it."""
+        return {
+            "envelope_id": secrets.token_hex(8) + "-" + secrets.token_hex(4),
+            "payload": body,
+            "type": kind,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+        }
+
+    async def paste_links(
+        self,
+        urls: list[str],
+        *,
+        user_id: str = "U0ALICE",
+        channel_id: str = "C0SALES",
+        thread_ts: str | None = None,
+        text: str | None = None,
+        source: str = "conversations_history",
+    ) -> PastedLinks:
+        """A person posts `urls` (in a message of `text`, by default just the links; in a thread
+        with `thread_ts`; still typing them with `source="composer"`): Slack sends the bot
+        `link_shared`. Resend it with `link_shared(pasted.shared, event_id=…, retry_num=1)`."""
+        shared = self.sim.share_links(
+            channel_id, urls, user=user_id, thread_ts=thread_ts, text=text, source=source
+        )
+        event_id = "Ev0" + secrets.token_hex(5).upper()
+        response = await self.link_shared(shared, event_id=event_id)
+        return PastedLinks(shared, event_id, response)
+
+    async def link_shared(
+        self,
+        shared: SharedLinks,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> httpx.Response:
+        """Deliver the `link_shared` event of `shared` (again, as a retry, with `retry_num`)."""
+        event = shared.event(bot_is_member=self.sim.bot_is_member(shared.channel))
+        return await self.event(
+            event, event_id=event_id, retry_num=retry_num, retry_reason=retry_reason
+        )
+
+    async def press_unfurl_button(
+        self,
+        shared: SharedLinks,
+        url: str,
+        *,
+        action_id: str,
+        user_id: str = "U0ALICE",
+    ) -> InteractionResult:
+        """Click a button in the app's preview of `url`: a block_actions whose container is the
+        preview (a message attachment) and which carries `app_unfurl` instead of `message`."""
+        unfurl = self.sim.unfurls(shared).get(url)
+        if unfurl is None:
+            raise KeyError(f"no preview of {url}")
+        button = _find_in_blocks(unfurl.get("blocks") or [], action_id, None)
+        if button is None:
+            raise KeyError(f"no element {action_id!r} in the preview of {url}")
+        block_id, element = button
+        trigger_id = self.sim.issue_trigger(user_id)
+        response_url = self.sim.issue_response_url(shared.channel, user_id, shared.message_ts)
+        action: dict[str, Any] = {
+            "type": element.get("type", "button"),
+            "action_id": action_id,
+            "block_id": block_id,
+            "text": element.get("text"),
+            "value": element.get("value"),
+            "action_ts": self._action_ts(),
+        }
+        payload = {
+            **self._base("block_actions", user_id),
+            "container": {
+                "type": "message_attachment",
+                "message_ts": shared.message_ts,
+                "attachment_id": unfurl["id"],
+                "channel_id": shared.channel,
+                "is_ephemeral": False,
+                "is_app_unfurl": True,
+                "app_unfurl_url": url,
+            },
+            "trigger_id": trigger_id,
+            "channel": self._channel(shared.channel),
+            "app_unfurl": {
+                "id": unfurl["id"],
+                "blocks": unfurl.get("blocks") or [],
+                "app_unfurl_url": url,
+                "is_app_unfurl": True,
+            },
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [action],
+        }
+        response = await self._interaction(payload)
+        return InteractionResult(response, trigger_id, response_url)
 
     async def app_home_opened(self, user_id: str = "U0ALICE") -> httpx.Response:
         channel = self.sim.workspace.app_dm(user_id)

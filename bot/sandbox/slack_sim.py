@@ -30,7 +30,16 @@ from bot.sandbox.server import RunningServer, start_server
 from bot.sandbox.socket_sim import SocketModeServer
 
 DEFAULT_SCOPES: frozenset[str] = frozenset(
-    {"commands", "chat:write", "chat:write.public", "users:read", "users:read.email", "im:write"}
+    {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "users:read",
+        "users:read.email",
+        "im:write",
+        "links:read",
+        "links:write",
+    }
 )
 
 # Scope each Web API method needs; any one of a tuple will do. Views need none (the trigger_id
@@ -45,12 +54,16 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
     "conversations.join": ("channels:join",),
     "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
+    "chat.unfurl": ("links:write",),
 }
 
 # Slack's own error names for views.open / views.push (dialog.open used trigger_expired etc.).
 TRIGGER_UNKNOWN = "invalid_trigger_id"
 TRIGGER_EXPIRED = "expired_trigger_id"
 TRIGGER_EXCHANGED = "exchanged_trigger_id"
+
+# Where a `link_shared` event says a link is while it is still being typed.
+COMPOSER = "COMPOSER"
 
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60.0
@@ -312,6 +325,40 @@ class _Fault:
     retry_after: float | None = None
 
 
+@dataclass
+class SharedLinks:
+    """Links Slack saw in a message (or in the message composer) and told the app about with a
+    `link_shared` event; `unfurls` is what the app attached to each URL with chat.unfurl."""
+
+    user: str
+    channel: str  # COMPOSER while the link is still being typed
+    message_ts: str  # for the composer, Slack repeats the unfurl_id here
+    unfurl_id: str
+    source: str  # "conversations_history" | "composer"
+    urls: list[str]
+    thread_ts: str | None = None
+    unfurls: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def event(self, *, bot_is_member: bool) -> dict[str, Any]:
+        """The `link_shared` event as Slack sends it (shape of Slack's captured payloads)."""
+        event: dict[str, Any] = {
+            "type": "link_shared",
+            "channel": self.channel,
+            "is_bot_user_member": bot_is_member,
+            "user": self.user,
+            "message_ts": self.message_ts,
+            "unfurl_id": self.unfurl_id,
+            "source": self.source,
+            "links": [
+                {"domain": (urllib.parse.urlsplit(url).hostname or ""), "url": url}
+                for url in self.urls
+            ],
+        }
+        if self.thread_ts:
+            event["thread_ts"] = self.thread_ts
+        return event
+
+
 class SlackError(Exception):
     """A Web API refusal: `{"ok": false, "error": ...}` plus extra fields."""
 
@@ -410,6 +457,7 @@ class SlackSimulator:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._ephemerals: list[dict[str, Any]] = []
+        self._shared_links: dict[str, SharedLinks] = {}  # unfurl_id -> links told of
         self._calls: list[Call] = []
         self._changed = asyncio.Condition()
         self._faults: dict[str, list[_Fault]] = {}
@@ -433,6 +481,7 @@ class SlackSimulator:
             "conversations.open": self._conversations_open,
             "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
+            "chat.unfurl": self._chat_unfurl,
         }
         self.app = Starlette(
             routes=[
@@ -590,6 +639,38 @@ class SlackSimulator:
             message["thread_ts"] = thread_ts
         self._store_message(channel, message)
         return message
+
+    def share_links(
+        self,
+        channel: str,
+        urls: list[str],
+        *,
+        user: str = "U0ALICE",
+        thread_ts: str | None = None,
+        text: str | None = None,
+        source: str = "conversations_history",
+    ) -> SharedLinks:
+        """A person posts `urls` in `channel` (or, `source="composer"`, is still typing them):
+        the links Slack then tells the app about. The message is stored like any other."""
+        if source == "composer":
+            unfurl_id = f"{user}-{secrets.token_hex(16)}-{secrets.token_hex(16)}"
+            shared = SharedLinks(user, COMPOSER, unfurl_id, unfurl_id, source, list(urls))
+        else:
+            body = text if text is not None else " ".join(f"<{url}>" for url in urls)
+            message = self.add_message(channel, body, user=user, thread_ts=thread_ts)
+            ts = message["ts"]
+            unfurl_id = f"{channel}.{ts}.{secrets.token_hex(32)}"
+            shared = SharedLinks(user, channel, ts, unfurl_id, source, list(urls), thread_ts)
+        self._shared_links[shared.unfurl_id] = shared
+        return shared
+
+    def bot_is_member(self, channel: str) -> bool:
+        found = self.workspace.channel(channel)
+        return found is not None and self.workspace.bot_user_id in found.members
+
+    def unfurls(self, shared: SharedLinks) -> dict[str, dict[str, Any]]:
+        """URL -> the app's unfurl of it (as Slack shows it: its blocks, ids filled in)."""
+        return dict(self._shared_links[shared.unfurl_id].unfurls)
 
     def view_user(self, view_id: str) -> str:
         return self._view_user[view_id]
@@ -1128,6 +1209,68 @@ class SlackSimulator:
         if parent and parent != message["ts"]:
             url += f"?thread_ts={parent}&cid={channel_id}"
         return {"ok": True, "channel": channel_id, "permalink": url}
+
+    def _unfurl_target(self, params: dict[str, Any]) -> SharedLinks:
+        """The links a chat.unfurl names: `unfurl_id` + `source`, or `channel` + `ts`."""
+        unfurl_id, source = params.get("unfurl_id"), params.get("source")
+        if unfurl_id or source:
+            if not (unfurl_id and source):
+                raise SlackError("invalid_arguments")  # they only come together
+            shared = self._shared_links.get(str(unfurl_id))
+            if shared is None or shared.source != source:
+                raise SlackError("cannot_find_message")
+            return shared
+        channel, ts = params.get("channel"), params.get("ts")
+        if not channel:
+            raise SlackError("missing_channel")
+        if not ts:
+            raise SlackError("missing_ts")
+        if not any(m["ts"] == ts for m in self._messages.get(str(channel), [])):
+            raise SlackError("cannot_find_message")
+        for shared in self._shared_links.values():
+            if shared.channel == channel and shared.message_ts == ts:
+                return shared
+        # A message no link_shared was sent for: nothing of it may be unfurled.
+        raise SlackError("cannot_unfurl_url")
+
+    async def _chat_unfurl(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Attach the app's previews to shared links. Slack's errors: `cannot_find_message` (no
+        such message or unfurl_id), `cannot_unfurl_url` (a URL Slack never told the app of),
+        `invalid_unfurls_format`, `invalid_blocks`; `ratelimited` (Tier 3) and
+        `not_allowed_token_type` (e.g. an app-level token) come from `fail_method`."""
+        unfurls = params.get("unfurls")
+        if unfurls is None:
+            raise SlackError("missing_unfurls")
+        if isinstance(unfurls, str | bytes):
+            try:
+                unfurls = json.loads(unfurls)
+            except ValueError:
+                raise SlackError("invalid_unfurls_format") from None
+        if not isinstance(unfurls, dict) or not all(isinstance(u, dict) for u in unfurls.values()):
+            raise SlackError("invalid_unfurls_format")
+        shared = self._unfurl_target(params)
+        if any(url not in shared.urls for url in unfurls):
+            raise SlackError("cannot_unfurl_url")
+        found: list[str] = []
+        for url, unfurl in unfurls.items():
+            if "blocks" in unfurl:
+                checked = blockkit.check({"blocks": unfurl["blocks"]}, surface="message")
+                found += _pointer_messages(checked, f"/unfurls/{url}")
+        if found:
+            raise SlackError("invalid_blocks", response_metadata={"messages": found})
+        for url, unfurl in unfurls.items():
+            # A later chat.unfurl of the same link replaces its preview, never adds a second.
+            shared.unfurls[url] = {
+                **unfurl,
+                "blocks": with_ids(unfurl.get("blocks", [])),
+                "id": shared.urls.index(url) + 1,
+                "app_unfurl_url": url,
+                "is_app_unfurl": True,
+            }
+        if shared.channel != COMPOSER:
+            message = self._find_message(shared.channel, shared.message_ts)
+            message["attachments"] = [shared.unfurls[u] for u in shared.urls if u in shared.unfurls]
+        return {"ok": True}
 
     # -- methods: conversations ------------------------------------------------------------------
 

@@ -1,0 +1,123 @@
+"""Link previews (unfurls) of Close leads: the lead, its status, its open opportunities, a button."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import ConfigDict
+
+from bot.blocks.carried import Carried
+from bot.blocks.format import format_date
+from bot.blocks.messages import lead_url, value_line
+from bot.blocks.text import BUTTON_TEXT, CONTEXT_TEXT, SECTION_TEXT, fit, fit_mrkdwn
+from bot.close.models import LeadWithOpportunities, Opportunity
+
+PREVIEW_LOG_ACTION_ID = "preview_log_opportunity"
+SHOWN_OPPORTUNITIES = 5
+NOT_FOUND_TEXT = (
+    ":grey_question: No Close lead to show at this link: it may have been deleted or merged."
+)
+# Long enough for any real lead name; keeps the button's value far below Slack's 2000.
+_NAME_IN_VALUE = 150
+
+
+class PreviewRef(Carried):
+    """The value of a preview's *Log an opportunity*: the lead, and the thread of the message
+    that shared it (where the confirmation then goes, as for a message shortcut)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    lead_id: str
+    lead_name: str
+    thread_ts: str | None = None
+
+
+def is_open(opportunity: Opportunity) -> bool:
+    # A status Close did not type is shown rather than hidden: it may well be open.
+    return opportunity.status_type in ("active", None)
+
+
+def most_relevant(opportunities: list[Opportunity]) -> list[Opportunity]:
+    """Open opportunities, the most pressing first: the soonest expected close date (an
+    overdue one first of all), those without a date after; then the larger value."""
+
+    def key(opportunity: Opportunity) -> tuple[bool, date, int, str]:
+        return (
+            opportunity.date_won is None,
+            opportunity.date_won or date.max,
+            -(opportunity.value or 0),
+            opportunity.id,
+        )
+
+    return sorted((o for o in opportunities if is_open(o)), key=key)
+
+
+def opportunity_line(opportunity: Opportunity) -> str:
+    """`• *$12,000 annual* · Proposal Sent · Bob Baker · closes Fri 15 Jan 2027 · 60%`"""
+    parts = [f"*{value_line(opportunity) or 'No value'}*"]
+    if opportunity.status_label:
+        parts.append(fit_mrkdwn(opportunity.status_label, 100))
+    if opportunity.user_name:
+        parts.append(fit_mrkdwn(opportunity.user_name, 100))
+    if opportunity.date_won:
+        parts.append(f"closes {format_date(opportunity.date_won)}")
+    if opportunity.confidence is not None:
+        parts.append(f"{opportunity.confidence}%")
+    return "• " + " · ".join(parts)
+
+
+def lead_preview(
+    lead: LeadWithOpportunities, *, close_app_url: str, thread_ts: str | None = None
+) -> dict[str, Any]:
+    """One unfurl (`{"blocks": [...]}`) for `lead`; `thread_ts` goes into the button's value.
+
+    Every text from Close is escaped (no live `<!channel>`, no link of Close's making): the
+    lead's name links to the page this app builds from the lead's id, nowhere else.
+    """
+    name = fit_mrkdwn(lead.label, 150)
+    open_ones = most_relevant(lead.opportunities)
+    count = len(open_ones)
+    summary = [f"Status: *{fit_mrkdwn(lead.status_label, 100)}*"] if lead.status_label else []
+    if count:
+        summary.append(f"{count} open {'opportunity' if count == 1 else 'opportunities'}")
+    else:
+        summary.append("No open opportunities")
+    blocks: list[dict[str, Any]] = [
+        _section(
+            f":briefcase: *<{lead_url(close_app_url, lead.id)}|{name}>*\n" + " · ".join(summary)
+        )
+    ]
+    if open_ones:
+        lines = [opportunity_line(o) for o in open_ones[:SHOWN_OPPORTUNITIES]]
+        blocks.append(_section("\n".join(lines)))
+    if count > SHOWN_OPPORTUNITIES:
+        more = f"and {count - SHOWN_OPPORTUNITIES} more"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    ref = PreviewRef(
+        lead_id=lead.id, lead_name=fit(lead.label, _NAME_IN_VALUE), thread_ts=thread_ts
+    )
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": PREVIEW_LOG_ACTION_ID,
+                    "text": {"type": "plain_text", "text": fit("Log an opportunity", BUTTON_TEXT)},
+                    "value": ref.encode(),
+                }
+            ],
+        }
+    )
+    return {"blocks": blocks}
+
+
+def lead_not_found() -> dict[str, Any]:
+    """The neutral unfurl of a lead link Close has no lead for: says nothing about anyone."""
+    text = fit(NOT_FOUND_TEXT, CONTEXT_TEXT)
+    return {"blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}]}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)}}

@@ -1,0 +1,221 @@
+"""Answering `link_shared`: who shared, which Close leads, one cached read per lead, one chat.unfurl."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.previews import lead_not_found, lead_preview
+from bot.close.client import CloseClient
+from bot.close.errors import CloseError, CloseNotFound
+from bot.close.models import LeadWithOpportunities
+from bot.identity import Identity
+from bot.unfurl.cache import SeenRecently, SharedCache
+from bot.unfurl.links import lead_id_in
+
+log = logging.getLogger(__name__)
+
+# A lead read from Close serves every preview of it for this long: the same link pasted in
+# five channels costs one read. Short, so a preview is at most this stale.
+LEAD_TTL_SECONDS = 30.0
+# Slack redelivers an event it thinks we missed (X-Slack-Retry-Num) within minutes.
+EVENT_MEMORY_SECONDS = 600.0
+# Past these, no preview rather than a late one or one with an unchecked sharer.
+MAPPING_BUDGET_SECONDS = 3.0
+CLOSE_BUDGET_SECONDS = 8.0
+# A rate-limited chat.unfurl is tried once more after Slack's Retry-After, if that is this soon.
+RATE_LIMIT_MAX_WAIT_SECONDS = 10.0
+# Slack's answers that only mean "not this time": logged at INFO, nothing else to do.
+QUIET = frozenset(
+    {"ratelimited", "cannot_unfurl_url", "cannot_unfurl_message", "cannot_find_message"}
+)
+
+
+class LinkShared(BaseModel):
+    """What a `link_shared` event says that a preview needs (Slack's own field names)."""
+
+    user: str | None = None
+    channel: str | None = None
+    message_ts: str | None = None
+    thread_ts: str | None = None
+    unfurl_id: str | None = None
+    source: str | None = None
+    urls: list[str] = []
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> LinkShared:
+        """Read defensively: an odd-shaped part reads as missing, never raises."""
+        links = event.get("links")
+        urls = [
+            link["url"]
+            for link in (links if isinstance(links, list) else [])
+            if isinstance(link, dict) and isinstance(link.get("url"), str) and link["url"]
+        ]
+        fields = ("user", "channel", "message_ts", "thread_ts", "unfurl_id", "source")
+        given = {k: v for k in fields if isinstance(v := event.get(k), str) and v}
+        return cls(urls=urls, **given)
+
+    def target(self) -> dict[str, str] | None:
+        """Where chat.unfurl attaches previews: the message (`channel` + `ts`), or for a link
+        still in the composer (or an event without a message) `unfurl_id` + `source`."""
+        if self.source != "composer" and self.channel and self.message_ts:
+            return {"channel": self.channel, "ts": self.message_ts}
+        if self.unfurl_id and self.source:
+            return {"unfurl_id": self.unfurl_id, "source": self.source}
+        return None
+
+    def reply_thread(self) -> str | None:
+        """The thread a confirmation goes to: the message's thread, or one it starts."""
+        if self.source == "composer":
+            return None  # no message yet; the button's click names it
+        return self.thread_ts or self.message_ts
+
+
+class Unfurler:
+    """Previews of Close lead links for sharers who are active Close users.
+
+    The Close key is the whole org's, so what a preview shows depends on who shared the
+    link: only someone mapped to an active Close user (the owner mapping) gets Close data;
+    a guest, a bot or anyone unmapped gets no preview. A lead Close does not have gets a
+    neutral "not found"; any other Close failure, no preview.
+    """
+
+    def __init__(
+        self,
+        *,
+        slack: AsyncWebClient,
+        close: CloseClient,
+        identity: Identity,
+        close_app_url: str,
+        lead_ttl: float = LEAD_TTL_SECONDS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._slack = slack
+        self._close = close
+        self._identity = identity
+        self._close_app_url = close_app_url
+        self._sleep = sleep
+        # None: Close says there is no such lead (kept too: asking again will not change it).
+        self.leads: SharedCache[str, LeadWithOpportunities | None] = SharedCache(lead_ttl)
+        self._deliveries: SeenRecently[str] = SeenRecently(EVENT_MEMORY_SECONDS)
+
+    def first_delivery(self, event_id: str | None) -> bool:
+        """False for an event already taken (Slack's retry of it): it is previewed once."""
+        return event_id is None or self._deliveries.first(event_id)
+
+    async def unfurl(self, shared: LinkShared) -> None:
+        """Preview every Close lead link of `shared`, in one chat.unfurl; never raises."""
+        try:
+            await self._unfurl(shared)
+        except Exception:
+            log.warning("Link preview failed", exc_info=True)
+
+    async def _unfurl(self, shared: LinkShared) -> None:
+        leads = {
+            url: lead_id
+            for url in shared.urls
+            if (lead_id := lead_id_in(url, self._close_app_url)) is not None
+        }
+        if not leads:
+            return
+        if not await self._may_see_close(shared.user):
+            log.info("No preview of %d Close link(s) shared by %s", len(leads), shared.user)
+            return
+        ids = sorted(set(leads.values()))
+        found = dict(zip(ids, await asyncio.gather(*(self._lead(i) for i in ids)), strict=True))
+        thread_ts = shared.reply_thread()
+        unfurls: dict[str, dict[str, Any]] = {}
+        for url, lead_id in leads.items():  # keyed by the URL exactly as it was shared
+            answered, lead = found[lead_id]
+            if not answered:
+                continue
+            unfurls[url] = (
+                lead_preview(lead, close_app_url=self._close_app_url, thread_ts=thread_ts)
+                if lead is not None
+                else lead_not_found()
+            )
+        if unfurls:
+            await self._send(shared, unfurls)
+
+    async def _may_see_close(self, user_id: str | None) -> bool:
+        if not user_id:
+            return False
+        try:
+            mapping = await asyncio.wait_for(
+                self._identity.close_user_for(user_id, remember_later=True),
+                MAPPING_BUDGET_SECONDS,
+            )
+        except Exception as error:  # not knowing who shared means not showing Close data
+            log.info("Could not tell who %s is in Close: %s", user_id, type(error).__name__)
+            return False
+        return mapping.mapped
+
+    async def _lead(self, lead_id: str) -> tuple[bool, LeadWithOpportunities | None]:
+        """(True, the lead or None when Close has no such lead), or (False, None) when Close
+        could not say in time."""
+        try:
+            lead = await asyncio.wait_for(
+                self.leads.get(lead_id, lambda: self._read(lead_id)), CLOSE_BUDGET_SECONDS
+            )
+        except TimeoutError:
+            log.info(
+                "No preview of %s: Close did not answer within %ss", lead_id, CLOSE_BUDGET_SECONDS
+            )
+            return False, None
+        except CloseError as error:
+            log.info("No preview of %s: %s", lead_id, error)
+            return False, None
+        except Exception:  # an answer we cannot read: this lead goes without, the others not
+            log.warning("No preview of %s", lead_id, exc_info=True)
+            return False, None
+        return True, lead
+
+    async def _read(self, lead_id: str) -> LeadWithOpportunities | None:
+        try:
+            lead = await self._close.get_lead_with_opportunities(lead_id)
+        except CloseNotFound:
+            return None
+        # Never another lead's data under this link (a merged lead, a misrouted answer).
+        return lead if lead.id == lead_id else None
+
+    async def _send(self, shared: LinkShared, unfurls: dict[str, dict[str, Any]]) -> None:
+        target = shared.target()
+        if target is None:
+            log.info("link_shared without channel+ts or unfurl_id+source: nothing to unfurl")
+            return
+        for attempt in (1, 2):
+            try:
+                await self._slack.chat_unfurl(
+                    unfurls=unfurls,
+                    channel=target.get("channel"),
+                    ts=target.get("ts"),
+                    unfurl_id=target.get("unfurl_id"),
+                    source=target.get("source"),
+                )
+                return
+            except SlackApiError as error:
+                code = str(error.response.get("error") or error.response.status_code)
+                if code == "ratelimited" and attempt == 1:
+                    wait = _retry_after(error)
+                    if wait <= RATE_LIMIT_MAX_WAIT_SECONDS:
+                        await self._sleep(wait)
+                        continue
+                if code in QUIET:
+                    log.info("chat.unfurl: Slack says %s; no preview this time", code)
+                else:
+                    log.warning("chat.unfurl refused: %s", code)
+                return
+
+
+def _retry_after(error: SlackApiError) -> float:
+    headers = error.response.headers or {}
+    try:
+        return max(0.05, float(headers.get("Retry-After", 1.0)))
+    except (TypeError, ValueError):
+        return 1.0
