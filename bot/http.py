@@ -280,8 +280,8 @@ def ops_routes(services: Services) -> list[BaseRoute]:
             return JSONResponse({"ok": False, "problems": problems}, status_code=503)
         return JSONResponse({"ok": True})
 
-    async def metrics(_request: Request) -> Response:
-        body, content_type = await services.scrape_metrics()
+    async def metrics(request: Request) -> Response:
+        body, content_type = await services.scrape_metrics(request.headers.get("accept", ""))
         return Response(body, headers={"content-type": content_type})
 
     return [

@@ -10,14 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import FormData
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -208,8 +202,10 @@ class Metrics:
         sync_mode: str,
         event_log_read_at: float | None,
         in_flight: int,
+        accept: str = "",
     ) -> tuple[bytes, str]:
-        """The text exposition, with the store's gauges read now (or in the last few seconds)."""
+        """The exposition (Prometheus text, or OpenMetrics if `accept` asks for it) and its
+        content type, with the store's gauges read now (or in the last few seconds)."""
         async with self._scrape_lock:
             fresh = self._scraped_at is not None and (
                 time.monotonic() - self._scraped_at < self.store_cache_seconds
@@ -229,7 +225,8 @@ class Metrics:
             self.sync_mode.labels(mode).set(1 if mode == sync_mode else 0)
         self.event_log_read.set(event_log_read_at or 0)
         self.in_flight.set(in_flight)
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type
 
     def _set_store(self, numbers: StoreNumbers) -> None:
         for state in {*SUBMISSION_STATES, *numbers.submissions}:

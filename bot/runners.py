@@ -30,6 +30,8 @@ from bot.store.changes import ChangeStore, StoredChange
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, upgrade
 from bot.store.submissions import AuditEntry, SubmissionStore
+from bot.workflow.history import StepHistory, format_step, step_line, step_record
+from bot.workflow.models import WorkflowStep
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +368,7 @@ async def print_history(
         changes = await ChangeStore(
             session_factory(engine), dialect=engine.dialect.name
         ).for_opportunities([e.opportunity_id for e in entries if e.opportunity_id])
+        steps = await StepHistory.load(engine, [e.id for e in entries], user=user, limit=limit)
     finally:
         await engine.dispose()
     if as_json:
@@ -373,13 +376,19 @@ async def print_history(
             applied = changes.get(entry.opportunity_id or "", [])
             record = entry.model_dump(mode="json")
             record["changes"] = [_change_record(change) for change in applied]
+            record["workflow_step"] = step_record(steps.of_submissions.get(entry.id))
             print(json.dumps(record, ensure_ascii=False))
+        for alone in steps.alone:  # workflow steps that are no submission (bad inputs)
+            print(json.dumps({"workflow_step": step_record(alone)}, ensure_ascii=False))
         return 0
-    if not entries:
+    if not entries and not steps.alone:
         print("No submissions yet.")
         return 0
     for entry in entries:
-        print(format_entry(entry, changes.get(entry.opportunity_id or "", [])))
+        step = steps.of_submissions.get(entry.id)
+        print(format_entry(entry, changes.get(entry.opportunity_id or "", []), step))
+    for alone in steps.alone:
+        print(format_step(alone))
     return 0
 
 
@@ -398,13 +407,17 @@ def _change_record(change: StoredChange) -> dict[str, object]:
     }
 
 
-def format_entry(entry: AuditEntry, changes: Sequence[StoredChange] = ()) -> str:
+def format_entry(
+    entry: AuditEntry, changes: Sequence[StoredChange] = (), step: WorkflowStep | None = None
+) -> str:
     request = entry.request
     head = (
         f"{entry.created_at:%Y-%m-%d %H:%M:%S}Z  {entry.state.value:<8}  {entry.slack_user_id}  "
         f"{request.lead_name}  attempts={entry.attempts}  id={entry.id}"
     )
     lines = [head]
+    if step is not None:
+        lines.append(step_line(step))
     if entry.sent is not None:
         lines.append("  sent:     " + _compact(entry.sent.get("json", entry.sent)))
     else:

@@ -276,7 +276,7 @@ class Services:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
-    async def scrape_metrics(self) -> tuple[bytes, str]:
+    async def scrape_metrics(self, accept: str = "") -> tuple[bytes, str]:
         """GET /metrics: this process's counters and the store's numbers, read now."""
         poller = self.sync.poller
         read_at = poller.last_read_at if poller is not None else None
@@ -287,6 +287,7 @@ class Services:
             sync_mode=self.sync.mode,
             event_log_read_at=read_at.timestamp() if read_at is not None else None,
             in_flight=self.worker.in_flight,
+            accept=accept,
         )
 
 

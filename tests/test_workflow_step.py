@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.messages import (
     EDIT_ACTION_ID,
@@ -19,12 +21,16 @@ from bot.blocks.messages import (
     OPEN_IN_CLOSE_ACTION_ID,
     WON_ACTION_ID,
 )
+from bot.runners import print_history
+from bot.sandbox.close_sim import CloseSimulator
 from bot.sandbox.functions_sim import FunctionExecution, StepRun
-from bot.sandbox.stack import Sandbox, running_sandbox
-from bot.workflow.models import WorkflowStep
+from bot.sandbox.slack_driver import SlackDriver
+from bot.sandbox.slack_sim import SlackSimulator
+from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
+from bot.workflow.inputs import INPUT_TITLES
+from bot.workflow.models import CALLBACK_ID, WorkflowStep
 from tests.flows import wait_until
-
-pytestmark = pytest.mark.asyncio
+from tests.process import Bot
 
 FAST: dict[str, Any] = {
     "retry_base_seconds": 0.05,
@@ -306,3 +312,167 @@ async def test_slack_not_answering_the_completion_is_told_later_once(tmp_path: P
         assert errors.count(run.execution.id) == 3  # two refused, then told
         await stored_step(sb, run, "completed")
         assert len(sb.close.opportunities) == 1
+
+
+# --- a real `serve` process killed mid-way -------------------------------------------------
+
+
+@pytest.mark.parametrize("moment", ["while-read", "before-close-has-it", "after-close-has-it"])
+async def test_sigkill_mid_way_then_restart_creates_once_and_completes_once(
+    tmp_path: Path, moment: str
+) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'crash.sqlite3'}"
+    async with (
+        CloseSimulator(api_key=CLOSE_API_KEY) as close,
+        SlackSimulator(bot_token=BOT_TOKEN) as slack,
+    ):
+        first = Bot(close, slack, database_url, tmp_path, "serve")
+        second = Bot(close, slack, database_url, tmp_path, "serve")
+        try:
+            await first.start()
+            if moment == "while-read":
+                close.path_latency["/data/search/"] = 30.0  # the lead lookup never answers
+            elif moment == "before-close-has-it":
+                close.fail(10_000, 429, paths=["/opportunity/"], methods=["POST"])
+            else:
+                close.apply_then_hang(1, 60)  # stored in Close, never answered before the kill
+            async with SlackDriver(slack, first.url + "slack/events", SIGNING_SECRET) as driver:
+                run = await driver.function_executed({"owner": "U0ALICE", "text": TEXT})
+                assert run.response.status_code == 200  # stored, acked: now it must land
+            if moment == "while-read":
+                await wait_until(lambda: close.count("POST", "/data/search/") >= 1, 10)
+            else:
+                await wait_until(lambda: close.count("POST", "/opportunity/") >= 1, 10)
+            first.stop()
+            await first.wait()
+            assert len(close.opportunities) == (1 if moment == "after-close-has-it" else 0)
+            assert not run.execution.done
+            close.clear_faults()
+
+            await second.start()  # a new process on the same file finishes the job
+            execution = await slack.functions.wait_done(run.execution.id, 20)
+            assert execution.state == "completed", execution.error
+            await asyncio.sleep(0.3)
+            [opportunity] = close.opportunities
+            assert execution.outputs is not None
+            assert execution.outputs["opportunity_id"] == opportunity["id"]
+            told = [c for c in execution.completions if c.error is None]
+            assert len(told) == 1
+            if moment == "after-close-has-it":
+                assert close.count("POST", "/opportunity/") == 1  # reconciled, never re-sent
+
+            shown = await second.run("history")
+            assert f"via:      workflow step {run.execution.id}: completed" in shown
+            [record] = [
+                json.loads(line) for line in (await second.run("history", "--json")).splitlines()
+            ]
+            assert record["opportunity_id"] == opportunity["id"]
+            assert record["workflow_step"]["state"] == "completed"
+            assert "bot_access_token" not in record["workflow_step"]
+        finally:
+            for bot in (first, second):
+                bot.stop()
+                await bot.wait()
+
+
+async def test_history_shows_a_step_that_never_became_a_submission(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        run = await run_step(sb, owner="U0DAVE", text=TEXT)
+        await done(sb, run)
+        await stored_step(sb, run, "failed")
+        assert await print_history(sb.settings, user="U0DAVE", limit=5) == 0
+        shown = capsys.readouterr().out
+        assert f"failed    U0DAVE  workflow step {run.execution.id}" in shown
+        assert "failed (functions.completeError at" in shown
+        assert "Dave Diaz has no Close account" in shown
+        assert await print_history(sb.settings, user=None, limit=5, as_json=True) == 0
+        [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert record["workflow_step"]["function_execution_id"] == run.execution.id
+        assert "bot_access_token" not in record["workflow_step"]
+
+
+# --- the contract: manifests and Slack's side -------------------------------------------------
+
+MANIFESTS = sorted((Path(__file__).resolve().parents[1] / "manifests").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_declares_the_step(path: Path) -> None:
+    manifest = json.loads(path.read_text())
+    step = manifest["functions"][CALLBACK_ID]
+    assert step["title"] == "Create a Close opportunity"
+    inputs = step["input_parameters"]
+    assert {name: p["type"] for name, p in inputs.items()} == {
+        "owner": "slack#/types/user_id",
+        "text": "string",
+        "lead": "string",
+        "value": "string",
+        "value_period": "string",
+        "confidence": "integer",
+        "close_date": "slack#/types/date",
+        "status": "string",
+        "note": "string",
+        "channel": "slack#/types/channel_id",
+    }
+    assert [name for name, p in inputs.items() if p["is_required"]] == ["owner"]
+    # Errors name an input by the title Workflow Builder shows for it.
+    assert {name: p["title"] for name, p in inputs.items()} == INPUT_TITLES
+    outputs = step["output_parameters"]
+    assert set(outputs) == {"opportunity_id", "opportunity_url", "lead_id", "lead_name"}
+    assert {p["type"] for p in outputs.values()} == {"string"}
+    settings = manifest["settings"]
+    assert settings["org_deploy_enabled"] is True
+    assert settings["function_runtime"] == "remote"
+    assert "function_executed" in settings["event_subscriptions"]["bot_events"]
+
+
+async def test_slack_sim_completes_an_execution_only_with_its_token_and_only_once() -> None:
+    async with SlackSimulator(bot_token=BOT_TOKEN) as slack:
+        first = slack.functions.start(CALLBACK_ID, {"owner": "U0ALICE"})
+        other = slack.functions.start(CALLBACK_ID, {"owner": "U0BOB"})
+        outputs = {
+            "opportunity_id": "oppo_1",
+            "opportunity_url": "https://app.close.com/lead/lead_1/",
+            "lead_id": "lead_1",
+            "lead_name": "Acme",
+        }
+
+        async def complete(token: str, execution_id: str, **extra: Any) -> str | None:
+            client = AsyncWebClient(token=token, base_url=slack.api_url)
+            try:
+                if "error" in extra:
+                    await client.functions_completeError(
+                        function_execution_id=execution_id, error=extra["error"]
+                    )
+                else:
+                    await client.functions_completeSuccess(
+                        function_execution_id=execution_id, outputs=extra.get("outputs", outputs)
+                    )
+            except SlackApiError as error:
+                return str(error.response["error"])
+            return None
+
+        assert await complete(BOT_TOKEN, first.id) == "invalid_auth"
+        assert await complete(other.token, first.id) == "invalid_auth"
+        assert await complete(first.token, "Fx0NOPE") == "function_execution_not_found"
+        wrong = {**outputs, "value": "12k"}
+        assert await complete(first.token, first.id, outputs=wrong) == (
+            "parameter_validation_failed"
+        )
+        missing = {k: v for k, v in outputs.items() if k != "lead_id"}
+        assert await complete(first.token, first.id, outputs=missing) == (
+            "parameter_validation_failed"
+        )
+        assert not first.done
+        assert await complete(first.token, first.id) is None
+        assert first.state == "completed" and first.outputs == outputs
+        assert await complete(first.token, first.id) == "execution_not_in_running_state"
+        assert await complete(first.token, first.id, error="x") == "execution_not_in_running_state"
+        assert await complete(other.token, other.id, error="Close is down") is None
+        assert other.state == "failed" and other.error == "Close is down"
+        event = slack.functions.event(first)
+        assert event["function"]["callback_id"] == CALLBACK_ID
+        assert {p["name"] for p in event["function"]["output_parameters"]} == set(outputs)
+        assert event["bot_access_token"] == first.token and first.token.startswith("xwfp-")

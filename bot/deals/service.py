@@ -457,12 +457,15 @@ class Deals:
         if submission.reply_to.workflow_step:
             started = submission.created_at  # when Slack ran the step
         reason = _describe(error)
-        if (now - started).total_seconds() >= self.retry.give_up_after(submission):
+        left = self.retry.give_up_after(submission) - (now - started).total_seconds()
+        if left <= 0:
             await self._give_up(submission, reason, error)
             return
         delay = self.retry.delay(submission.attempts)
         if isinstance(error, CloseRateLimited):
             delay = max(delay, error.retry_after)
+        # The last attempt comes at the deadline, not a whole backoff after it.
+        delay = min(delay, left)
         # Said while the claim is still ours, so whoever lands it later can update the notice.
         if await self.store.claim_queued_notice(submission, now=now):
             await self._tell_queued(submission)

@@ -301,7 +301,8 @@ class WorkflowSteps:
         now = self._clock()
         reason = _describe(error)
         bound = self._retry.step_give_up_after_seconds
-        if (now - step.created_at).total_seconds() >= bound:
+        left = bound - (now - step.created_at).total_seconds()
+        if left <= 0:
             await self._complete(
                 step,
                 error=f"Close did not answer for {duration(bound)} while the step was read "
@@ -309,7 +310,7 @@ class WorkflowSteps:
                 "Close is back.",
             )
             return
-        at = now + timedelta(seconds=self._retry.delay(step.attempts))
+        at = now + timedelta(seconds=min(self._retry.delay(step.attempts), left))
         await self.store.retry_at(step, at=at, error=reason, now=now)
         log.info("Workflow step %s will be read again at %s: %s", step.id, at, reason)
 
