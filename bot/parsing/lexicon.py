@@ -96,6 +96,31 @@ def _merge(vocabularies: tuple[Vocabulary, ...]) -> Vocabulary:
     return Vocabulary(**merged)
 
 
+_DATE_NAMES = ("months", "weekdays", "weekday_abbreviations")
+
+
+def _without_english_clashes(own: Vocabulary, merged: Vocabulary) -> Vocabulary:
+    """The user's language wins a date name English uses otherwise: French `mar.` is Tuesday
+    (mardi), not English `Mar` (March)."""
+    english = LANGUAGES["en"]
+    own_names = {
+        fold_key(name).rstrip("."): getattr(own, field)[name]
+        for field in _DATE_NAMES
+        for name in getattr(own, field)
+    }
+    changes: dict[str, Any] = {}
+    for field in _DATE_NAMES:
+        mapping = dict(getattr(merged, field))
+        for name in getattr(english, field):
+            key = fold_key(name)
+            if key.rstrip(".") in own_names and key not in {
+                fold_key(n) for n in getattr(own, field)
+            }:
+                mapping.pop(key, None)
+        changes[field] = mapping
+    return dataclasses.replace(merged, **changes)
+
+
 @dataclass(frozen=True, eq=False)
 class Lexicon:
     """What a line in `language` is read with (English is always understood too)."""
@@ -122,6 +147,8 @@ def lexicon_for(language: str) -> Lexicon:
     own = LANGUAGES.get(language)
     vocabularies = (own, LANGUAGES["en"]) if own and own.code != "en" else (LANGUAGES["en"],)
     words = _merge(vocabularies)
+    if len(vocabularies) > 1:
+        words = _without_english_clashes(vocabularies[0], words)
     return Lexicon(
         language=vocabularies[0].code,
         words=words,

@@ -42,6 +42,12 @@ class Money(BaseModel):
 _SIGNS: dict[str, str | None] = {
     "US$": "USD",
     "$US": "USD",
+    "$ US": "USD",  # fr-CA writes the country after a (no-break) space
+    "$ CA": "CAD",
+    "$ AU": "AUD",
+    "$ NZ": "NZD",
+    "$ HK": "HKD",
+    "$ SG": "SGD",
     "C$": "CAD",
     "CA$": "CAD",
     "$CA": "CAD",

@@ -10,6 +10,7 @@ VOCABULARY = Vocabulary(
     scale_words={
         "mil": 1_000,
         "mil millones": 10**9,
+        "mil m": 10**9,  # Babel's short form of mil millones: `10 mil M€`
         "millón": 1_000_000,
         "millones": 1_000_000,
         "mill.": 1_000_000,
