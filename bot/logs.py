@@ -17,7 +17,9 @@ from structlog.typing import EventDict, WrappedLogger
 # Anything shaped like a credential, known or not: Slack tokens, Close keys, and the value of an
 # Authorization header however it is printed (dict repr, "key: value", httpcore's byte tuples).
 _TOKEN_SHAPES = re.compile(
-    r"(xox[abposre]-[0-9A-Za-z-]{8,}|xapp-[0-9A-Za-z-]{8,}|api_[0-9A-Za-z]{6,}\.[0-9A-Za-z]{6,}"
+    # xwfp-: a workflow step execution's token (it arrives in the function_executed event).
+    r"(xox[abposre]-[0-9A-Za-z-]{8,}|xapp-[0-9A-Za-z-]{8,}|xwfp-[0-9A-Za-z-]{8,}"
+    r"|api_[0-9A-Za-z]{6,}\.[0-9A-Za-z]{6,}"
     r"|(?i:authorization)[\"']?\s*[:=,]\s*b?[\"']?(?:Basic|Bearer)\s+[A-Za-z0-9+/=._-]+)"
 )
 REDACTED = "[redacted]"

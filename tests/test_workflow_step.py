@@ -21,6 +21,7 @@ from bot.blocks.messages import (
     OPEN_IN_CLOSE_ACTION_ID,
     WON_ACTION_ID,
 )
+from bot.logs import redact
 from bot.runners import print_history
 from bot.sandbox.close_sim import CloseSimulator
 from bot.sandbox.functions_sim import FunctionExecution, StepRun
@@ -30,7 +31,7 @@ from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox,
 from bot.workflow.inputs import INPUT_TITLES
 from bot.workflow.models import CALLBACK_ID, WorkflowStep
 from tests.flows import wait_until
-from tests.process import Bot
+from tests.process import APP_TOKEN, Bot
 
 FAST: dict[str, Any] = {
     "retry_base_seconds": 0.05,
@@ -476,3 +477,50 @@ async def test_slack_sim_completes_an_execution_only_with_its_token_and_only_onc
         assert event["function"]["callback_id"] == CALLBACK_ID
         assert {p["name"] for p in event["function"]["output_parameters"]} == set(outputs)
         assert event["bot_access_token"] == first.token and first.token.startswith("xwfp-")
+
+
+# --- Socket Mode -------------------------------------------------------------------------------
+
+
+async def test_socket_mode_step_and_its_redelivery_make_one_opportunity(tmp_path: Path) -> None:
+    """`python -m bot socket` as a process, on the Slack simulator's websocket."""
+    close = CloseSimulator(api_key=CLOSE_API_KEY)
+    slack = SlackSimulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
+    async with close, slack:
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+        bot = Bot(close, slack, database_url, tmp_path, "socket")
+        try:
+            await bot.start()
+            connection = await slack.socket_mode.wait_connections(1)
+            async with SlackDriver(slack, "", SIGNING_SECRET, socket_mode=True) as driver:
+                execution = slack.functions.start(
+                    CALLBACK_ID, {"owner": "U0ALICE", "text": TEXT, "channel": "C0SALES"}
+                )
+                body = driver.event_body(slack.functions.event(execution), event_id="Ev0STEP1")
+                # Slack sends it, then (say the ack got lost) sends it again as a retry.
+                for attempt, reason in ((0, ""), (1, "timeout")):
+                    envelope = driver.socket_envelope(
+                        body, retry_attempt=attempt, retry_reason=reason
+                    )
+                    await connection.socket.send_str(json.dumps(envelope))
+                    assert await slack.socket_mode.wait_ack(envelope["envelope_id"]) == {}
+            await slack.functions.wait_done(execution.id, 15)
+            assert execution.state == "completed", execution.error
+            await asyncio.sleep(0.5)
+            [opportunity] = close.opportunities
+            assert execution.outputs is not None
+            assert execution.outputs["opportunity_id"] == opportunity["id"]
+            assert [c.error for c in execution.completions] == [None]
+            assert close.count("POST", "/opportunity/") == 1
+            summaries = [
+                c for c in slack.calls("chat.postMessage") if c.ok and not c.params.get("thread_ts")
+            ]
+            assert len(summaries) == 1 and summaries[0].params["channel"] == "C0SALES"
+        finally:
+            bot.stop()
+            await bot.wait()
+
+
+def test_an_execution_token_never_reaches_a_log_line() -> None:
+    line = '{"bot_access_token": "xwfp-7d3a9c0e1b2f4a5d6c7e8f90", "function_execution_id": "Fx1"}'
+    assert "xwfp-7d3a" not in redact(line) and "Fx1" in redact(line)
