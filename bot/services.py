@@ -172,7 +172,7 @@ class Services:
             close=close,
             store=changes,
             holder=worker.name,
-            on_new=worker.kick,
+            on_new=worker.kick_changes,
             clock=clock,
         )
         return cls(

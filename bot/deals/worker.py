@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -75,8 +76,18 @@ class Worker:
         self._claims: dict[asyncio.Task[None], Submission | StoredChange] = {}
         self._claiming = True
         self._clock = clock
+        # Changes are looked for when stored here, when one is done (the next of its deal may
+        # be due) and once a poll period otherwise: not on every turn of a loop kept busy by
+        # submissions, where each look is one more write transaction.
+        self._changes_wanted = True
+        self._changes_looked_at = 0.0
 
     def kick(self) -> None:
+        self._wake.set()
+
+    def kick_changes(self) -> None:
+        """Close -> Slack changes were stored: look for them now (not only every poll)."""
+        self._changes_wanted = True
         self._wake.set()
 
     @property
@@ -177,9 +188,15 @@ class Worker:
         free = self._change_concurrency - len(self._changing)
         if self._changes is None or free <= 0 or not self._claiming:
             return 0
+        now = time.monotonic()
+        if not self._changes_wanted and now - self._changes_looked_at < self._poll:
+            return 0
+        self._changes_wanted, self._changes_looked_at = False, now
         claimed = await self._changes.store.claim_due(
             now=self._clock(), lease=self._lease, limit=free, owner=self.name
         )
+        if claimed:
+            self._changes_wanted = True  # more may be waiting behind these
         for change in claimed:
             task = asyncio.create_task(self._apply(change))
             self._changing.add(task)
@@ -196,7 +213,7 @@ class Worker:
             await asyncio.wait_for(self._changes.process(change), self._lease.total_seconds() * 0.8)
         except TimeoutError:
             log.warning("Change %s took too long; it will be taken up again", change.id)
-        self._wake.set()
+        self.kick_changes()  # the next change of this deal may be due now
 
     async def _work(self, submission: Submission) -> None:
         bind(
