@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,8 +31,10 @@ from bot.sandbox.slack_sim import SlackSimulator
 from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
 from bot.workflow.inputs import INPUT_TITLES
 from bot.workflow.models import CALLBACK_ID, WorkflowStep
+from tests import test_durability_pg
 from tests.flows import wait_until
 from tests.process import APP_TOKEN, Bot
+from tests.test_durability_pg import second_instance
 
 FAST: dict[str, Any] = {
     "retry_base_seconds": 0.05,
@@ -524,3 +527,44 @@ async def test_socket_mode_step_and_its_redelivery_make_one_opportunity(tmp_path
 def test_an_execution_token_never_reaches_a_log_line() -> None:
     line = '{"bot_access_token": "xwfp-7d3a9c0e1b2f4a5d6c7e8f90", "function_execution_id": "Fx1"}'
     assert "xwfp-7d3a" not in redact(line) and "Fx1" in redact(line)
+
+
+# --- two instances on one PostgreSQL -----------------------------------------------------------
+
+pg_url = test_durability_pg.pg_url  # the fixture: a database of its own on the test server
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set")
+async def test_steps_delivered_to_two_instances_are_each_created_and_told_once(
+    pg_url: str,
+) -> None:
+    async with (
+        running_sandbox(database_url=pg_url, **FAST) as sb,
+        second_instance(sb) as other,
+    ):
+        first = await sb.driver.function_executed({"owner": "U0ALICE", "text": TEXT})
+        # Slack's retry of the same event lands on the other instance, twice, at once.
+        await asyncio.gather(
+            other.driver.function_executed(again=first, retry_num=1),
+            other.driver.function_executed(again=first, retry_num=2),
+        )
+        drivers = [sb.driver, other.driver]
+        runs = await asyncio.gather(
+            *(
+                drivers[n % 2].function_executed(
+                    {"owner": "U0BOB", "lead": f"Pied Piper {n}", "text": "$1k Source: Inbound"}
+                )
+                for n in range(6)
+            )
+        )
+        for run in (first, *runs):
+            execution = await done(sb, run, timeout=20)
+            assert execution.state == "completed", execution.error
+            assert [c.error for c in execution.completions] == [None]
+        await asyncio.sleep(0.3)
+        assert len(sb.close.opportunities) == 7
+        assert len(opportunity_posts(sb)) == 7
+        names = sorted(lead["display_name"] for lead in sb.close.org.leads)
+        assert [name for name in names if name.startswith("Pied Piper")] == sorted(
+            f"Pied Piper {n}" for n in range(6)
+        )
