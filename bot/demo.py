@@ -42,6 +42,42 @@ async def _changed_in_close(sandbox: Sandbox, parent_ts: str) -> None:
             _say("    ↳ " + "\n      ".join(lines))
 
 
+async def _link_preview(sandbox: Sandbox) -> None:
+    """Bob pastes the lead's Close link; the bot previews it (Close slowed to 1 s), and the same
+    link pasted again elsewhere is previewed from what was just read."""
+    slack, close, driver = sandbox.slack, sandbox.close, sandbox.driver
+    url = f"{sandbox.settings.close_app_url}lead/lead_acme/"
+    reads = close.count("GET", "/lead/")
+    close.latency = 1.0
+    _say()
+    _say(f"Bob pastes in #sales: “can you look at {url} before the call?” (Close answers in 1 s)")
+    for channel in ("C0SALES", "C0GENERAL"):
+        mark = slack.mark()
+        started = time.monotonic()
+        pasted = await driver.paste_links(
+            [url],
+            user_id="U0BOB",
+            channel_id=channel,
+            text=f"can you look at <{url}> before the call?",
+        )
+        await slack.wait_for("chat.unfurl", lambda call: call.ok, since=mark, timeout=10.0)
+        took = time.monotonic() - started
+        acked = pasted.response.elapsed.total_seconds() * 1000
+        if channel == "C0SALES":
+            _say(
+                f"  bot acked link_shared in {acked:.0f} ms; Slack showed the preview "
+                f"{took:.2f} s after the paste:"
+            )
+            for line in render_message({"blocks": slack.unfurls(pasted.shared)[url]["blocks"]}):
+                _say("    │ " + line)
+        else:
+            _say(
+                f"  pasted again in #general: previewed in {took * 1000:.0f} ms, from the same read"
+            )
+    close.latency = 0.0
+    _say(f"  Close reads for both previews: {close.count('GET', '/lead/') - reads}")
+
+
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -98,6 +134,7 @@ async def _demo() -> int:
         stored = {k: v for k, v in close.opportunities[-1].items() if not k.startswith("_")}
         _say("  " + json.dumps(stored, indent=2, default=str).replace("\n", "\n  "))
         await _changed_in_close(sandbox, parent_ts)
+        await _link_preview(sandbox)
     _say()
     _say("Demo complete: no Slack or Close account was used.")
     return 0

@@ -12,13 +12,13 @@ import json
 import logging
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
-from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app
 from bot.blocks.format import format_date
 from bot.blocks.previews import (
     NOT_FOUND_TEXT,
@@ -31,12 +31,14 @@ from bot.blocks.previews import (
 )
 from bot.close.models import LeadWithOpportunities, Opportunity
 from bot.sandbox import blockkit
-from bot.sandbox.slack_driver import PastedLinks
-from bot.sandbox.slack_sim import Call
-from bot.sandbox.stack import Sandbox
+from bot.sandbox.close_sim import CloseSimulator
+from bot.sandbox.slack_driver import PastedLinks, SlackDriver
+from bot.sandbox.slack_sim import Call, SlackSimulator
+from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox
 from bot.unfurl.cache import SeenRecently, SharedCache
 from bot.unfurl.links import lead_id_in, unfurl_domain
 from tests.flows import submit, wait_opportunities, wait_until
+from tests.process import APP_TOKEN, Bot
 
 APP = "https://app.close.com/"
 ACME = f"{APP}lead/lead_acme/"
@@ -421,28 +423,112 @@ async def test_log_an_opportunity_opens_the_modal_with_that_lead_and_confirms_in
 # --- Socket Mode --------------------------------------------------------------------------------
 
 
-async def test_socket_mode_previews_too_and_a_redelivery_unfurls_once(sandbox: Sandbox) -> None:
-    app = build_app(sandbox.settings, sandbox.services)  # as `python -m bot socket` builds it
-    shared = sandbox.slack.share_links("C0SALES", [ACME], user="U0CAROL")
-    event = shared.event(bot_is_member=True)
-    body = sandbox.driver.event_body(event, event_id="Ev0SOCKET1")
-    started = time.monotonic()
-    first = await run_async_bolt_app(
-        app, SocketModeRequest.from_dict(sandbox.driver.socket_envelope(body))
-    )
-    assert first.status == 200 and time.monotonic() - started < 0.5  # acked at once
-    again = await run_async_bolt_app(
-        app,
-        SocketModeRequest.from_dict(
-            sandbox.driver.socket_envelope(body, retry_attempt=1, retry_reason="timeout")
-        ),
-    )
-    assert again.status == 200
-    call = await sandbox.slack.wait_for("chat.unfurl", timeout=5)
-    assert call.ok and call.params["ts"] == shared.message_ts
-    await settle(sandbox)
-    assert len(sandbox.slack.calls("chat.unfurl")) == 1
-    assert "Acme Corp" in texts(sandbox.slack.unfurls(shared)[ACME])
+async def test_socket_mode_previews_a_pasted_link_and_its_redelivery_once(tmp_path: Path) -> None:
+    """`python -m bot socket` as a process, on the Slack simulator's websocket."""
+    close = CloseSimulator(api_key=CLOSE_API_KEY)
+    slack = SlackSimulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
+    async with close, slack:
+        bot = Bot(
+            close, slack, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", tmp_path, "socket"
+        )
+        try:
+            await bot.start()
+            connection = await slack.socket_mode.wait_connections(1)
+            async with SlackDriver(slack, "", SIGNING_SECRET, socket_mode=True) as driver:
+                shared = slack.share_links("C0SALES", [ACME], user="U0BOB")
+                body = driver.event_body(shared.event(bot_is_member=True), event_id="Ev0SOCKET1")
+                # Slack sends it, then (say the ack got lost) sends it again as a retry.
+                for attempt, reason in ((0, ""), (1, "timeout")):
+                    envelope = driver.socket_envelope(
+                        body, retry_attempt=attempt, retry_reason=reason
+                    )
+                    await connection.socket.send_str(json.dumps(envelope))
+                    assert await slack.socket_mode.wait_ack(envelope["envelope_id"]) == {}
+                call = await slack.wait_for("chat.unfurl", timeout=10)
+                assert call.ok and call.params["ts"] == shared.message_ts
+                await asyncio.sleep(0.5)
+                assert len(slack.calls("chat.unfurl")) == 1
+                assert close.count("GET", "/lead/") == 1
+                assert "Acme Corp" in texts(slack.unfurls(shared)[ACME])
+        finally:
+            bot.stop()
+
+
+# --- the Slack simulator's side -----------------------------------------------------------------
+
+
+async def test_the_simulators_chat_unfurl_answers_with_slacks_errors() -> None:
+    async with SlackSimulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as slack:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+        shared = slack.share_links("C0SALES", [ACME], user="U0BOB")
+        preview = {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Acme"}}]}
+
+        async def error(**kwargs: Any) -> str:
+            with pytest.raises(SlackApiError) as refused:
+                await client.chat_unfurl(**kwargs)
+            return str(refused.value.response["error"])
+
+        at = {"channel": "C0SALES", "ts": shared.message_ts}
+        assert await error(channel="C0SALES", ts="1.000001", unfurls={ACME: preview}) == (
+            "cannot_find_message"
+        )
+        assert await error(unfurl_id="nope", source="composer", unfurls={ACME: preview}) == (
+            "cannot_find_message"
+        )
+        other = f"{APP}lead/lead_globex/"
+        assert await error(**at, unfurls={other: preview}) == "cannot_unfurl_url"
+        plain = slack.add_message("C0SALES", f"<{ACME}>")  # no link_shared was sent for it
+        assert await error(channel="C0SALES", ts=plain["ts"], unfurls={ACME: preview}) == (
+            "cannot_unfurl_url"
+        )
+        bad = {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]}
+        assert await error(**at, unfurls={ACME: bad}) == "invalid_blocks"
+        app_level = AsyncWebClient(token=APP_TOKEN, base_url=slack.api_url)
+        with pytest.raises(SlackApiError) as refused:
+            await app_level.chat_unfurl(**at, unfurls={ACME: preview})
+        assert refused.value.response["error"] == "not_allowed_token_type"
+        slack.rate_limit("chat.unfurl", 1, retry_after=1)
+        with pytest.raises(SlackApiError) as limited:
+            await client.chat_unfurl(**at, unfurls={ACME: preview})
+        assert limited.value.response.status_code == 429
+        assert limited.value.response.headers["Retry-After"] == "1"
+        slack.scopes.discard("links:write")
+        assert await error(**at, unfurls={ACME: preview}) == "missing_scope"
+        slack.scopes.add("links:write")
+
+        assert (await client.chat_unfurl(**at, unfurls={ACME: preview}))["ok"]
+        again = {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Acme!"}}]}
+        assert (await client.chat_unfurl(**at, unfurls={ACME: again}))["ok"]
+        [message] = [m for m in slack.messages("C0SALES") if m["ts"] == shared.message_ts]
+        [attachment] = message["attachments"]  # replaced, not added to
+        assert attachment["is_app_unfurl"] and attachment["app_unfurl_url"] == ACME
+        assert attachment["blocks"][0]["text"]["text"] == "Acme!"
+
+
+def test_the_link_shared_event_has_slacks_shape() -> None:
+    slack = SlackSimulator(bot_token=BOT_TOKEN)
+    reply = slack.share_links("C0SALES", [ACME, f"{ACME}x"], user="U0BOB", thread_ts="1.5")
+    event = reply.event(bot_is_member=True)
+    assert event == {
+        "type": "link_shared",
+        "channel": "C0SALES",
+        "is_bot_user_member": True,
+        "user": "U0BOB",
+        "message_ts": reply.message_ts,
+        "unfurl_id": reply.unfurl_id,
+        "source": "conversations_history",
+        "links": [
+            {"domain": "app.close.com", "url": ACME},
+            {"domain": "app.close.com", "url": f"{ACME}x"},
+        ],
+        "thread_ts": "1.5",
+    }
+    assert reply.unfurl_id.startswith(f"C0SALES.{reply.message_ts}.")
+    typing = slack.share_links("C0SALES", [ACME], user="U0BOB", source="composer")
+    event = typing.event(bot_is_member=True)
+    assert event["channel"] == "COMPOSER" and event["source"] == "composer"
+    assert event["message_ts"] == event["unfurl_id"] and event["unfurl_id"].startswith("U0BOB-")
+    assert "thread_ts" not in event
 
 
 # --- the pure parts -----------------------------------------------------------------------------

@@ -1236,8 +1236,9 @@ class SlackSimulator:
     async def _chat_unfurl(self, params: dict[str, Any]) -> dict[str, Any]:
         """Attach the app's previews to shared links. Slack's errors: `cannot_find_message` (no
         such message or unfurl_id), `cannot_unfurl_url` (a URL Slack never told the app of),
-        `invalid_unfurls_format`, `invalid_blocks`; `ratelimited` (Tier 3) and
-        `not_allowed_token_type` (e.g. an app-level token) come from `fail_method`."""
+        `invalid_unfurls_format`, `invalid_blocks`, `not_allowed_token_type` (the app-level
+        token, as for every method but apps.connections.open), `missing_scope` (no
+        links:write); `ratelimited` (Tier 3) comes from `rate_limit`/`fail_method`."""
         unfurls = params.get("unfurls")
         if unfurls is None:
             raise SlackError("missing_unfurls")
