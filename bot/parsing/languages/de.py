@@ -43,6 +43,7 @@ VOCABULARY = Vocabulary(
     ),
     annual=(
         "jährlich",
+        "jaehrlich",
         "jährl.",
         "pro jahr",
         "im jahr",
@@ -199,6 +200,9 @@ VOCABULARY = Vocabulary(
         "nächsten": "next",
         "nächster": "next",
         "nächste": "next",
+        "naechsten": "next",
+        "naechster": "next",
+        "naechste": "next",
         "kommenden": "next",
         "kommender": "next",
         "kommende": "next",
@@ -219,6 +223,7 @@ VOCABULARY = Vocabulary(
         "heute": 0,
         "morgen": 1,
         "übermorgen": 2,
+        "uebermorgen": 2,
         "gestern": -1,
         "vorgestern": -2,
     },
@@ -263,6 +268,7 @@ VOCABULARY = Vocabulary(
     },
     next_periods={
         "nächste woche": "week",
+        "naechste woche": "week",
         "kommende woche": "week",
         "nächsten monat": "month",
         "kommenden monat": "month",
