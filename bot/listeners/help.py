@@ -10,6 +10,9 @@ HELP_TEXT = """*Log a Close opportunity from Slack*
 What it understands: amounts (`12k`, `$12,500`, `€40,000`, `1.2m`), periods (`ARR`, `/mo`, `one-time`), \
 confidence (`60%`), close dates (`next friday`, `Dec 15`, `EOM`, `EOQ`, `Q3`), an owner (`@someone`), \
 `status: …` and `note: …`. You can check and change everything before pressing *Create*.
+It also reads your Slack language — German, French, Spanish, Portuguese, Italian or Dutch — \
+with English always understood: `Müller GmbH 12.500 € jährlich 60 % Abschluss nächsten Freitag`, \
+`Dupont SA 8 k€ par mois, 40 %, clôture fin du mois`, `Acme 15k anual 70% cierre el próximo viernes`.
 No typing: a message's ⋯ menu > *Create opportunity*, or the ⚡ menu > *Log opportunity*. \
 The confirmation's *Edit*, *Won* and *Lost* buttons change it in Close."""
 
