@@ -568,3 +568,16 @@ async def test_steps_delivered_to_two_instances_are_each_created_and_told_once(
         assert [name for name in names if name.startswith("Pied Piper")] == sorted(
             f"Pied Piper {n}" for n in range(6)
         )
+
+
+async def test_a_step_that_cannot_be_stored_is_failed_not_left_waiting(tmp_path: Path) -> None:
+    async with step_sandbox(tmp_path) as sb:
+        async with sb.services.engine.begin() as connection:
+            await connection.exec_driver_sql("DROP TABLE workflow_steps")  # the store breaks
+        run = await run_step(sb, text=TEXT)
+        execution = await done(sb, run)
+        assert execution.state == "failed"
+        assert execution.error is not None
+        assert "could not record this step" in execution.error
+        assert "run the workflow again" in execution.error
+        assert opportunity_posts(sb) == []

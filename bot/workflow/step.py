@@ -316,28 +316,33 @@ class WorkflowSteps:
 
     # --- the outcome: Deals calls these where a submission ends ---------------------------
 
+    # Neither raises: a step not told here (the store or Slack failing) stays open, and the
+    # worker tells it once the submission is over (`_tell_outcome`).
+
     async def succeeded(self, submission: Submission, opportunity: Opportunity) -> None:
-        step = await self._step_of(submission)
-        if step is not None:
-            await self._complete(step, outputs=self.outputs(submission, opportunity))
+        try:
+            step = await self._step_of(submission)
+            if step is not None:
+                await self._complete(step, outputs=self.outputs(submission, opportunity))
+        except Exception:
+            log.exception("Could not complete the workflow step of submission %s", submission.id)
 
     async def failed(self, submission: Submission, reason: str, error: Exception | None) -> None:
-        step = await self._step_of(submission)
-        if step is None:
-            return
-        refused = isinstance(error, CloseHTTPError)
-        fields = error.field_errors if isinstance(error, CloseHTTPError) else {}
-        await self._complete(step, error=self.failure(reason, refused=refused, fields=fields))
+        try:
+            step = await self._step_of(submission)
+            if step is None:
+                return
+            refused = isinstance(error, CloseHTTPError)
+            fields = error.field_errors if isinstance(error, CloseHTTPError) else {}
+            await self._complete(step, error=self.failure(reason, refused=refused, fields=fields))
+        except Exception:
+            log.exception("Could not fail the workflow step of submission %s", submission.id)
 
     async def _step_of(self, submission: Submission) -> WorkflowStep | None:
         execution_id = submission.reply_to.workflow_step
         if execution_id is None:
             return None
-        try:
-            step = await self.store.get(execution_id)
-        except Exception:  # the worker tells it later (the step is still open)
-            log.warning("Could not read workflow step %s", execution_id, exc_info=True)
-            return None
+        step = await self.store.get(execution_id)
         if step is None:
             log.error(
                 "Submission %s names workflow step %s, which is not stored",
