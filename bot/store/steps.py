@@ -126,6 +126,14 @@ class StepStore:
         bumps `attempts`, so two workers never hold one step at once)."""
         if limit <= 0:
             return []
+        # The worker asks on every turn of its loop: a plain read first, so that finding
+        # nothing (nearly always) costs no write transaction (SQLite has one writer).
+        async with self._sessions() as session:
+            due = await session.scalar(
+                select(WorkflowStepRow.function_execution_id).where(self._due(now)).limit(1)
+            )
+        if due is None:
+            return []
         return await self._claim([], now=now, lease=lease, owner=owner, lookup=True, limit=limit)
 
     async def _claim(
