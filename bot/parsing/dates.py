@@ -469,6 +469,7 @@ class _DateWords:
 
     patterns: tuple[tuple[re.Pattern[str], Resolver], ...]
     connector_tail: re.Pattern[str]
+    """On the reversed text before a date: the introducers (and articles) that lead to it."""
     article_tail: re.Pattern[str]
     after_connector: re.Pattern[str]
     dateish: re.Pattern[str]
@@ -500,12 +501,14 @@ def date_words(language: str) -> _DateWords:
         (_in_n_re(lex), _in_n),
     )
     connectors = _connectors(lex)
-    glued = [c for c in connectors if c.endswith("'")]
-    spaced = [c for c in connectors if not c.endswith("'")]
-    articles = word_alternation(words.date_articles)
+    # The words before a date are matched backwards, on the reversed text before it: one
+    # anchored match instead of a search through the whole window (`cierre el |viernes`).
+    glued = [c[::-1] for c in connectors if c.endswith("'")]
+    spaced = [c[::-1] for c in connectors if not c.endswith("'")]
+    articles = word_alternation(a[::-1] for a in words.date_articles)
     one = _alternatives(
+        rf"[ :]+(?:{word_alternation(spaced)})" if spaced else "",
         rf"(?:{word_alternation(glued)})" if glued else "",
-        rf"(?:{word_alternation(spaced)})[ :]+" if spaced else "",
     )
     dateish_words = word_alternation(
         (
@@ -520,8 +523,8 @@ def date_words(language: str) -> _DateWords:
     suffixes = word_alternation(words.day_suffixes)
     return _DateWords(
         patterns=tuple((re.compile(source, flags), resolve) for source, resolve in builders),
-        connector_tail=re.compile(rf"(?:(?<![\w'])(?:{one})(?:(?:{articles})\s+)?)+$", flags),
-        article_tail=re.compile(rf"(?<![\w'])(?:{articles})\s+$", flags),
+        connector_tail=re.compile(rf"(?:(?:\s+(?:{articles}))?(?:{one})(?![\w']))+", flags),
+        article_tail=re.compile(rf"\s+(?:{articles})(?![\w'])", flags),
         after_connector=re.compile(
             rf"(?<![\w'])(?:{word_alternation(connectors)})\s+((?:[^\s{MASK},;|]+ ?){{1,4}})",
             flags,
@@ -538,12 +541,12 @@ def _connector_before(words: _DateWords, text: str, start: int) -> tuple[int, bo
     """Where the introducer words right before `start` begin ("closing on " in "closing on the
     15th"), and whether there were any; else where a lone article before it begins
     ("el" in "el próximo viernes"), or None."""
-    window_start = max(0, start - 40)
-    match = words.connector_tail.search(text, window_start, start)
+    before = text[max(0, start - 40) : start][::-1]
+    match = words.connector_tail.match(before)
     if match:
-        return match.start(), True
-    article = words.article_tail.search(text, window_start, start)
-    return (article.start(), False) if article else None
+        return start - match.end(), True
+    article = words.article_tail.match(before)
+    return (start - article.end(), False) if article else None
 
 
 def find_date(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str]]:
