@@ -163,6 +163,7 @@ FRENCH: list[Case] = [
     ("note-remarque-space-colon", "Moreau SAS 3 500 € remarque : rappeler le DG", {"lead": "Moreau SAS", "value": 350_000, "value_currency": "EUR", "note": "rappeler le DG"}, {}),
     ("key-client-space-colon", "Client : Bernard Transports 9 500 € par mois", {"lead": "Bernard Transports", "value": 950_000, "value_currency": "EUR", "value_period": "monthly"}, {}),
     ("key-statut", "Faure 9 000 € statut : Proposal Sent", {"lead": "Faure", "value": 900_000, "value_currency": "EUR", "status": "Proposal Sent"}, {}),
+    ("status-label-without-accents", "Faure 9 000 € negociation", {"lead": "Faure", "value": 900_000, "value_currency": "EUR", "status": "Négociation"}, {"status_labels": ("Active", "Négociation", "Gagné")}),
     ("lead-avec-pour", "Contrat avec Martin SARL pour 25 000 €", {"lead": "Martin SARL", "value": 2_500_000, "value_currency": "EUR"}, {}),
     ("lead-chez", "Nouvelle affaire chez Dassault Systèmes 80 k€", {"lead": "Dassault Systèmes", "value": 8_000_000, "value_currency": "EUR"}, {}),
     ("lead-guillemets", "« Dupont & Cie » 8 k€ par mois", {"lead": "Dupont & Cie", "value": 800_000, "value_currency": "EUR", "value_period": "monthly"}, {}),

@@ -81,8 +81,9 @@ def _status_regex(labels: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def _label_as_close_spells(typed: str, labels: Sequence[str]) -> str:
-    wanted = " ".join(typed.split()).casefold()
-    return next((label for label in labels if " ".join(label.split()).casefold() == wanted), typed)
+    """The status label as Close spells it (`negociation` typed -> `Négociation`)."""
+    wanted = fold_key(typed)
+    return next((label for label in labels if fold_key(label) == wanted), typed)
 
 
 def _first_field_start(segment: str, ctx: DateContext) -> int:
