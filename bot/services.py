@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -254,7 +255,10 @@ class Services:
         return {
             task
             for task in asyncio.all_tasks()
-            if task is not current and task not in self._resident and not task.done()
+            if task is not current
+            and task not in self._resident
+            and not task.done()
+            and _app_task(task)
         }
 
     # --- what the operations endpoints say ------------------------------------------------
@@ -289,6 +293,18 @@ class Services:
             in_flight=self.worker.in_flight,
             accept=accept,
         )
+
+
+_APP_CODE = (f"{os.sep}slack_bolt{os.sep}", f"{os.sep}bot{os.sep}")
+_NOT_APP_CODE = f"{os.sep}bot{os.sep}sandbox{os.sep}"
+
+
+def _app_task(task: asyncio.Task[object]) -> bool:
+    """Work of this app (Bolt's listeners after their ack, our own): not whatever else shares
+    the event loop — a test's simulators and driver, another server."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    filename = code.co_filename if code is not None else ""
+    return any(part in filename for part in _APP_CODE) and _NOT_APP_CODE not in filename
 
 
 async def _settle(tasks: set[asyncio.Task[object]], within: float) -> None:
