@@ -290,9 +290,11 @@ def parse(
     """Read a line like `Acme Corp $12k ARR 60% close next friday` into a Draft.
 
     Pure: `now` (aware, or naive meaning UTC) is the reference instant, seen from the
-    user's IANA zone `tz`; `locale` decides `3/4` and number separators; `status_labels`
-    are the org's Close status labels, recognised when typed as they are. Never raises:
-    odd input gives a Draft with warnings.
+    user's IANA zone `tz`; `locale` picks the language the line is read in besides English
+    (`de-DE`: `Müller GmbH 12.500 € jährlich Abschluss nächsten Freitag`, see
+    `bot/parsing/languages/`) and decides `3/4` and number separators; `status_labels` are
+    the org's Close status labels, recognised when typed as they are (accents optional).
+    Never raises: odd input gives a Draft with warnings.
     """
     try:
         return _parse(text, now, tz, locale, status_labels)
