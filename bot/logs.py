@@ -229,7 +229,15 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "slack_sdk", "aiosqlite", "asyncio"):
+    # alembic.runtime.plugins: seven "setup plugin" lines at INFO on every start.
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "slack_sdk",
+        "aiosqlite",
+        "asyncio",
+        "alembic.runtime.plugins",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # uvicorn logs through the root handler (the runners pass it no logging config of its own),
     # so its lines come out in the same format; its per-start chatter stays out.
