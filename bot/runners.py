@@ -337,7 +337,8 @@ async def run_worker(settings: Settings) -> int:
     services = Services.create(settings)
     try:
         async with _ops_server(settings, services):
-            await services.start(serving_http=False)
+            # With PUBLIC_URL, Close's webhook is taken by `serve`: the event log is the backstop.
+            await services.start(serving_http=False, webhook_elsewhere=True)
             log.info("Worker running (Close -> Slack: %s)", services.sync.describe())
             try:
                 await stop.wait()

@@ -197,7 +197,9 @@ class Services:
             metrics=metrics,
         )
 
-    async def start(self, *, serving_http: bool = False, worker: bool = True) -> None:
+    async def start(
+        self, *, serving_http: bool = False, worker: bool = True, webhook_elsewhere: bool = False
+    ) -> None:
         """Ready to serve: schema in place, parser warm, catalog loading, worker running (unless
         `worker` is False: `serve --no-worker` leaves it to `worker` processes), Close's changes
         coming in (by webhook when serving HTTP with a PUBLIC_URL, else the event log)."""
@@ -212,7 +214,7 @@ class Services:
         await self.catalog.start()
         if worker:
             self.worker.start()
-        self.sync.start(serving_http=serving_http)
+        self.sync.start(serving_http=serving_http, webhook_elsewhere=webhook_elsewhere)
         self._resident = set(asyncio.all_tasks())
 
     def begin_stop(self) -> None:

@@ -48,6 +48,7 @@ class CloseSync:
         self.keeper: WebhookKeeper | None = None
         self.poller: EventPoller | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._backstop = False
 
     def planned_mode(self, *, serving_http: bool) -> Mode:
         """webhook with PUBLIC_URL in HTTP mode; else the event log unless polling is off."""
@@ -55,10 +56,15 @@ class CloseSync:
             return "webhook"
         return "poll" if self._settings.close_events_poll_seconds > 0 else "off"
 
-    def start(self, *, serving_http: bool) -> None:
+    def start(self, *, serving_http: bool, webhook_elsewhere: bool = False) -> None:
+        """`webhook_elsewhere`: a `worker` process while `serve` processes take the webhook
+        (PUBLIC_URL set): it reads the event log only as the backstop."""
         self.mode = self.planned_mode(serving_http=serving_http)
         every = self._settings.close_events_poll_seconds
         url = self._settings.close_webhook_url
+        self._backstop = bool(url) and (self.mode == "webhook" or webhook_elsewhere)
+        if self._backstop:
+            every *= BACKSTOP_FACTOR
         if self.mode == "webhook" and url:
             self.keeper = WebhookKeeper(
                 close=self._close,
@@ -68,7 +74,6 @@ class CloseSync:
                 check_seconds=self._settings.catalog_refresh_seconds,
                 clock=self._clock,
             )
-            every *= BACKSTOP_FACTOR
         if every > 0:
             self.poller = EventPoller(
                 close=self._close,
@@ -101,8 +106,14 @@ class CloseSync:
     def describe(self) -> str:
         if self.mode == "webhook":
             return f"webhook at {self._settings.close_webhook_url}"
+        every = self._settings.close_events_poll_seconds
+        if self.mode == "poll" and self._backstop:
+            return (
+                f"webhook taken by `serve` processes; event log read every "
+                f"{every * BACKSTOP_FACTOR:g} s as a backstop"
+            )
         if self.mode == "poll":
-            return f"event log read every {self._settings.close_events_poll_seconds:g} s"
+            return f"event log read every {every:g} s"
         return "off (no PUBLIC_URL and CLOSE_EVENTS_POLL_SECONDS=0)"
 
     async def stop(self) -> None:
