@@ -18,7 +18,8 @@ import pytest
 from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
 from bot.doctor import run_doctor
 from bot.runners import print_history
-from bot.sandbox.stack import Sandbox, running_sandbox
+from bot.sandbox.stack import Sandbox, running_sandbox, sandbox_settings
+from bot.services import Services
 from bot.store.changes import ChangeState
 from bot.sync.webhook import STATE_KEY, sign
 from tests.flows import wait_until
@@ -387,3 +388,31 @@ async def test_finished_changes_are_forgotten_after_a_week(hooked: Sandbox) -> N
     assert await store.prune(before=sb.services.clock() - timedelta(days=1)) == 0
     assert await store.prune(before=sb.services.clock() + timedelta(days=8)) >= 1
     assert await store.counts() == {}
+
+
+async def test_each_process_type_reads_the_event_log_at_its_own_pace(tmp_path: Path) -> None:
+    """serve with PUBLIC_URL: webhook, log as backstop; worker beside it: backstop only;
+    Socket Mode or no PUBLIC_URL: the log at CLOSE_EVENTS_POLL_SECONDS."""
+    base = {
+        "close_url": "http://127.0.0.1:9/api/v1/",
+        "slack_url": "http://127.0.0.1:9/api/",
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'pace.sqlite3'}",
+        "close_events_poll_seconds": 30,
+    }
+    cases = [
+        ({"public_url": "https://bot.example.com"}, True, False, "webhook", 300),
+        ({"public_url": "https://bot.example.com"}, False, True, "poll", 300),
+        ({"public_url": "https://bot.example.com"}, False, False, "poll", 30),
+        ({}, True, False, "poll", 30),
+        ({"close_events_poll_seconds": 0}, True, False, "off", None),
+    ]
+    for extra, http, elsewhere, mode, every in cases:
+        services = Services.create(sandbox_settings(**{**base, **extra}))
+        try:
+            services.sync.start(serving_http=http, webhook_elsewhere=elsewhere)
+            assert services.sync.mode == mode
+            poller = services.sync.poller
+            assert (poller.every_seconds if poller else None) == every, (extra, http, elsewhere)
+        finally:
+            await services.sync.stop()
+            await services.engine.dispose()
