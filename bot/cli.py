@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
         help="HTTP only: leave creating submissions in Close and applying Close's changes to "
         "`worker` processes",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N server processes on the one port (default 1; more than 1 needs PostgreSQL)",
+    )
     worker_help = (
         "background work only: creating stored submissions in Close, confirmations, Close -> "
         "Slack changes read from Close's event log (GET /healthz, /readyz, /metrics on "
@@ -139,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=getattr(args, "host", "0.0.0.0"),
             port=getattr(args, "port", None),
             worker=getattr(args, "worker", True),
+            workers=max(1, getattr(args, "workers", 1)),
         )
     if command == "worker":
         if _missing(settings, "worker"):

@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -18,6 +19,8 @@ import httpx
 import uvicorn
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from bot.app import build_app
 from bot.close.client import CloseClient
@@ -166,11 +169,25 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+# `serve --workers N`: how the parent tells each server process whether to run the worker too.
+SERVE_WORKER_ENV = "OPPORTUNITY_BOT_SERVE_WORKER"
+
+
 def serve(
-    settings: Settings, *, host: str = "0.0.0.0", port: int | None = None, worker: bool = True
+    settings: Settings,
+    *,
+    host: str = "0.0.0.0",
+    port: int | None = None,
+    worker: bool = True,
+    workers: int = 1,
 ) -> int:
     """HTTP mode until SIGTERM/SIGINT: then no new connections, requests in flight finished,
-    background work finished or handed back; 0 once stopped, 1 if a credential is refused."""
+    background work finished or handed back; 0 once stopped, 1 if a credential is refused.
+
+    `workers` > 1: that many server processes on the one port (uvicorn's supervisor), each
+    with its own Services; they share the queue, so PostgreSQL is required."""
+    if workers > 1:
+        return _serve_processes(settings, host=host, port=port, worker=worker, workers=workers)
     loop_name, http = server_stack()
 
     async def run() -> int:
@@ -211,6 +228,59 @@ def serve(
 
     with asyncio.Runner(loop_factory=_loop_factory(loop_name)) as runner:
         return runner.run(run())
+
+
+def _serve_processes(
+    settings: Settings, *, host: str, port: int | None, worker: bool, workers: int
+) -> int:
+    if not settings.database_url.startswith(("postgresql", "postgres:")):
+        print(
+            f"error: serve --workers {workers} needs PostgreSQL (DATABASE_URL=postgresql://…): "
+            "processes cannot share a SQLite file's queue; use --workers 1 with SQLite.",
+            file=sys.stderr,
+        )
+        return 2
+    refusal = asyncio.run(preflight(settings))
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 1
+    # The children are spawned: they read the environment (and .env) again, and this.
+    os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
+    loop_name, http = server_stack()
+    config = uvicorn.Config(
+        "bot.runners:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port or settings.port,
+        loop=loop_name,
+        http=http,
+        ws="none",
+        lifespan="on",
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
+    )
+    sock = config.bind_socket()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+    log.info("Stopped")
+    return 0
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn's app factory for `serve --workers N`: each server process builds its own
+    Settings, Services and Bolt app (and logging, which a spawned process does not inherit)."""
+    from bot.logs import configure
+
+    settings = Settings()
+    configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
+    services = Services.create(settings)
+    run_worker = os.environ.get(SERVE_WORKER_ENV, "1") != "0"
+    return create_http_app(services, build_app(settings, services), run_worker=run_worker)
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

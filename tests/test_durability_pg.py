@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -22,15 +24,24 @@ from sqlalchemy.engine import make_url
 from bot.app import build_app
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.http import create_http_app
+from bot.sandbox.close_sim import CloseSimulator
 from bot.sandbox.server import RunningServer, start_server
 from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.stack import SIGNING_SECRET, Sandbox, running_sandbox
+from bot.sandbox.slack_sim import SlackSimulator
+from bot.sandbox.stack import (
+    BOT_TOKEN,
+    CLOSE_API_KEY,
+    SIGNING_SECRET,
+    Sandbox,
+    running_sandbox,
+)
 from bot.services import Services
 from bot.store.db import create_engine, normalize_url, session_factory
 from bot.store.migrate import current_revision, head_revision, upgrade
 from bot.store.submissions import SubmissionStore
 from bot.store.tables import Base
 from tests.flows import open_modal, wait_until
+from tests.process import Bot
 from tests.test_durability import (
     FAST,
     frozen_submission,
@@ -207,3 +218,62 @@ async def test_an_instance_that_stops_mid_work_is_finished_by_the_other(pg_url: 
             assert row.claimed_by == other.services.worker.name
             assert row.attempts == claimed.attempts + 1
         assert len(opportunity_posts(sb.close)) == 1
+
+
+async def test_serve_workers_2_no_worker_and_two_worker_processes_create_each_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The production layout as real processes: `serve --workers 2 --no-worker` (two server
+    processes on one port) and two `worker` processes, one PostgreSQL queue. Every submission,
+    each sent twice (a retry landing on either server process), is created and told once."""
+    deals = 10
+    async with (
+        CloseSimulator(api_key=CLOSE_API_KEY) as close,
+        SlackSimulator(bot_token=BOT_TOKEN) as slack,
+    ):
+        web = Bot(close, slack, pg_url, tmp_path, "serve", "--workers", "2", "--no-worker")
+        workers = [Bot(close, slack, pg_url, tmp_path, "worker") for _ in range(2)]
+        close.path_latency["/opportunity/"] = 0.05  # so both workers have work in flight
+        try:
+            await web.start()
+            async with SlackDriver(slack, web.url + "slack/events", SIGNING_SECRET) as driver:
+                bodies = []
+                for n in range(deals):
+                    command = await driver.slash_command(f"Acme Corp {n + 1}k annual note: d{n}")
+                    view = await driver.wait_for_view(command.trigger_id)
+                    # The lead is preselected by a views.update once the search answers.
+                    await wait_until(lambda: len(slack.calls("views.update")) > n, 10)
+                    bodies.append(frozen_submission(slack, view["id"]))
+                acks = await asyncio.gather(*(send(driver, b) for b in bodies for _ in range(2)))
+            assert all(ack["response_action"] == "update" for ack in acks), acks
+            await asyncio.sleep(0.3)
+            assert opportunity_posts(close) == []  # stored by the web processes, not created
+            await asyncio.gather(*(worker.start() for worker in workers))
+            await wait_until(lambda: len(summaries(slack)) == deals, 20)
+            await asyncio.sleep(0.5)
+            assert sorted(o["note"] for o in close.opportunities) == sorted(
+                f"d{n}" for n in range(deals)
+            )
+            assert len(opportunity_posts(close)) == deals
+            assert len(summaries(slack)) == deals
+            for bot in (web, *workers):
+                code, _took = await bot.signal_and_wait(signal.SIGTERM)
+                assert code == 0, bot.stderr()
+        finally:
+            for bot in (web, *workers):
+                bot.stop()
+
+
+async def test_serve_workers_refuses_sqlite_in_one_line(tmp_path: Path) -> None:
+    async with (
+        CloseSimulator(api_key=CLOSE_API_KEY) as close,
+        SlackSimulator(bot_token=BOT_TOKEN) as slack,
+    ):
+        web = Bot(
+            close, slack, f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", tmp_path, "serve",
+            "--workers", "2",
+        )  # fmt: skip
+        await web.spawn()
+        assert await web.exit_code() == 2
+        [line] = web.stderr().strip().splitlines()
+        assert line.startswith("error: serve --workers 2 needs PostgreSQL")
