@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, aliased
 
-from bot.store.db import writer_for
+from bot.store.db import update_where, writer_for
 from bot.store.tables import CloseEventRow, OpportunityViewRow, SyncStateRow
 from bot.sync.events import CloseEvent
 
@@ -207,17 +207,7 @@ class ChangeStore:
         return await self._writer.run(claim)
 
     async def _update(self, where: ColumnElement[bool], **values: Any) -> bool:
-        statement = (
-            update(CloseEventRow)
-            .where(where)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-
-        def write(session: Session) -> bool:
-            return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
-
-        return await self._writer.run(write)
+        return await update_where(self._writer, CloseEventRow, where, **values)
 
     async def finish(
         self, change: StoredChange, state: ChangeState, outcome: str, *, now: datetime
@@ -416,20 +406,10 @@ class ChangeStore:
         _where: ColumnElement[bool] | None = None,
         **values: Any,
     ) -> bool:
-        conditions = [OpportunityViewRow.opportunity_id == opportunity_id]
+        where = OpportunityViewRow.opportunity_id == opportunity_id
         if _where is not None:
-            conditions.append(_where)
-        statement = (
-            update(OpportunityViewRow)
-            .where(*conditions)
-            .values(updated_at=now, **values)
-            .execution_options(synchronize_session=False)
-        )
-
-        def write(session: Session) -> bool:
-            return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
-
-        return await self._writer.run(write)
+            where = and_(where, _where)
+        return await update_where(self._writer, OpportunityViewRow, where, updated_at=now, **values)
 
     # --- sync state and leases --------------------------------------------------------
 

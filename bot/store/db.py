@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import ColumnElement, Engine, event, update
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -198,3 +198,18 @@ def _close_writer(engine: Engine) -> None:
     writer = _writers.get(engine)
     if writer is not None:
         writer.close()
+
+
+async def update_where(
+    writer: Writer, model: type[Any], where: ColumnElement[bool], **values: Any
+) -> bool:
+    """UPDATE `model`'s rows matching `where` in one write transaction: True if any matched
+    (the stores' compare-and-set: a claim still held, a state not yet moved on)."""
+    statement = (
+        update(model).where(where).values(**values).execution_options(synchronize_session=False)
+    )
+
+    def write(session: Session) -> bool:
+        return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+    return await writer.run(write)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.deals.models import SubmissionState
-from bot.store.db import writer_for
+from bot.store.db import update_where, writer_for
 from bot.store.tables import SubmissionRow, WorkflowStepRow
 from bot.workflow.models import StepState, WorkflowStep
 
@@ -178,17 +178,7 @@ class StepStore:
         return await self._writer.run(claim)
 
     async def _update(self, where: ColumnElement[bool], now: datetime, **values: Any) -> bool:
-        statement = (
-            update(WorkflowStepRow)
-            .where(where)
-            .values(updated_at=now, **values)
-            .execution_options(synchronize_session=False)
-        )
-
-        def write(session: Session) -> bool:
-            return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
-
-        return await self._writer.run(write)
+        return await update_where(self._writer, WorkflowStepRow, where, updated_at=now, **values)
 
     # --- writes of the claim's holder (False: the claim was lost) --------------------------
 
