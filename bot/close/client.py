@@ -59,7 +59,9 @@ LEAD_PREVIEW_FIELDS = (
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 # While the first call of an endpoint group is out, others wait this long at most to learn
 # the group's budget from its `RateLimit` header (a hung first call must not hold them all).
-PROBE_WAIT = 1.0
+# Short: Close usually answers well within it, and with Close at 1 s a whole second here made
+# a message with several lead links the first time wait 2 s for its previews.
+PROBE_WAIT = 0.25
 
 _RATELIMIT_FIELD = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)")
 # Path segments that are object ids (lead_…, oppo_…) are folded so one endpoint is one group.
