@@ -61,7 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     parse = commands.add_parser("parse", help="print the parse of TEXT as one JSON object")
     parse.add_argument("text", metavar="TEXT", nargs="+", help="what a user would type")
     parse.add_argument("--tz", default="UTC", help="the user's IANA time zone (default: UTC)")
-    parse.add_argument("--locale", default="en-US", help="e.g. en-US (default) or en-GB")
+    parse.add_argument(
+        "--locale",
+        default="en-US",
+        help="the user's Slack locale: en-US (default), en-GB, de-DE, fr-FR, es-ES, pt-BR, "
+        "it-IT, nl-NL… (its language and number format; English is always understood)",
+    )
     parse.add_argument("--now", help="reference instant, ISO 8601 (default: now)")
     commands.add_parser(
         "doctor", help="check tokens, scopes, Close key, catalog and user-mapping coverage"

@@ -33,6 +33,8 @@ from bot.sync.webhook import STATE_KEY as WEBHOOK_STATE_KEY
 REQUIRED_SCOPES = ("commands", "chat:write", "users:read", EMAIL_SCOPE, "im:write")
 # Without these it still works, with fallbacks (response_url / DM instead of the channel).
 RECOMMENDED_SCOPES = ("chat:write.public", "channels:join")
+# Without these a pasted Close link shows no preview (everything else works).
+PREVIEW_SCOPES = ("links:read", "links:write")
 REINSTALL = "add them under OAuth & Permissions in the Slack app settings, then reinstall the app"
 
 
@@ -138,6 +140,12 @@ async def _check_slack(report: _Report, slack: AsyncWebClient) -> bool:
         report.warn(
             f"Recommended scopes not granted: {', '.join(optional)} (the bot falls back to "
             "replying privately in channels it is not in)."
+        )
+    previews = [scope for scope in PREVIEW_SCOPES if scope not in granted]
+    if previews:
+        report.warn(
+            f"Link preview scopes not granted: {', '.join(previews)} (pasted Close links stay "
+            f"bare) — {REINSTALL}."
         )
     return True
 
