@@ -70,6 +70,9 @@ class Config:
     name: str = "latest"
     markdown: Path | None = None
     profile: Path | None = None
+    layout: str = "one"
+    database: str = "sqlite"
+    database_admin_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 @dataclass
@@ -340,6 +343,104 @@ def read_proc(pid: int) -> dict[str, float]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process under it (a `serve --workers N` supervisor's server processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += children.get(current, [])
+    return out
+
+
+def read_tree(pids: list[int]) -> dict[int, dict[str, float]]:
+    """read_proc for each of `pids` and everything under them, by pid."""
+    return {p: read_proc(p) for top in pids for p in descendants(top)}
+
+
+def tree_usage(
+    before: dict[int, dict[str, float]], after: dict[int, dict[str, float]]
+) -> dict[str, Any]:
+    """CPU seconds between two read_tree()s, summed; peak RSS of the largest process; each
+    process's own figures (a process started in between counts from zero)."""
+    each = {
+        pid: {
+            "peak_rss_mb": info.get("peak_rss_mb", 0.0),
+            "cpu_seconds": info.get("cpu_seconds", 0.0)
+            - before.get(pid, {}).get("cpu_seconds", 0.0),
+        }
+        for pid, info in after.items()
+    }
+    return {
+        "peak_rss_mb": max((e["peak_rss_mb"] for e in each.values()), default=0.0),
+        "cpu_seconds": sum(e["cpu_seconds"] for e in each.values()),
+        "processes": [
+            {"peak_rss_mb": round(e["peak_rss_mb"], 1), "cpu_seconds": round(e["cpu_seconds"], 2)}
+            for e in each.values()
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the bot runs: `one` (serve, worker inside), `split` (serve --no-worker + worker), or
+    `NxM` (serve --workers N --no-worker + M worker processes; `Nx0` keeps the worker in each)."""
+
+    web: int
+    workers: int
+
+    @classmethod
+    def parse(cls, text: str) -> Layout:
+        if text == "one":
+            return cls(1, 0)
+        if text == "split":
+            return cls(1, 1)
+        web, _, workers = text.partition("x")
+        if not (web.isdigit() and workers.isdigit() and int(web) >= 1):
+            raise ValueError(f"layout {text!r}: one, split or NxM (e.g. 2x1)")
+        return cls(int(web), int(workers))
+
+    def serve_args(self) -> list[str]:
+        args = ["serve"]
+        if self.web > 1:
+            args += ["--workers", str(self.web)]
+        if self.workers:
+            args.append("--no-worker")
+        return args
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(config: Config) -> AsyncIterator[str | None]:
+    """With --database postgresql: a database of the bench's own, dropped afterwards."""
+    if config.database != "postgresql":
+        yield None
+        return
+    from sqlalchemy.engine import make_url
+
+    from bot.store.db import create_engine, normalize_url
+
+    admin_url = normalize_url(config.database_admin_url)
+    name = f"bench_{os.getpid()}_{int(time.time())}"
+    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as connection:
+                await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.dispose()
+
+
 @contextlib.asynccontextmanager
 async def sims_process(close_latency: float) -> AsyncIterator[tuple[dict[str, str], int]]:
     proc = await asyncio.create_subprocess_exec(
@@ -370,9 +471,14 @@ async def sims_process(close_latency: float) -> AsyncIterator[tuple[dict[str, st
 
 @contextlib.asynccontextmanager
 async def app_process(
-    target: str, urls: dict[str, str], workdir: Path
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, float, float]]:
-    """Start the bot (`python -m bot serve`) or the baseline; yields it once /healthz answers."""
+    target: str,
+    urls: dict[str, str],
+    workdir: Path,
+    layout: Layout = Layout(1, 0),
+    database_url: str | None = None,
+) -> AsyncIterator[tuple[list[asyncio.subprocess.Process], str, float, float]]:
+    """Start the bot (`python -m bot serve`, and `worker`s as the layout says) or the baseline;
+    yields the processes once /healthz answers on each."""
     port = free_port()
     env = {
         **os.environ,
@@ -382,24 +488,45 @@ async def app_process(
         "CLOSE_API_KEY": CLOSE_API_KEY,
         "SLACK_API_URL": urls["slack_url"],
         "CLOSE_API_URL": urls["close_url"],
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}",
+        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}",
         "LOG_LEVEL": "WARNING",
     }
     env.pop("SLACK_APP_TOKEN", None)
+    env.pop("METRICS_PORT", None)
     module = "bot" if target == "bot" else "bench.baseline"
     args = [sys.executable, "-m", module]
-    args += ["serve"] if target == "bot" else []
+    args += layout.serve_args() if target == "bot" else []
     args += ["--port", str(port), "--host", "127.0.0.1"]
+    if target == "bot" and database_url is not None:
+        # As a release step would (`migrate`), so start-up is timed on an up-to-date schema.
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "migrate", cwd=workdir, env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        if await migrate.wait() != 0:
+            raise RuntimeError("python -m bot migrate failed (see stderr above)")
     started = time.perf_counter()
     # cwd is a scratch directory so a developer's .env cannot leak into the measurement.
-    proc = await asyncio.create_subprocess_exec(*args, cwd=workdir, env=env)
+    procs = [await asyncio.create_subprocess_exec(*args, cwd=workdir, env=env)]
     base = f"http://127.0.0.1:{port}/"
     try:
-        ready = await wait_healthy(base, proc, started)
-        yield proc, base, ready, started
+        ready = await wait_healthy(base, procs[0], started)
+        if target == "bot":
+            for _ in range(layout.workers):
+                ops = free_port()
+                worker_env = {**env, "METRICS_PORT": str(ops)}
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "bot", "worker", cwd=workdir, env=worker_env
+                    )
+                )
+                await wait_healthy(f"http://127.0.0.1:{ops}/", procs[-1], time.perf_counter())
+        yield procs, base, ready, started
     finally:
-        if proc.returncode is None:
-            proc.terminate()
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
             try:
                 await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
@@ -432,10 +559,17 @@ async def wait_catalog(base: str, started: float, timeout: float = 30) -> float 
 
 async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
     is_bot = target == "bot"
-    async with sims_process(config.close_latency) as (urls, sims_pid):
+    layout = Layout.parse(config.layout) if is_bot else Layout(1, 0)
+    async with (
+        sims_process(config.close_latency) as (urls, sims_pid),
+        scratch_database(config) as database_url,
+    ):
         control = urls["control_url"]
         with tempfile.TemporaryDirectory(prefix=f"bench-{target}-") as tmp:
-            async with app_process(target, urls, Path(tmp)) as (proc, base, ready, started):
+            async with app_process(
+                target, urls, Path(tmp), layout, database_url if is_bot else None
+            ) as (procs, base, ready, started):
+                pids = [proc.pid for proc in procs]
                 catalog = await wait_catalog(base, started)
                 timeout = aiohttp.ClientTimeout(total=30)
                 connector = aiohttp.TCPConnector(limit=0)
@@ -444,7 +578,7 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
                     if config.scale:
                         faults = {"rate_limit_every": 3, "slow_fraction": 0.05, "slow_seconds": 10}
                         await (await http.post(control + "faults", json=faults)).release()
-                    cpu_before = read_proc(proc.pid).get("cpu_seconds", 0.0)
+                    tree_before = read_tree(pids)
                     sims_cpu_before = read_proc(sims_pid).get("cpu_seconds", 0.0)
                     load_cpu_before = time.process_time()
                     load = LoadRun(
@@ -453,7 +587,7 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
                     )  # fmt: skip
                     began = time.perf_counter()
                     print(f"[{target}] ready in {ready:.2f}s; loading...", file=sys.stderr)
-                    profiler = await start_profiler(config, target, proc.pid)
+                    profilers = await start_profilers(config, target, pids)
                     await load.run()
                     load_seconds = time.perf_counter() - began
                     load_cpu = time.process_time() - load_cpu_before
@@ -462,10 +596,9 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
                     if stats is None:
                         async with http.get(control + "stats") as response:
                             stats = await response.json()
-                    proc_info = read_proc(proc.pid)
-                    if profiler is not None:
+                    proc_info = tree_usage(tree_before, read_tree(pids))
+                    for profiler in profilers:
                         await profiler.wait()
-                    proc_info["cpu_seconds"] = proc_info.get("cpu_seconds", 0.0) - cpu_before
                     sims_info = {**read_proc(sims_pid), "cpu_seconds": sims_cpu}
     return TargetResult.collect(
         target=target,
@@ -481,19 +614,25 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
     )
 
 
-async def start_profiler(
-    config: Config, target: str, pid: int
-) -> asyncio.subprocess.Process | None:
-    """With --profile: py-spy (installed separately) samples the app for the load's duration."""
+async def start_profilers(
+    config: Config, target: str, pids: list[int]
+) -> list[asyncio.subprocess.Process]:
+    """With --profile: py-spy (installed separately) samples each app process (and the server
+    processes under it) for the load's duration."""
     if config.profile is None:
-        return None
+        return []
     config.profile.mkdir(parents=True, exist_ok=True)
-    out = config.profile / f"{target}.txt"
-    return await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
-        "--duration", str(int(config.duration)), "--nonblocking", "--output", str(out),
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    out = []
+    for n, pid in enumerate(pids):
+        path = config.profile / (f"{target}.txt" if n == 0 else f"{target}-worker{n}.txt")
+        args = ["record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+        args += ["--duration", str(int(config.duration)), "--nonblocking", "--subprocesses"]
+        args += ["--output", str(path)]
+        spy = await asyncio.create_subprocess_exec(
+            "py-spy", *args, stdout=asyncio.subprocess.DEVNULL
+        )
+        out.append(spy)
+    return out
 
 
 async def drain(
@@ -539,6 +678,8 @@ def config_dict(config: Config) -> dict[str, Any]:
         "close_latency_seconds": config.close_latency,
         "think_seconds": config.think,
         "scale": config.scale,
+        "layout": config.layout,
+        "database": config.database,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "command": "python -m bench.load " + " ".join(sys.argv[1:]),
@@ -568,7 +709,30 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--profile", type=Path, help="write py-spy samples of each app here (needs py-spy)"
     )
+    parser.add_argument(
+        "--layout",
+        default="one",
+        help="the bot's processes: one (serve), split (serve --no-worker + worker), or NxM "
+        "(serve --workers N --no-worker + M workers; Nx0: the worker in each server process)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="sqlite (a scratch file) or postgresql (a scratch database on --database-url)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL to create the scratch database from (the default: local, trust auth)",
+    )
     args = parser.parse_args(argv)
+    try:
+        layout = Layout.parse(args.layout)
+    except ValueError as error:
+        parser.error(str(error))
+    if layout.web > 1 and args.database != "postgresql":
+        parser.error(f"--layout {args.layout}: several server processes need --database postgresql")
     return Config(
         duration=10.0 if args.quick else args.duration,
         rate=args.rate,
@@ -582,6 +746,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         name=args.name or ("scale" if args.scale else "latest"),
         markdown=args.markdown,
         profile=args.profile,
+        layout=args.layout,
+        database=args.database,
+        database_admin_url=args.database_url,
     )
 
 

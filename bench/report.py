@@ -19,6 +19,7 @@ CREATE_ENDPOINTS = ("POST /opportunity/", "POST /lead/", "GET /opportunity/")
 ACK_P99_MS = 100.0
 ACK_RATIO = 1.5
 VIEWS_OPEN_P99_MS = 300.0
+CPU_MS_PER_FLOW = 12.0
 PEAK_RSS_MB = 200.0
 READY_SECONDS = 3.0
 
@@ -64,7 +65,7 @@ class TargetResult:
         ready_seconds: float,
         catalog_seconds: float | None,
         load_seconds: float,
-        proc: dict[str, float],
+        proc: dict[str, Any],
         sims: dict[str, float],
         load_cpu_seconds: float,
         late_seconds: float,
@@ -103,6 +104,13 @@ class TargetResult:
             "peak_rss_mb": round(proc.get("peak_rss_mb", 0.0), 1),
             "cpu_seconds": round(proc.get("cpu_seconds", 0.0), 1),
             "cpu_share_of_one_core": round(proc.get("cpu_seconds", 0.0) / load_seconds, 2),
+            "processes": proc.get("processes", []),
+            # The app's CPU (acks and background work, load and drain) per complete flow:
+            # per opportunity created, or per command where nothing is created (the baseline).
+            "cpu_ms_per_flow": round(
+                1000 * proc.get("cpu_seconds", 0.0) / max(1, created or len(rec.acks["command"])),
+                2,
+            ),
             "sims_peak_rss_mb": round(sims.get("peak_rss_mb", 0.0), 1),
             # The simulators and the load generator share the same 2 cores with the app.
             "sims_cpu_share_of_one_core": round(sims.get("cpu_seconds", 0.0) / load_seconds, 2),
@@ -216,7 +224,14 @@ def checks(bot: dict[str, Any], base: dict[str, Any] | None, scale: bool) -> lis
         "1 / 2" + (" (not checked under faults: 429s are retried)" if scale else ""),
     )
     rss = bot["peak_rss_mb"]
-    check("peak RSS (MB)", rss, rss < PEAK_RSS_MB, "< 200")
+    check("peak RSS per process (MB)", rss, rss < PEAK_RSS_MB, "< 200")
+    per_flow = bot.get("cpu_ms_per_flow")
+    check(
+        "CPU per complete flow (ms)",
+        per_flow,
+        None if scale or per_flow is None else per_flow <= CPU_MS_PER_FLOW,
+        "≤ 12",
+    )
     ready = bot["ready_seconds"]
     check("start → first /healthz 200 (s)", ready, ready < READY_SECONDS, "< 3")
     subs = bot["submissions"]
@@ -293,6 +308,8 @@ def rows(report: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         ("Slack API calls per command", get(bot, "slack", "per_command"), get(base, "slack", "per_command")),
         ("peak RSS (MB)", get(bot, "peak_rss_mb"), get(base, "peak_rss_mb")),
         ("CPU (share of one core during load)", get(bot, "cpu_share_of_one_core"), get(base, "cpu_share_of_one_core")),
+        ("CPU per complete flow (ms)", get(bot, "cpu_ms_per_flow"), get(base, "cpu_ms_per_flow")),
+        ("app processes", len(get(bot, "processes") or []) or None, len(get(base, "processes") or []) or None),
         ("simulators' CPU (share of one core)", get(bot, "sims_cpu_share_of_one_core"), get(base, "sims_cpu_share_of_one_core")),
         ("load generator's CPU (share of one core)", get(bot, "load_generator_cpu_share_of_one_core"), get(base, "load_generator_cpu_share_of_one_core")),
         ("start → first /healthz 200 (s)", get(bot, "ready_seconds"), get(base, "ready_seconds")),
@@ -312,7 +329,8 @@ def render_table(report: dict[str, Any]) -> str:
             ", Close faults: 429 on every 3rd call, 5% of calls take 10 s"
             if config["scale"]
             else ""
-        ),
+        )
+        + f"; bot layout {config.get('layout', 'one')} on {config.get('database', 'sqlite')}",
         "",
         "| metric | bot | baseline | bot / baseline |",
         "|---|---:|---:|---:|",
