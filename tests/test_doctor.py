@@ -135,6 +135,13 @@ async def test_missing_email_scope_exits_non_zero_and_explains_the_fallback(sims
     assert "the app lacks the users:read.email scope" in text
 
 
+async def test_missing_link_preview_scopes_are_a_warning_not_a_failure(sims: Sims) -> None:
+    sims.slack.scopes.discard("links:write")
+    code, text = await doctor(sims.settings())
+    assert code == 0, text
+    assert "! Link preview scopes not granted: links:write (pasted Close links stay bare)" in text
+
+
 async def test_bad_slack_token_exits_non_zero(sims: Sims) -> None:
     code, text = await doctor(sims.settings(slack_bot_token="xoxb-FAKE-wrong-token"))
     assert code == 1, text
