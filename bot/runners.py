@@ -276,11 +276,26 @@ def app_from_environment() -> Starlette:
     Settings, Services and Bolt app (and logging, which a spawned process does not inherit)."""
     from bot.logs import configure
 
+    _die_with_parent()
     settings = Settings()
     configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     services = Services.create(settings)
     run_worker = os.environ.get(SERVE_WORKER_ENV, "1") != "0"
     return create_http_app(services, build_app(settings, services), run_worker=run_worker)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this server process when its supervisor dies, even by SIGKILL (uvicorn's
+    supervisor stops its children only when it is itself stopped cleanly)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the supervisor died before this line
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

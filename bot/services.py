@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
+from bot.close.models import Contact
 from bot.deals.announce import Announcer
 from bot.deals.notify import Notifier
 from bot.deals.service import Deals, RetryPolicy
@@ -75,6 +76,8 @@ class Services:
     # The Workflow Builder step "Create a Close opportunity".
     workflow: WorkflowSteps | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # A lead's contacts for the modal's `contact` block, by lead id: (monotonic instant, list).
+    lead_contacts: dict[str, tuple[float, list[Contact]]] = field(default_factory=dict, repr=False)
     # Monotonic instant shutdown began (None: running); the deadlines count from it.
     stopping_since: float | None = None
     # The tasks that run for as long as the process does (servers, loops), as of `start`: any
