@@ -147,3 +147,16 @@ async def test_serve_command_runs_the_flow_against_lookalikes(tmp_path: Path) ->
         finally:
             process.terminate()
             await process.wait()
+
+
+def test_serve_workers_refuses_sqlite_in_one_line(tmp_path: Path) -> None:
+    env = clean_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        CLOSE_API_KEY=CLOSE_API_KEY,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
+    )
+    done = run_bot("serve", "--workers", "2", env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: serve --workers 2 needs PostgreSQL"), done.stderr
