@@ -48,6 +48,8 @@ STOP_TIMEOUT_SECONDS = 9.0
 # Work in flight (a Close call, a Slack message) gets this long from the signal to finish; what
 # is still going then is cut short and handed back to be taken up at once elsewhere.
 WORK_GRACE_SECONDS = 5.0
+# Past the Close client's timeout, a create another worker sent is settled (answered or dropped).
+WRITE_MARGIN_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 2.0
 
 
@@ -128,6 +130,7 @@ class Services:
                 step_give_up_after_seconds=settings.workflow_step_give_up_seconds,
             ),
             clock=clock,
+            write_window=timedelta(seconds=settings.close_timeout_seconds + WRITE_MARGIN_SECONDS),
         )
         lead_search = LeadSearch(close)
         preferences = Preferences(session_factory(engine))

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 import urllib.parse
@@ -465,7 +466,9 @@ class BotProcess:
             "WORKER_LEASE_SECONDS": "1",
             "RETRY_BASE_SECONDS": "0.05",
             "RETRY_MAX_SECONDS": "0.2",
-            "CLOSE_TIMEOUT_SECONDS": "30",
+            # A worker taking over a create another one sent waits this (+2 s) before it looks
+            # in Close: long enough for the tests' hanging creates, short for their restarts.
+            "CLOSE_TIMEOUT_SECONDS": "5",
             "LOG_LEVEL": "WARNING",
         }
         self.cwd = cwd
@@ -579,5 +582,52 @@ async def test_sigkill_between_ack_and_create_then_restart_creates_once(
         finally:
             for bot in (first, second):
                 if bot.process is not None and bot.process.returncode is None:
+                    bot.kill()
+                await bot.wait()
+
+
+async def test_a_frozen_worker_whose_create_is_still_on_its_way_is_not_created_twice(
+    tmp_path: Path,
+) -> None:
+    """The duplicate seen under saturation: a worker stalls past its lease while its create is
+    still travelling to Close; the worker that takes over must not look in Close (and send
+    again) before that request has settled."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'frozen.sqlite3'}"
+    async with (
+        CloseSimulator(api_key=CLOSE_API_KEY) as close,
+        SlackSimulator(bot_token=BOT_TOKEN) as slack,
+    ):
+        first = BotProcess(close, slack, database_url, tmp_path)
+        second = BotProcess(close, slack, database_url, tmp_path)
+        try:
+            await first.start()
+            await second.start()
+            async with SlackDriver(slack, first.url + "slack/events", SIGNING_SECRET) as driver:
+                command = await driver.slash_command("Acme Corp 12k annual", channel_id="C0SALES")
+                view = await driver.wait_for_view(command.trigger_id)
+                await asyncio.sleep(0.3)  # the lead preselection lands
+                # Close takes 4 s before it creates anything: the create is on its way.
+                close.create_latency = 4.0
+                ack = await send(driver, frozen_submission(slack, view["id"]))
+                assert ack["response_action"] == "update"
+            await wait_until(lambda: len(opportunity_posts(close)) >= 1, 10)
+            # The process that sent it stalls mid-request past its 1 s lease; the other one
+            # takes the submission over while Close has not created it yet.
+            with sqlite3.connect(tmp_path / "frozen.sqlite3") as db:
+                [(claimed_by,)] = db.execute("SELECT claimed_by FROM submissions").fetchall()
+            sender_pid = int(str(claimed_by).split(":")[1])
+            [sender] = [b for b in (first, second) if b.process and b.process.pid == sender_pid]
+            assert sender.process is not None
+            sender.process.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(2.0)
+            sender.process.send_signal(signal.SIGCONT)
+            await wait_summaries(slack, 1, timeout=20)
+            await asyncio.sleep(1.0)
+            assert len(close.opportunities) == 1
+            assert len(summaries(slack)) == 1
+        finally:
+            for bot in (first, second):
+                if bot.process is not None and bot.process.returncode is None:
+                    bot.process.send_signal(signal.SIGCONT)
                     bot.kill()
                 await bot.wait()

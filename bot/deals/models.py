@@ -90,6 +90,10 @@ class Submission(BaseModel):
     lead_id: str | None = None
     opportunity_id: str | None = None
     response: dict[str, Any] | None = None
+    # The exact create sent to Close by the last attempt that sent one (and when).
+    sent: dict[str, Any] | None = None
+    # Claimed from a worker whose lease ran out while creating (not a column: set by the claim).
+    taken_over: bool = False
     error: str | None = None
     attempts: int = 0
     next_attempt_at: datetime

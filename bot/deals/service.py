@@ -74,6 +74,16 @@ RETRYABLE_STATUSES = frozenset({408, 409, 425})
 RECONCILE_SKEW = timedelta(minutes=5)
 
 
+class EarlierWriteInFlight(Exception):
+    """An earlier attempt's create may still be on its way to Close: look after `until`."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(
+            f"an earlier attempt's request may still reach Close until {until:%H:%M:%S}"
+        )
+        self.until = until
+
+
 class LostClaim(Exception):
     """Another worker holds the submission now (this one stalled past its lease): stop."""
 
@@ -117,8 +127,14 @@ class Deals:
         announcer: Announcer | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        write_window: timedelta = timedelta(seconds=20),
     ) -> None:
         self.store = store
+        # How long a create sent by an earlier attempt may still be on its way to Close (the
+        # Close client's timeout and a margin): a worker that took the submission over waits
+        # this out before looking in Close, or the other one's request could land after the
+        # look and the deal be created twice.
+        self._write_window = write_window
         self._close = close
         self._catalog = catalog
         self._notifier = notifier
@@ -176,6 +192,13 @@ class Deals:
                 work = work.model_copy(update={"state": SubmissionState.CREATED})
         except LostClaim:
             raise
+        except EarlierWriteInFlight as wait:
+            # Not a failure and nothing to tell: look again once that request has settled.
+            log.info("Submission %s waits for an earlier attempt's create", submission.id)
+            if not await self.store.schedule_retry(
+                work, at=wait.until, error=str(wait), now=self._clock()
+            ):
+                raise LostClaim(submission.id) from None
         except CloseRateLimited as error:
             await self._retry_later(work, error)
         except (CloseValidationError, CloseAuthError) as error:
@@ -215,6 +238,7 @@ class Deals:
         """Create it in Close once: after any earlier attempt, look before sending again."""
         opportunity = None
         if submission.attempts > 1:
+            self._check_earlier_write(submission)
             opportunity = await self._already_created(submission, lead_id)
         if opportunity is None:
             request = submission.request
@@ -236,6 +260,22 @@ class Deals:
             log.info("Created %s for submission %s", opportunity.id, submission.id)
         await self._record_created(submission, lead_id, opportunity)
         return opportunity
+
+    def _check_earlier_write(self, submission: Submission) -> None:
+        """Raise EarlierWriteInFlight while the create an earlier attempt sent (its worker
+        stalled past its lease, say) may still reach Close."""
+        if not submission.taken_over:
+            return  # the earlier attempt ended (answered, or its request timed out) and said so
+        sent_at = (submission.sent or {}).get("at")
+        try:
+            sent = datetime.fromisoformat(str(sent_at)) if sent_at else None
+        except ValueError:
+            sent = None
+        if sent is None:
+            return
+        settled = sent + self._write_window
+        if self._clock() < settled:
+            raise EarlierWriteInFlight(settled)
 
     async def _record_created(
         self, submission: Submission, lead_id: str, opportunity: Opportunity

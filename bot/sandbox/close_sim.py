@@ -370,6 +370,8 @@ class CloseSimulator(CloseEvents):
         # Fault switches: set them at any time from a test.
         self.latency: float = 0.0
         self.path_latency: dict[str, float] = {}
+        # Seconds a POST /opportunity/ waits before it is handled (a create on its way to Close).
+        self.create_latency: float = 0.0
         self.enforce_rate_limit: tuple[int, float] | None = None
         self._faults: list[_Fault] = []
         self._hang: tuple[int, float] = (0, 0.0)
@@ -493,6 +495,7 @@ class CloseSimulator(CloseEvents):
 
     def clear_faults(self) -> None:
         self.latency = 0.0
+        self.create_latency = 0.0
         self.path_latency.clear()
         self.enforce_rate_limit = None
         self._faults.clear()
@@ -589,6 +592,8 @@ class CloseSimulator(CloseEvents):
         try:
             self._check_auth(request)
             await self._sleep(self._latency_for(record.path))
+            if record.method == "POST" and record.path == "/opportunity/":
+                await self._sleep(self.create_latency)
             self._inject_faults(record)
             headers = self._charge_budget(group)
             if parse_error is not None:

@@ -20,7 +20,6 @@ from bot.store.tables import SubmissionRow
 class AuditEntry(Submission):
     """A submission as `python -m bot history` shows it: the worker's view plus the audit trail."""
 
-    sent: dict[str, Any] | None = None
     claimed_by: str | None = None
     queued_notice_at: datetime | None = None
 
@@ -145,14 +144,17 @@ class SubmissionStore:
         )
         created = SubmissionRow.state == SubmissionState.CREATED.value
         query = (
-            select(SubmissionRow.id).where(due).order_by(SubmissionRow.next_attempt_at).limit(limit)
+            select(SubmissionRow.id, SubmissionRow.state)
+            .where(due)
+            .order_by(SubmissionRow.next_attempt_at)
+            .limit(limit)
         )
         if self._dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
 
         def claim(session: Session) -> list[Submission]:
             claimed: list[Submission] = []
-            for submission_id in session.scalars(query).all():
+            for submission_id, state_before in session.execute(query).all():
                 row = session.scalar(
                     update(SubmissionRow)
                     .where(SubmissionRow.id == submission_id, due)
@@ -170,7 +172,10 @@ class SubmissionStore:
                     .returning(SubmissionRow)
                 )
                 if row is not None:
-                    claimed.append(_to_model(row))
+                    # Taken over from a worker whose lease ran out mid-create (crashed, or
+                    # stalled with its request perhaps still on the way to Close).
+                    taken_over = state_before == SubmissionState.CREATING.value
+                    claimed.append(_to_model(row).model_copy(update={"taken_over": taken_over}))
             return claimed
 
         return await self._writer.run(claim)
