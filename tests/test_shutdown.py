@@ -61,6 +61,8 @@ async def test_sigterm_mid_load_hands_back_what_it_holds_and_the_next_start_fini
         for bot in (first, second):
             # A claim only frees by being handed back: its lease would outlast the test.
             bot.env["WORKER_LEASE_SECONDS"] = "120"
+            # The hanging creates stay in flight until the signal (no client timeout first).
+            bot.env["CLOSE_TIMEOUT_SECONDS"] = "30"
         try:
             await first.start()
             async with SlackDriver(slack, first.url + "slack/events", SIGNING_SECRET) as driver:
