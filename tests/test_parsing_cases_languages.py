@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import pytest
 
 from bot.parsing import parse
 
-# Wednesday 12 November 2025, 15:00 UTC: the afternoon in Europe, late morning in São Paulo.
-NOW = datetime(2025, 11, 12, 15, 0, tzinfo=UTC)
-LABELS = ("Active", "Proposal Sent", "Negotiation", "Won", "Lost")
-FIELDS = (
-    "lead",
-    "value",
-    "value_currency",
-    "value_period",
-    "confidence",
-    "date_won",
-    "owner",
-    "status",
-    "note",
-)
+# The English table's "now" (Wednesday 12 November 2025, 15:00 UTC: the afternoon in Europe,
+# late morning in São Paulo), status labels and fields.
+from tests.test_parsing_cases import FIELDS, LABELS, NOW
+
 DEFAULTS = {
     "de": {"locale": "de-DE", "tz": "Europe/Berlin"},
     "fr": {"locale": "fr-FR", "tz": "Europe/Paris"},
