@@ -7,13 +7,14 @@ import itertools
 import queue
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, event, update
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -213,3 +214,27 @@ async def update_where(
         return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
     return await writer.run(write)
+
+
+async def insert_once(
+    writer: Writer,
+    row: Any,
+    to_model: Callable[[Any], T],
+    stored: Callable[[], Awaitable[T | None]],
+) -> tuple[T, bool]:
+    """Insert `row` before an ack: (it, True) the first time, (the stored one, False) when its
+    unique key is taken already (a double tap, a redelivery, another instance first)."""
+
+    def insert(session: Session) -> T:
+        session.add(row)
+        session.flush()
+        return to_model(row)
+
+    try:
+        # Urgent: an ack waits on this insert; the worker's bookkeeping can wait.
+        return await writer.run(insert, urgent=True), True
+    except IntegrityError:
+        existing = await stored()
+        if existing is None:  # pragma: no cover - the unique key says it exists
+            raise
+        return existing, False

@@ -7,12 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.deals.models import SubmissionState
-from bot.store.db import update_where, writer_for
+from bot.store.db import insert_once, update_where, writer_for
 from bot.store.tables import SubmissionRow, WorkflowStepRow
 from bot.workflow.models import StepState, WorkflowStep
 
@@ -67,18 +66,9 @@ class StepStore:
             updated_at=now,
         )
 
-        def insert(session: Session) -> WorkflowStep:
-            session.add(row)
-            session.flush()
-            return _to_model(row)
-
-        try:
-            return await self._writer.run(insert, urgent=True), True
-        except IntegrityError:
-            existing = await self.get(function_execution_id)
-            if existing is None:  # pragma: no cover - the primary key says it exists
-                raise
-            return existing, False
+        return await insert_once(
+            self._writer, row, _to_model, lambda: self.get(function_execution_id)
+        )
 
     async def get(self, function_execution_id: str) -> WorkflowStep | None:
         async with self._sessions() as session:

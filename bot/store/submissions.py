@@ -8,12 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
-from bot.store.db import update_where, writer_for
+from bot.store.db import insert_once, update_where, writer_for
 from bot.store.tables import SubmissionRow
 
 
@@ -81,19 +80,7 @@ class SubmissionStore:
             updated_at=now,
         )
 
-        def insert(session: Session) -> Submission:
-            session.add(row)
-            session.flush()
-            return _to_model(row)
-
-        try:
-            # Urgent: the user's ack waits on this insert, the worker's bookkeeping can wait.
-            return await self._writer.run(insert, urgent=True), True
-        except IntegrityError:
-            existing = await self.by_key(idempotency_key)
-            if existing is None:  # pragma: no cover - the unique key says it exists
-                raise
-            return existing, False
+        return await insert_once(self._writer, row, _to_model, lambda: self.by_key(idempotency_key))
 
     async def by_key(self, idempotency_key: str) -> Submission | None:
         async with self._sessions() as session:

@@ -25,7 +25,7 @@ from bot.close.errors import CloseError, CloseHTTPError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
 from bot.deals.prefill import default_status
-from bot.deals.service import Deals, RetryPolicy, duration
+from bot.deals.service import FIELD_NAMES, Deals, RetryPolicy, duration
 from bot.deals.worker import instance_name
 from bot.identity import Identity
 from bot.lead_match import match_lead, search_term
@@ -50,23 +50,11 @@ ALREADY_TOLD = frozenset({"execution_not_in_running_state", "function_execution_
 CANNOT_TELL = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
-# Close's field-errors keys -> the step input that sets the field.
+# Close's field-errors keys -> the step input that sets the field: the modal's mapping, with
+# the two inputs named otherwise (the contact comes only from the text).
+_BLOCK_INPUTS = {"date_won": "close_date", "contact": "text"}
 CLOSE_FIELD_INPUTS = {
-    "lead": "lead",
-    "lead_id": "lead",
-    "status": "status",
-    "status_id": "status",
-    "pipeline": "status",
-    "pipeline_id": "status",
-    "value": "value",
-    "value_period": "value_period",
-    "confidence": "confidence",
-    "date_won": "close_date",
-    "user": "owner",
-    "user_id": "owner",
-    "note": "note",
-    "contact": "text",
-    "contact_id": "text",
+    field: _BLOCK_INPUTS.get(block, block) for field, block in FIELD_NAMES.items()
 }
 
 
