@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -407,3 +408,64 @@ async def test_nothing_listening_is_unavailable_even_for_writes() -> None:
         # Refused before anything was sent: not "outcome unknown".
         with pytest.raises(CloseUnavailable):
             await close.create_opportunity(sourced())
+
+
+async def test_a_connection_dropped_after_the_request_is_outcome_unknown_for_writes() -> None:
+    """A server that reads the whole request, then hangs up without answering: the create may
+    have landed, so it is not sent again (aiohttp repeats only idempotent methods); a read is
+    retried."""
+    received: list[bytes] = []
+
+    async def read_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        received.append(head + await reader.readexactly(length))
+        writer.close()
+
+    server = await asyncio.start_server(read_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with (
+        server,
+        CloseClient(
+            KEY, f"http://127.0.0.1:{port}/api/v1/", retry_backoff=0.01, retry_attempts=3
+        ) as close,
+    ):
+        with pytest.raises(CloseOutcomeUnknown):
+            await close.create_opportunity(sourced(note="maybe"))
+        assert [r.split(b" ")[:2] for r in received] == [[b"POST", b"/api/v1/opportunity/"]]
+        assert b'"note":"maybe"' in received[0]
+        received.clear()
+        with pytest.raises(CloseUnavailable):
+            await close.me()
+        # Our 3 attempts, each of which aiohttp repeats once (a GET is idempotent, RFC 9112).
+        assert len(received) == 6
+
+
+async def test_answers_are_decoded_as_httpx_would(sim: CloseSimulator, close: CloseClient) -> None:
+    """The aiohttp transport hands httpx the raw body: gzip from Close is still read."""
+    import gzip
+    import json as jsonlib
+
+    body = gzip.compress(jsonlib.dumps({"id": "user_x", "organizations": []}).encode())
+
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(gzipped, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, CloseClient(KEY, f"http://127.0.0.1:{port}/api/v1/") as gz:
+        assert (await gz._request("GET", "me/"))["id"] == "user_x"

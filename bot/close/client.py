@@ -1,4 +1,4 @@
-"""Async Close REST client: one httpx pool, typed results, typed errors, bounded retries."""
+"""Async Close REST client (httpx over one aiohttp pool): typed results and errors, bounded retries."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from bot.close.models import (
     User,
     WebhookSubscription,
 )
+from bot.close.transport import AiohttpTransport
 
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0, pool=5.0)
 MAX_SEARCH_LIMIT = 200  # Close answers 400 past this for leads
@@ -134,11 +135,10 @@ class CloseClient:
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             auth=httpx.BasicAuth(api_key, ""),
             timeout=timeout or DEFAULT_TIMEOUT,
-            transport=transport,
-            headers={"User-Agent": user_agent, "Accept": "application/json"},
             # The worker's creates (one per submission in flight, Close taking ~1 s each) and
-            # the modal's lead searches share this pool: keep enough connections alive.
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            # the modal's lead searches share this pool: enough connections for both.
+            transport=transport or AiohttpTransport(limit=200),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
 
     async def aclose(self) -> None:
