@@ -25,10 +25,12 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.after_ack import collecting
 from bot.app import ack_outcome
 from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
 from bot.logs import bind_slack
@@ -200,6 +202,17 @@ def create_http_app(services: Services, bolt: AsyncApp, *, run_worker: bool = Tr
     secret = settings.slack_signing_secret.get_secret_value().encode()
 
     async def slack_events(request: Request) -> Response:
+        with collecting() as pending:
+            try:
+                response = await answer_slack(request)
+            except BaseException:
+                pending.release()
+                raise
+        # What listeners left for after the ack runs once the answer is sent (bot.after_ack).
+        response.background = BackgroundTask(pending.arelease)
+        return response
+
+    async def answer_slack(request: Request) -> Response:
         started = time.perf_counter()
         body: dict[str, Any] = {}
         outcome = "error"

@@ -15,6 +15,7 @@ from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bot.after_ack import collecting
 from bot.app import ack_outcome
 from bot.logs import bind_slack
 from bot.metrics import Metrics, ack_kind
@@ -59,10 +60,14 @@ class SocketModeHandler(AsyncSocketModeHandler):  # type: ignore[misc]
             if isinstance(body, dict):
                 bind_slack(body)
             request = AsyncBoltRequest(mode="socket_mode", body=body, headers=build_headers(req))
-            response = await self.app.async_dispatch(request)
-            if response.status == 200:
-                outcome = ack_outcome(request)
-            await send_async_response(client, req, response, started)
+            with collecting() as pending:
+                try:
+                    response = await self.app.async_dispatch(request)
+                    if response.status == 200:
+                        outcome = ack_outcome(request)
+                    await send_async_response(client, req, response, started)
+                finally:
+                    pending.release()  # the ack is out (bot.after_ack)
         finally:
             self._handling -= 1
             if self._handling == 0:

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.after_ack import after_ack
 from bot.blocks.changes import saved_view, saving_view
 from bot.blocks.messages import (
     EDIT_ACTION_ID,
@@ -193,21 +194,20 @@ def register(app: AsyncApp, services: Services) -> None:
             response_action="update",
             view=saving_view(request.lead_name, private_metadata=metadata.encode()),
         )
-        spawn(
-            save_edit(
-                services,
-                changes,
-                actor=actor,
-                submission=submission,
-                metadata=metadata,
-                values=values,
-                request=request,
-                changed=changed,
-                owner_close_id=owner_close_id,
-                view_id=str_at(view, "id"),
-            ),
-            name="save-edit",
+        save = save_edit(
+            services,
+            changes,
+            actor=actor,
+            submission=submission,
+            metadata=metadata,
+            values=values,
+            request=request,
+            changed=changed,
+            owner_close_id=owner_close_id,
+            view_id=str_at(view, "id"),
         )
+        # Once Slack shows "Saving…": its views.update must not come before the ack's update.
+        after_ack(lambda: spawn(save, name="save-edit"))
 
 
 def created_lead(metadata: ModalMetadata, name: str) -> str | None:

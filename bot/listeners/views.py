@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
+from bot.after_ack import after_ack
 from bot.blocks.modal import CALLBACK_ID, POST_IN_BLOCK_ID, ModalMetadata
 from bot.blocks.status_views import created_view, creating_view
 from bot.close.models import Opportunity
@@ -98,7 +99,8 @@ def register(app: AsyncApp, services: Services) -> None:
             shown = creating_view(request.lead_name, private_metadata=metadata.encode())
         await ack(response_action="update", view=shown)
         if is_new:
-            services.worker.kick()
+            # After the ack: the worker's views.update ("Created") must come after "Creating…".
+            after_ack(services.worker.kick)
         else:
             log.info("Duplicate submission %s ignored (state %s)", submission.id, submission.state)
 
