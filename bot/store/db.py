@@ -104,6 +104,7 @@ class Writer:
         else:
             self._sessions = session_factory(engine)
             self._engine = engine
+            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
@@ -115,10 +116,20 @@ class Writer:
                 return await session.run_sync(work)
         return await self._queued(work, urgent=urgent, core=False)
 
-    async def run_core(self, work: Callable[[Connection], T], *, urgent: bool = False) -> T:
+    async def run_core(
+        self, work: Callable[[Connection], T], *, urgent: bool = False, one_statement: bool = False
+    ) -> T:
         """`work` on a Core connection in one transaction: no ORM unit of work, identity map
-        or Session, for statements built once (module level) and executed with parameters."""
+        or Session, for statements built once (module level) and executed with parameters.
+
+        `one_statement`: `work` runs a single statement, atomic on its own: on PostgreSQL it
+        runs in autocommit, without the BEGIN and COMMIT round trips (about a third of such a
+        write's CPU there). SQLite's thread runs everything the same way.
+        """
         if self._engine is not None:
+            if one_statement:
+                async with self._autocommit.connect() as connection:
+                    return await connection.run_sync(work)
             async with self._engine.begin() as connection:
                 return await connection.run_sync(work)
         return await self._queued(work, urgent=urgent, core=True)
@@ -239,7 +250,7 @@ async def update_where(
     def write(connection: Connection) -> bool:
         return bool(connection.execute(statement).rowcount)
 
-    return await writer.run_core(write)
+    return await writer.run_core(write, one_statement=True)
 
 
 async def insert_once(
@@ -261,7 +272,7 @@ async def insert_once(
 
     try:
         # Urgent: an ack waits on this insert; the worker's bookkeeping can wait.
-        await writer.run_core(write, urgent=True)
+        await writer.run_core(write, urgent=True, one_statement=True)
         return to_model(values), True
     except IntegrityError:
         existing = await stored()

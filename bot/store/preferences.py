@@ -75,7 +75,7 @@ class Preferences:
             return (row[0], row[1]) if row is not None else None
 
         # Urgent: a command's views.open waits on it.
-        found = await self._writer.run_core(read, urgent=True)
+        found = await self._writer.run_core(read, urgent=True, one_statement=True)
         request, created_at = found if found is not None else (None, None)
         last_used = (
             LastUsed.model_validate(request, strict=False) if isinstance(request, dict) else None

@@ -277,7 +277,7 @@ class SubmissionStore:
         def write(connection: Connection) -> bool:
             return bool(connection.execute(statement, params).rowcount)
 
-        return await self._writer.run_core(write)
+        return await self._writer.run_core(write, one_statement=True)
 
     async def _update(self, where: ColumnElement[bool], now: datetime, **values: Any) -> bool:
         return await update_where(self._writer, SubmissionRow, where, updated_at=now, **values)
@@ -450,7 +450,7 @@ class SubmissionStore:
         def write(connection: Connection) -> None:
             connection.execute(_SET_NOTICE, params)
 
-        await self._writer.run_core(write)
+        await self._writer.run_core(write, one_statement=True)
 
     async def forget_message(self, submission_id: str, which: str, *, now: datetime) -> None:
         """A confirmation message Slack says is gone (deleted, channel left): stop touching it.
