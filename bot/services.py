@@ -135,6 +135,7 @@ class Services:
         )
         lead_search = LeadSearch(close)
         preferences = Preferences(session_factory(engine))
+        store.on_accepted = preferences.remember  # write-through: no read after a submission
         workflow = WorkflowSteps(
             store=StepStore(session_factory(engine), dialect=engine.dialect.name),
             deals=deals,

@@ -1,15 +1,23 @@
-"""The store's write path: claims renewed after `record_created`, the writer across dispose."""
+"""The store's write path: claims renewed after `record_created`, the writer across dispose,
+preferences written through, and the SQL a complete flow costs."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
 
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
+from bot.sandbox.stack import running_sandbox
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
+from bot.store.preferences import LastUsed, Preferences
 from bot.store.submissions import SubmissionStore
+from tests.flows import open_modal, submit
 
 
 def _request() -> DealRequest:
@@ -85,3 +93,119 @@ async def test_writes_go_on_after_the_engine_is_disposed_and_a_burst_all_lands(
         assert len(await store.recent(limit=100)) == 52
     finally:
         await engine.dispose()
+
+
+async def test_last_used_is_written_through_and_another_process_choice_shows_after_the_ttl(
+    tmp_path: Path,
+) -> None:
+    """Two processes on one database: each remembers its own submissions at once; the other's
+    show once its entry is `ttl` old (a preselection may lag that long across processes)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'prefs.sqlite3'}"
+    engines = [create_engine(url), create_engine(url)]
+    await upgrade(engines[0])
+    now = [0.0]
+    stores, prefs = [], []
+    for engine in engines:
+        store = SubmissionStore(session_factory(engine), dialect="sqlite")
+        preferences = Preferences(session_factory(engine), ttl=30, clock=lambda: now[0])
+        store.on_accepted = preferences.remember
+        stores.append(store)
+        prefs.append(preferences)
+    here, there = prefs
+
+    async def choose(store: SubmissionStore, key: str, status: str, at: datetime) -> None:
+        request = _request().model_copy(update={"status_id": status, "pipeline_id": "pipe_1"})
+        await store.accept(
+            idempotency_key=key,
+            request=request,
+            reply_to=ReplyTarget(user_id="U0ALICE"),
+            slack_user_id="U0ALICE",
+            team_id=None,
+            now=at,
+        )
+
+    try:
+        start = datetime.now(UTC)
+        assert await here.last_used("U0ALICE") is None  # read, and known now: nothing yet
+        await choose(stores[1], "k1", "stat_won", start)  # the other process
+        assert here.peek("U0ALICE") == (True, None)  # within the ttl: not seen yet
+        now[0] = 31.0
+        assert here.peek("U0ALICE") == (False, None)
+        assert (await here.last_used("U0ALICE")) == LastUsed(
+            status_id="stat_won", pipeline_id="pipe_1"
+        )
+        # This process's own submission: written through, no read needed.
+        await choose(stores[0], "k2", "stat_lost", start + timedelta(seconds=1))
+        assert here.peek("U0ALICE") == (True, LastUsed(status_id="stat_lost", pipeline_id="pipe_1"))
+        # A backdated submission (a workflow step's) does not replace a later choice.
+        await choose(stores[0], "k3", "stat_open", start - timedelta(seconds=5))
+        assert here.peek("U0ALICE")[1] == LastUsed(status_id="stat_lost", pipeline_id="pipe_1")
+        assert (await there.last_used("U0ALICE")) == LastUsed(
+            status_id="stat_lost", pipeline_id="pipe_1"
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+# How each kind of statement on `submissions` starts (whitespace folded).
+STATEMENT_KINDS = {
+    "insert": "INSERT INTO submissions",
+    "claim look": "SELECT submissions.id, submissions.state FROM submissions",
+    "claim": "UPDATE submissions SET state=CASE",
+    "last used": "SELECT submissions.request",
+    "write": "UPDATE submissions SET",
+}
+
+
+class _Statements:
+    """SQL statements run in this process (every engine, the writer thread's too), by kind."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def __enter__(self) -> _Statements:
+        event.listen(Engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        folded = " ".join(statement.split())
+        for kind, start in STATEMENT_KINDS.items():
+            if folded.startswith(start):
+                self.counts[kind] += 1
+                return
+
+
+async def test_a_flow_costs_one_insert_one_claim_and_four_writes_and_no_read_of_last_used(
+    tmp_path: Path,
+) -> None:
+    """The SQL budget of a complete flow once the user is known: command (last used choices
+    from memory), submission (one insert), the worker's one look and claim on its kick, then
+    `sent`, created, the summary's place, and confirmed with its thread."""
+    async with running_sandbox(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'budget.sqlite3'}",
+        worker_poll_seconds=30,  # only kicks wake the worker during the test
+    ) as sb:
+
+        async def flow(note: str) -> None:
+            view_id = await open_modal(sb, f"Acme Corp 12k annual note: {note}")
+            await submit(sb, view_id)
+
+            async def confirmed() -> bool:
+                rows = await sb.services.store.recent()
+                return any(row.request.note == note and row.confirmed_at for row in rows)
+
+            deadline = asyncio.get_running_loop().time() + 10
+            while not await confirmed():
+                assert asyncio.get_running_loop().time() < deadline, "not confirmed in time"
+                await asyncio.sleep(0.05)
+
+        await flow("first")  # the user and their last choices become known
+        with _Statements() as sql:
+            await flow("second")
+        # Writes of the holder: sent; created; the summary's place, as soon as it is posted
+        # (a worker telling it again updates it); confirmed, with its thread.
+        assert sql.counts == {"insert": 1, "claim look": 1, "claim": 1, "write": 4}

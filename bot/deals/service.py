@@ -7,6 +7,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -30,7 +31,7 @@ from bot.deals.announce import Announcer
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
 from bot.deals.notify import Notifier, Posted
 from bot.deals.prefill import form_from_request
-from bot.store.submissions import SubmissionStore
+from bot.store.submissions import SubmissionStore, ThreadPlace
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,9 @@ class Deals:
                 # Close has it and we recorded it, then stopped before telling anyone.
                 opportunity = Opportunity.model_validate(submission.response)
             else:
-                lead_id = await self._lead_for(work)
+                lead_id, new_lead = await self._lead_for(work)
                 work = work.model_copy(update={"lead_id": lead_id})
-                opportunity = await self._find_or_create(work, lead_id)
+                opportunity = await self._find_or_create(work, lead_id, new_lead=new_lead)
                 work = work.model_copy(update={"state": SubmissionState.CREATED})
         except LostClaim:
             raise
@@ -216,14 +217,21 @@ class Deals:
         else:
             await self._finish(work, opportunity)
 
-    async def _lead_for(self, submission: Submission) -> str:
+    async def _lead_for(self, submission: Submission) -> tuple[str, bool]:
+        """The lead's id, and whether it is a new lead still to be recorded (with `sent`)."""
         lead_id = submission.lead_id or submission.request.lead.id
         if lead_id is not None:
-            return lead_id
+            return lead_id, False
         lead = await self._new_lead(submission)
+        if submission.attempts <= 1:
+            # Nothing but building the request comes before `record_sent` on a first attempt:
+            # the lead is recorded with it, one write fewer. (Lost only if that build failed;
+            # the next attempt then finds the lead by name before creating one.)
+            return lead.id, True
+        # A later attempt looks in Close before sending: the lead is recorded first.
         if not await self.store.set_lead(submission, lead.id, now=self._clock()):
             raise LostClaim(submission.id)
-        return lead.id
+        return lead.id, False
 
     async def _new_lead(self, submission: Submission) -> Lead:
         name = submission.request.lead.new_name or submission.request.lead_name
@@ -234,8 +242,13 @@ class Deals:
                     return lead
         return await self._close.create_lead(name)
 
-    async def _find_or_create(self, submission: Submission, lead_id: str) -> Opportunity:
-        """Create it in Close once: after any earlier attempt, look before sending again."""
+    async def _find_or_create(
+        self, submission: Submission, lead_id: str, *, new_lead: bool = False
+    ) -> Opportunity:
+        """Create it in Close once: after any earlier attempt, look before sending again.
+
+        `new_lead`: `lead_id` was just created in Close and is not stored yet.
+        """
         opportunity = None
         if submission.attempts > 1:
             self._check_earlier_write(submission)
@@ -252,7 +265,9 @@ class Deals:
                 "at": self._clock().isoformat(),
             }
             # Audited before it goes out; also the last check that the claim is still ours.
-            if not await self.store.record_sent(submission, sent, now=self._clock()):
+            if not await self.store.record_sent(
+                submission, sent, now=self._clock(), lead_id=lead_id if new_lead else None
+            ):
                 raise LostClaim(submission.id)
             opportunity = await self._close.create_opportunity(
                 body, tz_offset_hours=request.tz_offset_hours
@@ -324,16 +339,18 @@ class Deals:
 
     async def _finish(self, submission: Submission, opportunity: Opportunity) -> None:
         # Tell first, then mark: a crash in between repeats the message, never the deal.
+        told = _Told()
         try:
-            await self._confirm(submission, opportunity)
+            await self._confirm(submission, opportunity, told)
         except Exception:
             log.exception("Could not confirm %s to %s", opportunity.id, submission.slack_user_id)
         if submission.reply_to.workflow_step and self.steps is not None:
             await self.steps.succeeded(submission, opportunity)
-        if not await self.store.mark_confirmed(submission, now=self._clock()):
+        # The thread it was told in is stored with the mark, in one write.
+        if not await self.store.mark_confirmed(submission, now=self._clock(), thread=told.thread):
             raise LostClaim(submission.id)
 
-    async def _confirm(self, submission: Submission, opportunity: Opportunity) -> None:
+    async def _confirm(self, submission: Submission, opportunity: Opportunity, told: _Told) -> None:
         target = submission.reply_to
         if target.workflow_step and not target.channel_id:
             # The workflow said where nothing goes: only the deals channel hears of it.
@@ -374,15 +391,17 @@ class Deals:
                     details,
                     thread_ts=thread_ts,
                 )
-                await self._remember_thread(
-                    submission, submission.notice_channel, thread_ts, posted_details, ref
+                told.thread = _thread_place(
+                    submission.notice_channel, thread_ts, posted_details, ref
                 )
                 return
         posted = await self._notifier.post(target, summary)
         if posted is None:
             log.error("Could not tell %s about %s", submission.slack_user_id, opportunity.id)
             return
-        if posted.channel and posted.ts:  # edits and Won/Lost update this summary in place
+        if posted.channel and posted.ts:
+            # Edits and Won/Lost update this summary in place, and so does a worker that tells
+            # it again (this one's lease ran out before it marked it told): stored at once.
             await self.store.set_notice(
                 submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
             )
@@ -395,29 +414,9 @@ class Deals:
                 details,
                 thread_ts=thread_ts,
             )
-            await self._remember_thread(submission, posted.channel, thread_ts, posted_details, ref)
+            told.thread = _thread_place(posted.channel, thread_ts, posted_details, ref)
         else:
             await self._notifier.post(target, details)
-
-    async def _remember_thread(
-        self,
-        submission: Submission,
-        channel: str,
-        thread_ts: str,
-        details: Posted | None,
-        ref: messages.ConfirmationRef,
-    ) -> None:
-        """Where changes made in Close will be told: this thread, these messages."""
-        same_channel = details is not None and details.channel == channel
-        await self.store.set_thread(
-            submission.id,
-            channel=channel,
-            thread_ts=thread_ts,
-            details_ts=details.ts if same_channel and details is not None else None,
-            announce_channel=ref.announce_channel,
-            announce_ts=ref.announce_ts,
-            now=self._clock(),
-        )
 
     async def _reopen_with_errors(
         self, submission: Submission, error: CloseValidationError
@@ -585,6 +584,27 @@ class Deals:
         ):
             return
         await self._notifier.post(submission.reply_to, message)
+
+
+@dataclass
+class _Told:
+    """Where a confirmation's thread is, stored when the submission is marked confirmed."""
+
+    thread: ThreadPlace | None = None
+
+
+def _thread_place(
+    channel: str, thread_ts: str, details: Posted | None, ref: messages.ConfirmationRef
+) -> ThreadPlace:
+    """Where changes made in Close will be told: this thread, these messages."""
+    same_channel = details is not None and details.channel == channel
+    return ThreadPlace(
+        channel=channel,
+        thread_ts=thread_ts,
+        details_ts=details.ts if same_channel and details is not None else None,
+        announce_channel=ref.announce_channel,
+        announce_ts=ref.announce_ts,
+    )
 
 
 def _describe(error: Exception) -> str:

@@ -81,6 +81,14 @@ class Worker:
         # submissions, where each look is one more write transaction.
         self._changes_wanted = True
         self._changes_looked_at = 0.0
+        # Workflow steps the worker looks for are the leftovers of a crash or a failed
+        # telling (the listener and `Deals` handle the rest as it happens): once a poll period.
+        self._steps_looked_at = 0.0
+        # Look again at once (the last claim was cut at its batch, more may be due), or when a
+        # slot frees (it was cut at the free slots): otherwise a kick or the poll says when.
+        # Each look is a write transaction: one per kick, not two, and none per finished task.
+        self._look_again = False
+        self._slot_wanted = False
 
     def kick(self) -> None:
         self._wake.set()
@@ -158,9 +166,16 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and start what is due now; returns how many were started."""
+        self._look_again = False
         started = await self._start_submissions() + await self._start_changes()
-        if self._steps is not None:
-            started += await self._steps(self.name)
+        now = time.monotonic()
+        if self._steps is not None and now - self._steps_looked_at >= self._poll:
+            self._steps_looked_at = now
+            steps = await self._steps(self.name)
+            if steps:
+                self._steps_looked_at = 0.0  # more may be waiting behind these
+                self._look_again = True
+            started += steps
         return started
 
     def _track(self, task: asyncio.Task[None], claim: Submission | StoredChange) -> None:
@@ -172,11 +187,20 @@ class Worker:
 
     async def _start_submissions(self) -> int:
         free = self._concurrency - len(self._running)
-        if free <= 0 or not self._claiming:
+        if not self._claiming:
             return 0
+        if free <= 0:
+            self._slot_wanted = True
+            return 0
+        limit = min(free, self._batch)
         claimed = await self._deals.store.claim_due(
-            now=self._clock(), lease=self._lease, limit=min(free, self._batch), owner=self.name
+            now=self._clock(), lease=self._lease, limit=limit, owner=self.name
         )
+        if len(claimed) == limit:  # more may be due: cut at the batch, or at the free slots
+            if limit < free:
+                self._look_again = True
+            else:
+                self._slot_wanted = True
         for submission in claimed:
             task = asyncio.create_task(self._work(submission))
             self._running.add(task)
@@ -197,6 +221,7 @@ class Worker:
         )
         if claimed:
             self._changes_wanted = True  # more may be waiting behind these
+            self._look_again = True
         for change in claimed:
             task = asyncio.create_task(self._apply(change))
             self._changing.add(task)
@@ -223,7 +248,9 @@ class Worker:
         )
         async with self._slots:
             await self._renewing(submission)
-        self._wake.set()  # a slot freed: look for more
+        if self._slot_wanted:  # the last look left due work for want of a slot
+            self._slot_wanted = False
+            self._wake.set()
 
     async def _renewing(self, submission: Submission) -> None:
         """Process `submission`, renewing its lease every third of it until done."""
@@ -254,11 +281,11 @@ class Worker:
         while self._claiming:
             self._wake.clear()  # before looking, so a kick during the look is not lost
             try:
-                started = await self.run_once()
+                await self.run_once()
             except Exception:
                 log.exception("Worker could not read the store; retrying")
-                started = 0
-            if started:
+                self._look_again = False
+            if self._look_again:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)

@@ -77,14 +77,17 @@ async def open_modal(
     tz, locale = "UTC", "en-US"
     # Both are usually answered from memory/an index; a slow answer just means defaults.
     profile_lookup = asyncio.ensure_future(services.identity.profile(user_id))
-    prefs_lookup = asyncio.ensure_future(services.preferences.last_used(user_id))
-    done, pending = await asyncio.wait(
-        {profile_lookup, prefs_lookup}, timeout=PROFILE_BUDGET_SECONDS
-    )
+    known, last_used = services.preferences.peek(user_id)  # usually: no SQL at all
+    lookups: set[asyncio.Future[Any]] = {profile_lookup}
+    if not known:
+        prefs_lookup = asyncio.ensure_future(services.preferences.last_used(user_id))
+        lookups.add(prefs_lookup)
+    done, pending = await asyncio.wait(lookups, timeout=PROFILE_BUDGET_SECONDS)
     for late in pending:
         late.cancel()
     profile = _result(profile_lookup) if profile_lookup in done else None
-    last_used = _result(prefs_lookup) if prefs_lookup in done else None
+    if not known:
+        last_used = _result(prefs_lookup) if prefs_lookup in done else None
     if profile is not None:
         tz, locale = profile.tz, profile.locale
     # `Source: Referral`-style parts name the org's custom fields: read them out first so the

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -54,20 +54,23 @@ class StepStore:
     ) -> tuple[WorkflowStep, bool]:
         """Store a step before the ack: (step, True) the first time, (the stored one, False)
         for a redelivery of the same execution, whichever process it reaches."""
-        row = WorkflowStepRow(
-            function_execution_id=function_execution_id,
-            team_id=team_id,
-            inputs=inputs,
-            bot_access_token=bot_access_token,
-            state=StepState.RECEIVED.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-
+        values: dict[str, Any] = {
+            "function_execution_id": function_execution_id,
+            "team_id": team_id,
+            "inputs": inputs,
+            "bot_access_token": bot_access_token,
+            "state": StepState.RECEIVED.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
         return await insert_once(
-            self._writer, row, _to_model, lambda: self.get(function_execution_id)
+            self._writer,
+            cast(Table, WorkflowStepRow.__table__),
+            values,
+            WorkflowStep.model_validate,
+            lambda: self.get(function_execution_id),
         )
 
     async def get(self, function_execution_id: str) -> WorkflowStep | None:

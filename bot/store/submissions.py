@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
 from bot.store.db import insert_once, update_where, writer_for
 from bot.store.tables import SubmissionRow
+
+
+@dataclass(frozen=True)
+class ThreadPlace:
+    """Where a confirmation's thread, its details message and the announcement are."""
+
+    channel: str
+    thread_ts: str
+    details_ts: str | None = None
+    announce_channel: str | None = None
+    announce_ts: str | None = None
 
 
 class AuditEntry(Submission):
@@ -29,6 +53,95 @@ def _columns(row: SubmissionRow) -> dict[str, Any]:
 
 def _to_model(row: SubmissionRow) -> Submission:
     return Submission.model_validate(_columns(row))
+
+
+# --- the hot path's statements, built once ------------------------------------------------
+# Each flow runs these (claim, record_sent, record_created, mark_confirmed): as Core statements
+# with bound parameters, SQLAlchemy compiles each once and only binds values after that (about
+# a fifth of the CPU of building an ORM update per call).
+_t = cast(Table, SubmissionRow.__table__)
+_INSTANT = SubmissionRow.next_attempt_at.type
+
+
+def _param(name: str, column: str | None = None) -> Any:
+    return bindparam(name, type_=_t.c[column].type if column else _INSTANT)
+
+
+_NOW = _param("p_now")
+_DUE = or_(
+    and_(_t.c.state == SubmissionState.PENDING.value, _t.c.next_attempt_at <= _NOW),
+    and_(_t.c.state == SubmissionState.CREATING.value, _t.c.claimed_until < _NOW),
+    and_(
+        _t.c.state == SubmissionState.CREATED.value,
+        _t.c.confirmed_at.is_(None),
+        _t.c.claimed_until < _NOW,
+    ),
+)
+_DUE_IDS = (
+    select(_t.c.id, _t.c.state)
+    .where(_DUE)
+    .order_by(_t.c.next_attempt_at)
+    .limit(bindparam("p_limit"))
+)
+# On PostgreSQL the candidates are locked, skipping those another instance is claiming.
+_DUE_IDS_LOCKED = _DUE_IDS.with_for_update(skip_locked=True)
+_CLAIM = (
+    update(_t)
+    .where(_t.c.id.in_(bindparam("p_ids", expanding=True)), _DUE)
+    .values(
+        state=case(
+            (_t.c.state == SubmissionState.CREATED.value, SubmissionState.CREATED.value),
+            else_=SubmissionState.CREATING.value,
+        ),
+        claimed_until=_param("p_until"),
+        claimed_by=_param("p_owner", "claimed_by"),
+        attempts=_t.c.attempts + 1,
+        first_attempt_at=func.coalesce(_t.c.first_attempt_at, _NOW),
+        updated_at=_NOW,
+    )
+    .returning(*_t.c)
+)
+# `_held` as bound parameters: the claim's holder (id, state, attempts: its fencing token).
+_HELD = and_(
+    _t.c.id == bindparam("h_id"),
+    _t.c.state == bindparam("h_state"),
+    _t.c.attempts == bindparam("h_attempts"),
+)
+
+
+def _held_update(*columns: str) -> Update:
+    """UPDATE these columns (and updated_at) of the row `_HELD` names, values as `v_<column>`."""
+    names = (*columns, "updated_at")
+    return update(_t).where(_HELD).values({name: _param(f"v_{name}", name) for name in names})
+
+
+_THREAD = ("thread_channel", "thread_ts", "details_ts", "announce_channel", "announce_ts")
+_RECORD_SENT = _held_update("sent")
+_RECORD_SENT_WITH_LEAD = _held_update("sent", "lead_id")
+_RECORD_CREATED = _held_update("state", "lead_id", "opportunity_id", "response", "error")
+_SET_NOTICE = (
+    update(_t)
+    .where(_t.c.id == bindparam("h_id"))
+    .values(
+        {name: _param(f"v_{name}", name) for name in ("notice_channel", "notice_ts", "updated_at")}
+    )
+)
+# Confirmed, with the thread it was told in (when this telling posted one): one write.
+_MARK_CONFIRMED = _held_update("confirmed_at", "claimed_until")
+_MARK_CONFIRMED_IN_THREAD = _held_update("confirmed_at", "claimed_until", *_THREAD)
+
+
+def _held_params(
+    submission: Submission, held_state: SubmissionState, now: datetime, values: dict[str, Any]
+) -> dict[str, Any]:
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(
+        h_id=submission.id,
+        h_state=held_state.value,
+        h_attempts=submission.attempts,
+        v_updated_at=now,
+    )
+    return params
 
 
 def _held(
@@ -52,6 +165,8 @@ class SubmissionStore:
         self._dialect = dialect
         # Every write goes through it (on SQLite: one thread, the ack's insert first).
         self._writer = writer_for(sessions)
+        # Told of each new submission once stored (Services: the preferences' write-through).
+        self.on_accepted: Callable[[Submission], None] | None = None
 
     async def accept(
         self,
@@ -66,21 +181,29 @@ class SubmissionStore:
         """Store a submission before the ack. Returns (submission, True) the first time the key
         is seen and (the existing one, False) for a double tap, a re-sent request, or the same
         request reaching another instance: the unique key decides, whoever commits first."""
-        row = SubmissionRow(
-            id=str(uuid.uuid4()),
-            idempotency_key=idempotency_key,
-            state=SubmissionState.PENDING.value,
-            team_id=team_id,
-            slack_user_id=slack_user_id,
-            request=request.model_dump(mode="json"),
-            reply_to=reply_to.model_dump(mode="json"),
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "idempotency_key": idempotency_key,
+            "state": SubmissionState.PENDING.value,
+            "team_id": team_id,
+            "slack_user_id": slack_user_id,
+            "request": request.model_dump(mode="json"),
+            "reply_to": reply_to.model_dump(mode="json"),
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        submission, is_new = await insert_once(
+            self._writer,
+            _t,
+            values,
+            Submission.model_validate,
+            lambda: self.by_key(idempotency_key),
         )
-
-        return await insert_once(self._writer, row, _to_model, lambda: self.by_key(idempotency_key))
+        if is_new and self.on_accepted is not None:
+            self.on_accepted(submission)
+        return submission, is_new
 
     async def by_key(self, idempotency_key: str) -> Submission | None:
         async with self._sessions() as session:
@@ -114,58 +237,47 @@ class SubmissionStore:
         """
         if limit <= 0:
             return []
-        due = or_(
-            and_(
-                SubmissionRow.state == SubmissionState.PENDING.value,
-                SubmissionRow.next_attempt_at <= now,
-            ),
-            and_(
-                SubmissionRow.state == SubmissionState.CREATING.value,
-                SubmissionRow.claimed_until < now,
-            ),
-            and_(
-                SubmissionRow.state == SubmissionState.CREATED.value,
-                SubmissionRow.confirmed_at.is_(None),
-                SubmissionRow.claimed_until < now,
-            ),
-        )
-        created = SubmissionRow.state == SubmissionState.CREATED.value
-        query = (
-            select(SubmissionRow.id, SubmissionRow.state)
-            .where(due)
-            .order_by(SubmissionRow.next_attempt_at)
-            .limit(limit)
-        )
-        if self._dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        query = _DUE_IDS_LOCKED if self._dialect == "postgresql" else _DUE_IDS
+        params = {"p_now": now, "p_limit": limit}
 
-        def claim(session: Session) -> list[Submission]:
-            claimed: list[Submission] = []
-            for submission_id, state_before in session.execute(query).all():
-                row = session.scalar(
-                    update(SubmissionRow)
-                    .where(SubmissionRow.id == submission_id, due)
-                    .values(
-                        state=case(
-                            (created, SubmissionState.CREATED.value),
-                            else_=SubmissionState.CREATING.value,
-                        ),
-                        claimed_until=now + lease,
-                        claimed_by=owner,
-                        attempts=SubmissionRow.attempts + 1,
-                        first_attempt_at=func.coalesce(SubmissionRow.first_attempt_at, now),
-                        updated_at=now,
-                    )
-                    .returning(SubmissionRow)
+        def claim(connection: Connection) -> list[Submission]:
+            before: dict[str, str] = {
+                submission_id: state for submission_id, state in connection.execute(query, params)
+            }
+            if not before:
+                return []
+            rows = connection.execute(
+                _CLAIM, {**params, "p_ids": list(before), "p_until": now + lease, "p_owner": owner}
+            ).mappings()
+            claimed = [
+                # Taken over from a worker whose lease ran out mid-create (crashed, or
+                # stalled with its request perhaps still on the way to Close).
+                Submission.model_validate(
+                    {**row, "taken_over": before[row["id"]] == SubmissionState.CREATING.value}
                 )
-                if row is not None:
-                    # Taken over from a worker whose lease ran out mid-create (crashed, or
-                    # stalled with its request perhaps still on the way to Close).
-                    taken_over = state_before == SubmissionState.CREATING.value
-                    claimed.append(_to_model(row).model_copy(update={"taken_over": taken_over}))
-            return claimed
+                for row in rows
+            ]
+            # In the order they were due (RETURNING's order is the database's).
+            order = {submission_id: n for n, submission_id in enumerate(before)}
+            return sorted(claimed, key=lambda submission: order[submission.id])
 
-        return await self._writer.run(claim)
+        return await self._writer.run_core(claim)
+
+    async def _held_write(
+        self,
+        statement: Update,
+        submission: Submission,
+        now: datetime,
+        held_state: SubmissionState = SubmissionState.CREATING,
+        **values: Any,
+    ) -> bool:
+        """One of the prebuilt `_held_update`s: False if the claim is no longer ours."""
+        params = _held_params(submission, held_state, now, values)
+
+        def write(connection: Connection) -> bool:
+            return bool(connection.execute(statement, params).rowcount)
+
+        return await self._writer.run_core(write, one_statement=True)
 
     async def _update(self, where: ColumnElement[bool], now: datetime, **values: Any) -> bool:
         return await update_where(self._writer, SubmissionRow, where, updated_at=now, **values)
@@ -223,10 +335,23 @@ class SubmissionStore:
         return await self._update(_held(submission), now, lead_id=lead_id)
 
     async def record_sent(
-        self, submission: Submission, sent: dict[str, Any], *, now: datetime
+        self,
+        submission: Submission,
+        sent: dict[str, Any],
+        *,
+        now: datetime,
+        lead_id: str | None = None,
     ) -> bool:
-        """Audit the exact request before it goes out (and check the claim is still ours)."""
-        return await self._update(_held(submission), now, sent=sent)
+        """Audit the exact request before it goes out (and check the claim is still ours).
+
+        `lead_id`: the lead this attempt just created for it, recorded in the same write
+        (`set_lead` otherwise), so a later attempt reuses it instead of creating another.
+        """
+        if lead_id is not None:
+            return await self._held_write(
+                _RECORD_SENT_WITH_LEAD, submission, now, sent=sent, lead_id=lead_id
+            )
+        return await self._held_write(_RECORD_SENT, submission, now, sent=sent)
 
     async def record_created(
         self,
@@ -242,8 +367,9 @@ class SubmissionStore:
         The claim is kept until the user is told (`mark_confirmed`); if this process dies
         first, the lease runs out and another worker only does the telling.
         """
-        return await self._update(
-            _held(submission),
+        return await self._held_write(
+            _RECORD_CREATED,
+            submission,
             now,
             state=SubmissionState.CREATED.value,
             lead_id=lead_id,
@@ -252,13 +378,27 @@ class SubmissionStore:
             error=None,
         )
 
-    async def mark_confirmed(self, submission: Submission, *, now: datetime) -> bool:
-        return await self._update(
-            _held(submission, SubmissionState.CREATED),
-            now,
-            confirmed_at=now,
-            claimed_until=None,
-        )
+    async def mark_confirmed(
+        self,
+        submission: Submission,
+        *,
+        now: datetime,
+        thread: ThreadPlace | None = None,
+    ) -> bool:
+        """The user was told: done. `thread` (where Close -> Slack changes are told, when this
+        telling posted one) is recorded in the same write."""
+        values: dict[str, Any] = {"confirmed_at": now, "claimed_until": None}
+        statement = _MARK_CONFIRMED
+        if thread is not None:
+            statement = _MARK_CONFIRMED_IN_THREAD
+            values.update(
+                thread_channel=thread.channel,
+                thread_ts=thread.thread_ts,
+                details_ts=thread.details_ts,
+                announce_channel=thread.announce_channel,
+                announce_ts=thread.announce_ts,
+            )
+        return await self._held_write(statement, submission, now, SubmissionState.CREATED, **values)
 
     async def schedule_retry(
         self, submission: Submission, *, at: datetime, error: str, now: datetime
@@ -300,31 +440,17 @@ class SubmissionStore:
         )
 
     async def set_notice(self, submission_id: str, *, channel: str, ts: str, now: datetime) -> None:
-        await self._update(
-            SubmissionRow.id == submission_id, now, notice_channel=channel, notice_ts=ts
-        )
+        params = {
+            "h_id": submission_id,
+            "v_notice_channel": channel,
+            "v_notice_ts": ts,
+            "v_updated_at": now,
+        }
 
-    async def set_thread(
-        self,
-        submission_id: str,
-        *,
-        channel: str,
-        thread_ts: str,
-        details_ts: str | None,
-        announce_channel: str | None,
-        announce_ts: str | None,
-        now: datetime,
-    ) -> None:
-        """Where the confirmation's thread, details and announcement are (for Close -> Slack)."""
-        await self._update(
-            SubmissionRow.id == submission_id,
-            now,
-            thread_channel=channel,
-            thread_ts=thread_ts,
-            details_ts=details_ts,
-            announce_channel=announce_channel,
-            announce_ts=announce_ts,
-        )
+        def write(connection: Connection) -> None:
+            connection.execute(_SET_NOTICE, params)
+
+        await self._writer.run_core(write, one_statement=True)
 
     async def forget_message(self, submission_id: str, which: str, *, now: datetime) -> None:
         """A confirmation message Slack says is gone (deleted, channel left): stop touching it.
