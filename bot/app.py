@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 
 from bot import listeners
@@ -41,6 +42,18 @@ def ack_outcome(request: AsyncBoltRequest) -> str:
     return outcome if isinstance(outcome, str) else "ok"
 
 
+class _NoTokenSkippedWarning(logging.Filter):
+    """Drops Bolt's "`token` will be unused" warning: Bolt reads SLACK_BOT_TOKEN from the
+    environment whenever a client is given, which here is always (the client carries that
+    token), so it was one line of noise on every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_NO_TOKEN_SKIPPED_WARNING = _NoTokenSkippedWarning()
+
+
 def build_app(settings: Settings, services: Services) -> AsyncApp:
     """The Bolt app with every listener wired to `services` (the same in HTTP and Socket Mode)."""
     # Every mode builds the app, so every mode redacts the configured secrets from its logs.
@@ -48,6 +61,8 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
+    bolt_log = logging.getLogger("bot.bolt")
+    bolt_log.addFilter(_NO_TOKEN_SKIPPED_WARNING)  # once: the same filter is not added twice
     app = AsyncApp(
         client=services.slack,
         signing_secret=signing_secret,
@@ -56,7 +71,7 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         request_verification_enabled=True,
         # Unmatched requests go to the error handler below (a 200 Slack can show), not a 404.
         raise_error_for_unhandled_request=True,
-        logger=logging.getLogger("bot.bolt"),
+        logger=bolt_log,
     )
     guard.register(app, services)
     listeners.register(app, services)

@@ -141,30 +141,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     if command is None:
         command = "socket" if settings.socket_mode else "serve"
-    if command == "serve":
-        if _missing(settings, "serve"):
+    if command in ("serve", "worker", "socket"):
+        if _missing(settings, command):
             return 2
-        from bot.runners import serve
+        workers = max(1, getattr(args, "workers", 1))
+        refusal = settings.processes_refusal(workers)
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 2
+        # Slack and Close are asked about the credentials now, in a thread, while the app is
+        # imported and warmed up (bot.runners imports it all): start-up pays the longer of the
+        # two, not their sum.
+        from bot.preflight import Preflight
 
-        return serve(
-            settings,
-            host=getattr(args, "host", "0.0.0.0"),
-            port=getattr(args, "port", None),
-            worker=getattr(args, "worker", True),
-            workers=max(1, getattr(args, "workers", 1)),
-        )
-    if command == "worker":
-        if _missing(settings, "worker"):
-            return 2
-        from bot.runners import run_worker
+        checks = Preflight(settings, app_token=command == "socket")
+        if command == "serve":
+            from bot.runners import serve
 
-        return asyncio.run(run_worker(settings))
-    if command == "socket":
-        if _missing(settings, "socket"):
-            return 2
+            return serve(
+                settings,
+                host=getattr(args, "host", "0.0.0.0"),
+                port=getattr(args, "port", None),
+                worker=getattr(args, "worker", True),
+                workers=workers,
+                checks=checks,
+            )
+        if command == "worker":
+            from bot.runners import run_worker
+
+            return asyncio.run(run_worker(settings, checks))
         from bot.runners import run_socket_mode
 
-        return asyncio.run(run_socket_mode(settings))
+        return asyncio.run(run_socket_mode(settings, checks))
     if command == "doctor":
         from bot.doctor import run_doctor
 

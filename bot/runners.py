@@ -15,19 +15,16 @@ import sys
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Literal
 
-import httpx
 import uvicorn
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
 from bot.app import build_app
-from bot.close.client import CloseClient
-from bot.close.errors import CloseAuthError, CloseError
 from bot.http import create_http_app, create_ops_app
+from bot.parsing import warm_up
+from bot.preflight import Checked, Preflight
 from bot.services import Services
-from bot.settings import HOW_TO_GET, Settings
+from bot.settings import Settings
 from bot.socket_mode import SocketModeHandler
 from bot.store.changes import ChangeStore, StoredChange
 from bot.store.db import create_engine, session_factory
@@ -40,100 +37,21 @@ log = logging.getLogger(__name__)
 
 # Requests in flight at shutdown get this long to finish (Slack stops waiting for an ack at 3 s).
 HTTP_DRAIN_SECONDS = 3
-# How long the start-up checks wait for Slack or Close before going on without an answer.
-PREFLIGHT_TIMEOUT_SECONDS = 10.0
-# Slack's answers that mean "this token is not accepted" (anything else: try again later).
-REFUSED = frozenset(
-    {
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
-        "not_allowed_token_type",
-        "missing_scope",
-        "no_permission",
-        "team_access_not_granted",
-        "ekm_access_denied",
-    }
-)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-# --- start-up checks ----------------------------------------------------------------------------
-
-
-async def preflight(settings: Settings, *, app_token: bool = False) -> str | None:
-    """Ask Slack and Close whether they accept the configured credentials (SLACK_BOT_TOKEN by
-    auth.test, SLACK_APP_TOKEN by apps.connections.open when `app_token`, CLOSE_API_KEY by
-    GET /me/). Returns the one line to print when one is refused; None otherwise — also when
-    Slack or Close cannot be reached, since the bot keeps trying those once it runs."""
-    checks = [_check_bot_token(settings), _check_close_key(settings)]
-    if app_token:
-        checks.append(_check_app_token(settings))
-    for refusal in await asyncio.gather(*checks):
-        if refusal is not None:
-            return refusal
-    return None
-
-
-def _refused(name: str, by: str, why: str) -> str:
-    return (
-        f"error: {by} refused {name} ({why}): set it to a valid one from {HOW_TO_GET[name]}, "
-        "in the environment or .env, then start again (`python -m bot doctor` checks them all)."
-    )
-
-
-async def _check_bot_token(settings: Settings) -> str | None:
-    assert settings.slack_bot_token is not None
-    slack = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=int(PREFLIGHT_TIMEOUT_SECONDS),
-    )
-    return await _ask_slack("SLACK_BOT_TOKEN", slack.auth_test)
-
-
-async def _check_app_token(settings: Settings) -> str | None:
-    assert settings.slack_app_token is not None
-    token = settings.slack_app_token.get_secret_value()
-    slack = AsyncWebClient(base_url=settings.slack_api_url, timeout=int(PREFLIGHT_TIMEOUT_SECONDS))
-    # The URL it hands out is simply left unused; the Socket Mode client asks for its own.
-    return await _ask_slack("SLACK_APP_TOKEN", lambda: slack.apps_connections_open(app_token=token))
-
-
-async def _ask_slack(name: str, call: Callable[[], object]) -> str | None:
-    try:
-        await call()  # type: ignore[misc]
-    except SlackApiError as error:
-        code = str(error.response.get("error") or error.response.status_code)
-        if code in REFUSED:
-            return _refused(name, "Slack", code)
-        log.warning("Slack did not accept %s's check (%s); starting anyway", name, code)
-    except Exception as error:  # unreachable: not a refusal, the bot retries when running
-        log.warning("Cannot reach Slack to check %s (%s); starting anyway", name, _what(error))
-    return None
-
-
-async def _check_close_key(settings: Settings) -> str | None:
-    assert settings.close_api_key is not None
-    async with CloseClient(
-        settings.close_api_key.get_secret_value(),
-        settings.close_api_url,
-        timeout=httpx.Timeout(PREFLIGHT_TIMEOUT_SECONDS, connect=5.0),
-        retry_attempts=1,
-    ) as close:
-        try:
-            await close.me()
-        except CloseAuthError as error:
-            return _refused("CLOSE_API_KEY", "Close", f"HTTP {error.status_code}")
-        except CloseError as error:
-            log.warning("Cannot reach Close to check CLOSE_API_KEY (%s); starting anyway", error)
-    return None
-
-
-def _what(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+async def _checked(services: Services, checks: Preflight) -> Checked:
+    """The credential checks' answer, the parser warmed up while their round trips are in flight
+    (in their own thread). Everything before this (the services, the Bolt app) and the warm-up
+    is CPU work that opens no connection or file, so a refused credential still ends the start
+    before the schema or Close's catalog is touched."""
+    warm_up()
+    checked = await checks.checked()
+    if checked.refusal is not None:
+        await services.close.aclose()
+    else:
+        services.catalog.organization_id = checked.close_organization_id
+    return checked
 
 
 # --- running until told to stop -----------------------------------------------------------------
@@ -180,24 +98,30 @@ def serve(
     port: int | None = None,
     worker: bool = True,
     workers: int = 1,
+    checks: Preflight | None = None,
 ) -> int:
     """HTTP mode until SIGTERM/SIGINT: then no new connections, requests in flight finished,
     background work finished or handed back; 0 once stopped, 1 if a credential is refused.
 
+    `checks`: the credential checks, if already started (`Preflight`); started here if not.
     `workers` > 1: that many server processes on the one port (uvicorn's supervisor), each
     with its own Services; they share the queue, so PostgreSQL is required."""
+    checks = checks or Preflight(settings)
     if workers > 1:
-        return _serve_processes(settings, host=host, port=port, worker=worker, workers=workers)
+        return _serve_processes(
+            settings, host=host, port=port, worker=worker, workers=workers, checks=checks
+        )
     loop_name, http = server_stack()
 
     async def run() -> int:
-        refusal = await preflight(settings)
-        if refusal is not None:
-            print(refusal, file=sys.stderr)
-            return 1
         services = Services.create(settings)
+        http_app = create_http_app(services, build_app(settings, services), run_worker=worker)
+        checked = await _checked(services, checks)
+        if checked.refusal is not None:
+            print(checked.refusal, file=sys.stderr)
+            return 1
         config = uvicorn.Config(
-            create_http_app(services, build_app(settings, services), run_worker=worker),
+            http_app,
             host=host,
             port=port or settings.port,
             loop=loop_name,
@@ -231,16 +155,19 @@ def serve(
 
 
 def _serve_processes(
-    settings: Settings, *, host: str, port: int | None, worker: bool, workers: int
+    settings: Settings,
+    *,
+    host: str,
+    port: int | None,
+    worker: bool,
+    workers: int,
+    checks: Preflight,
 ) -> int:
-    if not settings.database_url.startswith(("postgresql", "postgres:")):
-        print(
-            f"error: serve --workers {workers} needs PostgreSQL (DATABASE_URL=postgresql://…): "
-            "processes cannot share a SQLite file's queue; use --workers 1 with SQLite.",
-            file=sys.stderr,
-        )
+    refusal = settings.processes_refusal(workers)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
-    refusal = asyncio.run(preflight(settings))
+    refusal = checks.wait().refusal
     if refusal is not None:
         print(refusal, file=sys.stderr)
         return 1
@@ -370,17 +297,18 @@ class Refusal(Exception):
     """The process cannot start; its message is the one line to print."""
 
 
-async def run_socket_mode(settings: Settings) -> int:
+async def run_socket_mode(settings: Settings, checks: Preflight | None = None) -> int:
     """Socket Mode until SIGTERM/SIGINT: then the acks in flight sent, the websocket closed with
     a close frame, background work finished or handed back; 0 once stopped."""
     assert settings.slack_app_token is not None
-    refusal = await preflight(settings, app_token=True)
-    if refusal is not None:
-        print(refusal, file=sys.stderr)
-        return 1
-    stop = _stop_event()
+    checks = checks or Preflight(settings, app_token=True)
     services = Services.create(settings)
     app = build_app(settings, services)
+    checked = await _checked(services, checks)
+    if checked.refusal is not None:
+        print(checked.refusal, file=sys.stderr)
+        return 1
+    stop = _stop_event()
     try:
         async with _ops_server(settings, services):
             await services.start()
@@ -410,16 +338,17 @@ async def run_socket_mode(settings: Settings) -> int:
     return 0
 
 
-async def run_worker(settings: Settings) -> int:
+async def run_worker(settings: Settings, checks: Preflight | None = None) -> int:
     """Background work only, until SIGTERM/SIGINT: creating stored submissions in Close and
     telling the outcome, applying Close's changes in Slack, reading Close's event log. No HTTP
     (but /healthz, /readyz and /metrics on METRICS_PORT when set)."""
-    refusal = await preflight(settings)
-    if refusal is not None:
-        print(refusal, file=sys.stderr)
+    checks = checks or Preflight(settings)
+    services = Services.create(settings)
+    checked = await _checked(services, checks)
+    if checked.refusal is not None:
+        print(checked.refusal, file=sys.stderr)
         return 1
     stop = _stop_event()
-    services = Services.create(settings)
     try:
         async with _ops_server(settings, services):
             # With PUBLIC_URL, Close's webhook is taken by `serve`: the event log is the backstop.

@@ -121,6 +121,16 @@ class Settings(BaseSettings):
             needed.append("SLACK_SIGNING_SECRET")
         return [name for name in needed if getattr(self, name.lower()) is None]
 
+    def processes_refusal(self, workers: int) -> str | None:
+        """The one line `serve --workers N` ends with when N processes cannot share the
+        database's queue (a SQLite file); None when they can."""
+        if workers <= 1 or self.database_url.startswith(("postgresql", "postgres:")):
+            return None
+        return (
+            f"error: serve --workers {workers} needs PostgreSQL (DATABASE_URL=postgresql://…): "
+            "processes cannot share a SQLite file's queue; use --workers 1 with SQLite."
+        )
+
     def secret_values(self) -> list[str]:
         """The configured secrets, for log redaction."""
         secrets = (

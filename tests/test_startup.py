@@ -18,6 +18,7 @@ from bot.sandbox.server import bind_free_port
 from bot.sandbox.slack_sim import SlackSimulator
 from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY
 from bot.settings import Settings
+from tests.flows import wait_until
 from tests.process import APP_TOKEN, Bot
 
 pytestmark = pytest.mark.asyncio
@@ -97,6 +98,25 @@ async def test_slack_or_close_unreachable_at_start_is_no_refusal(
         else:
             assert statuses[-1] == 200
         assert "starting anyway" in bot.stderr()
+
+
+async def test_the_start_asks_close_who_the_key_is_once(tmp_path: Path) -> None:
+    """The credential check's GET /me/ names the key's organization: the catalog's loads (the
+    first and every refresh) read its members without asking again."""
+    async with (
+        CloseSimulator(api_key=CLOSE_API_KEY) as close,
+        SlackSimulator(bot_token=BOT_TOKEN) as slack,
+    ):
+        bot = Bot(close, slack, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", tmp_path)
+        bot.env["CATALOG_REFRESH_SECONDS"] = "0.2"
+        try:
+            await bot.start()
+            await wait_until(lambda: close.count("GET", "/pipeline/") >= 3, timeout=15)
+        finally:
+            bot.stop()
+        loads = close.count("GET", "/pipeline/")
+        assert close.count("GET", "/me/") == 1
+        assert close.count("GET", "/organization/") >= loads - 1  # the one in flight, maybe
 
 
 async def readiness_over(bot: Bot, *, seconds: float) -> list[int]:

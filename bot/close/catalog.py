@@ -108,6 +108,9 @@ class Catalog:
         self.loaded_at: datetime | None = None
         self._loaded_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The API key's organization (its members say who is active): asked of Close once,
+        # or given by whoever already asked (the start-up check), not on every refresh.
+        self.organization_id: str | None = None
 
     # --- the data (always from one snapshot) ---
 
@@ -160,7 +163,12 @@ class Catalog:
     async def _memberships(self) -> list[Membership] | None:
         """Who is active, or the last known answer when Close will not say (never fails a refresh)."""
         try:
-            return await self._close.list_memberships()
+            if self.organization_id is None:
+                organizations = (await self._close.me()).organizations
+                if not organizations:
+                    return []
+                self.organization_id = str(organizations[0]["id"])
+            return await self._close.list_memberships(self.organization_id)
         except Exception as exc:  # a key that may not read the org still serves everything else
             log.warning(
                 "Close org memberships unavailable (%s); every Close user counts as active",

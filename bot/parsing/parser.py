@@ -302,12 +302,20 @@ def parse(
         return Draft(warnings=[f"could not read the text ({type(exc).__name__}); fill in the form"])
 
 
+# Set once `warm_up` has run in this process.
+_warm = False
+
+
 def warm_up() -> None:
     """Load dateparser's data for every language, babel's locale data, the zone database and
     each language's patterns now.
 
-    Call once at startup so the first request does not pay for it.
+    Call at startup so the first request does not pay for it; once is enough (later calls
+    return at once).
     """
+    global _warm
+    if _warm:
+        return
     warm_up_dateparser(tuple(LANGUAGES))
     now = datetime(2025, 1, 1, tzinfo=UTC)
     for language, vocabulary in LANGUAGES.items():
@@ -320,3 +328,4 @@ def warm_up() -> None:
     format_money(1_200_000, None, "en-GB")
     _zone("UTC")
     parse("Acme $12k ARR 60% close next friday", now=now)
+    _warm = True
