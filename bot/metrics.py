@@ -4,10 +4,11 @@ apps in one process keep theirs apart), served as text at GET /metrics."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import FormData
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -15,6 +16,8 @@ from prometheus_client.exposition import choose_encoder
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.logs import EffectiveLevel
 
 PREFIX = "opportunity_bot_"
 # Slack wants the ack within 3 s; the buckets around it say how close we come.
@@ -243,6 +246,11 @@ class ObservedSlackClient(AsyncWebClient):
     """slack_sdk's client, counting every Web API call's time and error in `metrics`."""
 
     def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+        if kwargs.get("logger") is None:
+            # Duck-typed: slack_sdk only reads its `level` and calls debug/info/warning/error.
+            kwargs["logger"] = cast(
+                logging.Logger, EffectiveLevel(logging.getLogger("slack_sdk.web.async_client"))
+            )
         super().__init__(*args, **kwargs)
         self.metrics = metrics
 
