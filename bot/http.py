@@ -202,10 +202,11 @@ def bolt_request(request: Request, text: str, body: dict[str, Any]) -> AsyncBolt
         # it misreads some (e.g. the word "payload" in a command).
         bolt = AsyncBoltRequest(
             body="",
-            query=request.url.query,
+            # The raw query string: request.url would build (and parse) the whole URL.
+            query=request.scope.get("query_string", b"").decode("latin-1"),
             headers={key: value for key, value in request.headers.items()},
         )
-        bolt.raw_body = text  # what Bolt's own signature check reads
+        bolt.raw_body = text  # as Bolt would have it (its own signature check is off)
         bolt.body = body
         bolt.context = build_async_context(AsyncBoltContext({}), body)
     except Exception as error:  # a shape Bolt cannot route (e.g. "team": 7)
