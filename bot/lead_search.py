@@ -15,16 +15,29 @@ from bot.close.models import Lead
 log = logging.getLogger(__name__)
 
 FRESH_SECONDS = 60.0
+# The typeahead serves a remembered answer this old without asking Close again (and asks in
+# the background once it is older), so a keystroke is answered at once, not after Close's
+# round trip, and each term costs Close at most one search per this many seconds.
+REFRESH_SECONDS = 10.0
+# Slack shows nothing when the options ack misses its 3 s. This leaves room for a busy event
+# loop (the ack waited up to 2.4 s under load with a 2 s budget); a late answer is remembered.
+BUDGET_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
 class _Answer:
     leads: list[Lead]
     at: float  # clock() when Close gave it
+    limit: int  # what was asked for: fewer leads than this is every match
+
+    def covers(self, limit: int) -> bool:
+        """Whether it answers a search for up to `limit` leads as Close would."""
+        return self.limit >= limit or len(self.leads) < self.limit
 
 
 class LeadSearch:
-    """`search(text)` answers within `budget` seconds: Close's answer, or what is cached.
+    """`search(text)` (the typeahead) answers within `budget` seconds: a remembered answer
+    under `fresh_seconds` old at once, else Close's, else the best remembered one.
 
     `lookup(text)` (the preselection) asks Close with one request per term in flight, and
     raises when Close fails or is late; `fresh(text)` is Close's answer for exactly that
@@ -35,9 +48,10 @@ class LeadSearch:
         self,
         close: CloseClient,
         *,
-        budget: float = 2.0,
+        budget: float = BUDGET_SECONDS,
         cache_size: int = 512,
         fresh_seconds: float = FRESH_SECONDS,
+        refresh_seconds: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._close = close
@@ -45,25 +59,39 @@ class LeadSearch:
         self._cache: OrderedDict[str, _Answer] = OrderedDict()
         self._cache_size = cache_size
         self._fresh_seconds = fresh_seconds
+        self._refresh_seconds = refresh_seconds
         self._clock = clock
-        self._in_flight: dict[str, asyncio.Future[list[Lead]]] = {}
+        # By (term, limit): the typeahead asks for 99, the preselection for 20.
+        self._in_flight: dict[tuple[str, int], asyncio.Future[list[Lead]]] = {}
 
     async def search(self, text: str, *, limit: int = 99) -> list[Lead]:
+        """The typeahead's answer: a fresh remembered one at once, else Close's within `budget`.
+
+        A remembered answer older than `refresh_seconds` is still served (it is under
+        `fresh_seconds` old) but Close is asked again in the background, so a term people keep
+        typing stays within a few seconds of Close without anyone waiting for it. Keystrokes
+        typing the same term at the same moment share one request.
+        """
         key = _key(text)
         if not key:
             return []
-        lookup = asyncio.ensure_future(self._close.search_leads(text.strip(), limit=limit))
+        answer = self._cache.get(key)
+        if answer is not None and answer.covers(limit):
+            age = self._clock() - answer.at
+            if age <= self._fresh_seconds:
+                if age > self._refresh_seconds:
+                    self._ask(key, text, limit)
+                return answer.leads
         try:
-            leads = await asyncio.wait_for(asyncio.shield(lookup), timeout=self._budget)
+            return await asyncio.wait_for(
+                asyncio.shield(self._ask(key, text, limit)), timeout=self._budget
+            )
         except TimeoutError:
-            # Let it finish in the background so the next keystroke finds it cached.
-            lookup.add_done_callback(lambda done: self._remember_done(key, done))
+            # It goes on in the background, so the next keystroke finds it remembered.
             return self._cached(key)
         except Exception as error:
             log.info("Lead search failed: %s", type(error).__name__)
             return self._cached(key)
-        self._remember(key, leads)
-        return leads
 
     def fresh(self, text: str) -> list[Lead] | None:
         """Close's remembered answer for exactly `text` (case-folded), if still fresh."""
@@ -80,25 +108,28 @@ class LeadSearch:
         key = _key(text)
         if not key:
             return []
-        pending = self._in_flight.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._close.search_leads(text.strip(), limit=limit))
-            self._in_flight[key] = pending
-            pending.add_done_callback(lambda done: self._settle(key, done))
+        pending = self._ask(key, text, limit)
         # Shielded: a late caller gives up, the request goes on and its answer is remembered.
         return await asyncio.wait_for(asyncio.shield(pending), timeout=timeout)
 
-    def _settle(self, key: str, done: asyncio.Future[list[Lead]]) -> None:
-        if self._in_flight.get(key) is done:
-            del self._in_flight[key]
-        self._remember_done(key, done)
+    def _ask(self, key: str, text: str, limit: int) -> asyncio.Future[list[Lead]]:
+        """Close's search for `key`, shared with whoever asks the same meanwhile; its answer
+        is remembered when it lands, whoever still waits for it."""
+        pending = self._in_flight.get((key, limit))
+        if pending is None:
+            pending = asyncio.ensure_future(self._close.search_leads(text.strip(), limit=limit))
+            self._in_flight[(key, limit)] = pending
+            pending.add_done_callback(lambda done: self._settle(key, limit, done))
+        return pending
 
-    def _remember_done(self, key: str, done: asyncio.Future[list[Lead]]) -> None:
+    def _settle(self, key: str, limit: int, done: asyncio.Future[list[Lead]]) -> None:
+        if self._in_flight.get((key, limit)) is done:
+            del self._in_flight[(key, limit)]
         if not done.cancelled() and done.exception() is None:
-            self._remember(key, done.result())
+            self._remember(key, done.result(), limit)
 
-    def _remember(self, key: str, leads: list[Lead]) -> None:
-        self._cache[key] = _Answer(leads, self._clock())
+    def _remember(self, key: str, leads: list[Lead], limit: int) -> None:
+        self._cache[key] = _Answer(leads, self._clock(), limit)
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.blocks.modal import CALLBACK_ID, EDIT_CALLBACK_ID
-from bot.http import MAX_BODY_BYTES
+from bot.http import MAX_BODY_BYTES, unquote_form_value
 from bot.sandbox.stack import SIGNING_SECRET, Sandbox, running_sandbox
 from bot.settings import Settings
 
@@ -494,3 +494,24 @@ def test_the_server_is_healthy_and_serves_after_the_fuzzing(bot: LiveBot) -> Non
         }
     )
     assert bot.post(body).status_code == 200
+
+
+# --- the interaction payload's percent-decoding, read exactly as urllib reads it ---------------
+
+
+@given(st.text())
+def test_an_encoded_payload_decodes_to_what_was_encoded(text: str) -> None:
+    encoded = urllib.parse.quote_plus(text)
+    assert unquote_form_value(encoded) == urllib.parse.unquote_plus(encoded) == text
+
+
+@given(st.text(alphabet="%+\\=&aF09gé\x00 ", max_size=40))
+def test_any_form_value_decodes_as_urllib_decodes_it(value: str) -> None:
+    assert unquote_form_value(value) == urllib.parse.unquote_plus(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["%", "%4", "%zz", "%%41", "a+b", "%E2%82", "%E2%82%AC", "\\x41", "%5Cx41", "€%41"]
+)
+def test_odd_form_values_decode_as_urllib_decodes_them(value: str) -> None:
+    assert unquote_form_value(value) == urllib.parse.unquote_plus(value)

@@ -110,3 +110,69 @@ async def test_a_late_answer_is_cached_for_the_next_keystroke(close_sim: CloseSi
         close_sim.fail(10, status=500, paths=["/data/search/"])
         assert [lead.id for lead in await search.search("globe")] == ["lead_globex"]
         assert await search.search("globo") == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_fresh_answer_is_served_at_once_and_refreshed_in_the_background(
+    close_sim: CloseSimulator,
+) -> None:
+    clock = Clock()
+    async with CloseClient(CLOSE_API_KEY, close_sim.base_url) as close:
+        search = LeadSearch(close, budget=0.5, fresh_seconds=60, refresh_seconds=10, clock=clock)
+        assert [lead.id for lead in await search.search("glob")] == ["lead_globex"]
+        assert close_sim.count("POST", "/data/search/") == 1
+
+        # Within 10 s: answered from memory, Close not asked, however slow it is now.
+        close_sim.path_latency["/data/search/"] = 0.3
+        clock.now += 9
+        started = time.perf_counter()
+        assert [lead.id for lead in await search.search(" GLOB ")] == ["lead_globex"]
+        assert time.perf_counter() - started < 0.1
+        assert close_sim.count("POST", "/data/search/") == 1
+
+        # Older: still answered at once, and Close asked again so the next one is current.
+        globex_two = close_sim.org.add_lead("Globex Two")
+        clock.now += 2
+        started = time.perf_counter()
+        assert [lead.id for lead in await search.search("glob")] == ["lead_globex"]
+        assert time.perf_counter() - started < 0.1
+        await asyncio.sleep(0.5)
+        assert close_sim.count("POST", "/data/search/") == 2
+        found = {lead.id for lead in await search.search("glob")}
+        assert found == {"lead_globex", globex_two["id"]}
+
+        # Past 60 s nothing remembered is trusted: Close is asked and waited for (in budget).
+        close_sim.path_latency.clear()
+        clock.now += 61
+        await search.search("glob")
+        assert close_sim.count("POST", "/data/search/") == 3
+
+
+async def test_identical_keystrokes_at_once_share_one_close_search(
+    close_sim: CloseSimulator,
+) -> None:
+    async with CloseClient(CLOSE_API_KEY, close_sim.base_url) as close:
+        search = LeadSearch(close, budget=1.0)
+        close_sim.path_latency["/data/search/"] = 0.2
+        answers = await asyncio.gather(*(search.search(typed) for typed in ["acm", "Acm", "acm "]))
+        assert [[lead.id for lead in leads] for leads in answers] == [["lead_acme"]] * 3
+        assert close_sim.count("POST", "/data/search/") == 1
+
+
+async def test_a_shorter_preselection_answer_is_not_served_as_the_typeahead_list(
+    close_sim: CloseSimulator,
+) -> None:
+    for n in range(30):
+        close_sim.org.add_lead(f"Zed Account {n:02d}")
+    async with CloseClient(CLOSE_API_KEY, close_sim.base_url) as close:
+        search = LeadSearch(close, budget=1.0)
+        assert len(await search.lookup("zed", limit=20, timeout=1.0)) == 20
+        assert len(await search.search("zed")) == 30  # asked Close for up to 99
+        assert close_sim.count("POST", "/data/search/") == 2

@@ -111,3 +111,16 @@ async def test_the_demo_prints_no_secret(capsys: pytest.CaptureFixture[str]) -> 
     assert "Demo complete" in printed
     for secret in (stack.BOT_TOKEN, stack.SIGNING_SECRET, stack.CLOSE_API_KEY):
         assert secret not in printed
+
+
+def test_the_slack_client_builds_debug_lines_only_when_debug_is_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """slack_sdk formats each call's request and answer when `logger.level <= DEBUG`."""
+    from bot.metrics import Metrics, ObservedSlackClient
+
+    client = ObservedSlackClient(token="xoxb-test", metrics=Metrics())
+    caplog.set_level(logging.WARNING, logger="slack_sdk")
+    assert client.logger.level == logging.WARNING
+    caplog.set_level(logging.DEBUG, logger="slack_sdk")
+    assert client.logger.level == logging.DEBUG
