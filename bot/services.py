@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import time
@@ -213,7 +212,6 @@ class Services:
         `worker` is False: `serve --no-worker` leaves it to `worker` processes), Close's changes
         coming in (by webhook when serving HTTP with a PUBLIC_URL, else the event log)."""
         warm_up()
-        _freeze_startup_heap()
         if self.slack.session is None:
             # One pooled session: without it slack_sdk opens a new TCP connection per call,
             # which cost ~10% of the CPU under load (bench/README.md).
@@ -307,23 +305,6 @@ class Services:
             in_flight=self.worker.in_flight,
             accept=accept,
         )
-
-
-_heap_frozen = False
-
-
-def _freeze_startup_heap() -> None:
-    """Take what exists once the app is built and warm (modules, the parser's vocabularies:
-    ~180k objects that live as long as the process) out of the garbage collector's sight.
-
-    Otherwise every full collection walks them all (~90 ms with the event loop stopped, every
-    few seconds under load); now it walks only what requests created. Once per process: a
-    second freeze (tests start many apps) would also keep whatever garbage is pending then.
-    """
-    global _heap_frozen
-    if not _heap_frozen:
-        gc.freeze()
-        _heap_frozen = True
 
 
 _APP_CODE = (f"{os.sep}slack_bolt{os.sep}", f"{os.sep}bot{os.sep}")
