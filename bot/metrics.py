@@ -8,20 +8,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from json import dumps as json_dumps
-from json import loads as json_loads
 from typing import Any, cast
 
 from aiohttp import FormData
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
-from slack_sdk.web.internal_utils import _get_url
 
 from bot.logs import EffectiveLevel
 
@@ -249,15 +243,7 @@ class Metrics:
 
 
 class ObservedSlackClient(AsyncWebClient):
-    """slack_sdk's client, counting every Web API call's time and error in `metrics`.
-
-    Calls with a JSON body (views.open, views.update, chat.postMessage…: every call on a
-    flow's path) go straight through the client's aiohttp session: slack_sdk's generic path
-    (argument building, deprecation checks, retry bookkeeping) cost ~50 us of CPU a call over
-    the HTTP itself. Same wire, same answers: an AsyncSlackResponse, SlackApiError for
-    `ok: false` or any non-200 (429 with its Retry-After header), the client's retry
-    handlers consulted on connection errors. Anything else takes slack_sdk's path.
-    """
+    """slack_sdk's client, counting every Web API call's time and error in `metrics`."""
 
     def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
         if kwargs.get("logger") is None:
@@ -267,7 +253,6 @@ class ObservedSlackClient(AsyncWebClient):
             )
         super().__init__(*args, **kwargs)
         self.metrics = metrics
-        self._urls: dict[str, str] = {}
 
     async def api_call(
         self,
@@ -284,17 +269,6 @@ class ObservedSlackClient(AsyncWebClient):
         started = time.perf_counter()
         error: str | None = None
         try:
-            if (
-                json is not None
-                and http_verb == "POST"
-                and files is None
-                and data is None
-                and params is None
-                and headers is None
-                and auth is None
-                and self._direct_json()
-            ):
-                return await self._post_json(api_method, json)
             return await super().api_call(
                 api_method,
                 http_verb=http_verb,
@@ -313,74 +287,3 @@ class ObservedSlackClient(AsyncWebClient):
             raise
         finally:
             self.metrics.slack_call(api_method, time.perf_counter() - started, error)
-
-    def _direct_json(self) -> bool:
-        """Whether `_post_json` sends what slack_sdk would: a live shared session, no
-        client-wide parameters, only retries on connection errors (slack_sdk's default)."""
-        return (
-            self.session is not None
-            and not self.session.closed
-            and not self.default_params
-            and all(
-                type(handler) is AsyncConnectionErrorRetryHandler for handler in self.retry_handlers
-            )
-        )
-
-    async def _post_json(self, api_method: str, body: dict[str, Any]) -> AsyncSlackResponse:
-        assert self.session is not None
-        url = self._urls.get(api_method)
-        if url is None:
-            url = self._urls.setdefault(api_method, _get_url(self.base_url, api_method))
-        payload = dict(body)
-        # As slack_sdk does: a `token` argument authorizes this call instead of the client's.
-        token = payload.pop("token", None) or self.token
-        headers = {**self.headers, "Content-Type": "application/json;charset=utf-8"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        content = json_dumps(payload).encode()
-        state = RetryState()
-        while True:
-            try:
-                async with self.session.post(
-                    url,
-                    data=content,
-                    headers=headers,
-                    proxy=self.proxy,
-                    ssl=self.ssl if self.ssl is not None else True,
-                ) as response:
-                    raw = await response.read()
-                    status, answer_headers = response.status, response.headers
-                    is_json = "json" in response.content_type
-                break
-            except Exception as failure:
-                if not await self._retry(state, url, headers, failure):
-                    raise
-        try:
-            answer = json_loads(raw) if is_json and raw else {}
-        except ValueError:
-            answer = {}  # like slack_sdk: not JSON is a failed call (validate raises)
-        answered = AsyncSlackResponse(
-            client=self,
-            http_verb="POST",
-            api_url=url,
-            req_args={"headers": headers, "json": payload},
-            data=answer if isinstance(answer, dict) else {},
-            # As slack_sdk passes them: aiohttp's case-insensitive headers (Retry-After).
-            headers=cast(dict[str, Any], answer_headers),
-            status_code=status,
-        )
-        answered.validate()  # type: ignore[no-untyped-call]  # raises SlackApiError unless ok
-        return answered
-
-    async def _retry(
-        self, state: RetryState, url: str, headers: dict[str, str], failure: Exception
-    ) -> bool:
-        """slack_sdk's own decision (by default: once more after a dropped connection)."""
-        request = HttpRequest(method="POST", url=url, headers=dict(headers.items()))
-        for handler in self.retry_handlers:
-            if await handler.can_retry_async(state=state, request=request, error=failure):
-                await handler.prepare_for_next_attempt_async(
-                    state=state, request=request, error=failure
-                )
-                return True
-        return False
