@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot import eager_ack
 from bot.after_ack import collecting
 from bot.app import ack_outcome
 from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
@@ -266,7 +267,7 @@ def create_http_app(services: Services, bolt: AsyncApp, *, run_worker: bool = Tr
             check_envelope(body)
             bind_slack(body)
             bolt_req = bolt_request(request, text, body)
-            response = await bolt.async_dispatch(bolt_req)
+            response = await eager_ack.dispatch(bolt, bolt_req)
             if response.status >= 500 or response.status == 404:
                 # Bolt's own answers for a failed or unmatched request: Slack would show an error.
                 log.warning("Bolt answered %s to a %s request", response.status, request_kind(body))

@@ -15,6 +15,7 @@ from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bot import eager_ack
 from bot.after_ack import collecting
 from bot.app import ack_outcome
 from bot.logs import bind_slack
@@ -62,7 +63,7 @@ class SocketModeHandler(AsyncSocketModeHandler):  # type: ignore[misc]
             request = AsyncBoltRequest(mode="socket_mode", body=body, headers=build_headers(req))
             with collecting() as pending:
                 try:
-                    response = await self.app.async_dispatch(request)
+                    response = await eager_ack.dispatch(self.app, request)
                     if response.status == 200:
                         outcome = ack_outcome(request)
                     await send_async_response(client, req, response, started)

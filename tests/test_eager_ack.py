@@ -1,0 +1,57 @@
+"""bot.eager_ack: the answer goes back at the listener's ack(), and is the one Bolt would give."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
+from slack_bolt.authorization import AuthorizeResult
+
+from bot import eager_ack
+
+COMMAND = "command=%2Fopportunity&text=Acme+12k&user_id=U1&team_id=T1&channel_id=C1&trigger_id=t"
+
+
+def make_app() -> tuple[AsyncApp, asyncio.Event]:
+    async def authorize(**_: Any) -> AuthorizeResult:  # nothing asks Slack's auth.test
+        return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-t", bot_id="B1")
+
+    app = AsyncApp(authorize=authorize, request_verification_enabled=False)
+    release = asyncio.Event()
+
+    @app.command("/opportunity")
+    async def command(ack: AsyncAck, body: dict[str, Any]) -> None:
+        if body["text"] == "boom":
+            raise RuntimeError("before the ack")
+        await ack(text=f"got {body['text']}")
+        await release.wait()  # work after the ack: the answer must not wait for it
+
+    @app.error
+    async def on_error(error: Exception) -> None:
+        pass
+
+    return app, release
+
+
+def bolt_dispatches() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "bolt-dispatch" and not t.done()]
+
+
+async def test_answered_at_the_ack_before_bolts_own_poll_returns() -> None:
+    app, release = make_app()
+    response = await eager_ack.dispatch(app, AsyncBoltRequest(body=COMMAND))
+    assert (response.status, response.body) == (200, "got Acme 12k")
+    # Bolt's dispatch has not returned yet: this answer did not wait for its 10 ms poll.
+    [pending] = bolt_dispatches()
+    release.set()
+    assert (await pending).body == response.body  # Bolt's own answer, once it gives it
+
+
+async def test_a_listener_failing_before_its_ack_gets_bolts_answer() -> None:
+    app, _release = make_app()
+    failing = COMMAND.replace("Acme+12k", "boom")
+    ours = await eager_ack.dispatch(app, AsyncBoltRequest(body=failing))
+    bolts = await app.async_dispatch(AsyncBoltRequest(body=failing))
+    assert (ours.status, ours.body) == (bolts.status, bolts.body) == (500, "")
+    assert not bolt_dispatches()
