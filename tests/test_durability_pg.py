@@ -262,3 +262,41 @@ async def test_serve_workers_2_no_worker_and_two_worker_processes_create_each_on
         finally:
             for bot in (web, *workers):
                 bot.stop()
+
+
+async def test_connections_the_server_closed_while_idle_are_replaced_before_use(
+    pg_url: str,
+) -> None:
+    """Pooled connections are pinged only after `idle_ping_seconds` unused (not on every
+    checkout): a server that dropped them meanwhile (a restart, an idle timeout) costs no
+    failed write."""
+    await upgrade(pg_url)
+    engine = create_engine(pg_url, idle_ping_seconds=0.2)
+    store = SubmissionStore(session_factory(engine), dialect="postgresql")
+    admin = create_engine(pg_url).execution_options(isolation_level="AUTOCOMMIT")
+    now = datetime.now(UTC)
+
+    async def accept(key: str) -> None:
+        await store.accept(
+            idempotency_key=key,
+            request=DealRequest(lead=LeadChoice(id="lead_acme"), lead_name="Acme", value=1),
+            reply_to=ReplyTarget(user_id="U0ALICE"),
+            slack_user_id="U0ALICE",
+            team_id=None,
+            now=now,
+        )
+
+    try:
+        await asyncio.gather(*(accept(f"before-{n}") for n in range(4)))  # several pooled
+        async with admin.connect() as connection:
+            killed = await connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert len(killed.all()) >= 1
+        await asyncio.sleep(0.3)  # idle past the threshold: pinged, found dead, reconnected
+        await asyncio.gather(*(accept(f"after-{n}") for n in range(4)))
+        assert len(await store.recent(limit=20)) == 8
+    finally:
+        await admin.dispose()
+        await engine.dispose()
