@@ -15,9 +15,10 @@ from bot.close.models import Lead
 log = logging.getLogger(__name__)
 
 FRESH_SECONDS = 60.0
-# The typeahead serves a remembered answer this old without asking Close again (and asks in
-# the background once it is older), so a keystroke is answered at once, not after Close's
-# round trip, and each term costs Close at most one search per this many seconds.
+# The typeahead serves a remembered answer this old without asking Close again, so the
+# keystrokes of a term people keep typing are answered at once and cost Close one search per
+# this many seconds. Older, Close is asked (and waited for, within the budget): a list up to a
+# minute old could miss a lead a teammate just created, and the user would create it twice.
 REFRESH_SECONDS = 10.0
 # Slack shows nothing when the options ack misses its 3 s. This leaves room for a busy event
 # loop (the ack waited up to 2.4 s under load with a 2 s budget); a late answer is remembered.
@@ -37,7 +38,7 @@ class _Answer:
 
 class LeadSearch:
     """`search(text)` (the typeahead) answers within `budget` seconds: a remembered answer
-    under `fresh_seconds` old at once, else Close's, else the best remembered one.
+    under `refresh_seconds` old at once, else Close's, else the best remembered one.
 
     `lookup(text)` (the preselection) asks Close with one request per term in flight, and
     raises when Close fails or is late; `fresh(text)` is Close's answer for exactly that
@@ -65,23 +66,20 @@ class LeadSearch:
         self._in_flight: dict[tuple[str, int], asyncio.Future[list[Lead]]] = {}
 
     async def search(self, text: str, *, limit: int = 99) -> list[Lead]:
-        """The typeahead's answer: a fresh remembered one at once, else Close's within `budget`.
-
-        A remembered answer older than `refresh_seconds` is still served (it is under
-        `fresh_seconds` old) but Close is asked again in the background, so a term people keep
-        typing stays within a few seconds of Close without anyone waiting for it. Keystrokes
-        typing the same term at the same moment share one request.
+        """The typeahead's answer: one remembered under `refresh_seconds` at once, else
+        Close's within `budget`, else the best remembered one. Keystrokes typing the same term
+        at the same moment share one request.
         """
         key = _key(text)
         if not key:
             return []
         answer = self._cache.get(key)
-        if answer is not None and answer.covers(limit):
-            age = self._clock() - answer.at
-            if age <= self._fresh_seconds:
-                if age > self._refresh_seconds:
-                    self._ask(key, text, limit)
-                return answer.leads
+        if (
+            answer is not None
+            and answer.covers(limit)
+            and self._clock() - answer.at <= self._refresh_seconds
+        ):
+            return answer.leads
         try:
             return await asyncio.wait_for(
                 asyncio.shield(self._ask(key, text, limit)), timeout=self._budget
