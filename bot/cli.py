@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -144,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in ("serve", "worker", "socket"):
         if _missing(settings, command):
             return 2
+        # No garbage collection while the app is imported and warmed up: it walked the
+        # start-up's ~300k objects three times over. bot.runners.start_up_over turns it back on.
+        gc.disable()
         workers = max(1, getattr(args, "workers", 1))
         refusal = settings.processes_refusal(workers)
         if refusal is not None:
