@@ -29,7 +29,7 @@ from bot.settings import Settings
 from bot.socket_mode import SocketModeHandler
 from bot.store.changes import ChangeStore, StoredChange
 from bot.store.db import create_engine, session_factory
-from bot.store.migrate import current_revision, upgrade
+from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
 from bot.store.submissions import AuditEntry, SubmissionStore
 from bot.tasks import spawn
 from bot.workflow.history import StepHistory, format_step, step_line, step_record
@@ -51,6 +51,8 @@ async def _checked(services: Services, checks: Preflight) -> Checked:
     before the schema or Close's catalog is touched.
 
     Warming the parser stops when the checks answer: the rest is `_warm_rest`'s, or `Services.start`'s."""
+    if fresh_sqlite(services.settings.database_url):
+        load_alembic()  # Services.start will migrate: import Alembic meanwhile
     for _ in warming():
         if checks.answered:
             break
