@@ -159,6 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.preflight import Preflight
 
         checks = Preflight(settings, app_token=command == "socket")
+        if command == "serve" and workers > 1:
+            from bot.supervisor import serve_processes  # it never imports the app itself
+
+            return serve_processes(
+                settings,
+                host=getattr(args, "host", "0.0.0.0"),
+                port=getattr(args, "port", None),
+                worker=getattr(args, "worker", True),
+                workers=workers,
+                checks=checks,
+            )
         if command == "serve":
             from bot.runners import serve
 

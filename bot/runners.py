@@ -14,11 +14,9 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.supervisors import Multiprocess
 
 from bot.app import build_app
 from bot.http import create_http_app, create_ops_app
@@ -31,14 +29,19 @@ from bot.store.changes import ChangeStore, StoredChange
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
 from bot.store.submissions import AuditEntry, SubmissionStore
+from bot.supervisor import (
+    HTTP_DRAIN_SECONDS,
+    SERVE_WORKER_ENV,
+    checks_answered,
+    serve_processes,
+    server_stack,
+)
 from bot.tasks import spawn
 from bot.workflow.history import StepHistory, format_step, step_line, step_record
 from bot.workflow.models import WorkflowStep
 
 log = logging.getLogger(__name__)
 
-# Requests in flight at shutdown get this long to finish (Slack stops waiting for an ack at 3 s).
-HTTP_DRAIN_SECONDS = 3
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Between two pieces of the parser's warm-up once serving: room for requests in flight.
 WARM_UP_PAUSE_SECONDS = 0.01
@@ -134,10 +137,6 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-# `serve --workers N`: how the parent tells each server process whether to run the worker too.
-SERVE_WORKER_ENV = "OPPORTUNITY_BOT_SERVE_WORKER"
-
-
 def serve(
     settings: Settings,
     *,
@@ -155,7 +154,7 @@ def serve(
     with its own Services; they share the queue, so PostgreSQL is required."""
     checks = checks or Preflight(settings)
     if workers > 1:
-        return _serve_processes(
+        return serve_processes(
             settings, host=host, port=port, worker=worker, workers=workers, checks=checks
         )
     loop_name, http = server_stack()
@@ -202,62 +201,35 @@ def serve(
         return runner.run(run())
 
 
-def _serve_processes(
-    settings: Settings,
-    *,
-    host: str,
-    port: int | None,
-    worker: bool,
-    workers: int,
-    checks: Preflight,
-) -> int:
-    refusal = settings.processes_refusal(workers)
-    if refusal is not None:
-        print(refusal, file=sys.stderr)
-        return 2
-    refusal = checks.wait().refusal
-    if refusal is not None:
-        print(refusal, file=sys.stderr)
-        return 1
-    # The children are spawned: they read the environment (and .env) again, and this.
-    os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
-    loop_name, http = server_stack()
-    config = uvicorn.Config(
-        "bot.runners:app_from_environment",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port or settings.port,
-        loop=loop_name,
-        http=http,
-        ws="none",
-        lifespan="on",
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
-    )
-    sock = config.bind_socket()
-    gc.enable()  # this process only supervises; each server process is a fresh interpreter
-    try:
-        Multiprocess(config, sockets=[sock]).run()
-    finally:
-        sock.close()
-    log.info("Stopped")
-    return 0
-
-
 def app_from_environment() -> Starlette:
     """uvicorn's app factory for `serve --workers N`: each server process builds its own
-    Settings, Services and Bolt app (and logging, which a spawned process does not inherit)."""
+    Settings, Services and Bolt app (and logging, which a spawned process does not inherit)
+    while the supervisor's credential checks are in flight, warming the parser meanwhile, and
+    starts once they have passed."""
     from bot.logs import configure
 
     _die_with_parent()
+    gc.disable()  # as in cli: start_up_over turns it back on
     settings = Settings()
     configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     services = Services.create(settings)
+    services.warm_parser_at_start = False
+    pieces = warming()
+
+    def piece() -> bool:
+        return next(pieces, _NO_PIECE) is not _NO_PIECE
+
+    async def checked() -> None:
+        services.catalog.organization_id = await checks_answered(piece)
+        spawn(_warm_rest(), name="parser-warm-up")
+
     run_worker = os.environ.get(SERVE_WORKER_ENV, "1") != "0"
-    return create_http_app(services, build_app(settings, services), run_worker=run_worker)
+    return create_http_app(
+        services, build_app(settings, services), run_worker=run_worker, before_start=checked
+    )
+
+
+_NO_PIECE = object()
 
 
 def _die_with_parent() -> None:
@@ -281,20 +253,6 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
         ).new_event_loop
         return factory
     return None
-
-
-def server_stack() -> tuple[Literal["uvloop", "asyncio"], Literal["httptools", "h11"]]:
-    """uvloop and httptools (C) when installed — uvicorn[standard] brings them — else pure Python.
-
-    Under load the pure-Python h11 parser and asyncio loop were a fifth of the bot's CPU.
-    """
-    loop: Literal["uvloop", "asyncio"] = "uvloop" if _importable("uvloop") else "asyncio"
-    http: Literal["httptools", "h11"] = "httptools" if _importable("httptools") else "h11"
-    return loop, http
-
-
-def _importable(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 @contextlib.asynccontextmanager
