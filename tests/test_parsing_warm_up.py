@@ -1,6 +1,7 @@
 """The parser's warm-up a piece at a time (how `serve` finishes it once listening): a line typed
 between two pieces parses exactly as it does warm, the warm-up resumes where it stopped, and it
-loads English only (another language loads on its first line, and parses the same)."""
+loads English only (another language loads on its first line, and parses the same); lines
+parsed while a thread warms up (as `serve` does once listening) parse the same too."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ def parses():
     return [parse(text, now=now, locale=locale).to_contract() for text, locale in lines]
 
 steps = []
+if sys.argv[2] == "threaded":  # as `serve` does once listening: pieces in a thread
+    import threading
+
+    warming_thread = threading.Thread(target=lambda: [None for _ in warming()])
+    warming_thread.start()
+    while warming_thread.is_alive():
+        steps.append({"warm": False, "parses": parses()})
+    warming_thread.join()
 if sys.argv[2] == "pieces":
     pieces = iter(warming())
     while next(pieces, StopIteration) is not StopIteration:
@@ -73,4 +82,12 @@ def test_a_line_parsed_mid_warm_up_parses_as_it_does_warm() -> None:
     assert not any(step["warm"] for step in during)
     assert after["warm"] is True and after["left"] == 0
     for step in steps:
+        assert step["parses"] == warm["parses"]
+
+
+def test_a_line_parsed_while_a_thread_warms_up_parses_as_it_does_warm() -> None:
+    [warm] = run("at-once")
+    *during, after = run("threaded")
+    assert during  # some lines were parsed while the thread warmed up
+    for step in [*during, after]:
         assert step["parses"] == warm["parses"]
