@@ -309,9 +309,10 @@ import time
 t0 = time.perf_counter()
 from datetime import datetime, UTC
 import bot.parsing as p
+from bot.parsing.lexicon import LANGUAGES
 t1 = time.perf_counter()
 if {warm}:
-    p.warm_up()
+    p.warm_up(tuple(LANGUAGES))
 t2 = time.perf_counter()
 p.parse("Acme 12k closing in 10d", now=datetime(2025, 11, 12, tzinfo=UTC))
 t3 = time.perf_counter()
@@ -351,8 +352,9 @@ def main() -> None:
     )
 
     from bot.parsing import parse, warm_up
+    from bot.parsing.lexicon import LANGUAGES as EVERY_LANGUAGE
 
-    warm_up()
+    warm_up(tuple(EVERY_LANGUAGE))
     lines = realistic_lines(args.lines, args.seed)
     wall, cpu = [], []
     by_locale: dict[str, list[float]] = {}

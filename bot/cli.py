@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -144,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in ("serve", "worker", "socket"):
         if _missing(settings, command):
             return 2
+        # No garbage collection while the app is imported and warmed up: it walked the
+        # start-up's ~300k objects three times over. bot.runners.start_up_over turns it back on.
+        gc.disable()
         workers = max(1, getattr(args, "workers", 1))
         refusal = settings.processes_refusal(workers)
         if refusal is not None:
@@ -155,6 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.preflight import Preflight
 
         checks = Preflight(settings, app_token=command == "socket")
+        if command == "serve" and workers > 1:
+            from bot.supervisor import serve_processes  # it never imports the app itself
+
+            return serve_processes(
+                settings,
+                host=getattr(args, "host", "0.0.0.0"),
+                port=getattr(args, "port", None),
+                worker=getattr(args, "worker", True),
+                workers=workers,
+                checks=checks,
+            )
         if command == "serve":
             from bot.runners import serve
 

@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -224,9 +224,16 @@ def fallback(body: object, text: str = SOMETHING_WENT_WRONG) -> Response:
     return JSONResponse(payload, status_code=200)
 
 
-def create_http_app(services: Services, bolt: AsyncApp, *, run_worker: bool = True) -> Starlette:
+def create_http_app(
+    services: Services,
+    bolt: AsyncApp,
+    *,
+    run_worker: bool = True,
+    before_start: Callable[[], Awaitable[None]] | None = None,
+) -> Starlette:
     """The whole HTTP app; `run_worker=False` (`serve --no-worker`) leaves creating stored
-    submissions and applying Close's changes to `worker` processes."""
+    submissions and applying Close's changes to `worker` processes. `before_start` is awaited
+    first when the server starts (`serve --workers N`: the supervisor's credential checks)."""
     settings = services.settings
     if (
         settings.slack_signing_secret is None
@@ -301,6 +308,8 @@ def create_http_app(services: Services, bolt: AsyncApp, *, run_worker: bool = Tr
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if before_start is not None:
+            await before_start()
         await services.start(serving_http=True, worker=run_worker)
         try:
             yield

@@ -84,6 +84,10 @@ class Preflight:
         except BaseException as error:  # re-raised where it is awaited
             self._error = error
 
+    @property
+    def answered(self) -> bool:
+        return not self._thread.is_alive()
+
     def wait(self) -> Checked:
         """Blocks until the checks have answered (or timed out)."""
         self._thread.join()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import json
 import logging
@@ -13,39 +14,51 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.supervisors import Multiprocess
 
 from bot.app import build_app
 from bot.http import create_http_app, create_ops_app
-from bot.parsing import warm_up
+from bot.parsing import warming
 from bot.preflight import Checked, Preflight
 from bot.services import Services
 from bot.settings import Settings
 from bot.socket_mode import SocketModeHandler
 from bot.store.changes import ChangeStore, StoredChange
 from bot.store.db import create_engine, session_factory
-from bot.store.migrate import current_revision, upgrade
+from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
 from bot.store.submissions import AuditEntry, SubmissionStore
+from bot.supervisor import (
+    HTTP_DRAIN_SECONDS,
+    SERVE_WORKER_ENV,
+    checks_answered,
+    serve_processes,
+    server_stack,
+)
+from bot.tasks import spawn
 from bot.workflow.history import StepHistory, format_step, step_line, step_record
 from bot.workflow.models import WorkflowStep
 
 log = logging.getLogger(__name__)
 
-# Requests in flight at shutdown get this long to finish (Slack stops waiting for an ack at 3 s).
-HTTP_DRAIN_SECONDS = 3
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What `next(warming(), _NO_PIECE)` gives once the warm-up is over (its pieces yield None).
+_NO_PIECE = object()
 
 
 async def _checked(services: Services, checks: Preflight) -> Checked:
     """The credential checks' answer, the parser warmed up while their round trips are in flight
     (in their own thread). Everything before this (the services, the Bolt app) and the warm-up
     is CPU work that opens no connection or file, so a refused credential still ends the start
-    before the schema or Close's catalog is touched."""
-    warm_up()
+    before the schema or Close's catalog is touched.
+
+    Warming the parser stops when the checks answer: the rest is `_warm_rest`'s, or `Services.start`'s."""
+    if fresh_sqlite(services.settings.database_url):
+        load_alembic()  # Services.start will migrate: import Alembic meanwhile
+    pieces = warming()
+    while not checks.answered and next(pieces, _NO_PIECE) is not _NO_PIECE:
+        pass
     checked = await checks.checked()
     if checked.refusal is not None:
         await services.close.aclose()
@@ -54,16 +67,55 @@ async def _checked(services: Services, checks: Preflight) -> Checked:
     return checked
 
 
+async def _warm_rest() -> None:
+    """The parser's warm-up left over from `_checked`, once serving: in a thread, a piece at a
+    time, so the event loop keeps answering (on the loop, the first piece, dateparser's
+    timezone patterns, held the first request 0.1-0.4 s). Safe beside a request parsing on the
+    loop: the parser is pure with lru_caches, and dateparser and babel lock their own loading.
+    Then start-up is over."""
+    pieces = warming()
+    while await asyncio.to_thread(next, pieces, _NO_PIECE) is not _NO_PIECE:
+        pass
+    start_up_over()
+
+
+def start_up_over() -> None:
+    """Garbage collection back on (`cli` turns it off for a long-running command), with what
+    start-up built frozen out of it.
+
+    Importing the app and warming the parser allocate ~300k objects, and the collector's passes
+    over them (three full ones) were ~0.25 s of a ~1.4 s start. Nearly all of it lives as long
+    as the process (modules, the parser's vocabularies; start-up's garbage is ~2k objects, 1-2
+    MB): frozen, not collected (a full collection here blocked the loop 0.15-0.25 s), so later
+    full collections do not walk it again either."""
+    if gc.isenabled():
+        return
+    gc.freeze()
+    gc.enable()
+
+
 # --- running until told to stop -----------------------------------------------------------------
 
 
 class _Server(uvicorn.Server):
     """uvicorn, without its own signal handling: the runner decides what a signal does (and
-    uvicorn's would re-raise SIGTERM after a clean stop, ending the process with 143, not 0)."""
+    uvicorn's would re-raise SIGTERM after a clean stop, ending the process with 143, not 0);
+    `on_listening` is called once its socket accepts connections."""
+
+    def __init__(
+        self, config: uvicorn.Config, *, on_listening: Callable[[], object] | None = None
+    ) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_listening is not None:
+            self._on_listening()
 
 
 def _on_signals(handler: Callable[[signal.Signals], None]) -> None:
@@ -87,10 +139,6 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-# `serve --workers N`: how the parent tells each server process whether to run the worker too.
-SERVE_WORKER_ENV = "OPPORTUNITY_BOT_SERVE_WORKER"
-
-
 def serve(
     settings: Settings,
     *,
@@ -108,7 +156,7 @@ def serve(
     with its own Services; they share the queue, so PostgreSQL is required."""
     checks = checks or Preflight(settings)
     if workers > 1:
-        return _serve_processes(
+        return serve_processes(
             settings, host=host, port=port, worker=worker, workers=workers, checks=checks
         )
     loop_name, http = server_stack()
@@ -120,6 +168,7 @@ def serve(
         if checked.refusal is not None:
             print(checked.refusal, file=sys.stderr)
             return 1
+        services.warm_parser_at_start = False  # /healthz first: _warm_rest once listening
         config = uvicorn.Config(
             http_app,
             host=host,
@@ -134,7 +183,7 @@ def serve(
             access_log=False,
             timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
         )
-        server = _Server(config)
+        server = _Server(config, on_listening=lambda: spawn(_warm_rest(), name="parser-warm-up"))
 
         def handle(sig: signal.Signals) -> None:
             if server.should_exit:
@@ -154,61 +203,32 @@ def serve(
         return runner.run(run())
 
 
-def _serve_processes(
-    settings: Settings,
-    *,
-    host: str,
-    port: int | None,
-    worker: bool,
-    workers: int,
-    checks: Preflight,
-) -> int:
-    refusal = settings.processes_refusal(workers)
-    if refusal is not None:
-        print(refusal, file=sys.stderr)
-        return 2
-    refusal = checks.wait().refusal
-    if refusal is not None:
-        print(refusal, file=sys.stderr)
-        return 1
-    # The children are spawned: they read the environment (and .env) again, and this.
-    os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
-    loop_name, http = server_stack()
-    config = uvicorn.Config(
-        "bot.runners:app_from_environment",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port or settings.port,
-        loop=loop_name,
-        http=http,
-        ws="none",
-        lifespan="on",
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
-    )
-    sock = config.bind_socket()
-    try:
-        Multiprocess(config, sockets=[sock]).run()
-    finally:
-        sock.close()
-    log.info("Stopped")
-    return 0
-
-
 def app_from_environment() -> Starlette:
     """uvicorn's app factory for `serve --workers N`: each server process builds its own
-    Settings, Services and Bolt app (and logging, which a spawned process does not inherit)."""
+    Settings, Services and Bolt app (and logging, which a spawned process does not inherit)
+    while the supervisor's credential checks are in flight, warming the parser meanwhile, and
+    starts once they have passed."""
     from bot.logs import configure
 
     _die_with_parent()
+    gc.disable()  # as in cli: start_up_over turns it back on
     settings = Settings()
     configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     services = Services.create(settings)
+    services.warm_parser_at_start = False
+    pieces = warming()
+
+    def piece() -> bool:
+        return next(pieces, _NO_PIECE) is not _NO_PIECE
+
+    async def checked() -> None:
+        services.catalog.organization_id = await checks_answered(piece)
+        spawn(_warm_rest(), name="parser-warm-up")
+
     run_worker = os.environ.get(SERVE_WORKER_ENV, "1") != "0"
-    return create_http_app(services, build_app(settings, services), run_worker=run_worker)
+    return create_http_app(
+        services, build_app(settings, services), run_worker=run_worker, before_start=checked
+    )
 
 
 def _die_with_parent() -> None:
@@ -232,20 +252,6 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
         ).new_event_loop
         return factory
     return None
-
-
-def server_stack() -> tuple[Literal["uvloop", "asyncio"], Literal["httptools", "h11"]]:
-    """uvloop and httptools (C) when installed — uvicorn[standard] brings them — else pure Python.
-
-    Under load the pure-Python h11 parser and asyncio loop were a fifth of the bot's CPU.
-    """
-    loop: Literal["uvloop", "asyncio"] = "uvloop" if _importable("uvloop") else "asyncio"
-    http: Literal["httptools", "h11"] = "httptools" if _importable("httptools") else "h11"
-    return loop, http
-
-
-def _importable(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 @contextlib.asynccontextmanager
@@ -312,6 +318,7 @@ async def run_socket_mode(settings: Settings, checks: Preflight | None = None) -
     try:
         async with _ops_server(settings, services):
             await services.start()
+            start_up_over()
             handler = SocketModeHandler(
                 app, settings.slack_app_token.get_secret_value(), metrics=services.metrics
             )
@@ -353,6 +360,7 @@ async def run_worker(settings: Settings, checks: Preflight | None = None) -> int
         async with _ops_server(settings, services):
             # With PUBLIC_URL, Close's webhook is taken by `serve`: the event log is the backstop.
             await services.start(serving_http=False, webhook_elsewhere=True)
+            start_up_over()
             log.info("Worker running (Close -> Slack: %s)", services.sync.describe())
             try:
                 await stop.wait()

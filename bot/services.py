@@ -27,7 +27,7 @@ from bot.heap import freeze_startup_heap, thaw_heap
 from bot.identity import Identity
 from bot.lead_search import LeadSearch
 from bot.metrics import Metrics, ObservedSlackClient
-from bot.parsing import warm_up
+from bot.parsing import is_warm, warm_up
 from bot.settings import Settings
 from bot.store.changes import ChangeStore
 from bot.store.db import create_engine, session_factory
@@ -81,6 +81,9 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     # A lead's contacts for the modal's `contact` block, by lead id: (monotonic instant, list).
     lead_contacts: dict[str, tuple[float, list[Contact]]] = field(default_factory=dict, repr=False)
+    # False: `start` leaves warming the parser up to the runner (`serve` finishes it in the
+    # background once it listens, so /healthz does not wait for it; /readyz does).
+    warm_parser_at_start: bool = True
     # Monotonic instant shutdown began (None: running); the deadlines count from it.
     stopping_since: float | None = None
     # The tasks that run for as long as the process does (servers, loops), as of `start`: any
@@ -211,7 +214,8 @@ class Services:
         """Ready to serve: schema in place, parser warm, catalog loading, worker running (unless
         `worker` is False: `serve --no-worker` leaves it to `worker` processes), Close's changes
         coming in (by webhook when serving HTTP with a PUBLIC_URL, else the event log)."""
-        warm_up()
+        if self.warm_parser_at_start:
+            warm_up()
         if self.slack.session is None:
             # One pooled session: without it slack_sdk opens a new TCP connection per call,
             # which cost ~10% of the CPU under load (bench/README.md).
@@ -282,6 +286,8 @@ class Services:
             problems["process"] = "shutting down"
         if not self.catalog.loaded:
             problems["catalog"] = "Close's pipelines, statuses and users have not loaded yet"
+        if not is_warm():
+            problems["parser"] = "still loading its languages' dates and numbers"
         try:
             await asyncio.wait_for(self._ping_database(), READY_TIMEOUT_SECONDS)
         except Exception as error:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from bot.app import build_app
@@ -218,6 +219,61 @@ async def test_an_instance_that_stops_mid_work_is_finished_by_the_other(pg_url: 
             assert row.claimed_by == other.services.worker.name
             assert row.attempts == claimed.attempts + 1
         assert len(opportunity_posts(sb.close)) == 1
+
+
+async def schema_tables(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await engine.dispose()
+
+
+async def test_serve_workers_refused_credential_ends_in_one_line_having_started_nothing(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The server processes build the app while the supervisor's checks are in flight, but
+    touch neither the schema nor Close's catalog until they pass; a refusal ends them all."""
+    async with (
+        CloseSimulator(api_key=CLOSE_API_KEY) as close,
+        SlackSimulator(bot_token=BOT_TOKEN) as slack,
+    ):
+        bot = Bot(close, slack, pg_url, tmp_path, "serve", "--workers", "2")
+        bot.env["CLOSE_API_KEY"] = "api_wrongkey.wrongsecretpart"
+        close.path_latency["/me/"] = 1.5  # the server processes are up and waiting by then
+        try:
+            await bot.spawn()
+            code = await bot.exit_code(timeout=30)
+        finally:
+            bot.stop()
+        lines = [line for line in bot.stderr().splitlines() if line.strip()]
+        assert code == 1
+        assert len(lines) == 1, lines
+        assert "CLOSE_API_KEY" in lines[0] and "HTTP 401" in lines[0]
+        assert close.count("GET", "/pipeline/") == 0
+        assert await schema_tables(pg_url) == []
+
+
+async def test_serve_workers_stopped_before_the_checks_answer_exits_at_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    async with (
+        CloseSimulator(api_key=CLOSE_API_KEY) as close,
+        SlackSimulator(bot_token=BOT_TOKEN) as slack,
+    ):
+        bot = Bot(close, slack, pg_url, tmp_path, "serve", "--workers", "2")
+        close.path_latency["/me/"] = 8.0
+        try:
+            await bot.spawn()
+            await asyncio.sleep(2.5)  # the server processes are built and waiting
+            code, took = await bot.signal_and_wait(signal.SIGTERM)
+        finally:
+            bot.stop()
+        assert code == 0, bot.stderr()
+        assert took < 3
+        assert close.count("GET", "/pipeline/") == 0
+        assert await schema_tables(pg_url) == []
 
 
 async def test_serve_workers_2_no_worker_and_two_worker_processes_create_each_once(

@@ -2,7 +2,17 @@
 
 from bot.parsing.draft import Draft
 from bot.parsing.money import Money, format_money, parse_money
-from bot.parsing.parser import parse, warm_up
+from bot.parsing.parser import is_warm, parse, warm_up, warming
 from bot.parsing.periods import period_label
 
-__all__ = ["Draft", "Money", "format_money", "parse", "parse_money", "period_label", "warm_up"]
+__all__ = [
+    "Draft",
+    "Money",
+    "format_money",
+    "is_warm",
+    "parse",
+    "parse_money",
+    "period_label",
+    "warm_up",
+    "warming",
+]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -29,7 +29,14 @@ from bot.parsing.lexicon import LANGUAGES, Lexicon, fold_key, lexicon_for, word_
 from bot.parsing.locales import DateOrder, LocaleInfo, locale_info
 from bot.parsing.tokens import MASK, Workspace
 
-__all__ = ["DateContext", "DateHit", "dateparser_parse", "find_date", "warm_up_dateparser"]
+__all__ = [
+    "DateContext",
+    "DateHit",
+    "dateparser_parse",
+    "dateparser_warming",
+    "find_date",
+    "warm_up_dateparser",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,15 +693,24 @@ def _dateparser_fallback(ws: Workspace, ctx: DateContext, words: _DateWords) -> 
 
 
 def warm_up_dateparser(languages: tuple[str, ...] = ("en",)) -> None:
-    """Import dateparser and load its data for these languages (each with English) now,
-    not on the first request."""
-    for order, locale in (("MDY", "en-US"), ("DMY", "en-GB"), ("YMD", "en-CA")):
-        ctx = DateContext(now=datetime(2025, 1, 1, 12), locale=locale_info(locale))
-        assert ctx.locale.date_order == order
-        dateparser_parse("in 2 weeks", ctx)
-        dateparser_parse("December 15th", ctx)
+    """Import dateparser and load its data for these languages now, not on the first request
+    (English in each of its date orders; another language is always read with English)."""
+    for _ in dateparser_warming(languages):
+        pass
+
+
+def dateparser_warming(languages: tuple[str, ...] = ("en",)) -> Iterator[None]:
+    """`warm_up_dateparser` one piece at a time: it yields after each date order and language."""
+    if "en" in languages:
+        for order, locale in (("MDY", "en-US"), ("DMY", "en-GB"), ("YMD", "en-CA")):
+            ctx = DateContext(now=datetime(2025, 1, 1, 12), locale=locale_info(locale))
+            assert ctx.locale.date_order == order
+            dateparser_parse("in 2 weeks", ctx)
+            dateparser_parse("December 15th", ctx)
+            yield
     for language in languages:
         if language != "en":
             ctx = DateContext(now=datetime(2025, 1, 1, 12), locale=locale_info(language))
             dateparser_parse(f"15 {next(iter(LANGUAGES[language].months))}", ctx)
             dateparser_parse("in 2 weeks", ctx)
+            yield

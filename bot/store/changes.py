@@ -10,12 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, aliased
 
-from bot.store.db import update_where, writer_for
+from bot.store.db import dialect_insert, update_where, writer_for
 from bot.store.tables import CloseEventRow, OpportunityViewRow, SyncStateRow
 from bot.sync.events import CloseEvent
 
@@ -111,7 +109,7 @@ class ChangeStore:
         ]
         if not rows:
             return 0
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(self._dialect)
         statement = (
             insert(CloseEventRow)
             .values(rows)
@@ -318,7 +316,7 @@ class ChangeStore:
         now: datetime,
     ) -> OpportunityView:
         """The opportunity's view, created from what Slack shows now if there is none yet."""
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(self._dialect)
         statement = (
             insert(OpportunityViewRow)
             .values(
@@ -468,7 +466,7 @@ class ChangeStore:
         await self._writer.run(write)
 
     async def _ensure_state(self, key: str, now: datetime) -> None:
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(self._dialect)
         statement = (
             insert(SyncStateRow)
             .values(key=key, updated_at=now)

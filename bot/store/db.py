@@ -97,6 +97,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def dialect_insert(dialect: str) -> Callable[..., Any]:
+    """The dialect's own INSERT (it has ON CONFLICT): PostgreSQL's or SQLite's, imported when
+    first asked for, so a SQLite deployment never loads PostgreSQL's dialect (~2 MB, 25 ms)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -8,11 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from bot.store.db import writer_for
+from bot.store.db import dialect_insert, writer_for
 from bot.store.tables import UserLinkRow
 
 LinkSource = Literal["override", "email"]
@@ -149,13 +148,8 @@ class UserLinkStore:
         changes = {k: v for k, v in values.items() if k != "slack_user_id"}
         guard = (UserLinkRow.source != "override") if only_over_email else None
         statement: Any = None
-        if self._dialect == "sqlite":
-            statement = sqlite.insert(UserLinkRow).values(**values)
-            statement = statement.on_conflict_do_update(
-                index_elements=[UserLinkRow.slack_user_id], set_=changes, where=guard
-            )
-        elif self._dialect == "postgresql":
-            statement = postgresql.insert(UserLinkRow).values(**values)
+        if self._dialect in ("sqlite", "postgresql"):
+            statement = dialect_insert(self._dialect)(UserLinkRow).values(**values)
             statement = statement.on_conflict_do_update(
                 index_elements=[UserLinkRow.slack_user_id], set_=changes, where=guard
             )
