@@ -23,7 +23,6 @@ from bot.deals.announce import Announcer
 from bot.deals.notify import Notifier
 from bot.deals.service import Deals, RetryPolicy
 from bot.deals.worker import Worker
-from bot.heap import freeze_startup_heap, thaw_heap
 from bot.identity import Identity
 from bot.lead_search import LeadSearch
 from bot.metrics import Metrics, ObservedSlackClient
@@ -228,7 +227,6 @@ class Services:
             self.worker.start()
         self.sync.start(serving_http=serving_http, webhook_elsewhere=webhook_elsewhere)
         self._resident = set(asyncio.all_tasks())
-        freeze_startup_heap()
 
     def begin_stop(self) -> None:
         """The first thing on SIGTERM/SIGINT: not ready any more, no new work claimed. What is
@@ -250,7 +248,6 @@ class Services:
             await asyncio.wait_for(self._stop(short), max(left, 0.5))
         except TimeoutError:
             log.error("Shutdown did not finish within %.0f s; exiting anyway", within)
-        thaw_heap()
 
     async def _stop(self, short: set[asyncio.Task[object]]) -> None:
         assert self.stopping_since is not None
