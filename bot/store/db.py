@@ -91,6 +91,10 @@ def _idle_pinger(idle_seconds: float) -> Callable[[Any, Any, Any], None]:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run while the worker writes; a busy timeout instead of "database is locked".
+    # Durability: in WAL a commit has written its pages to the WAL file before it returns, so a
+    # submission acked survives the process dying (crash, SIGKILL). synchronous=NORMAL does not
+    # fsync each commit: a power loss or OS crash can take the last commits back (the file stays
+    # consistent). FULL would add an fsync to every transaction, the ack's insert included.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
