@@ -8,7 +8,7 @@ import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from bot.runners import print_history
 from bot.sandbox.stack import Sandbox, running_sandbox, sandbox_settings
 from bot.services import Services
 from bot.store.changes import ChangeState
+from bot.sync.events import CloseEvent
 from bot.sync.webhook import STATE_KEY, sign
 from tests.flows import wait_until
 from tests.test_app_home import published_home, sections
@@ -181,6 +182,34 @@ async def test_change_in_close_arrives_through_the_event_log(polling: Sandbox) -
     await asyncio.sleep(FAST_POLL * 3)  # read again (the 5-minute rescan): still one reply
     await settled(sb)
     assert len(replies(sb, channel, root)) == 1
+
+
+async def test_the_echo_of_the_apps_own_create_is_not_stored(polling: Sandbox) -> None:
+    """Close's `created` event for a deal the app created carries nothing newer than Close's
+    answer to the create: dropped on arrival. One Close merged a later change into is kept,
+    as is a `created` event of a deal the app did not create."""
+    sb = polling
+    opportunity, _details = await log_deal(sb, "Acme Corp 12k annual")
+    state = dict(opportunity)  # as Close answered the create
+
+    def created(event_id: str, data: dict[str, Any]) -> CloseEvent:
+        return CloseEvent(
+            id=event_id,
+            object_type="opportunity",
+            object_id=data["id"],
+            action="created",
+            date_updated=data["date_updated"],
+            data=data,
+        )
+
+    now = datetime.now(UTC)
+    add = sb.services.changes.add
+    assert await add([created("ev_echo", state)], source="poll", now=now) == 0
+    later = (datetime.fromisoformat(state["date_updated"]) + timedelta(seconds=5)).isoformat()
+    merged = {**state, "confidence": 90, "date_updated": later}
+    assert await add([created("ev_merged", merged)], source="poll", now=now) == 1
+    theirs = {**state, "id": "oppo_not_ours"}
+    assert await add([created("ev_theirs", theirs)], source="poll", now=now) == 1
 
 
 async def test_the_apps_own_won_is_told_once_not_again_from_closes_event(hooked: Sandbox) -> None:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, aliased
 
 from bot.store.db import dialect_insert, update_where, writer_for
-from bot.store.tables import CloseEventRow, OpportunityViewRow, SyncStateRow
-from bot.sync.events import CloseEvent
+from bot.store.tables import CloseEventRow, OpportunityViewRow, SubmissionRow, SyncStateRow
+from bot.sync.events import CloseEvent, parse_close_time
 
 
 class ChangeState(StrEnum):
@@ -90,7 +90,15 @@ class ChangeStore:
     # --- receiving ------------------------------------------------------------------
 
     async def add(self, events: Sequence[CloseEvent], *, source: str, now: datetime) -> int:
-        """Store events not seen before (by id and `date_updated`); returns how many were new."""
+        """Store events not seen before (by id and `date_updated`); returns how many were new.
+
+        The echo of the app's own create (its `created` event, carrying no state newer than
+        Close's answer to our POST) is not stored: applied, it would only be skipped as "not
+        newer than what Slack shows", after six transactions — ~2.5 ms of every flow's CPU at
+        50 flows/s. A `created` event Close merged later changes into is newer: it is kept.
+        """
+        unique = list({(e.id, e.updated_at): e for e in events}.values())
+        created = _created_versions(unique)
         rows = [
             {
                 "id": str(uuid.uuid4()),
@@ -105,18 +113,22 @@ class ChangeStore:
                 "next_attempt_at": now,
                 "received_at": now,
             }
-            for event in {(e.id, e.updated_at): e for e in events}.values()
+            for event in unique
         ]
         if not rows:
             return 0
         insert = dialect_insert(self._dialect)
-        statement = (
-            insert(CloseEventRow)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["event_id", "event_updated_at"])
-        )
 
         def write(session: Session) -> int:
+            echoes = _own_creates(session, created) if created else set()
+            kept = [row for row in rows if (row["event_id"], row["object_id"]) not in echoes]
+            if not kept:
+                return 0
+            statement = (
+                insert(CloseEventRow)
+                .values(kept)
+                .on_conflict_do_nothing(index_elements=["event_id", "event_updated_at"])
+            )
             return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
         return await self._writer.run(write, urgent=source == "webhook")
@@ -541,3 +553,36 @@ def _back_state() -> Any:
         (CloseEventRow.state == ChangeState.TELLING.value, ChangeState.TELLING.value),
         else_=ChangeState.PENDING.value,
     )
+
+
+def _created_versions(events: Sequence[CloseEvent]) -> dict[tuple[str, str], datetime]:
+    """`created` events of opportunities that carry their state: (event id, opportunity id) ->
+    the opportunity's `date_updated` in that state."""
+    versions = {}
+    for event in events:
+        if event.action != "created" or event.object_type != "opportunity" or not event.data:
+            continue
+        version = parse_close_time(str(event.data.get("date_updated") or ""))
+        if version is not None:
+            versions[(event.id, event.object_id)] = version
+    return versions
+
+
+def _own_creates(
+    session: Session, created: dict[tuple[str, str], datetime]
+) -> set[tuple[str, str]]:
+    """Which of `created` are echoes of the app's own creates: an opportunity a submission
+    recorded, in a state no newer than Close's answer to that submission's POST."""
+    chosen = select(SubmissionRow.opportunity_id, SubmissionRow.response).where(
+        SubmissionRow.opportunity_id.in_({object_id for _, object_id in created})
+    )
+    answered = {object_id: response for object_id, response in session.execute(chosen)}
+    echoes = set()
+    for (event_id, object_id), version in created.items():
+        response = answered.get(object_id)
+        if not isinstance(response, dict):
+            continue
+        ours = parse_close_time(str(response.get("date_updated") or ""))
+        if ours is not None and version <= ours:
+            echoes.add((event_id, object_id))
+    return echoes
