@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.identity import Identity
+from bot.identity.service import remember_user
 from bot.listeners.admin_commands import LINK_USAGE, UNLINK_USAGE, Subcommand, parse_subcommand
 from bot.sandbox.close_sim import CloseSimulator, Org, default_org
 from bot.sandbox.slack_sim import SlackSimulator, SlackUser, Workspace, _person, default_workspace
@@ -404,3 +405,18 @@ async def test_profile_lookups_are_shared_by_concurrent_callers(sandbox: Sandbox
     found = await asyncio.gather(*(identity.close_user_for("U0CAROL") for _ in range(10)))
     assert all(m.close_user is not None and m.close_user.id == "user_carol" for m in found)
     assert len([c for c in sandbox.slack.calls()[mark:] if c.method == "users.info"]) == 1
+
+
+def test_per_user_memories_stay_bounded_dropping_the_expired_then_the_oldest() -> None:
+    memory: dict[str, tuple[float, str]] = {}
+    for n, until in enumerate([5.0, 50.0, 50.0, 5.0]):
+        remember_user(memory, f"U{n}", (until, f"profile {n}"), now=0.0, cap=4)
+    remember_user(memory, "U1", (60.0, "profile 1 again"), now=0.0, cap=4)  # refreshed: newest
+    assert list(memory) == ["U0", "U2", "U3", "U1"]
+    # Over the cap at 10 s: the expired go (U0, U3).
+    remember_user(memory, "U4", (70.0, "profile 4"), now=10.0, cap=4)
+    assert list(memory) == ["U2", "U1", "U4"]
+    # Over again with none expired: the longest unrefreshed go, down to 9/10 of the cap.
+    remember_user(memory, "U5", (80.0, "profile 5"), now=10.0, cap=4)
+    remember_user(memory, "U6", (80.0, "profile 6"), now=10.0, cap=4)
+    assert list(memory) == ["U4", "U5", "U6"]

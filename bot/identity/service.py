@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from rapidfuzz import process
@@ -123,8 +123,8 @@ class Identity:
         return profile
 
     def _remember_profile(self, profile: SlackProfile) -> None:
-        expires = asyncio.get_running_loop().time() + self._ttl
-        self._profiles[profile.user_id] = (expires, profile)
+        now = asyncio.get_running_loop().time()
+        remember_user(self._profiles, profile.user_id, (now + self._ttl, profile), now)
 
     def _note_scopes(self, headers: Any) -> None:
         scopes = granted_scopes(headers)
@@ -196,7 +196,7 @@ class Identity:
         if cached and cached[0] > now:
             return cached[1]
         link = await self._links.get(user_id)
-        self._links_cached[user_id] = (now + self._link_ttl, link)
+        remember_user(self._links_cached, user_id, (now + self._link_ttl, link), now)
         return link
 
     def _forget_link(self, user_id: str) -> None:
@@ -370,3 +370,30 @@ class Identity:
         if removed is not None:
             log.info("%s unlinked %s from Close user %s", by, slack_user_id, removed.close_user_id)
         return removed, await self.close_user_for(slack_user_id)
+
+
+_T = TypeVar("_T")
+
+# Per-user memories hold at most this many people: the expired go first, then the longest
+# unrefreshed (each entry is re-inserted when refreshed, so the dict's order is by last write),
+# down to nine tenths, so a full memory is swept once per many new users, not on each.
+MAX_REMEMBERED_USERS = 10_000
+
+
+def remember_user(
+    memory: dict[str, tuple[float, _T]],
+    key: str,
+    entry: tuple[float, _T],
+    now: float,
+    *,
+    cap: int = MAX_REMEMBERED_USERS,
+) -> None:
+    """`memory[key] = entry` (entry: (valid until, value)), keeping `memory` within `cap`."""
+    memory.pop(key, None)
+    memory[key] = entry
+    if len(memory) <= cap:
+        return
+    for stale in [k for k, (until, _) in memory.items() if until <= now]:
+        del memory[stale]
+    while len(memory) > cap * 9 // 10:
+        del memory[next(iter(memory))]
