@@ -178,7 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 host=getattr(args, "host", "0.0.0.0"),
                 port=getattr(args, "port", None),
                 worker=getattr(args, "worker", True),
-                workers=workers,
                 checks=checks,
             )
         if command == "worker":

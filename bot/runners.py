@@ -30,10 +30,9 @@ from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
 from bot.store.submissions import AuditEntry, SubmissionStore
 from bot.supervisor import (
-    HTTP_DRAIN_SECONDS,
     SERVE_WORKER_ENV,
     checks_answered,
-    serve_processes,
+    http_config,
     server_stack,
 )
 from bot.tasks import spawn
@@ -146,21 +145,15 @@ def serve(
     host: str = "0.0.0.0",
     port: int | None = None,
     worker: bool = True,
-    workers: int = 1,
     checks: Preflight | None = None,
 ) -> int:
     """HTTP mode until SIGTERM/SIGINT: then no new connections, requests in flight finished,
     background work finished or handed back; 0 once stopped, 1 if a credential is refused.
 
     `checks`: the credential checks, if already started (`Preflight`); started here if not.
-    `workers` > 1: that many server processes on the one port (uvicorn's supervisor), each
-    with its own Services; they share the queue, so PostgreSQL is required."""
+    (`serve --workers N` is `bot.supervisor.serve_processes`.)"""
     checks = checks or Preflight(settings)
-    if workers > 1:
-        return serve_processes(
-            settings, host=host, port=port, worker=worker, workers=workers, checks=checks
-        )
-    loop_name, http = server_stack()
+    loop_name = server_stack()[0]
 
     async def run() -> int:
         services = Services.create(settings)
@@ -170,20 +163,7 @@ def serve(
             print(checked.refusal, file=sys.stderr)
             return 1
         services.warm_parser_at_start = False  # /healthz first: _warm_rest once listening
-        config = uvicorn.Config(
-            http_app,
-            host=host,
-            port=port or settings.port,
-            loop=loop_name,
-            http=http,
-            # No websockets: Slack only POSTs to us, and not loading that stack saves memory.
-            ws="none",
-            lifespan="on",
-            log_level="warning",
-            log_config=None,  # our handlers and format (LOG_FORMAT) for uvicorn's lines too
-            access_log=False,
-            timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
-        )
+        config = http_config(http_app, settings, host=host, port=port)
         server = _Server(config, on_listening=lambda: spawn(_warm_rest(), name="parser-warm-up"))
 
         def handle(sig: signal.Signals) -> None:

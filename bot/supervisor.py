@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -51,6 +51,29 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def http_config(
+    app: Any, settings: Settings, *, host: str, port: int | None, **more: Any
+) -> uvicorn.Config:
+    """uvicorn as `serve` runs it, one process or N: the C loop and parser when installed, no
+    websockets (Slack only POSTs to us, and not loading that stack saves memory), our logging
+    (LOG_FORMAT) for uvicorn's lines too, no access log, Slack's ack window to drain at stop."""
+    loop_name, http = server_stack()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port or settings.port,
+        loop=loop_name,
+        http=http,
+        ws="none",
+        lifespan="on",
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
+        **more,
+    )
+
+
 def serve_processes(
     settings: Settings,
     *,
@@ -68,21 +91,13 @@ def serve_processes(
         return 2
     # The children are spawned: they read the environment (and .env) again, and these.
     os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
-    loop_name, http = server_stack()
-    config = uvicorn.Config(
+    config = http_config(
         "bot.runners:app_from_environment",
+        settings,
+        host=host,
+        port=port,
         factory=True,
         workers=workers,
-        host=host,
-        port=port or settings.port,
-        loop=loop_name,
-        http=http,
-        ws="none",
-        lifespan="on",
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
     )
     refused: list[str] = []
     with tempfile.TemporaryDirectory(prefix="opportunity-bot-") as scratch:
