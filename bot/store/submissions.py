@@ -144,6 +144,17 @@ def _held_params(
     return params
 
 
+def _held_until_told(submission: Submission) -> ColumnElement[bool]:
+    """The claim of `submission`, creating or created, until the user is told (the fencing
+    token alone says who holds it, whichever of the two states the row is in now)."""
+    return and_(
+        SubmissionRow.id == submission.id,
+        SubmissionRow.attempts == submission.attempts,
+        SubmissionRow.state.in_([SubmissionState.CREATING.value, SubmissionState.CREATED.value]),
+        SubmissionRow.confirmed_at.is_(None),
+    )
+
+
 def _held(
     submission: Submission, state: SubmissionState = SubmissionState.CREATING
 ) -> ColumnElement[bool]:
@@ -290,14 +301,7 @@ class SubmissionStore:
         The claim outlives `record_created` (it is kept until the user is told), so whichever
         of the two states the row is in now, the fencing token alone says who holds it.
         """
-        held = and_(
-            SubmissionRow.id == submission.id,
-            SubmissionRow.attempts == submission.attempts,
-            SubmissionRow.state.in_(
-                [SubmissionState.CREATING.value, SubmissionState.CREATED.value]
-            ),
-            SubmissionRow.confirmed_at.is_(None),
-        )
+        held = _held_until_told(submission)
         return await self._update(held, now, claimed_until=now + lease)
 
     async def release(self, submission: Submission, *, now: datetime) -> bool:
@@ -309,14 +313,7 @@ class SubmissionStore:
         got there. Created but not yet told (created): left created, its claim expired, so the
         next worker only does the telling.
         """
-        held = and_(
-            SubmissionRow.id == submission.id,
-            SubmissionRow.attempts == submission.attempts,
-            SubmissionRow.state.in_(
-                [SubmissionState.CREATING.value, SubmissionState.CREATED.value]
-            ),
-            SubmissionRow.confirmed_at.is_(None),
-        )
+        held = _held_until_told(submission)
         creating = SubmissionRow.state == SubmissionState.CREATING.value
         at = literal(now, SubmissionRow.claimed_until.type)  # typed: stored like every instant
         return await self._update(
