@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,12 +34,6 @@ async def log_through(bot: BotProcess, slack: SlackSimulator) -> None:
         await asyncio.sleep(0.3)  # the lead preselection lands
         await send(driver, frozen_submission(slack, view["id"]))
     await wait_summaries(slack, 1, timeout=15)
-
-
-def stop_all(*bots: BotProcess) -> list[Any]:
-    return [
-        bot.kill() for bot in bots if bot.process is not None and bot.process.returncode is None
-    ]
 
 
 async def test_killed_mid_telling_the_restart_finishes_without_telling_twice(
@@ -81,9 +74,8 @@ async def test_killed_mid_telling_the_restart_finishes_without_telling_twice(
             assert len(change_replies(slack, root)) == 1
             assert len(close.webhooks) == 1 and close.count("POST", "/webhook/") == 1
         finally:
-            stop_all(first, second)
             for bot in (first, second):
-                await bot.wait()
+                await bot.stopped()
 
 
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set")
@@ -122,6 +114,5 @@ async def test_two_processes_behind_one_url_keep_one_subscription_and_tell_each_
             assert "$14,000 annual → $15,000 annual" in told[2]
             assert "15,000" in json.dumps(summaries(slack)[0].get("blocks"))
         finally:
-            stop_all(a, b)
             for bot in (a, b):
-                await bot.wait()
+                await bot.stopped()

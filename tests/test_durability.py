@@ -531,9 +531,20 @@ class BotProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
 
+    def stop(self) -> None:
+        """At a test's end: killed if it is still running (SIGCONT first, in case it was
+        frozen with SIGSTOP)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.kill()
+
     async def wait(self) -> None:
         if self.process is not None and self.process.returncode is None:
             await self.process.wait()
+
+    async def stopped(self) -> None:
+        self.stop()
+        await self.wait()
 
     async def run(self, *args: str) -> str:
         process = await asyncio.create_subprocess_exec(
@@ -604,9 +615,7 @@ async def test_sigkill_between_ack_and_create_then_restart_creates_once(
             assert "created" in await second.run("history", "--user", "U0ALICE", "--limit", "5")
         finally:
             for bot in (first, second):
-                if bot.process is not None and bot.process.returncode is None:
-                    bot.kill()
-                await bot.wait()
+                await bot.stopped()
 
 
 async def test_a_frozen_worker_whose_create_is_still_on_its_way_is_not_created_twice(
@@ -650,7 +659,4 @@ async def test_a_frozen_worker_whose_create_is_still_on_its_way_is_not_created_t
             assert len(summaries(slack)) == 1
         finally:
             for bot in (first, second):
-                if bot.process is not None and bot.process.returncode is None:
-                    bot.process.send_signal(signal.SIGCONT)
-                    bot.kill()
-                await bot.wait()
+                await bot.stopped()
