@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import aiohttp
 
 from bench.report import TargetResult, build_report, render_table, write_outputs
 from bench.sims import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
+from bot.sandbox.server import port_for_a_child
 
 ROOT = Path(__file__).resolve().parents[1]
 LATE_SECONDS = 3.0
@@ -322,13 +322,6 @@ class LoadRun:
 # --- processes ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def read_proc(pid: int) -> dict[str, float]:
     """Peak RSS (VmHWM, MB) and CPU seconds used so far, from /proc (no psutil needed)."""
     out: dict[str, float] = {}
@@ -479,7 +472,7 @@ async def app_process(
 ) -> AsyncIterator[tuple[list[asyncio.subprocess.Process], str, float, float]]:
     """Start the bot (`python -m bot serve`, and `worker`s as the layout says) or the baseline;
     yields the processes once /healthz answers on each."""
-    port = free_port()
+    port = port_for_a_child()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -513,7 +506,7 @@ async def app_process(
         ready = await wait_healthy(base, procs[0], started)
         if target == "bot":
             for _ in range(layout.workers):
-                ops = free_port()
+                ops = port_for_a_child()
                 worker_env = {**env, "METRICS_PORT": str(ops)}
                 procs.append(
                     await asyncio.create_subprocess_exec(

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import bind_free_port
+from bot.sandbox.server import port_for_a_child
 from bot.sandbox.slack_driver import SlackDriver
 from bot.sandbox.slack_sim import SlackSimulator
 from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
@@ -106,7 +106,7 @@ async def test_serve_command_runs_the_flow_against_lookalikes(tmp_path: Path) ->
         CloseSimulator(api_key=CLOSE_API_KEY) as close,
         SlackSimulator(bot_token=BOT_TOKEN) as slack,
     ):
-        port = bind_free_port().getsockname()[1]
+        port = port_for_a_child()
         env = clean_env(
             SLACK_BOT_TOKEN=BOT_TOKEN,
             SLACK_SIGNING_SECRET=SIGNING_SECRET,

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -31,6 +30,7 @@ from bot.blocks.messages import RETRY_ACTION_ID
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.sandbox import blockkit
 from bot.sandbox.close_sim import CloseSimulator
+from bot.sandbox.server import port_for_a_child
 from bot.sandbox.slack_driver import SlackDriver
 from bot.sandbox.slack_sim import SlackSimulator
 from bot.sandbox.stack import (
@@ -462,19 +462,13 @@ async def test_a_stalled_worker_cannot_write_over_the_one_that_took_over(tmp_pat
 # --- kill -9 --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class BotProcess:
     """`python -m bot serve` in a child process, talking to simulators in this one."""
 
     def __init__(
         self, close: CloseSimulator, slack: SlackSimulator, database_url: str, cwd: Path
     ) -> None:
-        self.port = _free_port()
+        self.port = port_for_a_child()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CLOSE_"))},

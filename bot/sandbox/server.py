@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import os
+import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +45,58 @@ def bind_free_port(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
+
+
+# Ports below this are the well-known ones and those of services a machine commonly runs.
+_LOWEST_PORT = 10_000
+
+
+def _ephemeral_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _child_ports() -> list[int]:
+    """This process's slice of the ports below the ephemeral range (one slice per pytest-xdist
+    worker, so parallel tests never pick the same one), from a random start."""
+    first, end = _LOWEST_PORT, max(_ephemeral_start(), _LOWEST_PORT + 1_000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.isdigit() and workers > 1:
+        size = (end - first) // workers
+        first, end = first + int(worker) * size, first + (int(worker) + 1) * size
+    start = random.randrange(first, end)
+    return [*range(start, end), *range(first, start)]
+
+
+_child_ports_left: collections.deque[int] = collections.deque()
+
+
+def port_for_a_child(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a child process to bind later (`serve --port`,
+    METRICS_PORT).
+
+    Not bind(0)'s: that port comes from the kernel's ephemeral range, which every outgoing
+    connection draws its local port from too, so between our close and the child's bind a
+    client socket (ours, or a parallel test's) can take it: "Address already in use". Ports
+    below that range are only ever taken by a bind; each call returns the next one of this
+    process's slice that can be bound now, so two calls never give the same port."""
+    if not _child_ports_left:
+        _child_ports_left.extend(_child_ports())
+    for _ in range(len(_child_ports_left)):
+        port = _child_ports_left[0]
+        _child_ports_left.rotate(-1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no port below {_ephemeral_start()} can be bound on {host}")
 
 
 async def start_server(
