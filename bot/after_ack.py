@@ -8,13 +8,22 @@ work waits for the answer to be sent: the HTTP and Socket Mode layers open a `co
 scope around each request and `release()` it once the answer is out; `after_ack(callback)`
 called anywhere in the listener (in Bolt's task: the scope's context is copied into it) runs
 `callback` then, or at once when no answer is pending (outside a request, or after release).
+
+"Sent" is not "shown": the answer is still on its way to Slack, and an update ready within
+milliseconds (a Close that answers at once) could overtake it (seen under CI load: the warning
+landed, then "Saving…" covered it). So a modal update also waits out `ACK_SETTLE_SECONDS` from
+the ack (`ack_settled`): nothing a user notices, as Close rarely answers sooner.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+
+# How long after an ack with `response_action: "update"` a views.update of that modal waits.
+ACK_SETTLE_SECONDS = 0.25
 
 _PENDING: ContextVar[AfterAck | None] = ContextVar("after_ack", default=None)
 
@@ -61,3 +70,11 @@ def after_ack(callback: Callable[[], object]) -> None:
         callback()
     else:
         pending.add(callback)
+
+
+async def ack_settled(since_ack: float) -> None:
+    """Wait out what is left of ACK_SETTLE_SECONDS, `since_ack` seconds after the ack was sent
+    (never longer than ACK_SETTLE_SECONDS, whatever the clocks say)."""
+    left = ACK_SETTLE_SECONDS - max(since_ack, 0.0)
+    if left > 0:
+        await asyncio.sleep(left)

@@ -9,10 +9,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from bot.after_ack import ack_settled
 from bot.blocks import messages
 from bot.blocks.modal import ModalMetadata, build_opportunity_modal
 from bot.blocks.status_views import created_view, queued_view
@@ -361,8 +362,8 @@ class Deals:
             return
         if target.view_id:
             where = "The confirmation is in the channel's thread." if target.channel_id else ""
-            await self._notifier.update_view(
-                target.view_id,
+            await self._update_modal(
+                submission,
                 created_view(opportunity, close_app_url=self._close_app_url, where=where),
             )
         summary = messages.summary(opportunity, creator=submission.slack_user_id)
@@ -458,7 +459,7 @@ class Deals:
             kept = {block: text for block, text in errors.items() if block in shown}
             kept["lead"] = " ".join([kept.get("lead", ""), *lost]).strip()
             view = build_opportunity_modal(form.model_copy(update={"errors": kept}), self._catalog)
-        return await self._notifier.update_view(view_id, view)
+        return await self._update_modal(submission, view)
 
     async def _refresh_catalog(self) -> None:
         try:
@@ -513,11 +514,16 @@ class Deals:
             raise LostClaim(submission.id)
         log.info("Submission %s will be retried at %s: %s", submission.id, at, reason)
 
+    async def _update_modal(self, submission: Submission, view: dict[str, Any]) -> bool:
+        """Replace the modal the submission came from ("Creating…" since its ack), if any."""
+        if submission.reply_to.view_id is None:
+            return False
+        # The ack's "Creating…" was sent right after the submission was stored.
+        await ack_settled((self._clock() - submission.created_at).total_seconds())
+        return await self._notifier.update_view(submission.reply_to.view_id, view)
+
     async def _tell_queued(self, submission: Submission) -> None:
-        if submission.reply_to.view_id:
-            await self._notifier.update_view(
-                submission.reply_to.view_id, queued_view(submission.request.lead_name)
-            )
+        await self._update_modal(submission, queued_view(submission.request.lead_name))
         posted = await self._notifier.post(
             submission.reply_to, messages.queued(submission.request.lead_name)
         )

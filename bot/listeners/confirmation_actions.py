@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.after_ack import after_ack
+from bot.after_ack import ack_settled, after_ack
 from bot.blocks.changes import saved_view, saving_view
 from bot.blocks.messages import (
     EDIT_ACTION_ID,
@@ -238,6 +239,12 @@ async def save_edit(
 ) -> None:
     """PUT, then the modal says saved and the thread says what changed; a Close error puts the
     form back with it under its field, nothing retyped."""
+    acked = time.monotonic()  # this runs once the ack ("Saving…") has been sent
+
+    async def show(view_id: str, view: dict[str, Any]) -> None:
+        await ack_settled(time.monotonic() - acked)
+        await services.notifier.update_view(view_id, view)
+
     try:
         lead_id = request.lead.id or created_lead(metadata, request.lead_name)
         if lead_id is None:  # moved to a lead that is new in Close
@@ -270,9 +277,7 @@ async def save_edit(
                     ]
                 }
             )
-        await services.notifier.update_view(
-            view_id, build_opportunity_modal(form, services.catalog)
-        )
+        await show(view_id, build_opportunity_modal(form, services.catalog))
         return
     ref = ConfirmationRef(
         submission_id=submission.id,
@@ -287,6 +292,4 @@ async def save_edit(
     )
     lines = await changes.publish(actor, submission, ref, thread, before, after, "edited it")
     if view_id is not None:
-        await services.notifier.update_view(
-            view_id, saved_view(after, lines, close_app_url=services.settings.close_app_url)
-        )
+        await show(view_id, saved_view(after, lines, close_app_url=services.settings.close_app_url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -74,6 +75,9 @@ class SlackDriver:
         self.api_app_id = api_app_id
         self._verifier = SignatureVerifier(signing_secret)
         self._http = httpx.AsyncClient(timeout=timeout)
+        # How long Slack takes to act on a view submission's ack once it has it (a real Slack is
+        # a network away): updates the bot sends in the meantime are then covered by the ack's.
+        self.ack_applied_after = 0.0
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -230,6 +234,8 @@ class SlackDriver:
         response = await self._interaction(payload)
         if response.status_code == 200:
             ack = _json_or_none(response)
+            if self.ack_applied_after:
+                await asyncio.sleep(self.ack_applied_after)
             self.sim.apply_response_action(view_id, ack)
         return response
 
