@@ -94,16 +94,17 @@ async def close_sim() -> AsyncIterator[CloseSimulator]:
 
 async def test_a_late_answer_is_cached_for_the_next_keystroke(close_sim: CloseSimulator) -> None:
     async with CloseClient(CLOSE_API_KEY, close_sim.base_url) as close:
+        # Answered within the 0.2 s budget, not Close's 1 s or 5 s (bounds loose for a busy CI).
         search = LeadSearch(close, budget=0.2)
-        close_sim.path_latency["/data/search/"] = 0.4
+        close_sim.path_latency["/data/search/"] = 1.0
         started = time.perf_counter()
         assert await search.search("glo") == []  # Close is late; nothing cached yet
-        assert time.perf_counter() - started < 0.35
-        await asyncio.sleep(0.4)  # the answer lands in the background
+        assert time.perf_counter() - started < 0.8
+        await asyncio.sleep(1.0)  # the answer lands in the background
         close_sim.path_latency["/data/search/"] = 5.0
         started = time.perf_counter()
         found = await search.search("glob")
-        assert time.perf_counter() - started < 0.35
+        assert time.perf_counter() - started < 0.8
         assert [lead.id for lead in found] == ["lead_globex"]
         # Close failing outright also falls back to the cache, narrowed to what was typed.
         close_sim.path_latency.clear()
@@ -130,12 +131,13 @@ async def test_a_recent_answer_is_served_at_once_and_an_older_one_asked_again(
         assert close_sim.count("POST", "/data/search/") == 1
 
         # Within 10 s: answered from memory, Close not asked, however slow it is now.
-        close_sim.path_latency["/data/search/"] = 0.3
+        close_sim.path_latency["/data/search/"] = 2.0
         clock.now += 9
         started = time.perf_counter()
         assert [lead.id for lead in await search.search(" GLOB ")] == ["lead_globex"]
-        assert time.perf_counter() - started < 0.1
+        assert time.perf_counter() - started < 0.4  # not the budget's 0.5 s, nor Close's 2 s
         assert close_sim.count("POST", "/data/search/") == 1
+        close_sim.path_latency.clear()
 
         # Older: Close is asked and waited for (in budget), so a lead a teammate just created
         # is offered instead of "Create new lead" (which would make it twice).
