@@ -44,6 +44,15 @@ async def press(sb: Sandbox, details: Call, action_id: str, user_id: str = "U0AL
     return result
 
 
+async def open_edit(sb: Sandbox, details: Call) -> str:
+    """Press Edit on a logged deal; returns the modal's view id once Close's values are in."""
+    result = await press(sb, details, EDIT_ACTION_ID)
+    view = await sb.driver.wait_for_view(result.trigger_id)
+    view_id: str = view["id"]
+    await sb.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view_id)
+    return view_id
+
+
 def puts(sb: Sandbox) -> list[Any]:
     return [r for r in sb.close.requests if r.method == "PUT"]
 
@@ -114,10 +123,7 @@ async def test_edit_round_trip_puts_only_what_changed_and_tells_the_thread(
 
 async def test_edit_that_changes_nothing_sends_nothing(sandbox: Sandbox) -> None:
     _opportunity, details = await log_deal(sandbox)
-    result = await press(sandbox, details, EDIT_ACTION_ID)
-    view = await sandbox.driver.wait_for_view(result.trigger_id)
-    await sandbox.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
-    response = await sandbox.driver.submit_view(view["id"])
+    response = await sandbox.driver.submit_view(await open_edit(sandbox, details))
     assert response.status_code == 200 and not response.content.strip()
     assert puts(sandbox) == []
 

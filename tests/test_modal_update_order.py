@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 from bot.after_ack import ACK_SETTLE_SECONDS
-from bot.blocks.messages import EDIT_ACTION_ID
 from bot.sandbox.stack import Sandbox
 from tests.flows import open_modal, submit, wait_until
-from tests.test_confirmation_actions import log_deal, press
+from tests.test_confirmation_actions import log_deal, open_edit
 
 # Slack acts on the ack this long after the bot answered (well inside ACK_SETTLE_SECONDS).
 SLACK_TAKES = 0.1
@@ -35,23 +34,19 @@ async def test_a_failed_edit_is_not_covered_by_saving_when_close_refuses_at_once
     sandbox: Sandbox,
 ) -> None:
     opportunity, details = await log_deal(sandbox)
-    result = await press(sandbox, details, EDIT_ACTION_ID)
-    view = await sandbox.driver.wait_for_view(result.trigger_id)
-    await sandbox.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
+    view_id = await open_edit(sandbox, details)
     sandbox.close.fail(1, 400, paths=[f"/opportunity/{opportunity['id']}/"], methods=["PUT"])
     sandbox.driver.ack_applied_after = SLACK_TAKES
-    response = await sandbox.driver.submit_view(view["id"], values={"confidence": "80"})
+    response = await sandbox.driver.submit_view(view_id, values={"confidence": "80"})
     assert response.status_code == 200, response.text
     assert "Saving" in json.dumps(response.json()["view"])
-    await wait_until(lambda: "Close did not save it" in shown(sandbox, view["id"]))
+    await wait_until(lambda: "Close did not save it" in shown(sandbox, view_id))
 
 
 async def test_a_saved_edit_is_not_covered_by_saving(sandbox: Sandbox) -> None:
     _, details = await log_deal(sandbox)
-    result = await press(sandbox, details, EDIT_ACTION_ID)
-    view = await sandbox.driver.wait_for_view(result.trigger_id)
-    await sandbox.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
+    view_id = await open_edit(sandbox, details)
     sandbox.driver.ack_applied_after = SLACK_TAKES
-    response = await sandbox.driver.submit_view(view["id"], values={"confidence": "80"})
+    response = await sandbox.driver.submit_view(view_id, values={"confidence": "80"})
     assert response.status_code == 200, response.text
-    await wait_until(lambda: "Saved *Acme Corp* in Close" in shown(sandbox, view["id"]))
+    await wait_until(lambda: "Saved *Acme Corp* in Close" in shown(sandbox, view_id))

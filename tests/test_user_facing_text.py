@@ -6,13 +6,12 @@ import json
 
 from bot.blocks import messages
 from bot.blocks.home import HomeEntry, home_view
-from bot.blocks.messages import EDIT_ACTION_ID
 from bot.close.errors import CloseError
 from bot.close.models import Opportunity
 from bot.deals.changes import close_said
 from bot.sandbox.stack import Sandbox
 from tests.flows import wait_until
-from tests.test_confirmation_actions import log_deal, press, puts
+from tests.test_confirmation_actions import log_deal, open_edit, puts
 
 CLOSE_KEY = "api_4kQm9xZtW2.8fJr3LpNvYhC"
 SLACK_TOKEN = "xoxb-FAKE-abcdefghijkl"
@@ -51,19 +50,17 @@ async def test_save_again_after_a_failed_edit_does_not_create_the_new_lead_twice
     sandbox: Sandbox,
 ) -> None:
     opportunity, details = await log_deal(sandbox)
-    result = await press(sandbox, details, EDIT_ACTION_ID)
-    view = await sandbox.driver.wait_for_view(result.trigger_id)
-    await sandbox.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
+    view_id = await open_edit(sandbox, details)
     path = f"/opportunity/{opportunity['id']}/"
     sandbox.close.fail(1, 400, paths=[path], methods=["PUT"])
     response = await sandbox.driver.submit_view(
-        view["id"], values={"lead": {"text": "Create new lead: Zeta", "value": "new:Zeta"}}
+        view_id, values={"lead": {"text": "Create new lead: Zeta", "value": "new:Zeta"}}
     )
     assert response.status_code == 200, response.text
     await wait_until(
-        lambda: "Close did not save it" in json.dumps(sandbox.slack.views[view["id"]]["blocks"])
+        lambda: "Close did not save it" in json.dumps(sandbox.slack.views[view_id]["blocks"])
     )
-    response = await sandbox.driver.submit_view(view["id"])  # Save again, as Slack keeps it
+    response = await sandbox.driver.submit_view(view_id)  # Save again, as Slack keeps it
     assert response.status_code == 200, response.text
     await wait_until(lambda: len(puts(sandbox)) == 2 and opportunity["lead_id"] != "lead_acme")
     zetas = [lead for lead in sandbox.close.org.leads if lead["name"] == "Zeta"]
