@@ -159,27 +159,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.preflight import Preflight
 
         checks = Preflight(settings, app_token=command == "socket")
-        if command == "serve" and workers > 1:
-            from bot.supervisor import serve_processes  # it never imports the app itself
-
-            return serve_processes(
-                settings,
-                host=getattr(args, "host", "0.0.0.0"),
-                port=getattr(args, "port", None),
-                worker=getattr(args, "worker", True),
-                workers=workers,
-                checks=checks,
-            )
         if command == "serve":
+            # `python -m bot` alone is `serve` with its defaults (no subcommand arguments).
+            host = getattr(args, "host", "0.0.0.0")
+            port = getattr(args, "port", None)
+            worker = getattr(args, "worker", True)
+            if workers > 1:
+                from bot.supervisor import serve_processes  # it never imports the app itself
+
+                return serve_processes(
+                    settings, host=host, port=port, worker=worker, workers=workers, checks=checks
+                )
             from bot.runners import serve
 
-            return serve(
-                settings,
-                host=getattr(args, "host", "0.0.0.0"),
-                port=getattr(args, "port", None),
-                worker=getattr(args, "worker", True),
-                checks=checks,
-            )
+            return serve(settings, host=host, port=port, worker=worker, checks=checks)
         if command == "worker":
             from bot.runners import run_worker
 

@@ -84,11 +84,8 @@ def serve_processes(
     checks: Preflight,
 ) -> int:
     """Until SIGTERM/SIGINT (each server process then stops as `serve` does); 0 once stopped,
-    1 if a credential is refused (the server processes then end having started nothing)."""
-    refusal = settings.processes_refusal(workers)
-    if refusal is not None:
-        print(refusal, file=sys.stderr)
-        return 2
+    1 if a credential is refused (the server processes then end having started nothing).
+    The caller (cli) has checked `settings.processes_refusal(workers)`."""
     # The children are spawned: they read the environment (and .env) again, and these.
     os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
     config = http_config(
