@@ -115,6 +115,29 @@ def _parse_now(raw: str | None) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
+# The demo and the simulators it runs against live beside tests/ and bench/ in the repository,
+# not in the bot's wheel: they are there when the bot runs from a clone.
+_DEMO = "sandbox.demo"
+
+
+def _demo() -> int:
+    import importlib
+
+    try:
+        demo = importlib.import_module(_DEMO)
+    except ModuleNotFoundError as error:
+        if error.name not in (_DEMO, _DEMO.partition(".")[0]):
+            raise  # the demo is there but something it needs is not: show what
+        print(
+            "The demo's local Slack and Close simulators are not part of the installed bot: "
+            "run the demo from the root of a clone of the repository, with ./scripts/run.sh "
+            "or `python -m bot demo`.",
+            file=sys.stderr,
+        )
+        return 2
+    return int(asyncio.run(demo.run_demo()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command
@@ -130,9 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(draft.to_contract(), ensure_ascii=False))
         return 0
     if command == "demo":
-        from bot.demo import run_demo
-
-        return asyncio.run(run_demo())
+        return _demo()
 
     settings = _load_settings()
     if settings is None:

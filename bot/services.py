@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import time
@@ -310,16 +311,21 @@ class Services:
         )
 
 
-_APP_CODE = (f"{os.sep}slack_bolt{os.sep}", f"{os.sep}bot{os.sep}")
-_NOT_APP_CODE = f"{os.sep}bot{os.sep}sandbox{os.sep}"
+# The directories this app's code lives in: the bot package's and Bolt's (found, not imported).
+_APP_CODE = tuple(
+    os.path.join(os.path.dirname(origin), "")
+    for origin in (__file__, getattr(importlib.util.find_spec("slack_bolt"), "origin", None))
+    if origin
+)
 
 
 def _app_task(task: asyncio.Task[object]) -> bool:
-    """Work of this app (Bolt's listeners after their ack, our own): not whatever else shares
-    the event loop — a test's simulators and driver, another server."""
+    """Work of this app (Bolt's listeners after their ack, our own), told by where its code
+    lives: not whatever else shares the event loop — a test's simulators and driver, another
+    server."""
     code = getattr(task.get_coro(), "cr_code", None)
     filename = code.co_filename if code is not None else ""
-    return any(part in filename for part in _APP_CODE) and _NOT_APP_CODE not in filename
+    return filename.startswith(_APP_CODE)
 
 
 async def _settle(tasks: set[asyncio.Task[object]], within: float) -> None:
