@@ -206,8 +206,9 @@ def _status_and_pipeline(
 
 
 def _custom_values(form: FormValues, catalog: Catalog, errors: dict[str, str]) -> dict[str, Any]:
-    """Each custom field's value as Close takes it; a field the modal does not show (hidden
-    types) is never required of the user, nor one absent from this (older) view."""
+    """Each custom field's value as Close takes it. A required field is asked of the user only
+    when the submitted view showed it: not a hidden type, nor one missing from the view (added
+    in Close since the form opened, say)."""
     custom: dict[str, Any] = {}
     for field in catalog.custom_fields:
         element = form.custom.get(field.id)
