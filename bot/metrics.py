@@ -67,7 +67,17 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._add_slack_families(self.registry)
+        self._add_close_families(self.registry)
+        self._add_store_gauges(self.registry)
+        self._add_process_gauges(self.registry)
+        # Several scrapers (or a fast one) within this many seconds share one read of the store.
+        self.store_cache_seconds = SCRAPE_CACHE_SECONDS
+        self._scraped_at: float | None = None
+        self._scrape_lock = asyncio.Lock()
+
+    def _add_slack_families(self, r: CollectorRegistry) -> None:
+        """What Slack sees of this process: how fast it acks, and its Web API calls."""
         self.acks = Histogram(
             PREFIX + "slack_ack_seconds",
             "Time from a request from Slack to its ack, by kind (command, view_submission, "
@@ -91,6 +101,9 @@ class Metrics:
             ["method", "error"],
             registry=r,
         )
+
+    def _add_close_families(self, r: CollectorRegistry) -> None:
+        """This process's requests to Close, their waits, and the changes from Close it told."""
         self.close_requests = Histogram(
             PREFIX + "close_request_seconds",
             "Requests to Close by endpoint and HTTP status (429: rate limited; unreachable: "
@@ -113,6 +126,9 @@ class Metrics:
             ["state", "source"],
             registry=r,
         )
+
+    def _add_store_gauges(self, r: CollectorRegistry) -> None:
+        """The database's numbers, read at scrape time (the same in every process)."""
         self.submissions = Gauge(
             PREFIX + "submissions",
             "Submissions in the store by state (database-wide)",
@@ -144,6 +160,9 @@ class Metrics:
             "1 when the store answered the last scrape's read, else 0",
             registry=r,
         )
+
+    def _add_process_gauges(self, r: CollectorRegistry) -> None:
+        """This process's state at scrape time: its catalog, its sync mode, its worker."""
         self.catalog_loaded = Gauge(
             PREFIX + "catalog_loaded",
             "1 once Close's pipelines, statuses, users and fields have loaded",
@@ -171,10 +190,6 @@ class Metrics:
             "Submissions and changes this process's worker is working right now",
             registry=r,
         )
-        # Several scrapers (or a fast one) within this many seconds share one read of the store.
-        self.store_cache_seconds = SCRAPE_CACHE_SECONDS
-        self._scraped_at: float | None = None
-        self._scrape_lock = asyncio.Lock()
 
     # --- what the app reports as it goes ---------------------------------------------------
 
