@@ -18,10 +18,10 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-# What each category holds was decided from what the call sites did with Slack's codes before
-# the gateway (bot/deals/notify.py's REFUSED, bot/sync/applier.py's GONE, bot/unfurl's QUIET,
-# bot/workflow/step.py's ALREADY_TOLD and CANNOT_TELL, bot/preflight.py's REFUSED), so each site
-# keeps its behaviour by catching categories.
+# The sets follow what the call sites do with Slack's codes: each site treats whole categories
+# (the notifier takes Gone and NotAllowed quietly and tries a DM; the change applier forgets the
+# message on either; the workflow step counts Gone as "told already"; preflight refuses to start
+# on TokenRejected and NotAllowed), so a code belongs where every site's treatment of it fits.
 
 # The message, thread, channel, link or workflow execution is not there for us (any more).
 GONE_CODES = frozenset(
