@@ -4,20 +4,12 @@ apps in one process keep theirs apart), served as text at GET /metrics."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
 
-from aiohttp import FormData
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
-
-from bot.logs import EffectiveLevel
 
 PREFIX = "opportunity_bot_"
 # Slack wants the ack within 3 s; the buckets around it say how close we come.
@@ -255,50 +247,3 @@ class Metrics:
         self.queue_oldest.set(numbers.queue_oldest_seconds)
         self.changes_waiting.set(numbers.changes_waiting)
         self.changes_oldest.set(numbers.changes_oldest_seconds)
-
-
-class ObservedSlackClient(AsyncWebClient):
-    """slack_sdk's client, counting every Web API call's time and error in `metrics`."""
-
-    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
-        if kwargs.get("logger") is None:
-            # Duck-typed: slack_sdk only reads its `level` and calls debug/info/warning/error.
-            kwargs["logger"] = cast(
-                logging.Logger, EffectiveLevel(logging.getLogger("slack_sdk.web.async_client"))
-            )
-        super().__init__(*args, **kwargs)
-        self.metrics = metrics
-
-    async def api_call(
-        self,
-        api_method: str,
-        *,
-        http_verb: str = "POST",
-        files: dict[str, Any] | None = None,
-        data: dict[str, Any] | FormData | None = None,
-        params: dict[str, Any] | None = None,
-        json: dict[str, Any] | None = None,
-        headers: dict[str, Any] | None = None,
-        auth: dict[str, Any] | None = None,
-    ) -> AsyncSlackResponse:
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await super().api_call(
-                api_method,
-                http_verb=http_verb,
-                files=files,
-                data=data,
-                params=params,
-                json=json,
-                headers=headers,
-                auth=auth,
-            )
-        except SlackApiError as failure:
-            error = str(failure.response.get("error") or f"http_{failure.response.status_code}")
-            raise
-        except Exception:
-            error = "unreachable"
-            raise
-        finally:
-            self.metrics.slack_call(api_method, time.perf_counter() - started, error)

@@ -26,9 +26,11 @@ from bot.deals.service import Deals, RetryPolicy
 from bot.deals.worker import Worker
 from bot.identity import Identity
 from bot.lead_search import LeadSearch
-from bot.metrics import Metrics, ObservedSlackClient
+from bot.metrics import Metrics
 from bot.parsing import is_warm, warm_up
 from bot.settings import Settings
+from bot.slack.client import ObservedSlackClient
+from bot.slack.gateway import SlackGateway
 from bot.store.changes import ChangeStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
@@ -74,6 +76,8 @@ class Services:
     preferences: Preferences
     changes: ChangeStore
     sync: CloseSync
+    # Every Web API call of the bot goes through it (`slack` is the client it wraps, Bolt's too).
+    slack_gateway: SlackGateway
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
     # The Workflow Builder step "Create a Close opportunity".
@@ -100,6 +104,7 @@ class Services:
             base_url=settings.slack_api_url,
             metrics=metrics,
         )
+        gateway = SlackGateway(slack)
         close = CloseClient(
             settings.close_api_key.get_secret_value(),
             settings.close_api_url,
@@ -112,14 +117,14 @@ class Services:
         engine = create_engine(settings.database_url)
         store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
         identity = Identity(
-            slack,
+            gateway,
             catalog,
             links=UserLinkStore(session_factory(engine), dialect=engine.dialect.name),
             admin_user_ids=frozenset(settings.admin_user_ids),
             clock=clock,
         )
-        notifier = Notifier(slack)
-        announcer = Announcer(slack, settings.deals_channel, close_app_url=settings.close_app_url)
+        notifier = Notifier(gateway)
+        announcer = Announcer(gateway, settings.deals_channel, close_app_url=settings.close_app_url)
         deals = Deals(
             store=store,
             close=close,
@@ -147,8 +152,7 @@ class Services:
             close=close,
             lead_search=lead_search,
             preferences=preferences,
-            slack=slack,
-            slack_api_url=settings.slack_api_url,
+            slack=gateway,
             close_app_url=settings.close_app_url,
             default_pipeline=settings.default_pipeline,
             retry=deals.retry,
@@ -162,7 +166,7 @@ class Services:
             submissions=store,
             close=close,
             catalog=catalog,
-            slack=slack,
+            slack=gateway,
             announcer=announcer,
             close_app_url=settings.close_app_url,
             clock=clock,
@@ -202,6 +206,7 @@ class Services:
             preferences=preferences,
             changes=changes,
             sync=sync,
+            slack_gateway=gateway,
             workflow=workflow,
             clock=clock,
             announcer=announcer,

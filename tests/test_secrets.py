@@ -117,7 +117,8 @@ def test_the_slack_client_builds_debug_lines_only_when_debug_is_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """slack_sdk formats each call's request and answer when `logger.level <= DEBUG`."""
-    from bot.metrics import Metrics, ObservedSlackClient
+    from bot.metrics import Metrics
+    from bot.slack.client import ObservedSlackClient
 
     client = ObservedSlackClient(token="xoxb-test", metrics=Metrics())
     caplog.set_level(logging.WARNING, logger="slack_sdk")

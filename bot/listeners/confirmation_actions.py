@@ -71,9 +71,9 @@ def changes_for(services: Services) -> Changes:
         catalog=services.catalog,
         identity=services.identity,
         notifier=services.notifier,
-        slack=services.slack,
+        slack=services.slack_gateway,
         announcer=services.announcer
-        or Announcer(services.slack, None, close_app_url=services.settings.close_app_url),
+        or Announcer(services.slack_gateway, None, close_app_url=services.settings.close_app_url),
         close_app_url=services.settings.close_app_url,
         views=services.changes,
         clock=services.clock,
