@@ -11,7 +11,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.messages import Message
 from bot.metrics import Metrics
-from bot.sandbox.slack_sim import SlackSimulator
 from bot.slack.client import ObservedSlackClient
 from bot.slack.errors import (
     GONE_CODES,
@@ -26,6 +25,7 @@ from bot.slack.errors import (
     retry_after,
 )
 from bot.slack.gateway import SlackGateway
+from sandbox.slack_sim import SlackSimulator
 
 TOKEN = "xoxb-gateway-token"
 HELLO = Message(
