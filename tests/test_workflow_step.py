@@ -170,7 +170,7 @@ async def test_redelivered_event_makes_one_opportunity_and_one_completion(
         # Acked once stored (a redelivery finds its row): by now the store shows any work it
         # made, and there is none; the step stays completed, its one submission told.
         await stored_step(sb, run, "completed")
-        assert await all_told(sb)
+        await wait_until(lambda: all_told(sb))
         assert len(sb.close.opportunities) == 1
         assert len(opportunity_posts(sb)) == 1
         assert [c.method for c in execution.completions] == ["functions.completeSuccess"]
