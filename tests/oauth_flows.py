@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import SlackDriver
-from sandbox.slack_sim import SlackSimulator
+from sandbox.slack_sim import Call, SlackSimulator
 from sandbox.stack import Sandbox
 
 
@@ -102,3 +102,8 @@ async def connection_rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
         await connection.run_sync(lambda sync: metadata.reflect(sync, only=["close_connections"]))
         table = metadata.tables["close_connections"]
         return [tuple(row) for row in await connection.execute(select(table))]
+
+
+def posted(sb: Sandbox, *, since: int = 0) -> list[Call]:
+    """The chat.postMessage calls since the call-log position `since`."""
+    return [c for c in sb.slack.calls()[since:] if c.method == "chat.postMessage"]

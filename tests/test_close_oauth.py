@@ -24,6 +24,7 @@ from tests.oauth_flows import (
     connection_rows,
     consent,
     every_row,
+    posted,
     query_of,
 )
 
@@ -191,9 +192,7 @@ async def test_a_failed_connect_answers_a_clear_400_page_and_stores_nothing(
     assert expected in walk.page.text
     assert "/opportunity connect" in walk.page.text  # what to do
     assert await connection_rows(sb.services.engine) == []
-    assert not [
-        c for c in sb.slack.calls("chat.postMessage")[mark:] if "connected" in str(c.params)
-    ]
+    assert not [c for c in posted(sb, since=mark) if "connected" in str(c.params)]
     # The state is spent: the same callback again is refused as used, still storing nothing.
     async with httpx.AsyncClient() as http:
         replay = await http.get(walk.callback_url)
