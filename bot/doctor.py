@@ -349,9 +349,9 @@ async def _check_oauth(report: _Report, settings: Settings, engine: AsyncEngine 
     except Exception:  # an older schema: its tables come with the next start
         report.warn("The database has no connection table yet: the bot adds it when it starts.")
         return
-    report.ok(
-        f"{connected} people connected" + (f", {broken} of them must reconnect" if broken else "")
-    )
+    people = "1 person" if connected == 1 else f"{connected} people"
+    must = f", {broken} of whom must reconnect" if broken else ""
+    report.ok(f"{people} connected their own Close account{must}")
 
 
 async def _check_subscription(
