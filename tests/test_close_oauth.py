@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 
 from bot.connections import Sealer
 from bot.listeners.connect import NOT_CONFIGURED
+from bot.settings import Settings
 from sandbox.stack import TOKEN_ENCRYPTION_KEY, Sandbox, running_sandbox
 from tests.oauth_flows import (
     button_url,
@@ -27,6 +28,7 @@ from tests.oauth_flows import (
     posted,
     query_of,
 )
+from tests.test_cli import ROOT, clean_env, run_bot
 
 
 class Clock:
@@ -302,3 +304,69 @@ async def test_a_connection_made_before_a_key_rotation_still_serves_its_token(
         assert sb.services.access is not None
         assert await sb.services.access.token_for("T0SANDBOX", "U0ALICE") == access
         assert close.refresh_count() == 0
+
+
+# --- a half-configured OAuth refuses to start ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"CLOSE_OAUTH_CLIENT_ID": "c"}, "CLOSE_OAUTH_CLIENT_SECRET is not set"),
+        (
+            {"CLOSE_OAUTH_CLIENT_ID": "c", "CLOSE_OAUTH_CLIENT_SECRET": "s"},
+            "Close OAuth needs PUBLIC_URL",
+        ),
+        (
+            {
+                "CLOSE_OAUTH_CLIENT_ID": "c",
+                "CLOSE_OAUTH_CLIENT_SECRET": "s",
+                "PUBLIC_URL": "https://bot.example.com",
+            },
+            "Close OAuth needs TOKEN_ENCRYPTION_KEY",
+        ),
+        (
+            {
+                "CLOSE_OAUTH_CLIENT_ID": "c",
+                "CLOSE_OAUTH_CLIENT_SECRET": "s",
+                "PUBLIC_URL": "https://bot.example.com",
+                "TOKEN_ENCRYPTION_KEY": f"{TOKEN_ENCRYPTION_KEY},not-a-key",
+            },
+            "TOKEN_ENCRYPTION_KEY must be one or more comma-separated Fernet keys",
+        ),
+        ({"CLOSE_ACCESS": "personal"}, "CLOSE_ACCESS=personal needs Close OAuth"),
+    ],
+)
+def test_a_half_configured_oauth_refuses_to_start_with_one_clear_line(
+    env: dict[str, str], said: str, tmp_path: Path
+) -> None:
+    result = run_bot(
+        "serve",
+        cwd=tmp_path,
+        env=clean_env(
+            PYTHONPATH=str(ROOT),
+            SLACK_BOT_TOKEN="xoxb-x",
+            SLACK_SIGNING_SECRET="s",
+            CLOSE_API_KEY="api_x",
+            **env,
+        ),
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert said in result.stderr
+    assert "not-a-key" not in result.stderr and TOKEN_ENCRYPTION_KEY not in result.stderr
+
+
+def test_close_access_defaults_to_either_with_oauth_and_key_without() -> None:
+    oauth = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        close_oauth_client_id="c",
+        close_oauth_client_secret="s",
+        public_url="https://bot.example.com",
+        token_encryption_key=TOKEN_ENCRYPTION_KEY,
+    )
+    assert oauth.access == "either"
+    assert oauth.close_oauth_redirect_uri == "https://bot.example.com/close/oauth/callback"
+    assert TOKEN_ENCRYPTION_KEY in oauth.secret_values()  # redacted from every log line
+    assert TOKEN_ENCRYPTION_KEY not in repr(oauth)
+    assert Settings(_env_file=None).access == "key"  # type: ignore[call-arg]

@@ -185,7 +185,7 @@ class CloseAccess:
                 "That is another Close organization",
                 "You signed in to a Close organization other than the one this app works with. "
                 "Nothing was saved. In Close, switch to your team's organization (or pick it on "
-                f"the consent page), then: {AGAIN}",
+                "the consent page), then run `/opportunity connect` in Slack for a new link.",
             )
         await self._store(owner.team_id, owner.slack_user_id, answer)
         label = self._label(answer.user_id)
@@ -412,7 +412,8 @@ def _declined(error: str | None) -> ConnectRefused:
         return ConnectRefused(
             "access_denied",
             "Not connected",
-            "You declined on Close's page, so nothing was saved. To connect after all: " + AGAIN,
+            "You declined on Close's page, so nothing was saved. To connect after all, run "
+            "`/opportunity connect` in Slack for a new link.",
         )
     return ConnectRefused(
         "oauth_error",
