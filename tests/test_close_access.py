@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.connections import AccessBroken, CloseAccess, build_access
 from bot.store.db import create_engine
-from sandbox.stack import TOKEN_ENCRYPTION_KEY, Sandbox, oauth_settings, running_sandbox
+from sandbox.stack import Sandbox, oauth_settings, running_sandbox
 from tests.oauth_flows import button_url, connect_link, connection_rows, consent, posted
 from tests.test_durability import ROOT
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
@@ -228,6 +229,13 @@ async def test_a_refused_refresh_marks_the_connection_broken_and_the_person_is_t
         assert len(told) == 1
         reconnect = button_url(told[0].params)
         assert "Reconnect" in repr(told[0].params["blocks"])
+        # Clicking the link button also reaches the app (Slack sends it): acked, nothing else.
+        dm = told[0].params["channel"]
+        [message] = [m for m in sb.slack.messages(dm) if "no longer accepts" in m.get("text", "")]
+        click = await sb.driver.press_button(
+            channel_id=dm, message_ts=message["ts"], action_id="close_connect"
+        )
+        assert click.response.status_code == 200 and not click.response.content
 
         # Reconnecting through the DM's button mends it; a later breakage is told again.
         walk = await consent(sb.close, reconnect)
@@ -238,15 +246,30 @@ async def test_a_refused_refresh_marks_the_connection_broken_and_the_person_is_t
         assert row[12] is None and row[14] is None
 
 
-async def test_the_stored_key_sealed_token_is_what_close_accepts_as_the_person(
+async def test_the_token_handed_out_acts_as_the_person_on_close_s_api(
     tmp_path: Path,
 ) -> None:
     """The token the service hands out acts as the person on Close's REST API."""
     async with connected_sandbox(f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}") as sb:
         token = await mine(sb).token_for(TEAM, USER)
-        import httpx
-
         async with httpx.AsyncClient(base_url=sb.settings.close_api_url) as http:
             me = await http.get("me/", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json()["id"] == "user_alice"
-        assert TOKEN_ENCRYPTION_KEY not in repr(mine(sb).__dict__.get("_sealer"))
+
+
+async def test_two_callbacks_with_one_state_at_once_connect_once(database_url: str) -> None:
+    """The state is consumed atomically: of two browsers racing with it, one connects."""
+    async with running_sandbox(database_url=database_url, oauth=True) as sb:
+        start = await connect_link(sb)
+        async with httpx.AsyncClient(timeout=10) as http:
+            consent_url = (await http.get(start)).headers["location"]
+            back = await http.get(consent_url + "&user=user_alice&decision=grant")
+            callback = back.headers["location"]
+            pages = await asyncio.gather(http.get(callback), http.get(callback))
+        assert sorted(p.status_code for p in pages) == [200, 400]
+        assert "already used" in next(p.text for p in pages if p.status_code == 400)
+        assert len(await connection_rows(sb.services.engine)) == 1
+        exchanges = [
+            r for r in sb.close.oauth.token_requests if r["grant_type"] == "authorization_code"
+        ]
+        assert len(exchanges) == 1
