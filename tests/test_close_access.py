@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.connections import AccessBroken, CloseAccess, build_access
+from bot.connections import AccessBroken, AccessUnavailable, CloseAccess, build_access
 from bot.store.db import create_engine
 from sandbox.stack import Sandbox, oauth_settings, running_sandbox
 from tests.oauth_flows import button_url, connect_link, connection_rows, consent, posted
@@ -273,3 +273,17 @@ async def test_two_callbacks_with_one_state_at_once_connect_once(database_url: s
             r for r in sb.close.oauth.token_requests if r["grant_type"] == "authorization_code"
         ]
         assert len(exchanges) == 1
+
+
+async def test_a_refresh_refused_for_the_app_s_own_credentials_breaks_no_one(
+    tmp_path: Path,
+) -> None:
+    """invalid_client is the admin's to fix: the person is not asked to reconnect."""
+    async with connected_sandbox(f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}") as sb:
+        sb.close.oauth.client_secret = "rotated-in-close-but-not-here"
+        with pytest.raises(AccessUnavailable):
+            await mine(sb).token_for(TEAM, USER)
+        [row] = await connection_rows(sb.services.engine)
+        assert row[12] is None and row[9] is None  # not broken; the refresh lease given back
+        sb.close.oauth.client_secret = sb.settings.close_oauth_client_secret.get_secret_value()  # type: ignore[union-attr]
+        assert sb.close.bearer_user(await mine(sb).token_for(TEAM, USER)) == "user_alice"

@@ -296,8 +296,16 @@ class CloseAccess:
         try:
             answer = await self.oauth.refresh(self._open(sealed.refresh_token_sealed))
         except TokenRefused as refused:
-            await self._broke(c, f"Close refused the refresh ({refused.error})")
-            raise AccessBroken(refused.error) from None
+            if refused.error == "invalid_grant":  # this person's grant is gone: reconnect
+                await self._broke(c, f"Close refused the refresh ({refused.error})")
+                raise AccessBroken(refused.error) from None
+            # Anything else (invalid_client: the app's own credentials) is the admin's to fix,
+            # not a reason to make everyone reconnect.
+            await self.connections.release_refresh(
+                c.team_id, c.slack_user_id, version=c.version, holder=self.holder
+            )
+            log.error("Close refused the OAuth app's refresh request: %s", refused.error)
+            raise AccessUnavailable(str(refused)) from None
         except TokenUnavailable as unavailable:
             await self.connections.release_refresh(
                 c.team_id, c.slack_user_id, version=c.version, holder=self.holder
