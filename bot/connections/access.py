@@ -97,7 +97,18 @@ STATE_TEXTS = {
 
 
 class CloseAccess:
-    """Connect, disconnect, and `token_for`; one per process, several per database."""
+    """Connect, disconnect, and `token_for`; one per process, several per database.
+
+    One refresh per connection across processes: a process that finds the token stale (or
+    refused) takes the connection's refresh lease with one conditional UPDATE — only against
+    the `version` it read, only if nobody else holds an unexpired lease — and only then spends
+    the refresh token; the new pair is stored by another conditional UPDATE that bumps the
+    version (old refresh token replaced in the same statement). A process that does not get
+    the lease rereads the row until the version moves on and uses the stored token. Nothing is
+    held open across the HTTP call (no transaction, no row lock), so SQLite's single writer
+    and PostgreSQL behave alike; a holder that dies frees the lease after REFRESH_LEASE.
+    Within a process, an asyncio.Lock per connection keeps coroutines from polling each other.
+    """
 
     def __init__(
         self,
