@@ -113,6 +113,9 @@ async def test_connect_over_http_stores_sealed_tokens_says_who_and_becomes_the_m
     slack_sent = repr([c.params for c in sb.slack.calls()])
     assert access not in slack_sent and refresh not in slack_sent
     assert access not in walk.page.text
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(sb.bot.url + "metrics")).text
+    assert access not in metrics and refresh not in metrics
 
     # The access service hands out the stored token (fresh: no refresh).
     assert sb.services.access is not None
