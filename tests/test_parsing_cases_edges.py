@@ -1,0 +1,78 @@
+"""The one-liners issue #25 found still reading wrong, in every language: each line parses to exactly these fields (the rest null)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from bot.parsing import parse
+from tests.test_parsing_cases import FIELDS, LABELS, NOW
+from tests.test_parsing_cases_languages import DEFAULTS, NNBSP
+
+LOCALES: dict[str, dict[str, str]] = {"en": {"locale": "en-US", "tz": "UTC"}, **DEFAULTS}
+
+
+def d(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+# (language, id, text, expected non-null fields, options): as in the other tables, "warns"
+# lists substrings that must each appear in some warning and "quiet" asserts there is none.
+Case = tuple[str, str, str, dict[str, Any], dict[str, Any]]
+
+# fmt: off
+SETUP_FEES: list[Case] = [
+    ("en", "setup-fee-after", "Acme 18k setup fee close Q2", {"lead": "Acme", "value": 1_800_000, "value_period": "one_time", "date_won": d("2026-06-30"), "quiet": True}, {}),
+    ("en", "setup-fee-before", "Acme setup fee $18,000", {"lead": "Acme", "value": 1_800_000, "value_currency": "USD", "value_period": "one_time", "quiet": True}, {}),
+    ("en", "set-up-fee-hyphen", "Globex 5k set-up fee", {"lead": "Globex", "value": 500_000, "value_period": "one_time", "quiet": True}, {}),
+    ("en", "implementation-fee", "Initech implementation fee 25k, 80%", {"lead": "Initech", "value": 2_500_000, "value_period": "one_time", "confidence": 80, "quiet": True}, {}),
+    ("en", "onboarding-fee", "Hooli $7,500 onboarding fee", {"lead": "Hooli", "value": 750_000, "value_currency": "USD", "value_period": "one_time", "quiet": True}, {}),
+    ("en", "setup-right-after-amount", "Acme 18k setup", {"lead": "Acme", "value": 1_800_000, "value_period": "one_time", "quiet": True}, {}),
+    ("en", "setup-in-a-name-is-a-name", "Setup Inc 12k", {"lead": "Setup Inc", "value": 1_200_000, "quiet": True}, {}),
+    ("en", "recurring-value-with-a-fee-is-said", "Acme 12k ARR plus 3k setup fee", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "warns": ["several amounts", "several periods"]}, {}),
+    ("pt", "taxa-de-implantacao-after", "Padaria Real R$ 8 mil de implantação", {"lead": "Padaria Real", "value": 800_000, "value_currency": "BRL", "value_period": "one_time", "quiet": True}, {}),
+    ("pt", "taxa-de-implantacao-before", "Padaria Real taxa de implantação R$ 8 mil", {"lead": "Padaria Real", "value": 800_000, "value_currency": "BRL", "value_period": "one_time", "quiet": True}, {}),
+    ("pt", "taxa-de-setup-without-accents", "Padaria Real R$ 5.000 taxa de instalacao", {"lead": "Padaria Real", "value": 500_000, "value_currency": "BRL", "value_period": "one_time", "quiet": True}, {}),
+    ("de", "einrichtungsgebuehr-after", "Müller GmbH 5.000 € Einrichtungsgebühr", {"lead": "Müller GmbH", "value": 500_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("de", "einrichtungsgebuehr-before", "Müller GmbH Einrichtungsgebühr 5.000 € Abschluss Freitag", {"lead": "Müller GmbH", "value": 500_000, "value_currency": "EUR", "value_period": "one_time", "date_won": d("2025-11-14"), "quiet": True}, {}),
+    ("de", "implementierungskosten", "Becker KG 12 T€ Implementierungskosten", {"lead": "Becker KG", "value": 1_200_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("fr", "frais-de-mise-en-service-after", f"Dupont SA 3 000{NNBSP}€ de frais de mise en service", {"lead": "Dupont SA", "value": 300_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("fr", "frais-de-mise-en-service-before", "Dupont SA frais de mise en service 3 000 €", {"lead": "Dupont SA", "value": 300_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("fr", "frais-d-installation-curly", "Dupont SA 2 k€ frais d’installation", {"lead": "Dupont SA", "value": 200_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("es", "cuota-de-alta", "Talleres García 2.000 € de cuota de alta", {"lead": "Talleres García", "value": 200_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("es", "cuota-de-instalacion-before", "Talleres García cuota de instalación 1.500 €", {"lead": "Talleres García", "value": 150_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("es", "de-implantacion-after-amount", "Talleres García 6.000 € de implantación", {"lead": "Talleres García", "value": 600_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("it", "costo-di-attivazione", "Rossi Srl 2.000 € costo di attivazione", {"lead": "Rossi Srl", "value": 200_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("it", "di-setup-after-amount", "Rossi Srl 4.000 € di setup", {"lead": "Rossi Srl", "value": 400_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("nl", "installatiekosten", "Jansen BV 2.000 € installatiekosten", {"lead": "Jansen BV", "value": 200_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+    ("nl", "opstartkosten-before", "Jansen BV opstartkosten € 3.500", {"lead": "Jansen BV", "value": 350_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
+]
+# fmt: on
+
+CASES: list[Case] = [*SETUP_FEES]
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "expected", "options"),
+    [(c[0], *c[2:]) for c in CASES],
+    ids=[f"{c[0]}-{c[1]}" for c in CASES],
+)
+def test_edge_line_parses_to_exactly_these_fields(
+    code: str, text: str, expected: dict[str, Any], options: dict[str, Any]
+) -> None:
+    kwargs: dict[str, Any] = {"now": NOW, "status_labels": LABELS, **LOCALES[code], **options}
+    draft = parse(text, **kwargs)
+    got = {field: getattr(draft, field) for field in FIELDS}
+    want = {field: expected.get(field) for field in FIELDS}
+    assert got == want, draft.warnings
+    for fragment in expected.get("warns", []):
+        assert any(fragment in w for w in draft.warnings), (fragment, draft.warnings)
+    if expected.get("quiet"):
+        assert draft.warnings == []
+    assert not any("could not read" in w for w in draft.warnings)
+
+
+def test_edge_ids_are_unique() -> None:
+    assert len({(c[0], c[1]) for c in CASES}) == len(CASES)
