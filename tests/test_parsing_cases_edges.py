@@ -49,9 +49,29 @@ SETUP_FEES: list[Case] = [
     ("nl", "installatiekosten", "Jansen BV 2.000 € installatiekosten", {"lead": "Jansen BV", "value": 200_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
     ("nl", "opstartkosten-before", "Jansen BV opstartkosten € 3.500", {"lead": "Jansen BV", "value": 350_000, "value_currency": "EUR", "value_period": "one_time", "quiet": True}, {}),
 ]
+
+DASH_NOTES: list[Case] = [
+    ("en", "double-dash-note", "Acme 12k ARR 60% close Q2 -- champion is the CTO", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "confidence": 60, "date_won": d("2026-06-30"), "note": "champion is the CTO", "quiet": True}, {}),
+    ("en", "em-dash-note", "Acme 12k ARR 60% close Q2 — champion is the CTO", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "confidence": 60, "date_won": d("2026-06-30"), "note": "champion is the CTO", "quiet": True}, {}),
+    ("en", "en-dash-note", "Acme 12k ARR close Q2 – champion is the CTO", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "date_won": d("2026-06-30"), "note": "champion is the CTO", "quiet": True}, {}),
+    ("en", "phone-em-dash-glued", "Acme 12k ARR close Q2—champion is the CTO", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "date_won": d("2026-06-30"), "note": "champion is the CTO", "quiet": True}, {}),
+    ("en", "note-mentions-a-day", "Acme 12k close Q2 -- CTO signs off next week", {"lead": "Acme", "value": 1_200_000, "date_won": d("2026-06-30"), "note": "CTO signs off next week", "quiet": True}, {}),
+    ("en", "note-mentions-seats", "Acme 12k -- CTO wants 3 seats", {"lead": "Acme", "value": 1_200_000, "note": "CTO wants 3 seats", "quiet": True}, {}),
+    ("en", "dashes-between-fields-are-not-a-note", "Acme — 12k ARR — 60% — close Q2", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "confidence": 60, "date_won": d("2026-06-30"), "quiet": True}, {}),
+    ("en", "lead-after-a-dash-is-the-lead", "12k ARR — Acme Corp", {"lead": "Acme Corp", "value": 1_200_000, "value_period": "annual", "quiet": True}, {}),
+    ("en", "dash-with-nothing-after", "Acme 12k --", {"lead": "Acme", "value": 1_200_000, "quiet": True}, {}),
+    ("en", "note-key-wins", "Acme 12k -- maybe note: ping Peter", {"lead": "Acme", "value": 1_200_000, "note": "ping Peter", "quiet": True}, {}),
+    ("en", "hyphenated-name-is-a-name", "Hewlett-Packard 12k -- via the reseller", {"lead": "Hewlett-Packard", "value": 1_200_000, "note": "via the reseller", "quiet": True}, {}),
+    ("de", "double-dash-note", "Müller GmbH 12.500 € jährlich -- Einkauf sitzt in Wien", {"lead": "Müller GmbH", "value": 1_250_000, "value_currency": "EUR", "value_period": "annual", "note": "Einkauf sitzt in Wien", "quiet": True}, {}),
+    ("fr", "em-dash-note", "Dupont SA 12 k€ clôture fin mars — le DAF valide", {"lead": "Dupont SA", "value": 1_200_000, "value_currency": "EUR", "date_won": d("2026-03-31"), "note": "le DAF valide", "quiet": True}, {}),
+    ("es", "em-dash-note", "Talleres García 8.000 € — el gerente decide", {"lead": "Talleres García", "value": 800_000, "value_currency": "EUR", "note": "el gerente decide", "quiet": True}, {}),
+    ("pt", "double-dash-note", "Padaria Real R$ 15 mil por mês -- o dono decide", {"lead": "Padaria Real", "value": 1_500_000, "value_currency": "BRL", "value_period": "monthly", "note": "o dono decide", "quiet": True}, {}),
+    ("it", "en-dash-note", "Rossi Srl 2.000 € al mese – decide il titolare", {"lead": "Rossi Srl", "value": 200_000, "value_currency": "EUR", "value_period": "monthly", "note": "decide il titolare", "quiet": True}, {}),
+    ("nl", "phone-em-dash-glued", "Jansen BV 2.000 € per maand—de directeur beslist", {"lead": "Jansen BV", "value": 200_000, "value_currency": "EUR", "value_period": "monthly", "note": "de directeur beslist", "quiet": True}, {}),
+]
 # fmt: on
 
-CASES: list[Case] = [*SETUP_FEES]
+CASES: list[Case] = [*SETUP_FEES, *DASH_NOTES]
 
 
 @pytest.mark.parametrize(

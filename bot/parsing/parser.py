@@ -15,6 +15,7 @@ from bot.close.models import ValuePeriod
 from bot.parsing.confidence import confidence_pattern, confidence_value
 from bot.parsing.dates import (
     DateContext,
+    DateHit,
     date_words,
     dateparser_warming,
     find_date,
@@ -34,7 +35,7 @@ from bot.parsing.lexicon import LANGUAGES, fold, fold_key, lexicon_for, word_alt
 from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
 from bot.parsing.money import MoneyCandidate, find_money, format_money, money_words
 from bot.parsing.periods import period_of, period_pattern
-from bot.parsing.tokens import Workspace, normalize
+from bot.parsing.tokens import MASK, Workspace, normalize
 
 __all__ = ["is_warm", "parse", "warm_up", "warming"]
 
@@ -46,6 +47,10 @@ def _note_pattern(language: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w])(?:{keys})\s*:\s*", re.IGNORECASE)
 
 
+# A note after a dash, as reps type it on phones: ` -- `, ` — `, ` – `, or a `—` glued to the
+# words around it (phones turn `--` into `—`). Reps also use dashes between fields, so a dash
+# starts the note only when nothing after it is a field (see `_dash_note`).
+_NOTE_DASH = re.compile(r"\s(?:--+|[—–])(?:\s+|$)|(?<=\S)—(?=\S)")
 _MENTION_RE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _OTHER_SLACK_MARKUP = re.compile(r"<[#!][^>]*>|<(?:https?|mailto|tel):[^>]*>")
 _MAX_CHARS = 4000  # Slack caps a command at 4,000 characters; longer text is not a deal line
@@ -221,6 +226,39 @@ def _read_bare_money(ws: Workspace, info: LocaleInfo, warnings: list[str]) -> Mo
     return chosen
 
 
+def _find_date_before_note(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str]]:
+    """The close date; one before a dash that may start a note is not in doubt because the
+    note mentions a day too (`close Q2 -- CTO signs off next week`)."""
+    hit, warnings = find_date(ws, ctx)
+    if hit is None or not warnings:
+        return hit, warnings
+    dash = _NOTE_DASH.search(ws.text, max(hit.end, ws.text.rfind(MASK) + 1))
+    if dash is None:
+        return hit, warnings
+    head_hit, head_warnings = find_date(ws.up_to(dash.start()), ctx)
+    same = head_hit is not None and (head_hit.start, head_hit.end) == (hit.start, hit.end)
+    return (head_hit, head_warnings) if same else (hit, warnings)
+
+
+def _dash_note(ws: Workspace, ctx: DateContext, *, lead_known: bool) -> str | None:
+    """The note after a dash (`… close Q2 -- champion is the CTO`), taken out of `ws`.
+
+    Only a dash with no field read after it starts a note (`Acme — 12k — close Q2` keeps its
+    fields), and only when the words before it still hold a lead (`12k ARR — Acme Corp`: the
+    words after the dash are the lead).
+    """
+    dash = _NOTE_DASH.search(ws.text, ws.text.rfind(MASK) + 1)
+    if dash is None:
+        return None
+    note = ws.original[dash.end() :].strip()
+    if not any(ch.isalnum() for ch in note):
+        return None
+    if not lead_known and leftover_lead(ws.unread()[: dash.start()], ctx.lexicon)[0] is None:
+        return None
+    ws.take(dash.start(), len(ws.text))
+    return note
+
+
 def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequence[str]) -> Draft:
     warnings: list[str] = []
     ctx = _context(now, tz, locale, warnings)
@@ -257,7 +295,7 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
     warnings += money_warnings
     period = _read_periods(ws, language, warnings)
 
-    hit, date_warnings = find_date(ws, ctx)
+    hit, date_warnings = _find_date_before_note(ws, ctx)
     if hit is not None:
         ws.take(hit.start, hit.end)
         fields["date_won"] = hit.value
@@ -276,6 +314,9 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
         if labels:
             typed = ws.take(*labels[0].span())
             fields["status"] = _label_as_close_spells(typed, status_labels)
+
+    if fields.get("note") is None:
+        fields["note"] = _dash_note(ws, ctx, lead_known=fields.get("lead") is not None)
 
     if fields.get("lead") is None:
         lead, lead_warnings = leftover_lead(ws.unread(), ctx.lexicon)
