@@ -69,9 +69,31 @@ DASH_NOTES: list[Case] = [
     ("it", "en-dash-note", "Rossi Srl 2.000 € al mese – decide il titolare", {"lead": "Rossi Srl", "value": 200_000, "value_currency": "EUR", "value_period": "monthly", "note": "decide il titolare", "quiet": True}, {}),
     ("nl", "phone-em-dash-glued", "Jansen BV 2.000 € per maand—de directeur beslist", {"lead": "Jansen BV", "value": 200_000, "value_currency": "EUR", "value_period": "monthly", "note": "de directeur beslist", "quiet": True}, {}),
 ]
+
+SPACED_SUFFIXES: list[Case] = [
+    ("en", "space-k-period", "Acme 10 k ARR", {"lead": "Acme", "value": 1_000_000, "value_period": "annual", "quiet": True}, {}),
+    ("en", "space-k-alone", "Acme 10 k", {"lead": "Acme", "value": 1_000_000, "quiet": True}, {}),
+    ("en", "space-k-upper-comma", "Acme 10 K, 60%", {"lead": "Acme", "value": 1_000_000, "confidence": 60, "quiet": True}, {}),
+    ("en", "space-mm-date", "Acme 1.2 mm close Q2", {"lead": "Acme", "value": 120_000_000, "date_won": d("2026-06-30"), "quiet": True}, {}),
+    ("en", "space-k-weekday", "Acme 10 k next friday", {"lead": "Acme", "value": 1_000_000, "date_won": d("2025-11-14"), "quiet": True}, {}),
+    ("en", "space-k-code", "Acme 10 k USD", {"lead": "Acme", "value": 1_000_000, "value_currency": "USD", "quiet": True}, {}),
+    ("en", "space-m-name-after", "1.5 m Acme Corp", {"lead": "Acme Corp", "value": 150_000_000, "quiet": True}, {}),
+    ("en", "space-k-before-a-noun-counts", "Acme 10 k seats", {"lead": "Acme 10 k seats"}, {}),
+    ("en", "space-m-before-a-noun-counts", "Acme 12 m term 50k", {"lead": "Acme 12 m term", "value": 5_000_000, "quiet": True}, {}),
+    ("en", "km-is-not-thousands", "Acme 10 km", {"lead": "Acme 10 km"}, {}),
+    ("de", "space-m-euro", "Müller 2,5 M€ jährlich", {"lead": "Müller", "value": 250_000_000, "value_currency": "EUR", "value_period": "annual", "quiet": True}, {}),
+    ("de", "space-m-period", "Müller 2,5 M jährlich", {"lead": "Müller", "value": 250_000_000, "value_period": "annual", "quiet": True}, {}),
+    ("de", "space-k-introducer", "Müller 10 k Abschluss Freitag", {"lead": "Müller", "value": 1_000_000, "date_won": d("2025-11-14"), "quiet": True}, {}),
+    ("fr", "space-k-period", "Dupont SA 10 k par mois", {"lead": "Dupont SA", "value": 1_000_000, "value_period": "monthly", "quiet": True}, {}),
+    ("fr", "mn-is-minutes", "Dupont SA 10 mn", {"lead": "Dupont SA 10 mn"}, {}),
+    ("es", "space-k-euro-word", "Talleres García 15 k euros", {"lead": "Talleres García", "value": 1_500_000, "value_currency": "EUR", "quiet": True}, {}),
+    ("pt", "space-k-period", "Padaria Real 15 k por mês", {"lead": "Padaria Real", "value": 1_500_000, "value_period": "monthly", "quiet": True}, {}),
+    ("it", "space-k-period", "Rossi Srl 12 k all'anno", {"lead": "Rossi Srl", "value": 1_200_000, "value_period": "annual", "quiet": True}, {}),
+    ("nl", "space-k-period", "Jansen BV 12 k per jaar", {"lead": "Jansen BV", "value": 1_200_000, "value_period": "annual", "quiet": True}, {}),
+]
 # fmt: on
 
-CASES: list[Case] = [*SETUP_FEES, *DASH_NOTES]
+CASES: list[Case] = [*SETUP_FEES, *DASH_NOTES, *SPACED_SUFFIXES]
 
 
 @pytest.mark.parametrize(
