@@ -91,9 +91,20 @@ SPACED_SUFFIXES: list[Case] = [
     ("it", "space-k-period", "Rossi Srl 12 k all'anno", {"lead": "Rossi Srl", "value": 1_200_000, "value_period": "annual", "quiet": True}, {}),
     ("nl", "space-k-period", "Jansen BV 12 k per jaar", {"lead": "Jansen BV", "value": 1_200_000, "value_period": "annual", "quiet": True}, {}),
 ]
+
+NAMES_BEFORE_A_COLON: list[Case] = [
+    ("en", "opp-for-company-colon", "opp for Bluth Company: $18,000/yr, 35 %, close next friday", {"lead": "Bluth Company", "value": 1_800_000, "value_currency": "USD", "value_period": "annual", "confidence": 35, "date_won": d("2025-11-14"), "quiet": True}, {}),
+    ("en", "deal-with-company-colon", "deal with Bluth Company: 18k", {"lead": "Bluth Company", "value": 1_800_000, "quiet": True}, {}),
+    ("en", "company-colon-confidence-first", "opp for Bluth Company: 35%, $18k", {"lead": "Bluth Company", "value": 1_800_000, "value_currency": "USD", "confidence": 35, "quiet": True}, {}),
+    ("en", "name-colon-at-line-start", "Bluth Company: 18k ARR", {"lead": "Bluth Company", "value": 1_800_000, "value_period": "annual", "quiet": True}, {}),
+    ("en", "other-name-colon", "deal with Bluth Corp: $18,000/yr, 35 %", {"lead": "Bluth Corp", "value": 1_800_000, "value_currency": "USD", "value_period": "annual", "confidence": 35, "quiet": True}, {}),
+    ("en", "company-key-still-a-key", "Company: Bluth 18k", {"lead": "Bluth", "value": 1_800_000, "quiet": True}, {}),
+    ("en", "lead-key-after-fields-still-a-key", "Acme 12k lead: Bluth", {"lead": "Bluth", "value": 1_200_000, "quiet": True}, {}),
+    ("es", "oportunidad-con-empresa-colon", "oportunidad con Bluth Empresa: 18.000 € al año", {"lead": "Bluth Empresa", "value": 1_800_000, "value_currency": "EUR", "value_period": "annual", "quiet": True}, {}),
+]
 # fmt: on
 
-CASES: list[Case] = [*SETUP_FEES, *DASH_NOTES, *SPACED_SUFFIXES]
+CASES: list[Case] = [*SETUP_FEES, *DASH_NOTES, *SPACED_SUFFIXES, *NAMES_BEFORE_A_COLON]
 
 
 @pytest.mark.parametrize(

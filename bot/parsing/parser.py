@@ -99,6 +99,12 @@ def _label_as_close_spells(typed: str, labels: Sequence[str]) -> str:
 
 def _first_field_start(segment: str, ctx: DateContext) -> int:
     """Where, inside a `key:` value, another field begins (`lead: Acme 12k` stops before 12k)."""
+    later = [s for s in _field_starts(segment, ctx) if s > 0]
+    return min(later) if later else len(segment)
+
+
+def _field_starts(segment: str, ctx: DateContext) -> list[int]:
+    """Where fields begin in `segment`: a confidence, a period, an amount, a date."""
     starts = [len(segment)]
     language = ctx.locale.language
     for pattern in (confidence_pattern(language), period_pattern(language)):
@@ -119,15 +125,17 @@ def _first_field_start(segment: str, ctx: DateContext) -> int:
     hit, _ = find_date(Workspace(segment), ctx)
     if hit is not None:
         starts.append(hit.start)
-    later = [s for s in starts if s > 0]
-    return min(later) if later else len(segment)
+    return starts
 
 
 def _read_keys(
     ws: Workspace, draft: dict[str, object], ctx: DateContext, labels: Sequence[str]
-) -> None:
-    """`lead: …` and `status: …`: the value as typed, up to the next delimiter or field."""
+) -> list[tuple[int, int]]:
+    """`lead: …` and `status: …`: the value as typed, up to the next delimiter or field.
+
+    Returns where lead words typed as the end of a name were (`Bluth Company: 18k`)."""
     lexicon = ctx.lexicon
+    name_ends: list[tuple[int, int]] = []
     for match in list(ws.finditer(key_pattern(ctx.locale.language))):
         if not ws.free(match.start(), match.end()):
             continue
@@ -142,6 +150,11 @@ def _read_keys(
             cut = known.end() if known else _first_field_start(segment, ctx)
             before_field = known is None and cut < len(segment)
             value_end = value_start + cut
+        if key == "lead" and _ends_a_name(ws, match, segment, ctx):
+            # `opp for Bluth Company: $18,000/yr`: the colon ends the name.
+            name_ends.append((match.start("key"), match.end("key")))
+            ws.take(match.start(), match.end())
+            continue
         value = unquote(ws.original[value_start:value_end])
         if key == "lead" and before_field:
             value = trim_lead_in(value, lexicon)  # `lead: Acme for 40k`: "for" leads into the value
@@ -149,6 +162,25 @@ def _read_keys(
         ws.take(match.start(), value_end)
         if value and draft.get(key) is None:
             draft[key] = value
+    return name_ends
+
+
+def _with_name_end(lead: str | None, ws: Workspace, name_ends: list[tuple[int, int]]) -> str | None:
+    """The lead with the key word that ended it, when it is the words right before one."""
+    for start, end in name_ends:
+        if lead and ws.original[:start].rstrip().endswith(lead):
+            return f"{lead} {ws.original[start:end]}"
+    return lead
+
+
+def _ends_a_name(ws: Workspace, key: re.Match[str], value: str, ctx: DateContext) -> bool:
+    """A lead key after words of the line, with a field right after its colon, is the last
+    word of a name (`deal with Bluth Company: 18k`), not a key."""
+    before = ws.text[: key.start()]
+    if not before.strip() or not before[-1:].isspace() or MASK in before[-2:]:
+        return False
+    stripped = value.lstrip()
+    return bool(stripped) and 0 in _field_starts(stripped, ctx)
 
 
 def _read_confidence(ws: Workspace, language: str, warnings: list[str]) -> int | None:
@@ -283,7 +315,7 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
     for markup in list(ws.finditer(_OTHER_SLACK_MARKUP)):
         ws.take(*markup.span())
 
-    _read_keys(ws, fields, ctx, status_labels)
+    name_ends = _read_keys(ws, fields, ctx, status_labels)
     if fields.get("lead") is None:
         quoted = QUOTED_RE.search(ws.text)
         if quoted:
@@ -320,7 +352,7 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
 
     if fields.get("lead") is None:
         lead, lead_warnings = leftover_lead(ws.unread(), ctx.lexicon)
-        fields["lead"] = lead
+        fields["lead"] = _with_name_end(lead, ws, name_ends)
         warnings += lead_warnings
 
     return Draft.model_validate({**fields, "warnings": warnings})
