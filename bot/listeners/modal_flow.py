@@ -93,7 +93,7 @@ async def open_modal(
     # `Source: Referral`-style parts name the org's custom fields: read them out first so the
     # general parse does not take them for the lead or the value.
     typed = read_custom_fields(
-        text, services.catalog.custom_fields, users=services.catalog.users, tz=tz
+        text, services.catalog.custom_fields, users=services.catalog.users, tz=tz, locale=locale
     )
     draft = parse(
         typed.text,
