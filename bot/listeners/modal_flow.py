@@ -110,6 +110,7 @@ async def open_modal(
         source_channel=source.channel if source else None,
         source_ts=source.ts if source else None,
         post_in=post_in or None,
+        locale=locale,
     )
     form = form_from_draft(
         draft,

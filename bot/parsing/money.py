@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
-from babel.numbers import format_currency, list_currencies
+from babel.numbers import format_currency, format_decimal, list_currencies
 from pydantic import BaseModel, ConfigDict
 
 from bot.close.models import ValuePeriod
@@ -19,10 +19,12 @@ from bot.parsing.tokens import alternation, normalize
 __all__ = [
     "Money",
     "MoneyCandidate",
+    "ambiguity_warning",
     "find_money",
     "format_money",
     "money_words",
     "parse_money",
+    "parse_money_in_locale",
     "period_label",
 ]
 
@@ -463,6 +465,35 @@ def parse_money(text: str, *, locale: str = DEFAULT_LOCALE) -> Money | None:
     if candidate is None or candidate.start != 0 or cleaned[candidate.period_end :].strip():
         return None
     return Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
+
+
+def parse_money_in_locale(text: str, *, locale: str) -> tuple[Money, int | None] | None:
+    """`parse_money`, with the figure read as `locale` writes numbers, as the one-liner does
+    (`1,500` is 1,5 in de-DE), and the other reading's cents when the figure is ambiguous."""
+    cleaned = fold(normalize(text).strip().rstrip("."))
+    info = locale_info(locale)
+    words = money_words(info.language)
+    match = words.pattern.match(cleaned)
+    if match is None:
+        return None
+    candidate = _candidate(match, cleaned, info, words, strict=True)
+    if candidate is None or candidate.start != 0 or cleaned[candidate.period_end :].strip():
+        return None
+    money = Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
+    return money, candidate.other_cents
+
+
+def ambiguity_warning(typed: str, cents: int, other_cents: int, locale: str) -> str:
+    """What the one-liner says of a figure it read one of two ways (`1.500` in en-US)."""
+    info = locale_info(locale)
+    mark = info.decimal_symbol
+    read = format_decimal(Decimal(cents) / 100, locale=info.babel)
+    other = Decimal(other_cents) / 100
+    meant = format_decimal(other, locale=info.babel)
+    return (
+        f"{typed!r} read as {read} ({info.name} writes {mark!r} before decimals); "
+        f"if you meant {meant}, type {other.normalize():f}"
+    )
 
 
 def format_money(cents: int, currency: str | None = None, locale: str = DEFAULT_LOCALE) -> str:

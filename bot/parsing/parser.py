@@ -5,11 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
-from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from babel.numbers import format_decimal
 
 from bot.close.models import ValuePeriod
 from bot.parsing.confidence import confidence_pattern, confidence_value
@@ -33,7 +30,13 @@ from bot.parsing.lead import (
 )
 from bot.parsing.lexicon import LANGUAGES, fold, fold_key, lexicon_for, word_alternation
 from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
-from bot.parsing.money import MoneyCandidate, find_money, format_money, money_words
+from bot.parsing.money import (
+    MoneyCandidate,
+    ambiguity_warning,
+    find_money,
+    format_money,
+    money_words,
+)
 from bot.parsing.periods import period_of, period_pattern
 from bot.parsing.tokens import MASK, Workspace, normalize
 
@@ -206,14 +209,7 @@ def _money_warnings(
     typed = ws.original[chosen.start : chosen.end]
     if chosen.other_cents is not None:
         # `1.500` in en-US: read as the locale writes numbers, and said, not silently guessed.
-        mark = info.decimal_symbol
-        read = format_decimal(Decimal(chosen.cents) / 100, locale=info.babel)
-        other = Decimal(chosen.other_cents) / 100
-        meant = format_decimal(other, locale=info.babel)
-        warnings.append(
-            f"{typed!r} read as {read} ({info.name} writes {mark!r} before decimals); "
-            f"if you meant {meant}, type {other.normalize():f}"
-        )
+        warnings.append(ambiguity_warning(typed, chosen.cents, chosen.other_cents, info.name))
     if any(o.cents != chosen.cents for o in others):
         listed = ", ".join(repr(ws.original[c.start : c.end]) for c in [chosen, *others])
         warnings.append(f"several amounts ({listed}): used {typed!r}")
