@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
 import pytest
 
 from bot.parsing import parse
+from tests.test_cli import run_bot
 from tests.test_parsing_cases import FIELDS, LABELS, NOW
 from tests.test_parsing_cases_languages import DEFAULTS, NNBSP
 
@@ -129,3 +131,25 @@ def test_edge_line_parses_to_exactly_these_fields(
 
 def test_edge_ids_are_unique() -> None:
     assert len({(c[0], c[1]) for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["opp for Bluth Company: $18,000/yr, 35 %, close Q2 -- champion is the CTO"],
+            {"lead": "Bluth Company", "value": 1_800_000, "value_currency": "USD", "value_period": "annual", "confidence": 35, "date_won": "2026-06-30", "note": "champion is the CTO"},
+        ),
+        (
+            ["Padaria Real R$ 8 mil de implantação", "--locale", "pt-BR"],
+            {"lead": "Padaria Real", "value": 800_000, "value_currency": "BRL", "value_period": "one_time"},
+        ),
+    ],
+)  # fmt: skip
+def test_python_m_bot_parse_prints_the_edge_lines_read_right(
+    argv: list[str], expected: dict[str, Any]
+) -> None:
+    result = run_bot("parse", *argv, "--now", "2025-11-12T15:00:00Z")
+    assert result.returncode == 0, result.stderr
+    parsed = json.loads(result.stdout)
+    assert {k: v for k, v in parsed.items() if v not in (None, [])} == expected
