@@ -83,6 +83,8 @@ SPACED_SUFFIXES: list[Case] = [
     ("en", "space-k-before-a-noun-counts", "Acme 10 k seats", {"lead": "Acme 10 k seats"}, {}),
     ("en", "space-m-before-a-noun-counts", "Acme 12 m term 50k", {"lead": "Acme 12 m term", "value": 5_000_000, "quiet": True}, {}),
     ("en", "km-is-not-thousands", "Acme 10 km", {"lead": "Acme 10 km"}, {}),
+    ("en", "space-bn", "Acme 1.5 bn", {"lead": "Acme", "value": 150_000_000_000, "quiet": True}, {}),
+    ("en", "lone-b-after-a-space-is-a-name", "Hall 5 B 12k", {"lead": "Hall 5 B", "value": 1_200_000, "quiet": True}, {}),
     ("de", "space-m-euro", "Müller 2,5 M€ jährlich", {"lead": "Müller", "value": 250_000_000, "value_currency": "EUR", "value_period": "annual", "quiet": True}, {}),
     ("de", "space-m-period", "Müller 2,5 M jährlich", {"lead": "Müller", "value": 250_000_000, "value_period": "annual", "quiet": True}, {}),
     ("de", "space-k-introducer", "Müller 10 k Abschluss Freitag", {"lead": "Müller", "value": 1_000_000, "date_won": d("2025-11-14"), "quiet": True}, {}),

@@ -149,8 +149,9 @@ def money_words(language: str) -> _MoneyWords:
     signs = alternation(_SIGNS)
     codes = word_alternation(_LOWERCASE_CODES)
     # `10 k`, `1.2 mm`: a suffix after a space too, but only if the words after it carry on
-    # the deal line (see `_spaced_suffix_ends_figure`); `mn` is also minutes (`10 mn`).
-    spaced = {key: factor for key, factor in words.suffixes.items() if key != "mn"}
+    # the deal line (see `_spaced_suffix_ends_figure`); `mn` is also minutes (`10 mn`), and a
+    # lone `B` a building or a plan (`Hall 5 B`): those two stay glued.
+    spaced = {key: factor for key, factor in words.suffixes.items() if key not in ("mn", "b")}
     number = r"\d+(?:[" + _GROUPS + r"]\d+)*"
     if words.space_groups:
         # `12 500 €` typed with plain spaces: groups of exactly three digits only.
