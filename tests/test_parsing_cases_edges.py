@@ -57,6 +57,8 @@ DASH_NOTES: list[Case] = [
     ("en", "em-dash-note", "Acme 12k ARR 60% close Q2 — champion is the CTO", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "confidence": 60, "date_won": d("2026-06-30"), "note": "champion is the CTO", "quiet": True}, {}),
     ("en", "en-dash-note", "Acme 12k ARR close Q2 – champion is the CTO", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "date_won": d("2026-06-30"), "note": "champion is the CTO", "quiet": True}, {}),
     ("en", "phone-em-dash-glued", "Acme 12k ARR close Q2—champion is the CTO", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "date_won": d("2026-06-30"), "note": "champion is the CTO", "quiet": True}, {}),
+    ("en", "phone-em-dash-glued-before-a-capital", "Acme 12k Q2—CTO is the champion", {"lead": "Acme", "value": 1_200_000, "date_won": d("2026-06-30"), "note": "CTO is the champion", "quiet": True}, {}),
+    ("en", "em-dash-glued-in-a-name", "12k Smith—Jones", {"lead": "Smith—Jones", "value": 1_200_000, "quiet": True}, {}),
     ("en", "note-mentions-a-day", "Acme 12k close Q2 -- CTO signs off next week", {"lead": "Acme", "value": 1_200_000, "date_won": d("2026-06-30"), "note": "CTO signs off next week", "quiet": True}, {}),
     ("en", "note-mentions-seats", "Acme 12k -- CTO wants 3 seats", {"lead": "Acme", "value": 1_200_000, "note": "CTO wants 3 seats", "quiet": True}, {}),
     ("en", "dashes-between-fields-are-not-a-note", "Acme — 12k ARR — 60% — close Q2", {"lead": "Acme", "value": 1_200_000, "value_period": "annual", "confidence": 60, "date_won": d("2026-06-30"), "quiet": True}, {}),

@@ -268,6 +268,12 @@ def _find_date_before_note(ws: Workspace, ctx: DateContext) -> tuple[DateHit | N
     return (head_hit, head_warnings) if same else (hit, warnings)
 
 
+def _name_like(words: str) -> bool:
+    """Every word starts with a capital or a digit (`Jones`, `Jones Partners`), as names do
+    and notes, which are sentences, do not."""
+    return all(not word[:1].islower() for word in words.split())
+
+
 def _dash_note(ws: Workspace, ctx: DateContext, *, lead_known: bool) -> str | None:
     """The note after a dash (`… close Q2 -- champion is the CTO`), taken out of `ws`.
 
@@ -281,6 +287,8 @@ def _dash_note(ws: Workspace, ctx: DateContext, *, lead_known: bool) -> str | No
     note = ws.original[dash.end() :].strip()
     if not any(ch.isalnum() for ch in note):
         return None
+    if dash.group() == "—" and _name_like(note):
+        return None  # `Smith—Jones`: a glued dash between capitalised words joins a name
     if not lead_known and leftover_lead(ws.unread()[: dash.start()], ctx.lexicon)[0] is None:
         return None
     ws.take(dash.start(), len(ws.text))
