@@ -456,14 +456,8 @@ def parse_money(text: str, *, locale: str = DEFAULT_LOCALE) -> Money | None:
     The whole text must be one amount (a period may follow); a bare number is fine here
     because the field says it is money. Negative or percent figures are not amounts.
     """
-    cleaned = fold(normalize(text).strip().rstrip("."))
-    info = locale_info(locale)
-    words = money_words(info.language)
-    match = words.pattern.match(cleaned)
-    if match is None:
-        return None
-    candidate = _candidate(match, cleaned, info, words, strict=False)
-    if candidate is None or candidate.start != 0 or cleaned[candidate.period_end :].strip():
+    candidate = _whole_amount(text, locale, strict=False)
+    if candidate is None:
         return None
     return Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
 
@@ -471,17 +465,24 @@ def parse_money(text: str, *, locale: str = DEFAULT_LOCALE) -> Money | None:
 def parse_money_in_locale(text: str, *, locale: str) -> tuple[Money, int | None] | None:
     """`parse_money`, with the figure read as `locale` writes numbers, as the one-liner does
     (`1,500` is 1,5 in de-DE), and the other reading's cents when the figure is ambiguous."""
+    candidate = _whole_amount(text, locale, strict=True)
+    if candidate is None:
+        return None
+    money = Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
+    return money, candidate.other_cents
+
+
+def _whole_amount(text: str, locale: str, *, strict: bool) -> MoneyCandidate | None:
     cleaned = fold(normalize(text).strip().rstrip("."))
     info = locale_info(locale)
     words = money_words(info.language)
     match = words.pattern.match(cleaned)
     if match is None:
         return None
-    candidate = _candidate(match, cleaned, info, words, strict=True)
+    candidate = _candidate(match, cleaned, info, words, strict=strict)
     if candidate is None or candidate.start != 0 or cleaned[candidate.period_end :].strip():
         return None
-    money = Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
-    return money, candidate.other_cents
+    return candidate
 
 
 def ambiguity_warning(typed: str, cents: int, other_cents: int, locale: str) -> str:
