@@ -75,7 +75,8 @@ class ModalMetadata(Carried):
     picker (global shortcut, App Home). In `mode="edit"`, `channel_id`/`thread_ts` are the
     confirmation's thread, `details_ts` its details message, and `loaded` the packed short
     hashes of what the form was filled with (bot/deals/changes.py), so only what the user
-    changed is sent to Close.
+    changed is sent to Close. `locale` is the one the form was filled in (the user's Slack
+    locale): its Value is read back in it.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -95,6 +96,7 @@ class ModalMetadata(Carried):
     announce_channel: str | None = None
     announce_ts: str | None = None
     loaded: dict[str, str] | None = None
+    locale: str | None = None
 
 
 class LeadOption(BaseModel):

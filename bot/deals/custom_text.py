@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,11 +15,12 @@ from rapidfuzz import fuzz
 
 from bot.blocks.custom_fields import HIDDEN_TYPES
 from bot.close.models import CustomField, User
-from bot.parsing.confidence import CONFIDENCE_RE
+from bot.parsing.confidence import confidence_pattern
 from bot.parsing.lead import key_value_end, unquote
-from bot.parsing.locales import locale_info
-from bot.parsing.money import find_money
-from bot.parsing.periods import PERIOD_RE
+from bot.parsing.lexicon import fold, lexicon_for, word_alternation
+from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
+from bot.parsing.money import find_money, read_figure
+from bot.parsing.periods import period_pattern
 
 # Names the parser reads itself (`lead: …`, `status: …`, `note: …`): a custom field named
 # like them is left to the parser rather than read twice.
@@ -26,12 +29,12 @@ RESERVED_NAMES = frozenset(
 )
 FUZZY_CHOICE = 85.0  # rapidfuzz ratio for "Referal" -> "Referral", not "Inbound" -> "Outbound"
 
-_NUMBER = re.compile(r"\s*(-?\d[\d,]*(?:\.\d+)?)(?![\w%$€£])")
+# A figure as the user's locale writes it (`1,250.5`, `1.250,5`, `12'500`).
+_NUMBER = re.compile(r"\s*(-?)(\d+(?:[,.'\u00a0\u202f]\d+)*)(?![\w%$€£])")
 _DATE = re.compile(r"\s*(\d{4}-\d{2}-\d{2})(?![\w:])")
 _DATETIME = re.compile(r"\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)")
 _WORD = re.compile(r"\S+")
 _LIST_SEPARATOR = re.compile(r"\s*(?:,|/|\+|&|\band\b)\s*", re.IGNORECASE)
-_NOTE = re.compile(r"(?<![\w])notes?\s*:", re.IGNORECASE)
 _TRAILING_DELIMITER = re.compile(r"\s*[,;|]")
 
 
@@ -43,28 +46,55 @@ class CustomFieldText(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+def _name_key(name: str) -> str:
+    """A field name for matching: accents folded, lower case, single spaces (`Größe`, `Region`
+    typed for `Région`). Not casefold: `ß` must stay one character, as typed."""
+    return " ".join(fold(name).lower().split())
+
+
+@lru_cache(maxsize=8)
+def _language_keys(language: str) -> tuple[frozenset[str], re.Pattern[str]]:
+    """The keys the parser reads itself in `language` (and English), and its note keys."""
+    words = lexicon_for(language).words
+    reserved = RESERVED_NAMES | {
+        _name_key(k) for k in (*words.lead_keys, *words.status_keys, *words.note_keys)
+    }
+    note = re.compile(rf"(?<![\w])(?:{word_alternation(words.note_keys)})\s*:", re.IGNORECASE)
+    return frozenset(reserved), note
+
+
 def read_custom_fields(
-    text: str, fields: Sequence[CustomField], *, users: Sequence[User] = (), tz: str = "UTC"
+    text: str,
+    fields: Sequence[CustomField],
+    *,
+    users: Sequence[User] = (),
+    tz: str = "UTC",
+    locale: str = DEFAULT_LOCALE,
 ) -> CustomFieldText:
-    """Find `Name: value` for the org's custom fields (names case-insensitive) in `text`.
+    """Find `Name: value` for the org's custom fields in `text`, names as Close spells them
+    in whatever language (case and accents optional: `quelle:` for "Quelle").
 
     Each recognised part is removed so the general parse does not read it as the lead or
     the value; a value that does not fit its field is removed too, with a warning.
-    Everything after `note:` is the note's and is left alone. A date and time without an
-    offset is read in the user's zone `tz`.
+    Everything after `note:` (or the user's language's word for it) is the note's and is
+    left alone; a name the parser reads as a key in that language (`Kunde:`) is left to it.
+    Numbers and the deal's own fields that end a value are read in the user's `locale`; a
+    date and time without an offset in their zone `tz`.
     """
     try:
         zone: tzinfo = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         zone = UTC
+    if not fields or ":" not in text:
+        return CustomFieldText(text=text)
+    info = locale_info(locale)
+    reserved, note_pattern = _language_keys(info.language)
     by_name = {
-        " ".join(f.name.split()).casefold(): f
+        _name_key(f.name): f
         for f in fields
-        if f.type not in HIDDEN_TYPES
-        and f.name.strip()
-        and " ".join(f.name.split()).casefold() not in RESERVED_NAMES
+        if f.type not in HIDDEN_TYPES and f.name.strip() and _name_key(f.name) not in reserved
     }
-    if not by_name or ":" not in text:
+    if not by_name:
         return CustomFieldText(text=text)
     names = sorted(by_name, key=len, reverse=True)
     pattern = re.compile(
@@ -73,25 +103,28 @@ def read_custom_fields(
         + r")\s*:\s*",
         re.IGNORECASE,
     )
-    note = _NOTE.search(text)
+    folded = fold(text)  # same length as `text`: positions line up
+    note = note_pattern.search(folded)
     limit = note.start() if note else len(text)
     custom: dict[str, Any] = {}
     warnings: list[str] = []
     cuts: list[tuple[int, int]] = []
-    matches = list(pattern.finditer(text, 0, limit))
+    matches = list(pattern.finditer(folded, 0, limit))
     for index, match in enumerate(matches):
         if cuts and match.start() < cuts[-1][1]:
             continue  # inside the (quoted) value of the previous field
-        field = by_name[" ".join(match.group("name").split()).casefold()]
+        field = by_name[_name_key(match.group("name"))]
         start = match.end()
         # A value ends at a delimiter, at `word:`, or where the next field's name begins
         # (names of several words: "Competitor: Initrode Contract start: …").
         following = matches[index + 1].start() if index + 1 < len(matches) else limit
         end = min(key_value_end(text, start), following, limit)
-        value, used_end = _read_value(field, text, start, end, users, zone, min(following, limit))
+        value, used_end = _read_value(
+            field, text, start, end, _Reading(users, zone, info), min(following, limit)
+        )
         if value is None:
             # Take out what was typed for it, but not the deal's value or date after it.
-            typed, used_end = _read_text(text, start, end)
+            typed, used_end = _read_text(text, start, end, info)
             if field.type == "contact":
                 warnings.append(f"{field.name}: pick the contact once the lead is chosen")
             elif typed:
@@ -113,14 +146,17 @@ def read_custom_fields(
     return CustomFieldText(text=cleaned, custom=custom, warnings=warnings)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """Who is typing: the org's users (for user fields), their zone and their locale."""
+
+    users: Sequence[User]
+    zone: tzinfo
+    info: LocaleInfo
+
+
 def _read_value(
-    field: CustomField,
-    text: str,
-    start: int,
-    end: int,
-    users: Sequence[User],
-    zone: tzinfo,
-    hard_end: int,
+    field: CustomField, text: str, start: int, end: int, reading: _Reading, hard_end: int
 ) -> tuple[Any, int]:
     """(the value as Close takes it, where it ends in `text`), or (None, end) if it does not fit.
 
@@ -131,11 +167,7 @@ def _read_value(
     if kind == "choices":
         return _read_choices(field, text, start, end)
     if kind == "number":
-        number = _NUMBER.match(text, start, hard_end)
-        if number is None:
-            return None, end
-        digits = number.group(1).replace(",", "")
-        return (float(digits) if "." in digits else int(digits)), number.end()
+        return _read_number(text, start, end, hard_end, reading.info)
     if kind == "date":
         found = _DATE.match(text, start, hard_end)
         return (found.group(1), found.end()) if found else (None, end)
@@ -144,15 +176,30 @@ def _read_value(
         if found is None:
             return None, end
         when = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
-        aware = when if when.tzinfo else when.replace(tzinfo=zone)
+        aware = when if when.tzinfo else when.replace(tzinfo=reading.zone)
         return aware.isoformat(), found.end()
     if kind == "user":
-        labels = [(user.display_name, user.id) for user in users]
-        labels += [(user.first_name, user.id) for user in users if user.first_name]
+        labels = [(user.display_name, user.id) for user in reading.users]
+        labels += [(user.first_name, user.id) for user in reading.users if user.first_name]
         return _best_phrase(labels, text, start, end)
     if kind == "contact":
         return None, end  # the lead's contacts are known only once the lead is chosen
-    return _read_text(text, start, end)
+    return _read_text(text, start, end, reading.info)
+
+
+def _read_number(
+    text: str, start: int, end: int, hard_end: int, info: LocaleInfo
+) -> tuple[int | float | None, int]:
+    """A number as the user's locale writes it: `1.250` is 1250 in de-DE, 1.25 in en-US."""
+    number = _NUMBER.match(text, start, hard_end)
+    if number is None:
+        return None, end
+    figure = read_figure(number.group(2), info, strict=True)
+    if figure is None:
+        return None, end
+    value = -figure.value if number.group(1) else figure.value
+    whole = value == value.to_integral_value()
+    return (int(value) if whole else float(value)), number.end()
 
 
 def _read_choices(field: CustomField, text: str, start: int, end: int) -> tuple[Any, int]:
@@ -187,8 +234,8 @@ def _best_phrase(
         if not size or size > len(words):
             continue
         typed = text[words[0].start() : words[size - 1].end()]
-        typed_folded = " ".join(unquote(typed).split()).casefold().rstrip(".!")
-        wanted = " ".join(label.split()).casefold()
+        typed_folded = " ".join(fold(unquote(typed)).split()).casefold().rstrip(".!")
+        wanted = " ".join(fold(label).split()).casefold()
         score = 100.0 if typed_folded == wanted else fuzz.ratio(typed_folded, wanted)
         if score >= FUZZY_CHOICE and (best is None or (score, size) > best[:2]):
             best = (score, size, words[size - 1].end(), value)
@@ -197,14 +244,17 @@ def _best_phrase(
     return best[3], best[2]
 
 
-def _read_text(text: str, start: int, end: int) -> tuple[str | None, int]:
-    """Free text up to the next delimiter, or to where the deal's own fields begin."""
+def _read_text(text: str, start: int, end: int, info: LocaleInfo) -> tuple[str | None, int]:
+    """Free text up to the next delimiter, or to where the deal's own fields begin (in the
+    user's language: `Wettbewerber: Schmidt jährlich` stops before `jährlich`)."""
     segment = text[start:end]
+    folded = fold(segment)
     stops = [len(segment)]
-    for found in (CONFIDENCE_RE.search(segment), PERIOD_RE.search(segment)):
+    for pattern in (confidence_pattern(info.language), period_pattern(info.language)):
+        found = pattern.search(folded)
         if found:
             stops.append(found.start())
-    stops += [c.start for c in find_money(segment, locale_info("en-US")) if c.strong]
+    stops += [c.start for c in find_money(folded, info) if c.strong]
     stop = min(s for s in stops if s > 0) if any(s > 0 for s in stops) else len(segment)
     typed = segment[:stop].strip()
     value = unquote(typed)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import get_args
 
+from babel.numbers import format_decimal
+
 from bot.close.models import ValuePeriod
-from bot.parsing.locales import DEFAULT_LOCALE
-from bot.parsing.money import Money, parse_money
+from bot.parsing.locales import DEFAULT_LOCALE, locale_info
+from bot.parsing.money import Money, ambiguity_warning, parse_money, parse_money_in_locale
 from bot.parsing.periods import PERIOD_RE, period_of
 
 PERIODS: tuple[ValuePeriod, ...] = get_args(ValuePeriod)
@@ -30,12 +33,35 @@ class Invalid:
 
 
 def read_value(text: str, *, locale: str = DEFAULT_LOCALE) -> Money | Invalid:
-    """An amount ("12k", "$12,500", "1.5m/yr") as cents, with any currency and period typed."""
+    """An amount ("12k", "$12,500", "1.5m/yr") as cents, with any currency and period typed.
+
+    A single separator before three digits groups thousands (`1.500` is 1,500 anywhere):
+    for a value read where nobody can be asked (a workflow step's input)."""
     money = parse_money(text, locale=locale)
-    if money is None:
-        said = f"“{text[:50]}” is not an amount. Try 12k, $12,500 or 1.5m."
-        return Invalid(in_modal=said, in_step=said)
-    return money
+    return _not_an_amount(text) if money is None else money
+
+
+def read_typed_value(text: str, *, locale: str) -> Money | Invalid:
+    """The amount a person typed, read as their `locale` writes numbers, like their one-liner
+    (`12.500` is 12,500 for de-DE, `1,5k` is 1,500). A figure their locale could read two ways
+    (`1,500` in de-DE, `1.500` in en-US) is not guessed: the one-liner's warning asks them to
+    type it so it reads one way."""
+    read = parse_money_in_locale(text, locale=locale)
+    if read is None:
+        return _not_an_amount(text)
+    money, other_cents = read
+    if other_cents is None:
+        return money
+    typed = " ".join(text.split())[:50]
+    warning = ambiguity_warning(typed, money.cents, other_cents, locale)
+    kept = format_decimal(Decimal(money.cents) / 100, locale=locale_info(locale).babel)
+    said = f"{warning}, or {kept} if you meant {kept}."
+    return Invalid(in_modal=said, in_step=said)
+
+
+def _not_an_amount(text: str) -> Invalid:
+    said = f"“{text[:50]}” is not an amount. Try 12k, $12,500 or 1.5m."
+    return Invalid(in_modal=said, in_step=said)
 
 
 def read_period_choice(value: str) -> ValuePeriod | Invalid:

@@ -19,9 +19,11 @@ from bot.deals.fields import (
     read_confidence,
     read_date,
     read_period_choice,
+    read_typed_value,
     read_value,
 )
 from bot.deals.models import DealRequest, LeadChoice
+from bot.parsing.money import Money
 
 _T = TypeVar("_T")
 
@@ -133,11 +135,15 @@ class Validated(BaseModel):
     errors: dict[str, str] = {}
 
 
-def validate(form: FormValues, catalog: Catalog) -> Validated:
-    """Check every field; each problem becomes a message under its block (`response_action: errors`)."""
+def validate(form: FormValues, catalog: Catalog, *, locale: str | None = None) -> Validated:
+    """Check every field; each problem becomes a message under its block (`response_action: errors`).
+
+    `locale`: the one the form was filled in (`ModalMetadata.locale`); its Value is read as
+    that locale writes numbers, and a figure it reads two ways is asked about under the field.
+    Without one (a form from before forms carried it), a lone separator groups thousands."""
     errors: dict[str, str] = {}
     lead = _lead(form, errors)
-    money = _checked(read_value(form.value), "value", errors) if form.value else None
+    money = _checked(_read_value(form.value, locale), "value", errors) if form.value else None
     # A period typed with the amount ("12k/mo") counts unless the select says otherwise.
     period_text = form.value_period or (money.period if money is not None else None)
     period = (
@@ -171,6 +177,10 @@ def validate(form: FormValues, catalog: Catalog) -> Validated:
             custom=custom,
         )
     )
+
+
+def _read_value(text: str, locale: str | None) -> Money | Invalid:
+    return read_value(text) if locale is None else read_typed_value(text, locale=locale)
 
 
 def _checked(result: _T | Invalid, block_id: str, errors: dict[str, str]) -> _T | None:

@@ -9,6 +9,7 @@ from bot.close.models import Lead, Status
 from bot.deals.custom_text import CustomFieldText
 from bot.deals.models import NEW_LEAD_PREFIX, DealRequest
 from bot.parsing import Draft
+from bot.parsing.locales import DEFAULT_LOCALE
 from bot.parsing.money import format_money
 from bot.store.preferences import LastUsed
 
@@ -96,7 +97,10 @@ def form_from_draft(
         # views.open); until then the select stays empty so nobody creates a duplicate lead.
         lead=None,
         lead_hint=f"Looking up “{draft.lead}” in Close…" if draft.lead else None,
-        value_text=format_money(draft.value, draft.value_currency)
+        # In the locale the Value is read back in: `12.500 €` for de-DE reads one way there.
+        value_text=format_money(
+            draft.value, draft.value_currency, metadata.locale or DEFAULT_LOCALE
+        )
         if draft.value is not None
         else None,
         value_period=period,
@@ -118,7 +122,9 @@ def form_from_request(request: DealRequest, *, owner: str, metadata: ModalMetada
         lead=LeadOption(value=request.lead.option_value, label=request.lead_name)
         if request.lead.id
         else new_lead_option(request.lead.new_name or request.lead_name),
-        value_text=format_money(request.value) if request.value is not None else None,
+        value_text=format_money(request.value, None, metadata.locale or DEFAULT_LOCALE)
+        if request.value is not None
+        else None,
         value_period=request.value_period,
         confidence=request.confidence,
         date_won=request.date_won,

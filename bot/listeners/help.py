@@ -7,9 +7,10 @@ HELP_TEXT = """*Log a Close opportunity from Slack*
 • `/opportunity Acme Corp $12k ARR 60% close next friday`
 • `/opportunity Initech 1.5k/mo 80% by EOM status: Proposal Sent`
 • `/opportunity lead: "Nakatomi Trading" 250k one-time closing on the 15th note: intro via Hans`
-What it understands: amounts (`12k`, `$12,500`, `€40,000`, `1.2m`), periods (`ARR`, `/mo`, `one-time`), \
-confidence (`60%`), close dates (`next friday`, `Dec 15`, `EOM`, `EOQ`, `Q3`), an owner (`@someone`), \
-`status: …` and `note: …`. You can check and change everything before pressing *Create*.
+What it understands: amounts (`12k`, `10 k`, `$12,500`, `€40,000`, `1.2m`), periods (`ARR`, `/mo`, \
+`one-time`, `setup fee`), confidence (`60%`), close dates (`next friday`, `Dec 15`, `EOM`, `EOQ`, `Q3`), \
+an owner (`@someone`), `status: …`, and a note after `note:` or a dash (`… close Q2 -- champion is the CTO`). \
+You can check and change everything before pressing *Create*.
 It also reads your Slack language — German, French, Spanish, Portuguese, Italian or Dutch — \
 with English always understood: `Müller GmbH 12.500 € jährlich 60 % Abschluss nächsten Freitag`, \
 `Dupont SA 8 k€ par mois, 40 %, clôture fin du mois`, `Acme 15k anual 70% cierre el próximo viernes`.

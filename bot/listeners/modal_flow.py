@@ -93,7 +93,7 @@ async def open_modal(
     # `Source: Referral`-style parts name the org's custom fields: read them out first so the
     # general parse does not take them for the lead or the value.
     typed = read_custom_fields(
-        text, services.catalog.custom_fields, users=services.catalog.users, tz=tz
+        text, services.catalog.custom_fields, users=services.catalog.users, tz=tz, locale=locale
     )
     draft = parse(
         typed.text,
@@ -110,6 +110,7 @@ async def open_modal(
         source_channel=source.channel if source else None,
         source_ts=source.ts if source else None,
         post_in=post_in or None,
+        locale=locale,
     )
     form = form_from_draft(
         draft,

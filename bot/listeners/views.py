@@ -53,7 +53,7 @@ async def submit_opportunity(
         return
 
     form = read_state(dict_at(view, "state", "values"))
-    checked = validate(form, services.catalog)
+    checked = validate(form, services.catalog, locale=metadata.locale)
     errors = dict(checked.errors)
 
     owner_id = form.owner or user_id

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
-from babel.numbers import format_currency, list_currencies
+from babel.numbers import format_currency, format_decimal, list_currencies
 from pydantic import BaseModel, ConfigDict
 
 from bot.close.models import ValuePeriod
-from bot.parsing.lexicon import fold, fold_key, lexicon_for, word_alternation
+from bot.parsing.lexicon import Lexicon, fold, fold_key, lexicon_for, word_alternation
 from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
 from bot.parsing.periods import period_label, period_of, period_right_after
 from bot.parsing.tokens import alternation, normalize
@@ -19,10 +19,12 @@ from bot.parsing.tokens import alternation, normalize
 __all__ = [
     "Money",
     "MoneyCandidate",
+    "ambiguity_warning",
     "find_money",
     "format_money",
     "money_words",
     "parse_money",
+    "parse_money_in_locale",
     "period_label",
 ]
 
@@ -127,6 +129,7 @@ class _MoneyWords:
     currency_words: dict[str, str | None]
     connectors: frozenset[str]
     language: str
+    line_words: frozenset[str]
 
 
 def _links(links: tuple[str, ...]) -> str:
@@ -145,6 +148,10 @@ def money_words(language: str) -> _MoneyWords:
     words = lexicon.words
     signs = alternation(_SIGNS)
     codes = word_alternation(_LOWERCASE_CODES)
+    # `10 k`, `1.2 mm`: a suffix after a space too, but only if the words after it carry on
+    # the deal line (see `_spaced_suffix_ends_figure`); `mn` is also minutes (`10 mn`), and a
+    # lone `B` a building or a plan (`Hall 5 B`): those two stay glued.
+    spaced = {key: factor for key, factor in words.suffixes.items() if key not in ("mn", "b")}
     number = r"\d+(?:[" + _GROUPS + r"]\d+)*"
     if words.space_groups:
         # `12 500 €` typed with plain spaces: groups of exactly three digits only.
@@ -162,6 +169,7 @@ def money_words(language: str) -> _MoneyWords:
           | \ (?P<psuffix>{word_alternation({**words.suffixes, **words.sign_suffixes})})
             (?(sign1)(?!\w)|(?(code1)(?!\w)|(?!)))
           | \ ?(?P<word>{word_alternation(words.scale_words)})(?!\w)
+          | \ (?P<xsuffix>{word_alternation(spaced)})(?!\w)
           | (?![\d\w]|[/\-:.,]\d)
         )
         (?:\ ?(?P<sign2>{signs}))?
@@ -181,7 +189,28 @@ def money_words(language: str) -> _MoneyWords:
         currency_words=dict(words.currency_words),
         connectors=lexicon.connectors,
         language=lexicon.language,
+        line_words=_line_words(lexicon),
     )
+
+
+def _line_words(lexicon: Lexicon) -> frozenset[str]:
+    """Folded words that carry on a deal line after a figure: connectors, date words, chatter."""
+    words = lexicon.words
+    phrases: list[str] = [
+        *words.weekday_before,
+        *words.weekdays,
+        *words.weekday_abbreviations,
+        *words.months,
+        *words.relative_days,
+        *words.in_words,
+        *words.end_prefixes,
+        *words.mid_prefixes,
+        *words.quarter_letters,
+        *words.next_periods,
+        *(phrase for phrases in words.sales.values() for phrase in phrases),
+    ]
+    firsts = {fold_key(phrase).split(" ")[0].rstrip(".") for phrase in phrases if phrase.strip()}
+    return frozenset(firsts) | lexicon.connectors | lexicon.chatter
 
 
 MONEY_RE = money_words("en").pattern
@@ -282,7 +311,9 @@ def _currency(
 ) -> tuple[str | None, int, int]:
     """The currency named around the figure, and the span of the figure with its valid marks."""
     start = match.start("num")
-    end = max(match.end(g) for g in ("num", "dash", "suffix", "ssuffix", "psuffix", "word"))
+    end = max(
+        match.end(g) for g in ("num", "dash", "suffix", "ssuffix", "psuffix", "word", "xsuffix")
+    )
     currency: str | None = None
     for group in ("sign1", "sign2"):
         sign = match.group(group)
@@ -332,6 +363,16 @@ def bare_amount_rule(
 _NEXT_WORD = re.compile(r" ?([^\W\d_]+)")
 
 
+def _spaced_suffix_ends_figure(text: str, end: int, words: _MoneyWords) -> bool:
+    """After `10 k`: the line ends, punctuation or a figure follows, or a word that carries on
+    a deal line (`close`, `Friday`, `Q2`, a capitalised name); not a noun (`10 k seats`)."""
+    found = _NEXT_WORD.match(text, end)
+    if found is None:
+        return True
+    word = found.group(1)
+    return word[:1].isupper() or fold_key(word) in words.line_words
+
+
 def _cents(number: Decimal, scale: Decimal) -> int | None:
     try:
         return int((number * scale * 100).quantize(Decimal(1), ROUND_HALF_UP))
@@ -349,7 +390,12 @@ def _candidate(
         # "000" in "40 000 USD" is the tail of a space-grouped figure, never an amount of 0.
         return None
     scale_word = next(
-        (match.group(g) for g in ("suffix", "ssuffix", "psuffix", "word") if match.group(g)), ""
+        (
+            match.group(g)
+            for g in ("suffix", "ssuffix", "psuffix", "word", "xsuffix")
+            if match.group(g)
+        ),
+        "",
     )
     reading = read_figure(digits, info, scaled=bool(scale_word), strict=strict)
     if reading is None:
@@ -362,6 +408,10 @@ def _candidate(
     currency, start, end = _currency(match, info, words)
     period_match = period_right_after(text, end, words.language)
     period = period_of(period_match) if period_match else None
+    if match.group("xsuffix") and not (
+        currency or period or _spaced_suffix_ends_figure(text, end, words)
+    ):
+        return None  # `10 k seats`, `12 m term`: a count or a length, not an amount
     strong = bool(currency or scale_word or period)
     plausible = False
     if not strong:
@@ -406,16 +456,46 @@ def parse_money(text: str, *, locale: str = DEFAULT_LOCALE) -> Money | None:
     The whole text must be one amount (a period may follow); a bare number is fine here
     because the field says it is money. Negative or percent figures are not amounts.
     """
+    candidate = _whole_amount(text, locale, strict=False)
+    if candidate is None:
+        return None
+    return Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
+
+
+def parse_money_in_locale(text: str, *, locale: str) -> tuple[Money, int | None] | None:
+    """`parse_money`, with the figure read as `locale` writes numbers, as the one-liner does
+    (`1,500` is 1,5 in de-DE), and the other reading's cents when the figure is ambiguous."""
+    candidate = _whole_amount(text, locale, strict=True)
+    if candidate is None:
+        return None
+    money = Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
+    return money, candidate.other_cents
+
+
+def _whole_amount(text: str, locale: str, *, strict: bool) -> MoneyCandidate | None:
     cleaned = fold(normalize(text).strip().rstrip("."))
     info = locale_info(locale)
     words = money_words(info.language)
     match = words.pattern.match(cleaned)
     if match is None:
         return None
-    candidate = _candidate(match, cleaned, info, words, strict=False)
+    candidate = _candidate(match, cleaned, info, words, strict=strict)
     if candidate is None or candidate.start != 0 or cleaned[candidate.period_end :].strip():
         return None
-    return Money(cents=candidate.cents, currency=candidate.currency, period=candidate.period)
+    return candidate
+
+
+def ambiguity_warning(typed: str, cents: int, other_cents: int, locale: str) -> str:
+    """What the one-liner says of a figure it read one of two ways (`1.500` in en-US)."""
+    info = locale_info(locale)
+    mark = info.decimal_symbol
+    read = format_decimal(Decimal(cents) / 100, locale=info.babel)
+    other = Decimal(other_cents) / 100
+    meant = format_decimal(other, locale=info.babel)
+    return (
+        f"{typed!r} read as {read} ({info.name} writes {mark!r} before decimals); "
+        f"if you meant {meant}, type {other.normalize():f}"
+    )
 
 
 def format_money(cents: int, currency: str | None = None, locale: str = DEFAULT_LOCALE) -> str:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
-from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from babel.numbers import format_decimal
 
 from bot.close.models import ValuePeriod
 from bot.parsing.confidence import confidence_pattern, confidence_value
 from bot.parsing.dates import (
     DateContext,
+    DateHit,
     date_words,
     dateparser_warming,
     find_date,
@@ -32,9 +30,15 @@ from bot.parsing.lead import (
 )
 from bot.parsing.lexicon import LANGUAGES, fold, fold_key, lexicon_for, word_alternation
 from bot.parsing.locales import DEFAULT_LOCALE, LocaleInfo, locale_info
-from bot.parsing.money import MoneyCandidate, find_money, format_money, money_words
+from bot.parsing.money import (
+    MoneyCandidate,
+    ambiguity_warning,
+    find_money,
+    format_money,
+    money_words,
+)
 from bot.parsing.periods import period_of, period_pattern
-from bot.parsing.tokens import Workspace, normalize
+from bot.parsing.tokens import MASK, Workspace, normalize
 
 __all__ = ["is_warm", "parse", "warm_up", "warming"]
 
@@ -46,6 +50,10 @@ def _note_pattern(language: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w])(?:{keys})\s*:\s*", re.IGNORECASE)
 
 
+# A note after a dash, as reps type it on phones: ` -- `, ` — `, ` – `, or a `—` glued to the
+# words around it (phones turn `--` into `—`). Reps also use dashes between fields, so a dash
+# starts the note only when nothing after it is a field (see `_dash_note`).
+_NOTE_DASH = re.compile(r"\s(?:--+|[—–])(?:\s+|$)|(?<=\S)—(?=\S)")
 _MENTION_RE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _OTHER_SLACK_MARKUP = re.compile(r"<[#!][^>]*>|<(?:https?|mailto|tel):[^>]*>")
 _MAX_CHARS = 4000  # Slack caps a command at 4,000 characters; longer text is not a deal line
@@ -94,6 +102,12 @@ def _label_as_close_spells(typed: str, labels: Sequence[str]) -> str:
 
 def _first_field_start(segment: str, ctx: DateContext) -> int:
     """Where, inside a `key:` value, another field begins (`lead: Acme 12k` stops before 12k)."""
+    later = [s for s in _field_starts(segment, ctx) if s > 0]
+    return min(later) if later else len(segment)
+
+
+def _field_starts(segment: str, ctx: DateContext) -> list[int]:
+    """Where fields begin in `segment`: a confidence, a period, an amount, a date."""
     starts = [len(segment)]
     language = ctx.locale.language
     for pattern in (confidence_pattern(language), period_pattern(language)):
@@ -114,15 +128,17 @@ def _first_field_start(segment: str, ctx: DateContext) -> int:
     hit, _ = find_date(Workspace(segment), ctx)
     if hit is not None:
         starts.append(hit.start)
-    later = [s for s in starts if s > 0]
-    return min(later) if later else len(segment)
+    return starts
 
 
 def _read_keys(
     ws: Workspace, draft: dict[str, object], ctx: DateContext, labels: Sequence[str]
-) -> None:
-    """`lead: …` and `status: …`: the value as typed, up to the next delimiter or field."""
+) -> list[tuple[int, int]]:
+    """`lead: …` and `status: …`: the value as typed, up to the next delimiter or field.
+
+    Returns where lead words typed as the end of a name were (`Bluth Company: 18k`)."""
     lexicon = ctx.lexicon
+    name_ends: list[tuple[int, int]] = []
     for match in list(ws.finditer(key_pattern(ctx.locale.language))):
         if not ws.free(match.start(), match.end()):
             continue
@@ -137,6 +153,11 @@ def _read_keys(
             cut = known.end() if known else _first_field_start(segment, ctx)
             before_field = known is None and cut < len(segment)
             value_end = value_start + cut
+        if key == "lead" and _ends_a_name(ws, match, segment, ctx):
+            # `opp for Bluth Company: $18,000/yr`: the colon ends the name.
+            name_ends.append((match.start("key"), match.end("key")))
+            ws.take(match.start(), match.end())
+            continue
         value = unquote(ws.original[value_start:value_end])
         if key == "lead" and before_field:
             value = trim_lead_in(value, lexicon)  # `lead: Acme for 40k`: "for" leads into the value
@@ -144,6 +165,25 @@ def _read_keys(
         ws.take(match.start(), value_end)
         if value and draft.get(key) is None:
             draft[key] = value
+    return name_ends
+
+
+def _with_name_end(lead: str | None, ws: Workspace, name_ends: list[tuple[int, int]]) -> str | None:
+    """The lead with the key word that ended it, when it is the words right before one."""
+    for start, end in name_ends:
+        if lead and ws.original[:start].rstrip().endswith(lead):
+            return f"{lead} {ws.original[start:end]}"
+    return lead
+
+
+def _ends_a_name(ws: Workspace, key: re.Match[str], value: str, ctx: DateContext) -> bool:
+    """A lead key after words of the line, with a field right after its colon, is the last
+    word of a name (`deal with Bluth Company: 18k`), not a key."""
+    before = ws.text[: key.start()]
+    if not before.strip() or not before[-1:].isspace() or MASK in before[-2:]:
+        return False
+    stripped = value.lstrip()
+    return bool(stripped) and 0 in _field_starts(stripped, ctx)
 
 
 def _read_confidence(ws: Workspace, language: str, warnings: list[str]) -> int | None:
@@ -169,14 +209,7 @@ def _money_warnings(
     typed = ws.original[chosen.start : chosen.end]
     if chosen.other_cents is not None:
         # `1.500` in en-US: read as the locale writes numbers, and said, not silently guessed.
-        mark = info.decimal_symbol
-        read = format_decimal(Decimal(chosen.cents) / 100, locale=info.babel)
-        other = Decimal(chosen.other_cents) / 100
-        meant = format_decimal(other, locale=info.babel)
-        warnings.append(
-            f"{typed!r} read as {read} ({info.name} writes {mark!r} before decimals); "
-            f"if you meant {meant}, type {other.normalize():f}"
-        )
+        warnings.append(ambiguity_warning(typed, chosen.cents, chosen.other_cents, info.name))
     if any(o.cents != chosen.cents for o in others):
         listed = ", ".join(repr(ws.original[c.start : c.end]) for c in [chosen, *others])
         warnings.append(f"several amounts ({listed}): used {typed!r}")
@@ -221,6 +254,47 @@ def _read_bare_money(ws: Workspace, info: LocaleInfo, warnings: list[str]) -> Mo
     return chosen
 
 
+def _find_date_before_note(ws: Workspace, ctx: DateContext) -> tuple[DateHit | None, list[str]]:
+    """The close date; one before a dash that may start a note is not in doubt because the
+    note mentions a day too (`close Q2 -- CTO signs off next week`)."""
+    hit, warnings = find_date(ws, ctx)
+    if hit is None or not warnings:
+        return hit, warnings
+    dash = _NOTE_DASH.search(ws.text, max(hit.end, ws.text.rfind(MASK) + 1))
+    if dash is None:
+        return hit, warnings
+    head_hit, head_warnings = find_date(ws.up_to(dash.start()), ctx)
+    same = head_hit is not None and (head_hit.start, head_hit.end) == (hit.start, hit.end)
+    return (head_hit, head_warnings) if same else (hit, warnings)
+
+
+def _name_like(words: str) -> bool:
+    """Every word starts with a capital or a digit (`Jones`, `Jones Partners`), as names do
+    and notes, which are sentences, do not."""
+    return all(not word[:1].islower() for word in words.split())
+
+
+def _dash_note(ws: Workspace, ctx: DateContext, *, lead_known: bool) -> str | None:
+    """The note after a dash (`… close Q2 -- champion is the CTO`), taken out of `ws`.
+
+    Only a dash with no field read after it starts a note (`Acme — 12k — close Q2` keeps its
+    fields), and only when the words before it still hold a lead (`12k ARR — Acme Corp`: the
+    words after the dash are the lead).
+    """
+    dash = _NOTE_DASH.search(ws.text, ws.text.rfind(MASK) + 1)
+    if dash is None:
+        return None
+    note = ws.original[dash.end() :].strip()
+    if not any(ch.isalnum() for ch in note):
+        return None
+    if dash.group() == "—" and _name_like(note):
+        return None  # `Smith—Jones`: a glued dash between capitalised words joins a name
+    if not lead_known and leftover_lead(ws.unread()[: dash.start()], ctx.lexicon)[0] is None:
+        return None
+    ws.take(dash.start(), len(ws.text))
+    return note
+
+
 def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequence[str]) -> Draft:
     warnings: list[str] = []
     ctx = _context(now, tz, locale, warnings)
@@ -245,7 +319,7 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
     for markup in list(ws.finditer(_OTHER_SLACK_MARKUP)):
         ws.take(*markup.span())
 
-    _read_keys(ws, fields, ctx, status_labels)
+    name_ends = _read_keys(ws, fields, ctx, status_labels)
     if fields.get("lead") is None:
         quoted = QUOTED_RE.search(ws.text)
         if quoted:
@@ -257,7 +331,7 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
     warnings += money_warnings
     period = _read_periods(ws, language, warnings)
 
-    hit, date_warnings = find_date(ws, ctx)
+    hit, date_warnings = _find_date_before_note(ws, ctx)
     if hit is not None:
         ws.take(hit.start, hit.end)
         fields["date_won"] = hit.value
@@ -277,9 +351,12 @@ def _parse(text: str, now: datetime, tz: str, locale: str, status_labels: Sequen
             typed = ws.take(*labels[0].span())
             fields["status"] = _label_as_close_spells(typed, status_labels)
 
+    if fields.get("note") is None:
+        fields["note"] = _dash_note(ws, ctx, lead_known=fields.get("lead") is not None)
+
     if fields.get("lead") is None:
         lead, lead_warnings = leftover_lead(ws.unread(), ctx.lexicon)
-        fields["lead"] = lead
+        fields["lead"] = _with_name_end(lead, ws, name_ends)
         warnings += lead_warnings
 
     return Draft.model_validate({**fields, "warnings": warnings})

@@ -51,6 +51,13 @@ class Workspace:
         self._unread = self._unread[:start] + MASK * (end - start) + self._unread[end:]
         return self.original[start:end]
 
+    def up_to(self, end: int) -> Workspace:
+        """A copy in which everything from `end` on counts as read."""
+        copy = Workspace(self.original)
+        copy.text, copy._unread = self.text, self._unread
+        copy.take(end, len(self.text))
+        return copy
+
     def unread(self) -> str:
         """The line as typed (accents kept), with the read parts blanked out."""
         return self._unread

@@ -101,7 +101,9 @@ def read_deal(
     """Read the inputs like the modal reads a command: `text` parsed exactly as /opportunity
     text (custom fields typed as `Name: value` first, then the parse in the owner's zone and
     locale), each explicit input winning over what the text says."""
-    typed = read_custom_fields(inputs.text, catalog.custom_fields, users=catalog.users, tz=tz)
+    typed = read_custom_fields(
+        inputs.text, catalog.custom_fields, users=catalog.users, tz=tz, locale=locale
+    )
     if typed.warnings:
         return InputProblem(
             input="text", message="; ".join(_custom_hint(w, catalog) for w in typed.warnings)

@@ -53,7 +53,12 @@ VOCABULARY = Vocabulary(
         Re(r"\bone[\s-]?(?:time|off)\b"),
         Re(r"\bonce[\s-]off\b"),
         Re(r"\bnon[\s-]recurring\b"),
+        # A fee paid once to start: `18k setup fee`, `implementation fee 5k`.
+        Re(
+            r"\b(?:set[\s-]?up|implementation|onboarding|installation|activation)\s+(?:fees?|costs?)\b"
+        ),
     ),
+    one_time_after_amount=(Re(r"\b(?:set[\s-]?up|implementation|onboarding)\b"),),
     percent_words=(Re(r"percent\b"), Re(r"per\s?cent\b"), Re(r"pct\b")),
     confidence_before=("confidence", "conf", "probability", "prob", "likelihood", "chance"),
     confidence_links=("of", "at", "is"),
