@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import aiohttp
 import httpx
@@ -20,25 +21,28 @@ from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
 from bot.deals.announce import Announcer
+from bot.deals.jobs import submission_jobs
 from bot.deals.notify import Notifier
+from bot.deals.preferences import Preferences
 from bot.deals.service import Deals, RetryPolicy
-from bot.deals.worker import Worker
+from bot.deals.store import SubmissionStore
 from bot.identity import Identity
+from bot.identity.store import UserLinkStore
+from bot.jobs import JobRunner
 from bot.lead_search import LeadSearch
 from bot.metrics import Metrics, ObservedSlackClient
 from bot.parsing import is_warm, warm_up
 from bot.settings import Settings
-from bot.store.changes import ChangeStore
+from bot.stats import store_numbers
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from bot.store.preferences import Preferences
-from bot.store.stats import store_numbers
-from bot.store.steps import StepStore
-from bot.store.submissions import SubmissionStore
-from bot.store.user_links import UserLinkStore
 from bot.sync.applier import ChangeApplier
+from bot.sync.jobs import change_jobs
 from bot.sync.service import CloseSync
+from bot.sync.store import ChangeStore
+from bot.workflow.jobs import step_jobs
 from bot.workflow.step import WorkflowSteps
+from bot.workflow.store import StepStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class Services:
     identity: Identity
     notifier: Notifier
     deals: Deals
-    worker: Worker
+    worker: JobRunner
     lead_search: LeadSearch
     preferences: Preferences
     changes: ChangeStore
@@ -169,21 +173,22 @@ class Services:
         applier.on_finished = lambda change, state: metrics.change_finished(
             state.value, change.source
         )
-        worker = Worker(
-            deals,
+        # One runner for every kind of job, looked for in this order on each turn.
+        worker = JobRunner(
             poll_seconds=settings.worker_poll_seconds,
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
-            changes=applier,
-            steps=workflow.run_due,
         )
+        worker.register(submission_jobs(deals))
+        changing = worker.register(change_jobs(applier))
+        worker.register(step_jobs(workflow))
         workflow.kick = worker.kick
         sync = CloseSync(
             settings=settings,
             close=close,
             store=changes,
             holder=worker.name,
-            on_new=worker.kick_changes,
+            on_new=partial(worker.kick, changing.name),
             clock=clock,
         )
         return cls(

@@ -20,8 +20,8 @@ from bot.doctor import run_doctor
 from bot.runners import print_history
 from bot.sandbox.stack import Sandbox, running_sandbox, sandbox_settings
 from bot.services import Services
-from bot.store.changes import ChangeState
 from bot.sync.events import CloseEvent
+from bot.sync.store import ChangeState
 from bot.sync.webhook import STATE_KEY, sign
 from tests.flows import wait_until
 from tests.test_app_home import published_home, sections

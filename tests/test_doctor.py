@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from bot.doctor import run_doctor
+from bot.identity.store import UserLinkStore
 from bot.sandbox.close_sim import CloseSimulator
 from bot.sandbox.server import bind_free_port
 from bot.sandbox.slack_sim import SlackSimulator
 from bot.settings import Settings
 from bot.store.db import create_engine, create_schema, session_factory
 from bot.store.migrate import current_revision
-from bot.store.user_links import UserLinkStore
 from tests.test_identity import big_org, big_workspace
 
 ROOT = Path(__file__).resolve().parents[1]

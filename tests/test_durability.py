@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 from bot.blocks.messages import RETRY_ACTION_ID
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
+from bot.deals.store import SubmissionStore
 from bot.sandbox import blockkit
 from bot.sandbox.close_sim import CloseSimulator
 from bot.sandbox.server import port_for_a_child
@@ -42,7 +43,6 @@ from bot.sandbox.stack import (
 )
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import HEAD, current_revision, head_revision, upgrade
-from bot.store.submissions import SubmissionStore
 from bot.store.tables import Base
 from tests.flows import REQUIRED_CUSTOM, open_modal, submit, wait_opportunities, wait_until
 

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
+from bot.deals.preferences import LastUsed, Preferences
+from bot.deals.store import SubmissionStore
 from bot.sandbox.stack import running_sandbox
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from bot.store.preferences import LastUsed, Preferences
-from bot.store.submissions import SubmissionStore
 from tests.flows import open_modal, submit
 
 

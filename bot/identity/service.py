@@ -17,7 +17,7 @@ from bot.close.catalog import Catalog
 from bot.close.models import User
 from bot.identity.mapping import Mapping, close_label, decide
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
-from bot.store.user_links import UserLink, UserLinkStore
+from bot.identity.store import UserLink, UserLinkStore
 from bot.tasks import spawn
 
 log = logging.getLogger(__name__)
