@@ -24,7 +24,7 @@ def instance_name() -> str:
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class JobKind(Generic[J]):
     """One kind of job: its queue, its handler and how the runner treats it.
 
@@ -46,11 +46,19 @@ class JobKind(Generic[J]):
     every_turn: bool = False
     again_after_each: bool = False
     context: Callable[[J], None] | None = None
-    # The runner's state of this kind.
-    running: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
-    wanted: bool = field(default=True, init=False, repr=False)
-    looked_at: float = field(default=0.0, init=False, repr=False)
-    slot_wanted: bool = field(default=False, init=False, repr=False)
+
+
+@dataclass(eq=False)
+class _Kind:
+    """A kind as one runner works it: its tasks, and when to look for more."""
+
+    kind: JobKind[Any]
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+    # Looked for at the next turn (an on-demand kind): at start, when kicked, after a find.
+    wanted: bool = True
+    looked_at: float = 0.0
+    # The last look left due work for want of a slot (an every-turn kind): wake when one frees.
+    slot_wanted: bool = False
 
 
 class JobRunner:
@@ -71,8 +79,8 @@ class JobRunner:
         name: str | None = None,
     ) -> None:
         self.name = name or instance_name()
-        self._kinds: list[JobKind[Any]] = []
-        self._by_name: dict[str, JobKind[Any]] = {}
+        self._kinds: list[_Kind] = []
+        self._by_name: dict[str, _Kind] = {}
         self._poll = poll_seconds
         self._lease = lease
         self._wake = asyncio.Event()
@@ -91,8 +99,9 @@ class JobRunner:
         """Run jobs of `kind` too (looked for in the order registered)."""
         if kind.name in self._by_name:
             raise ValueError(f"a job kind {kind.name!r} is registered already")
-        self._kinds.append(kind)
-        self._by_name[kind.name] = kind
+        state = _Kind(kind)
+        self._kinds.append(state)
+        self._by_name[kind.name] = state
         return kind
 
     def kick(self, kind: str | None = None) -> None:
@@ -165,23 +174,24 @@ class JobRunner:
         """Claim and start what is due now; returns how many were started."""
         self._look_again = False
         started = 0
-        for kind in self._kinds:
-            started += await self._look(kind)
+        for state in self._kinds:
+            started += await self._look(state)
         return started
 
-    async def _look(self, kind: JobKind[Any]) -> int:
-        free = kind.concurrency - len(kind.running)
+    async def _look(self, state: _Kind) -> int:
+        kind = state.kind
+        free = kind.concurrency - len(state.running)
         if not self._claiming:
             return 0
         if free <= 0:
             if kind.every_turn:
-                kind.slot_wanted = True
+                state.slot_wanted = True
             return 0
         if not kind.every_turn:
             now = time.monotonic()
-            if not kind.wanted and now - kind.looked_at < self._poll:
+            if not state.wanted and now - state.looked_at < self._poll:
                 return 0
-            kind.wanted, kind.looked_at = False, now
+            state.wanted, state.looked_at = False, now
         limit = free if kind.batch is None else min(free, kind.batch)
         claimed = await kind.queue.claim_due(
             now=self._clock(), lease=self._lease, limit=limit, owner=self.name
@@ -191,14 +201,14 @@ class JobRunner:
                 if limit < free:
                     self._look_again = True
                 else:
-                    kind.slot_wanted = True
+                    state.slot_wanted = True
         elif claimed:
-            kind.wanted = True  # more may be waiting behind these
+            state.wanted = True  # more may be waiting behind these
             self._look_again = True
         for job in claimed:
-            task = asyncio.create_task(self._run(kind, job))
-            kind.running.add(task)
-            task.add_done_callback(kind.running.discard)
+            task = asyncio.create_task(self._run(state, job))
+            state.running.add(task)
+            task.add_done_callback(state.running.discard)
             self._claims[task] = (kind, job)
             task.add_done_callback(self._forget)
         return len(claimed)
@@ -206,7 +216,8 @@ class JobRunner:
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._claims.pop(task, None)
 
-    async def _run(self, kind: JobKind[Any], job: Job) -> None:
+    async def _run(self, state: _Kind, job: Job) -> None:
+        kind = state.kind
         if kind.context is not None:
             kind.context(job)  # this task's log lines (and its children's) say which job
         try:
@@ -221,8 +232,8 @@ class JobRunner:
             log.exception("Could not work %s %s; it will be taken up again", kind.name, job.id)
         if kind.again_after_each:
             self.kick(kind.name)
-        if kind.slot_wanted:  # the last look left due work for want of a slot
-            kind.slot_wanted = False
+        if state.slot_wanted:  # the last look left due work for want of a slot
+            state.slot_wanted = False
             self._wake.set()
 
     async def _renewing(self, kind: JobKind[Any], job: Job) -> None:
