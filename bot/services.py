@@ -142,6 +142,12 @@ class Services:
         lead_search = LeadSearch(close)
         preferences = Preferences(session_factory(engine))
         store.on_accepted = preferences.remember  # write-through: no read after a submission
+        # One runner for every kind of job, looked for in the order registered on each turn.
+        worker = JobRunner(
+            poll_seconds=settings.worker_poll_seconds,
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            clock=clock,
+        )
         workflow = WorkflowSteps(
             store=StepStore(session_factory(engine), dialect=engine.dialect.name),
             deals=deals,
@@ -157,6 +163,7 @@ class Services:
             retry=deals.retry,
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
+            kick=worker.kick,
         )
         deals.steps = workflow  # its submissions end by completing the step
         changes = ChangeStore(session_factory(engine), dialect=engine.dialect.name)
@@ -173,16 +180,9 @@ class Services:
         applier.on_finished = lambda change, state: metrics.change_finished(
             state.value, change.source
         )
-        # One runner for every kind of job, looked for in this order on each turn.
-        worker = JobRunner(
-            poll_seconds=settings.worker_poll_seconds,
-            lease=timedelta(seconds=settings.worker_lease_seconds),
-            clock=clock,
-        )
         worker.register(submission_jobs(deals))
         changing = worker.register(change_jobs(applier))
         worker.register(step_jobs(workflow))
-        workflow.kick = worker.kick
         sync = CloseSync(
             settings=settings,
             close=close,

@@ -83,6 +83,7 @@ class WorkflowSteps:
         lease: timedelta = timedelta(seconds=30),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str | None = None,
+        kick: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self._deals = deals
@@ -99,8 +100,8 @@ class WorkflowSteps:
         self._lease = lease
         self._clock = clock
         self.name = name or instance_name()
-        # Wakes the worker once a step is a submission (set by Services: worker.kick).
-        self.kick: Callable[[], None] = lambda: None
+        # Wakes the job runner once a step is a submission (Services: the runner's kick).
+        self.kick = kick
 
     # --- the listener: store, then (after the ack) read ------------------------------------
 
