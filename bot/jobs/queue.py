@@ -124,7 +124,7 @@ class ClaimSpec:
         # so instances don't queue behind each other's rows.
         set_(self, "candidates_locked", candidates.with_for_update(skip_locked=True, of=t))
         set_(self, "claim", claim)
-        set_(self, "look", select(self.key).where(self.due).limit(1))
+        set_(self, "look", select(self.key).where(self.due, *self.choose).limit(1))
         set_(self, "group_at", 1 + carried.index(self.one_per) if self.one_per is not None else 0)
 
     candidates: Select[Any] = field(init=False, repr=False)
