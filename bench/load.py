@@ -27,7 +27,7 @@ import aiohttp
 
 from bench.report import TargetResult, build_report, render_table, write_outputs
 from bench.sims import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
-from bot.sandbox.server import port_for_a_child
+from sandbox.server import port_for_a_child
 
 ROOT = Path(__file__).resolve().parents[1]
 LATE_SECONDS = 3.0

@@ -20,7 +20,7 @@ from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata, build_opportu
 from bot.blocks.modal import lead_options as build_lead_options
 from bot.close.catalog import Catalog, _Snapshot
 from bot.close.models import Contact, CustomField, Pipeline, Status, User
-from bot.sandbox.close_sim import Org, default_org, every_field_type_org
+from sandbox.close_sim import Org, default_org, every_field_type_org
 
 
 def catalog_of(org: Org) -> Catalog:

@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox import blockkit
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import start_server
-from bot.sandbox.slack_sim import Call, RejectedAck, SlackSimulator
+from sandbox import blockkit
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import start_server
+from sandbox.slack_sim import Call, RejectedAck, SlackSimulator
 
-# The sandbox's obviously fake credentials (as in bot.sandbox.stack, which imports the whole bot).
+# The sandbox's obviously fake credentials (as in sandbox.stack, which imports the whole bot).
 BOT_TOKEN = "xoxb-sandbox-bot-token"
 SIGNING_SECRET = "sandbox-signing-secret"
 CLOSE_API_KEY = "api_sandbox.closekey"

@@ -4,7 +4,7 @@ log), Close requests the event log costs when nothing changes, and replies told 
     python -m bench.sync_bench                 # 20 changes each way, poll every 2 s, 20 s idle
     python -m bench.sync_bench --changes 50 --poll 5 --idle 60
 
-Everything runs in this process against the local simulators (bot/sandbox/): the bot under
+Everything runs in this process against the local simulators (sandbox/): the bot under
 uvicorn over real HTTP, Close delivering signed webhooks to it, or the bot reading Close's event
 log. The idle cost is counted, then scaled to the default CLOSE_EVENTS_POLL_SECONDS (30 s).
 """
@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.stack import Sandbox, running_sandbox
 from bot.settings import Settings
 from bot.sync.webhook import STATE_KEY
+from sandbox.stack import Sandbox, running_sandbox
 
 DEFAULT_POLL = Settings.model_fields["close_events_poll_seconds"].default
 

@@ -115,24 +115,36 @@ def _parse_now(raw: str | None) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
+# The demo and the simulators it runs against live beside tests/ and bench/ in the repository,
+# not in the bot's wheel: they are there when the bot runs from a clone.
+_DEMO = "sandbox.demo"
+
+
+def _demo() -> int:
+    import importlib
+
+    try:
+        demo = importlib.import_module(_DEMO)
+    except ModuleNotFoundError as error:
+        if error.name not in (_DEMO, _DEMO.partition(".")[0]):
+            raise  # the demo is there but something it needs is not: show what
+        print(
+            "The demo's local Slack and Close simulators are not part of the installed bot: "
+            "run the demo from the root of a clone of the repository, with ./scripts/run.sh "
+            "or `python -m bot demo`.",
+            file=sys.stderr,
+        )
+        return 2
+    return int(asyncio.run(demo.run_demo()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command
     if command == "parse":
-        from bot.parsing import parse
-
-        try:
-            now = _parse_now(args.now)
-        except ValueError:
-            print(f"error: --now {args.now!r} is not an ISO 8601 instant", file=sys.stderr)
-            return 2
-        draft = parse(" ".join(args.text), now=now, tz=args.tz, locale=args.locale)
-        print(json.dumps(draft.to_contract(), ensure_ascii=False))
-        return 0
+        return _print_parse(args)
     if command == "demo":
-        from bot.demo import run_demo
-
-        return asyncio.run(run_demo())
+        return _demo()
 
     settings = _load_settings()
     if settings is None:
@@ -143,43 +155,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         command = "socket" if settings.socket_mode else "serve"
     if command in ("serve", "worker", "socket"):
-        if _missing(settings, command):
-            return 2
-        # No garbage collection while the app is imported and warmed up: it walked the
-        # start-up's ~300k objects three times over. bot.runners.start_up_over turns it back on.
-        gc.disable()
-        workers = max(1, getattr(args, "workers", 1))
-        refusal = settings.processes_refusal(workers)
-        if refusal is not None:
-            print(refusal, file=sys.stderr)
-            return 2
-        # Slack and Close are asked about the credentials now, in a thread, while the app is
-        # imported and warmed up (bot.runners imports it all): start-up pays the longer of the
-        # two, not their sum.
-        from bot.preflight import Preflight
+        return _run_process(command, args, settings)
+    return _run_tool(command, args, settings)
 
-        checks = Preflight(settings, app_token=command == "socket")
-        if command == "serve":
-            # `python -m bot` alone is `serve` with its defaults (no subcommand arguments).
-            host = getattr(args, "host", "0.0.0.0")
-            port = getattr(args, "port", None)
-            worker = getattr(args, "worker", True)
-            if workers > 1:
-                from bot.supervisor import serve_processes  # it never imports the app itself
 
-                return serve_processes(
-                    settings, host=host, port=port, worker=worker, workers=workers, checks=checks
-                )
-            from bot.runners import serve
+def _print_parse(args: argparse.Namespace) -> int:
+    """`parse`: the Draft of the text as one JSON object (no settings: it needs no accounts)."""
+    from bot.parsing import parse
 
-            return serve(settings, host=host, port=port, worker=worker, checks=checks)
-        if command == "worker":
-            from bot.runners import run_worker
+    try:
+        now = _parse_now(args.now)
+    except ValueError:
+        print(f"error: --now {args.now!r} is not an ISO 8601 instant", file=sys.stderr)
+        return 2
+    draft = parse(" ".join(args.text), now=now, tz=args.tz, locale=args.locale)
+    print(json.dumps(draft.to_contract(), ensure_ascii=False))
+    return 0
 
-            return asyncio.run(run_worker(settings, checks))
-        from bot.runners import run_socket_mode
 
-        return asyncio.run(run_socket_mode(settings, checks))
+def _run_process(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    """`serve`, `worker` or `socket`: refused before anything heavy is imported when the
+    configuration cannot work, then run until stopped."""
+    if _missing(settings, command):
+        return 2
+    # No garbage collection while the app is imported and warmed up: it walked the
+    # start-up's ~300k objects three times over. bot.runners.start_up_over turns it back on.
+    gc.disable()
+    workers = max(1, getattr(args, "workers", 1))
+    refusal = settings.processes_refusal(workers)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
+    # Slack and Close are asked about the credentials now, in a thread, while the app is
+    # imported and warmed up (bot.runners imports it all): start-up pays the longer of the
+    # two, not their sum.
+    from bot.preflight import Preflight
+
+    checks = Preflight(settings, app_token=command == "socket")
+    if command == "serve":
+        # `python -m bot` alone is `serve` with its defaults (no subcommand arguments).
+        host = getattr(args, "host", "0.0.0.0")
+        port = getattr(args, "port", None)
+        worker = getattr(args, "worker", True)
+        if workers > 1:
+            from bot.supervisor import serve_processes  # it never imports the app itself
+
+            return serve_processes(
+                settings, host=host, port=port, worker=worker, workers=workers, checks=checks
+            )
+        from bot.runners import serve
+
+        return serve(settings, host=host, port=port, worker=worker, checks=checks)
+    if command == "worker":
+        from bot.runners import run_worker
+
+        return asyncio.run(run_worker(settings, checks))
+    from bot.runners import run_socket_mode
+
+    return asyncio.run(run_socket_mode(settings, checks))
+
+
+def _run_tool(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    """`doctor`, `migrate` or `history`: one job against the configured accounts, then exit."""
     if command == "doctor":
         from bot.doctor import run_doctor
 

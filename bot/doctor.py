@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
@@ -23,6 +22,8 @@ from bot.identity.mapping import close_label
 from bot.identity.store import UserLinkStore
 from bot.logs import RedactSecrets
 from bot.settings import HOW_TO_GET, Settings
+from bot.slack.errors import SlackError
+from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, head_revision
 from bot.sync.events import OBJECT_TYPE
@@ -69,10 +70,12 @@ async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
                 report.fail(f"{name} is not set: {HOW_TO_GET[name]} (see .env.example).")
         return _summary(report)
 
-    slack = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+    slack = SlackGateway(
+        AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+        )
     )
     slack_ok = await _check_slack(report, slack)
     if settings.slack_app_token is not None:
@@ -99,27 +102,23 @@ async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
     return _summary(report)
 
 
-async def _check_slack(report: _Report, slack: AsyncWebClient) -> bool:
+async def _check_slack(report: _Report, slack: SlackGateway) -> bool:
     report.line("Slack")
     try:
         auth = await slack.auth_test()
-    except SlackApiError as error:
-        code = error.response.get("error")
+    except SlackError as error:
         report.fail(
-            f"Slack refused the bot token ({code}): set SLACK_BOT_TOKEN to the Bot User OAuth "
+            f"Slack refused the bot token ({error.code}): set SLACK_BOT_TOKEN to the Bot User OAuth "
             "Token (xoxb-…) from OAuth & Permissions in the Slack app settings."
         )
         return False
     except Exception as error:  # connection refused, DNS, TLS: say where we tried
         report.fail(
-            f"Cannot reach Slack at {slack.base_url} ({type(error).__name__}): check "
+            f"Cannot reach Slack at {slack.client.base_url} ({type(error).__name__}): check "
             "SLACK_API_URL and the network."
         )
         return False
-    report.ok(
-        f"Bot token works: @{auth.get('user')} in workspace {auth.get('team')} "
-        f"({auth.get('team_id')})"
-    )
+    report.ok(f"Bot token works: @{auth.user} in workspace {auth.team} ({auth.team_id})")
     granted = granted_scopes(auth.headers)
     if granted is None:
         report.warn("Slack did not report the token's scopes (no x-oauth-scopes header).")
@@ -150,12 +149,12 @@ async def _check_slack(report: _Report, slack: AsyncWebClient) -> bool:
     return True
 
 
-async def _check_app_token(report: _Report, slack: AsyncWebClient, app_token: str) -> None:
+async def _check_app_token(report: _Report, slack: SlackGateway, app_token: str) -> None:
     """Socket Mode's token: asks for a connection URL (left unused), as the bot does at start."""
     try:
-        await slack.apps_connections_open(app_token=app_token)
-    except SlackApiError as error:
-        code = error.response.get("error")
+        await slack.open_socket_connection(app_token)
+    except SlackError as error:
+        code = error.code
         hint = (
             " (that is a bot or user token: Socket Mode needs an app-level token, xapp-…)"
             if code == "not_allowed_token_type"
@@ -169,7 +168,7 @@ async def _check_app_token(report: _Report, slack: AsyncWebClient, app_token: st
         return
     except Exception as error:
         report.fail(
-            f"Cannot reach Slack at {slack.base_url} to check the app token "
+            f"Cannot reach Slack at {slack.client.base_url} to check the app token "
             f"({type(error).__name__}): check SLACK_API_URL and the network."
         )
         return
@@ -349,9 +348,9 @@ async def _check_subscription(
 async def _check_mapping(report: _Report, identity: Identity) -> None:
     try:
         coverage = await identity.coverage()
-    except SlackApiError as error:
+    except SlackError as error:
         report.line("User mapping")
-        report.fail(f"Slack refused users.list ({error.response.get('error')}): {REINSTALL}.")
+        report.fail(f"Slack refused users.list ({error.code}): {REINSTALL}.")
         return
     _print_coverage(report, coverage)
 

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -234,6 +234,18 @@ def create_http_app(
     """The whole HTTP app; `run_worker=False` (`serve --no-worker`) leaves creating stored
     submissions and applying Close's changes to `worker` processes. `before_start` is awaited
     first when the server starts (`serve --workers N`: the supervisor's credential checks)."""
+    secret = _signing_secret(services)
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events_endpoint(services, bolt, secret), methods=["POST"]),
+            Route("/close/webhook", close_webhook_endpoint(services), methods=["POST"]),
+            *ops_routes(services),
+        ],
+        lifespan=_lifespan(services, run_worker=run_worker, before_start=before_start),
+    )
+
+
+def _signing_secret(services: Services) -> bytes:
     settings = services.settings
     if (
         settings.slack_signing_secret is None
@@ -241,7 +253,13 @@ def create_http_app(
     ):
         # HTTP mode on a public URL without verification would let anyone act as anyone.
         raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
-    secret = settings.slack_signing_secret.get_secret_value().encode()
+    return settings.slack_signing_secret.get_secret_value().encode()
+
+
+def slack_events_endpoint(
+    services: Services, bolt: AsyncApp, secret: bytes
+) -> Callable[[Request], Awaitable[Response]]:
+    """`POST /slack/events`: guarded, handed to Bolt, and always a 2xx or 4xx for Slack."""
 
     async def slack_events(request: Request) -> Response:
         with collecting() as pending:
@@ -291,6 +309,12 @@ def create_http_app(
         finally:
             services.metrics.ack(ack_kind(body), outcome, time.perf_counter() - started)
 
+    return slack_events
+
+
+def close_webhook_endpoint(services: Services) -> Callable[[Request], Awaitable[Response]]:
+    """`POST /close/webhook`, handed to the sync's receiver."""
+
     async def close_webhook(request: Request) -> Response:
         """Close's deliveries: verified and stored before the 200; never a 5xx for bad input."""
         try:
@@ -306,6 +330,17 @@ def create_http_app(
             )
         return JSONResponse({"ok": True, "new": new})
 
+    return close_webhook
+
+
+def _lifespan(
+    services: Services,
+    *,
+    run_worker: bool,
+    before_start: Callable[[], Awaitable[None]] | None,
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The server's start (checks first, then the services) and its stop."""
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if before_start is not None:
@@ -316,14 +351,7 @@ def create_http_app(
         finally:
             await services.stop()
 
-    return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/close/webhook", close_webhook, methods=["POST"]),
-            *ops_routes(services),
-        ],
-        lifespan=lifespan,
-    )
+    return lifespan
 
 
 def ops_routes(services: Services) -> list[BaseRoute]:

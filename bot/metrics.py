@@ -4,20 +4,12 @@ apps in one process keep theirs apart), served as text at GET /metrics."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
 
-from aiohttp import FormData
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
-
-from bot.logs import EffectiveLevel
 
 PREFIX = "opportunity_bot_"
 # Slack wants the ack within 3 s; the buckets around it say how close we come.
@@ -67,7 +59,17 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._add_slack_families(self.registry)
+        self._add_close_families(self.registry)
+        self._add_store_gauges(self.registry)
+        self._add_process_gauges(self.registry)
+        # Several scrapers (or a fast one) within this many seconds share one read of the store.
+        self.store_cache_seconds = SCRAPE_CACHE_SECONDS
+        self._scraped_at: float | None = None
+        self._scrape_lock = asyncio.Lock()
+
+    def _add_slack_families(self, r: CollectorRegistry) -> None:
+        """What Slack sees of this process: how fast it acks, and its Web API calls."""
         self.acks = Histogram(
             PREFIX + "slack_ack_seconds",
             "Time from a request from Slack to its ack, by kind (command, view_submission, "
@@ -91,6 +93,9 @@ class Metrics:
             ["method", "error"],
             registry=r,
         )
+
+    def _add_close_families(self, r: CollectorRegistry) -> None:
+        """This process's requests to Close, their waits, and the changes from Close it told."""
         self.close_requests = Histogram(
             PREFIX + "close_request_seconds",
             "Requests to Close by endpoint and HTTP status (429: rate limited; unreachable: "
@@ -113,6 +118,9 @@ class Metrics:
             ["state", "source"],
             registry=r,
         )
+
+    def _add_store_gauges(self, r: CollectorRegistry) -> None:
+        """The database's numbers, read at scrape time (the same in every process)."""
         self.submissions = Gauge(
             PREFIX + "submissions",
             "Submissions in the store by state (database-wide)",
@@ -144,6 +152,9 @@ class Metrics:
             "1 when the store answered the last scrape's read, else 0",
             registry=r,
         )
+
+    def _add_process_gauges(self, r: CollectorRegistry) -> None:
+        """This process's state at scrape time: its catalog, its sync mode, its worker."""
         self.catalog_loaded = Gauge(
             PREFIX + "catalog_loaded",
             "1 once Close's pipelines, statuses, users and fields have loaded",
@@ -171,10 +182,6 @@ class Metrics:
             "Submissions and changes this process's worker is working right now",
             registry=r,
         )
-        # Several scrapers (or a fast one) within this many seconds share one read of the store.
-        self.store_cache_seconds = SCRAPE_CACHE_SECONDS
-        self._scraped_at: float | None = None
-        self._scrape_lock = asyncio.Lock()
 
     # --- what the app reports as it goes ---------------------------------------------------
 
@@ -240,50 +247,3 @@ class Metrics:
         self.queue_oldest.set(numbers.queue_oldest_seconds)
         self.changes_waiting.set(numbers.changes_waiting)
         self.changes_oldest.set(numbers.changes_oldest_seconds)
-
-
-class ObservedSlackClient(AsyncWebClient):
-    """slack_sdk's client, counting every Web API call's time and error in `metrics`."""
-
-    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
-        if kwargs.get("logger") is None:
-            # Duck-typed: slack_sdk only reads its `level` and calls debug/info/warning/error.
-            kwargs["logger"] = cast(
-                logging.Logger, EffectiveLevel(logging.getLogger("slack_sdk.web.async_client"))
-            )
-        super().__init__(*args, **kwargs)
-        self.metrics = metrics
-
-    async def api_call(
-        self,
-        api_method: str,
-        *,
-        http_verb: str = "POST",
-        files: dict[str, Any] | None = None,
-        data: dict[str, Any] | FormData | None = None,
-        params: dict[str, Any] | None = None,
-        json: dict[str, Any] | None = None,
-        headers: dict[str, Any] | None = None,
-        auth: dict[str, Any] | None = None,
-    ) -> AsyncSlackResponse:
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await super().api_call(
-                api_method,
-                http_verb=http_verb,
-                files=files,
-                data=data,
-                params=params,
-                json=json,
-                headers=headers,
-                auth=auth,
-            )
-        except SlackApiError as failure:
-            error = str(failure.response.get("error") or f"http_{failure.response.status_code}")
-            raise
-        except Exception:
-            error = "unreachable"
-            raise
-        finally:
-            self.metrics.slack_call(api_method, time.perf_counter() - started, error)

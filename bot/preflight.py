@@ -10,36 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAuthError, CloseError
 from bot.settings import HOW_TO_GET, Settings
+from bot.slack.errors import NotAllowed, SlackError, TokenRejected
+from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
 # How long the start-up checks wait for Slack or Close before going on without an answer.
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
-# Slack's answers that mean "this token is not accepted" (anything else: try again later).
-REFUSED = frozenset(
-    {
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
-        "not_allowed_token_type",
-        "missing_scope",
-        "no_permission",
-        "team_access_not_granted",
-        "ekm_access_denied",
-    }
-)
 
 
 @dataclass
@@ -112,10 +98,12 @@ def _refused(name: str, by: str, why: str) -> str:
 
 async def _check_bot_token(settings: Settings) -> str | None:
     assert settings.slack_bot_token is not None
-    slack = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=int(PREFLIGHT_TIMEOUT_SECONDS),
+    slack = SlackGateway(
+        AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            timeout=int(PREFLIGHT_TIMEOUT_SECONDS),
+        )
     )
     return await _ask_slack("SLACK_BOT_TOKEN", slack.auth_test)
 
@@ -123,19 +111,20 @@ async def _check_bot_token(settings: Settings) -> str | None:
 async def _check_app_token(settings: Settings) -> str | None:
     assert settings.slack_app_token is not None
     token = settings.slack_app_token.get_secret_value()
-    slack = AsyncWebClient(base_url=settings.slack_api_url, timeout=int(PREFLIGHT_TIMEOUT_SECONDS))
+    slack = SlackGateway(
+        AsyncWebClient(base_url=settings.slack_api_url, timeout=int(PREFLIGHT_TIMEOUT_SECONDS))
+    )
     # The URL it hands out is simply left unused; the Socket Mode client asks for its own.
-    return await _ask_slack("SLACK_APP_TOKEN", lambda: slack.apps_connections_open(app_token=token))
+    return await _ask_slack("SLACK_APP_TOKEN", lambda: slack.open_socket_connection(token))
 
 
-async def _ask_slack(name: str, call: Callable[[], object]) -> str | None:
+async def _ask_slack(name: str, call: Callable[[], Awaitable[object]]) -> str | None:
     try:
-        await call()  # type: ignore[misc]
-    except SlackApiError as error:
-        code = str(error.response.get("error") or error.response.status_code)
-        if code in REFUSED:
-            return _refused(name, "Slack", code)
-        log.warning("Slack did not accept %s's check (%s); starting anyway", name, code)
+        await call()
+    except (TokenRejected, NotAllowed) as refused:  # this token is not accepted
+        return _refused(name, "Slack", refused.code)
+    except SlackError as error:  # anything else: try again later
+        log.warning("Slack did not accept %s's check (%s); starting anyway", name, error.code)
     except Exception as error:  # unreachable: not a refusal, the bot retries when running
         log.warning("Cannot reach Slack to check %s (%s); starting anyway", name, _what(error))
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import time
@@ -30,9 +31,11 @@ from bot.identity import Identity
 from bot.identity.store import UserLinkStore
 from bot.jobs import JobRunner
 from bot.lead_search import LeadSearch
-from bot.metrics import Metrics, ObservedSlackClient
+from bot.metrics import Metrics
 from bot.parsing import is_warm, warm_up
 from bot.settings import Settings
+from bot.slack.client import ObservedSlackClient
+from bot.slack.gateway import SlackGateway
 from bot.stats import store_numbers
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
@@ -77,6 +80,8 @@ class Services:
     preferences: Preferences
     changes: ChangeStore
     sync: CloseSync
+    # Every Web API call of the bot goes through it (`slack` is the client it wraps, Bolt's too).
+    slack_gateway: SlackGateway
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
     # The Workflow Builder step "Create a Close opportunity".
@@ -103,6 +108,7 @@ class Services:
             base_url=settings.slack_api_url,
             metrics=metrics,
         )
+        gateway = SlackGateway(slack)
         close = CloseClient(
             settings.close_api_key.get_secret_value(),
             settings.close_api_url,
@@ -115,14 +121,14 @@ class Services:
         engine = create_engine(settings.database_url)
         store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
         identity = Identity(
-            slack,
+            gateway,
             catalog,
             links=UserLinkStore(session_factory(engine), dialect=engine.dialect.name),
             admin_user_ids=frozenset(settings.admin_user_ids),
             clock=clock,
         )
-        notifier = Notifier(slack)
-        announcer = Announcer(slack, settings.deals_channel, close_app_url=settings.close_app_url)
+        notifier = Notifier(gateway)
+        announcer = Announcer(gateway, settings.deals_channel, close_app_url=settings.close_app_url)
         deals = Deals(
             store=store,
             close=close,
@@ -156,8 +162,7 @@ class Services:
             close=close,
             lead_search=lead_search,
             preferences=preferences,
-            slack=slack,
-            slack_api_url=settings.slack_api_url,
+            slack=gateway,
             close_app_url=settings.close_app_url,
             default_pipeline=settings.default_pipeline,
             retry=deals.retry,
@@ -172,7 +177,7 @@ class Services:
             submissions=store,
             close=close,
             catalog=catalog,
-            slack=slack,
+            slack=gateway,
             announcer=announcer,
             close_app_url=settings.close_app_url,
             clock=clock,
@@ -206,6 +211,7 @@ class Services:
             preferences=preferences,
             changes=changes,
             sync=sync,
+            slack_gateway=gateway,
             workflow=workflow,
             clock=clock,
             announcer=announcer,
@@ -315,16 +321,21 @@ class Services:
         )
 
 
-_APP_CODE = (f"{os.sep}slack_bolt{os.sep}", f"{os.sep}bot{os.sep}")
-_NOT_APP_CODE = f"{os.sep}bot{os.sep}sandbox{os.sep}"
+# The directories this app's code lives in: the bot package's and Bolt's (found, not imported).
+_APP_CODE = tuple(
+    os.path.join(os.path.dirname(origin), "")
+    for origin in (__file__, getattr(importlib.util.find_spec("slack_bolt"), "origin", None))
+    if origin
+)
 
 
 def _app_task(task: asyncio.Task[object]) -> bool:
-    """Work of this app (Bolt's listeners after their ack, our own): not whatever else shares
-    the event loop — a test's simulators and driver, another server."""
+    """Work of this app (Bolt's listeners after their ack, our own), told by where its code
+    lives: not whatever else shares the event loop — a test's simulators and driver, another
+    server."""
     code = getattr(task.get_coro(), "cr_code", None)
     filename = code.co_filename if code is not None else ""
-    return any(part in filename for part in _APP_CODE) and _NOT_APP_CODE not in filename
+    return filename.startswith(_APP_CODE)
 
 
 async def _settle(tasks: set[asyncio.Task[object]], within: float) -> None:

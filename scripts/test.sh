@@ -10,7 +10,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --no-deps -e .
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy bot
+.venv/bin/mypy bot sandbox
 # In parallel (pytest-xdist): the suite mostly waits on local servers, so two workers per core
 # would do, but timing checks (acks, previews) stay honest at one per core.
 .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"

@@ -9,7 +9,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.sandbox import blockkit
+from sandbox import blockkit
 
 # What a hostile user (or a Close record) can type; none may reach Slack as markup.
 HOSTILE = [

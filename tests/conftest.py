@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.stack import Sandbox, running_sandbox
+from sandbox.stack import Sandbox, running_sandbox
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

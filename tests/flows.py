@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.sandbox.slack_sim import Call
-from bot.sandbox.stack import Sandbox
+from sandbox.slack_sim import Call
+from sandbox.stack import Sandbox
 
 # The seeded Close org requires the "Source" custom field: every complete submission sets it.
 REQUIRED_CUSTOM = {"custom.cf_source": "Inbound"}

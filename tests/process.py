@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_sim import SlackSimulator
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_sim import SlackSimulator
 from tests.test_durability import BotProcess
 
 APP_TOKEN = "xapp-1-A0SANDBOX-sandbox-app-token"

@@ -9,8 +9,8 @@ from typing import Any
 
 from bot.blocks.home import HOME_LOG_ACTION_ID
 from bot.blocks.messages import EDIT_ACTION_ID
-from bot.sandbox.slack_driver import FORM
-from bot.sandbox.stack import Sandbox
+from sandbox.slack_driver import FORM
+from sandbox.stack import Sandbox
 from tests.flows import open_modal, submit
 
 

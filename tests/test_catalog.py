@@ -11,8 +11,8 @@ import pytest
 from bot.close.catalog import NO_PIPELINE, Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import CloseUnavailable
-from bot.sandbox.close_sim import CloseSimulator, Org, default_org
-from bot.sandbox.server import bind_free_port
+from sandbox.close_sim import CloseSimulator, Org, default_org
+from sandbox.server import bind_free_port
 
 KEY = "api_sandbox.key"
 

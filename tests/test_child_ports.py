@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from bot.sandbox import server
-from bot.sandbox.server import port_for_a_child
+from sandbox import server
+from sandbox.server import port_for_a_child
 
 
 def test_ports_for_children_are_distinct_bindable_and_below_the_ephemeral_range() -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import port_for_a_child
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import port_for_a_child
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_KEYS = {

@@ -24,8 +24,8 @@ from bot.close.errors import (
     CloseValidationError,
 )
 from bot.close.models import OpportunityCreate
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import bind_free_port
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import bind_free_port
 from tests.close_spec import close_spec, create_opportunity_schema
 
 KEY = "api_sandbox.key"

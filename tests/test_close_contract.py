@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 
 from bot.close.client import CloseClient
 from bot.close.models import Opportunity, OpportunityCreate, WebhookSubscription
-from bot.sandbox.close_sim import CloseSimulator, RecordedRequest
+from sandbox.close_sim import CloseSimulator, RecordedRequest
 from tests.close_spec import close_spec, spec_schema
 
 KEY = "api_sandbox.key"

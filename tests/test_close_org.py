@@ -11,9 +11,9 @@ import pytest
 
 from bot.blocks.messages import RETRY_ACTION_ID
 from bot.close.client import CloseClient
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_sim import Call
-from bot.sandbox.stack import CLOSE_API_KEY, Sandbox
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_sim import Call
+from sandbox.stack import CLOSE_API_KEY, Sandbox
 from tests.flows import open_modal, submit, wait_opportunities, wait_until
 
 pytestmark = pytest.mark.asyncio

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from bot.sandbox.close_sim import CloseSimulator, default_org, value_formatted
+from sandbox.close_sim import CloseSimulator, default_org, value_formatted
 
 KEY = "api_sandbox.key"
 

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox.close_sim import PERSON_USER_ID, CloseSimulator
-from bot.sandbox.server import RunningServer, bind_free_port, start_server
+from sandbox.close_sim import PERSON_USER_ID, CloseSimulator
+from sandbox.server import RunningServer, bind_free_port, start_server
 
 KEY = "api_sandbox.key"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.stack import Sandbox, running_sandbox
 from bot.sync.webhook import STATE_KEY
+from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import wait_until
 from tests.test_close_sync import FAST_POLL, _text, replies, settled
 from tests.test_confirmation_actions import log_deal, message

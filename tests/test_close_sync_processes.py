@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
 from tests.flows import wait_until
 from tests.test_durability import BotProcess, frozen_submission, send, summaries, wait_summaries
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)

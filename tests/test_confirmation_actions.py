@@ -11,8 +11,8 @@ import pytest
 
 from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
 from bot.blocks.modal import EDIT_CALLBACK_ID
-from bot.sandbox.slack_sim import Call
-from bot.sandbox.stack import Sandbox, running_sandbox
+from sandbox.slack_sim import Call
+from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import open_modal, submit, thread_reply, wait_opportunities, wait_until
 
 

@@ -16,9 +16,9 @@ from bot.close.models import CustomField, User
 from bot.deals.custom_text import read_custom_fields
 from bot.deals.prefill import form_from_draft
 from bot.parsing import parse
-from bot.sandbox import blockkit
-from bot.sandbox.close_sim import CloseSimulator, Org, default_org, every_field_type_org
-from bot.sandbox.stack import CLOSE_API_KEY, Sandbox, running_sandbox
+from sandbox import blockkit
+from sandbox.close_sim import CloseSimulator, Org, default_org, every_field_type_org
+from sandbox.stack import CLOSE_API_KEY, Sandbox, running_sandbox
 from tests.flows import open_modal, submit, wait_opportunities
 from tests.test_spine import create_opportunity_schema
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
 from tests.flows import wait_until
 from tests.process import Bot
 from tests.test_durability import frozen_submission, opportunity_posts, send, summaries

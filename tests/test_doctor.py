@@ -15,12 +15,12 @@ import pytest
 
 from bot.doctor import run_doctor
 from bot.identity.store import UserLinkStore
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import bind_free_port
-from bot.sandbox.slack_sim import SlackSimulator
 from bot.settings import Settings
 from bot.store.db import create_engine, create_schema, session_factory
 from bot.store.migrate import current_revision
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import bind_free_port
+from sandbox.slack_sim import SlackSimulator
 from tests.test_identity import big_org, big_workspace
 
 ROOT = Path(__file__).resolve().parents[1]

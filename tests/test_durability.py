@@ -29,21 +29,21 @@ from sqlalchemy import text
 from bot.blocks.messages import RETRY_ACTION_ID
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.deals.store import SubmissionStore
-from bot.sandbox import blockkit
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import port_for_a_child
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import (
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import HEAD, current_revision, head_revision, upgrade
+from bot.store.tables import Base
+from sandbox import blockkit
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import port_for_a_child
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import (
     BOT_TOKEN,
     CLOSE_API_KEY,
     SIGNING_SECRET,
     Sandbox,
     running_sandbox,
 )
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import HEAD, current_revision, head_revision, upgrade
-from bot.store.tables import Base
 from tests.flows import REQUIRED_CUSTOM, open_modal, submit, wait_opportunities, wait_until
 
 pytestmark = pytest.mark.asyncio

@@ -26,21 +26,21 @@ from bot.app import build_app
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.deals.store import SubmissionStore
 from bot.http import create_http_app
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import RunningServer, start_server
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import (
+from bot.services import Services
+from bot.store.db import create_engine, normalize_url, session_factory
+from bot.store.migrate import current_revision, head_revision, upgrade
+from bot.store.tables import Base
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import RunningServer, start_server
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import (
     BOT_TOKEN,
     CLOSE_API_KEY,
     SIGNING_SECRET,
     Sandbox,
     running_sandbox,
 )
-from bot.services import Services
-from bot.store.db import create_engine, normalize_url, session_factory
-from bot.store.migrate import current_revision, head_revision, upgrade
-from bot.store.tables import Base
 from tests.flows import open_modal, wait_until
 from tests.process import Bot
 from tests.test_durability import (

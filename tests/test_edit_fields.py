@@ -10,9 +10,9 @@ from bot.blocks.messages import EDIT_ACTION_ID
 from bot.blocks.modal import EDIT_CALLBACK_ID, ModalMetadata
 from bot.blocks.text import PRIVATE_METADATA
 from bot.deals.changes import changed_fields, fingerprints
-from bot.sandbox import blockkit
-from bot.sandbox.close_sim import CloseSimulator, default_org
-from bot.sandbox.stack import CLOSE_API_KEY, running_sandbox
+from sandbox import blockkit
+from sandbox.close_sim import CloseSimulator, default_org
+from sandbox.stack import CLOSE_API_KEY, running_sandbox
 from tests.flows import wait_until
 from tests.test_confirmation_actions import log_deal, press, puts
 

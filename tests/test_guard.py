@@ -10,8 +10,8 @@ import pytest
 
 from bot.listeners.guard import NOT_FOR_YOU, NOT_HERE, Access
 from bot.listeners.shortcuts import GLOBAL_SHORTCUT
-from bot.sandbox.stack import Sandbox, running_sandbox
 from bot.settings import Settings
+from sandbox.stack import Sandbox, running_sandbox
 
 
 @pytest.fixture

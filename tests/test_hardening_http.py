@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from bot.blocks.modal import CALLBACK_ID, EDIT_CALLBACK_ID
 from bot.http import MAX_BODY_BYTES, unquote_form_value
-from bot.sandbox.stack import SIGNING_SECRET, Sandbox, running_sandbox
 from bot.settings import Settings
+from sandbox.stack import SIGNING_SECRET, Sandbox, running_sandbox
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.listeners.help import HELP_TEXT, looks_like_help
-from bot.sandbox.stack import Sandbox
+from sandbox.stack import Sandbox
 from tests.flows import wait_until
 
 

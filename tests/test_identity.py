@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.identity import Identity
 from bot.identity.service import remember_user
 from bot.listeners.admin_commands import LINK_USAGE, UNLINK_USAGE, Subcommand, parse_subcommand
-from bot.sandbox.close_sim import CloseSimulator, Org, default_org
-from bot.sandbox.slack_sim import SlackSimulator, SlackUser, Workspace, _person, default_workspace
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, Sandbox, running_sandbox, sandbox_settings
 from bot.services import Services
 from bot.store.db import create_schema
 from bot.store.tables import UserLinkRow
+from sandbox.close_sim import CloseSimulator, Org, default_org
+from sandbox.slack_sim import SlackSimulator, SlackUser, Workspace, _person, default_workspace
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, Sandbox, running_sandbox, sandbox_settings
 from tests.flows import open_modal, submit, wait_opportunities
 
 

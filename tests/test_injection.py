@@ -23,7 +23,7 @@ from bot.blocks.status_views import created_view, creating_view, queued_view
 from bot.blocks.text import escape, fit_mrkdwn
 from bot.close.models import Contact, CustomField, Opportunity, Pipeline, Status, User
 from bot.deals.announce import announcement
-from bot.sandbox.stack import Sandbox
+from sandbox.stack import Sandbox
 from tests.blockkit_walk import DANGEROUS, HOSTILE, injected, mrkdwn_texts
 from tests.flows import open_modal, submit, thread_reply, wait_opportunities
 

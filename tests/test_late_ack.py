@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from bot.listeners.fallback import NOT_SUPPORTED
-from bot.sandbox.stack import Sandbox
+from sandbox.stack import Sandbox
 from tests.flows import REQUIRED_CUSTOM, open_modal, wait_opportunities, wait_until
 
 # Longer than Bolt's 3 s wait for an ack, shorter than the late-ack grace after it.

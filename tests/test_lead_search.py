@@ -11,8 +11,8 @@ import pytest
 
 from bot.close.client import CloseClient
 from bot.lead_search import LeadSearch
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.stack import CLOSE_API_KEY, Sandbox
+from sandbox.close_sim import CloseSimulator
+from sandbox.stack import CLOSE_API_KEY, Sandbox
 from tests.flows import open_modal
 
 pytestmark = pytest.mark.asyncio

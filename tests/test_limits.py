@@ -23,7 +23,7 @@ from bot.blocks.text import PRIVATE_METADATA
 from bot.close.models import Contact, CustomField, Opportunity, Pipeline, Status, User
 from bot.deals.announce import announcement
 from bot.deals.changes import form_from_opportunity
-from bot.sandbox.blockkit import MAX_OPTIONS, Surface
+from sandbox.blockkit import MAX_OPTIONS, Surface
 from tests.blockkit_walk import limit_problems
 
 URL = "https://app.close.com/"

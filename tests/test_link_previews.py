@@ -30,13 +30,13 @@ from bot.blocks.previews import (
     most_relevant,
 )
 from bot.close.models import LeadWithOpportunities, Opportunity
-from bot.sandbox import blockkit
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_driver import PastedLinks, SlackDriver
-from bot.sandbox.slack_sim import Call, SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox
 from bot.unfurl.cache import SeenRecently, SharedCache
 from bot.unfurl.links import lead_id_in, unfurl_domain
+from sandbox import blockkit
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_driver import PastedLinks, SlackDriver
+from sandbox.slack_sim import Call, SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox
 from tests.flows import submit, wait_opportunities, wait_until
 from tests.process import APP_TOKEN, Bot
 

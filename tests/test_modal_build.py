@@ -18,7 +18,7 @@ from bot.blocks.modal import (
     lead_options,
 )
 from bot.close.models import CustomField
-from bot.sandbox.blockkit import problems
+from sandbox.blockkit import problems
 from tests.test_limits import BigOrg, _big_form
 
 CASES = cases()

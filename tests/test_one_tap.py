@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.stack import Sandbox, running_sandbox
+from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import open_modal, submit, wait_opportunities
 
 pytestmark = pytest.mark.asyncio

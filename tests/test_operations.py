@@ -17,10 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.logs import bind, json_formatter, redact_secrets
 from bot.metrics import Metrics
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_driver import FORM, SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_driver import FORM, SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
 from tests.flows import open_modal, submit, wait_until
 from tests.process import Bot
 from tests.test_close_sync import replies, settled

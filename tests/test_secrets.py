@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import demo, logs
-from bot.sandbox import stack
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import Sandbox, running_sandbox
+from bot import logs
+from sandbox import demo, stack
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import open_modal, submit, thread_reply, wait_opportunities
 
 MARK = "SECRETMARKER"
@@ -117,7 +117,8 @@ def test_the_slack_client_builds_debug_lines_only_when_debug_is_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """slack_sdk formats each call's request and answer when `logger.level <= DEBUG`."""
-    from bot.metrics import Metrics, ObservedSlackClient
+    from bot.metrics import Metrics
+    from bot.slack.client import ObservedSlackClient
 
     client = ObservedSlackClient(token="xoxb-test", metrics=Metrics())
     caplog.set_level(logging.WARNING, logger="slack_sdk")

@@ -13,11 +13,11 @@ import pytest
 
 from bot.deals.models import SubmissionState
 from bot.deals.store import AuditEntry, SubmissionStore
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
 from bot.store.db import create_engine, session_factory
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
 from tests.flows import REQUIRED_CUSTOM, wait_until
 from tests.process import APP_TOKEN, Bot
 from tests.test_durability import frozen_submission, opportunity_posts, send, summaries

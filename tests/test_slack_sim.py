@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox import blockkit
-from bot.sandbox.server import RunningServer, start_server
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import RejectedAck, SlackSimulator
+from sandbox import blockkit
+from sandbox.server import RunningServer, start_server
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import RejectedAck, SlackSimulator
 
 SECRET = "sandbox-signing-secret"
 TOKEN = "xoxb-sandbox-token"

@@ -10,7 +10,7 @@ import urllib.parse
 import jsonschema
 import pytest
 
-from bot.sandbox.stack import Sandbox
+from sandbox.stack import Sandbox
 from tests.close_spec import create_opportunity_schema
 from tests.flows import open_modal, submit, thread_reply, wait_opportunities
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from bot.doctor import run_doctor
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import bind_free_port
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY
 from bot.settings import Settings
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import bind_free_port
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY
 from tests.flows import wait_until
 from tests.process import APP_TOKEN, Bot
 

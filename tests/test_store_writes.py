@@ -14,9 +14,9 @@ from sqlalchemy import Engine, event
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.deals.preferences import LastUsed, Preferences
 from bot.deals.store import SubmissionStore
-from bot.sandbox.stack import running_sandbox
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
+from sandbox.stack import running_sandbox
 from tests.flows import open_modal, submit
 
 

@@ -9,7 +9,7 @@ from bot.blocks.home import HomeEntry, home_view
 from bot.close.errors import CloseError
 from bot.close.models import Opportunity
 from bot.deals.changes import close_said
-from bot.sandbox.stack import Sandbox
+from sandbox.stack import Sandbox
 from tests.flows import wait_until
 from tests.test_confirmation_actions import log_deal, open_edit, puts
 

@@ -24,13 +24,13 @@ from bot.blocks.messages import (
 )
 from bot.logs import redact
 from bot.runners import print_history
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.functions_sim import FunctionExecution, StepRun
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
-from bot.sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
 from bot.workflow.inputs import INPUT_TITLES
 from bot.workflow.models import CALLBACK_ID, WorkflowStep
+from sandbox.close_sim import CloseSimulator
+from sandbox.functions_sim import FunctionExecution, StepRun
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
 from tests import test_durability_pg
 from tests.flows import wait_until
 from tests.process import APP_TOKEN, Bot

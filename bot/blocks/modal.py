@@ -207,81 +207,11 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
     Plain dicts, within Slack's limits by construction (see bot.blocks.options); raises
     ModalTooBig only when private_metadata is over 3000 characters.
     """
-    blocks: list[Json] = []
-    if form.summary:
-        blocks.append(_context(form.summary))
-    blocks.extend(_context(f":warning: {warning}") for warning in form.warnings[:3])
-    if not form.summary and not form.warnings and form.metadata.mode is None:
-        # Constant text with markup of its own (backticks): not escaped.
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": EMPTY_HINT}]})
-    if form.metadata.source_ts:
-        blocks.append(_context(SOURCE_HINT))
-
-    blocks.append(
-        _input(
-            form,
-            "lead",
-            "Lead",
-            element(
-                "external_select",
-                "lead",
-                "Type a company name",
-                initial_option=lead_option(form.lead) if form.lead else None,
-                min_query_length=1,
-            ),
-            hint=form.lead_hint,
-            optional=False,
-            dispatch_action=True,
-        )
-    )
-    blocks.append(
-        _input(
-            form,
-            "value",
-            "Value",
-            _text_input("value", "e.g. 12k, $12,500, €40,000", form.value_text),
-        )
-    )
-    period_options = [option(label, period) for period, label in PERIOD_LABELS.items()]
-    blocks.append(
-        _input(
-            form,
-            "value_period",
-            "Period",
-            static_select(
-                "static_select",
-                "value_period",
-                "One-time, monthly or annual",
-                period_options,
-                initial_option=initial_among(period_options, form.value_period),
-            ),
-        )
-    )
-    blocks.append(
-        _input(
-            form,
-            "confidence",
-            "Confidence (%)",
-            _text_input(
-                "confidence",
-                "0–100",
-                str(form.confidence) if form.confidence is not None else None,
-            ),
-        )
-    )
-    blocks.append(
-        _input(
-            form,
-            "date_won",
-            "Expected close date",
-            element(
-                "datepicker",
-                "date_won",
-                "Pick a date",
-                initial_date=form.date_won.isoformat() if form.date_won else None,
-            ),
-        )
-    )
+    blocks = _context_blocks(form)
+    blocks.append(_lead_input(form))
+    blocks.extend(_value_inputs(form))
+    blocks.append(_confidence_input(form))
+    blocks.append(_date_won_input(form))
     status_element = _status_element(form, catalog)
     if status_element is not None:
         blocks.append(
@@ -302,37 +232,134 @@ def build_opportunity_modal(form: ModalForm, catalog: CatalogView) -> dict[str, 
         )
     )
     if form.contacts:
-        contact_options = [option(c.label, c.id) for c in form.contacts[:OPTIONS_PER_SELECT]]
-        blocks.append(
-            _input(
-                form,
-                "contact",
-                "Contact",
-                static_select(
-                    "static_select",
-                    "contact",
-                    "Who at the lead",
-                    contact_options,
-                    initial_option=initial_among(contact_options, form.contact_id),
-                ),
-            )
-        )
+        blocks.append(_contact_input(form))
     blocks.append(
         _input(form, "note", "Note", _text_input("note", None, form.note, multiline=True))
     )
     if form.metadata.post_in:
         blocks.append(_post_in(form))
+    blocks.extend(_custom_field_blocks(form, catalog, room=MODAL_BLOCKS - len(blocks)))
+    return _modal_view(form, blocks)
+
+
+def _context_blocks(form: ModalForm) -> list[Json]:
+    """The lines above the inputs: what was read, what to check, and where it came from."""
+    blocks: list[Json] = []
+    if form.summary:
+        blocks.append(_context(form.summary))
+    blocks.extend(_context(f":warning: {warning}") for warning in form.warnings[:3])
+    if not form.summary and not form.warnings and form.metadata.mode is None:
+        # Constant text with markup of its own (backticks): not escaped.
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": EMPTY_HINT}]})
+    if form.metadata.source_ts:
+        blocks.append(_context(SOURCE_HINT))
+    return blocks
+
+
+def _lead_input(form: ModalForm) -> Json:
+    # dispatch_action: picking a lead offers its contacts, keeping what was already typed.
+    return _input(
+        form,
+        "lead",
+        "Lead",
+        element(
+            "external_select",
+            "lead",
+            "Type a company name",
+            initial_option=lead_option(form.lead) if form.lead else None,
+            min_query_length=1,
+        ),
+        hint=form.lead_hint,
+        optional=False,
+        dispatch_action=True,
+    )
+
+
+def _value_inputs(form: ModalForm) -> list[Json]:
+    """The value as typed (money is read on submit) and its period."""
+    period_options = [option(label, period) for period, label in PERIOD_LABELS.items()]
+    return [
+        _input(
+            form,
+            "value",
+            "Value",
+            _text_input("value", "e.g. 12k, $12,500, €40,000", form.value_text),
+        ),
+        _input(
+            form,
+            "value_period",
+            "Period",
+            static_select(
+                "static_select",
+                "value_period",
+                "One-time, monthly or annual",
+                period_options,
+                initial_option=initial_among(period_options, form.value_period),
+            ),
+        ),
+    ]
+
+
+def _confidence_input(form: ModalForm) -> Json:
+    return _input(
+        form,
+        "confidence",
+        "Confidence (%)",
+        _text_input(
+            "confidence",
+            "0–100",
+            str(form.confidence) if form.confidence is not None else None,
+        ),
+    )
+
+
+def _date_won_input(form: ModalForm) -> Json:
+    return _input(
+        form,
+        "date_won",
+        "Expected close date",
+        element(
+            "datepicker",
+            "date_won",
+            "Pick a date",
+            initial_date=form.date_won.isoformat() if form.date_won else None,
+        ),
+    )
+
+
+def _contact_input(form: ModalForm) -> Json:
+    """The lead's contacts (known once a lead is picked), as many as one select holds."""
+    contact_options = [option(c.label, c.id) for c in form.contacts[:OPTIONS_PER_SELECT]]
+    return _input(
+        form,
+        "contact",
+        "Contact",
+        static_select(
+            "static_select",
+            "contact",
+            "Who at the lead",
+            contact_options,
+            initial_option=initial_among(contact_options, form.contact_id),
+        ),
+    )
+
+
+def _custom_field_blocks(form: ModalForm, catalog: CatalogView, *, room: int) -> list[Json]:
+    """The custom fields' inputs, in the `room` blocks left of the view's budget."""
     fields = shown(catalog.custom_fields)
     extra = custom_field_blocks(
         fields, form.custom, form.errors, users=catalog.users, contacts=form.contacts
     )
-    if len(blocks) + len(extra) > MODAL_BLOCKS:
+    if len(extra) > room:
         # Slack allows 100 blocks: keep the fields Close requires, and say where the rest are.
-        extra = [b for b in extra if not b["optional"]][: MODAL_BLOCKS - len(blocks) - 1]
-        blocks.append(
-            _context("Some optional custom fields are not shown here: fill them in Close.")
-        )
-    blocks.extend(extra)
+        required = [b for b in extra if not b["optional"]][: room - 1]
+        notice = _context("Some optional custom fields are not shown here: fill them in Close.")
+        return [notice, *required]
+    return extra
+
+
+def _modal_view(form: ModalForm, blocks: list[Json]) -> dict[str, Any]:
+    """The view around the blocks: the mode's callback and texts, and the carried metadata."""
     callback_id, title, submit = MODE_TEXTS[form.metadata.mode]
     private_metadata = form.metadata.encode()
     if len(private_metadata) > PRIVATE_METADATA:

@@ -4,7 +4,7 @@ Why plain dicts: `slack_sdk.models` validates every object on every `to_dict()`,
 ~1 ms per modal build and 16% of the bot's CPU under load. Here each constructor trims
 its text to the limit in `bot.blocks.text` (or takes only constants), and caps lists, so
 what comes out is valid by construction; tests/test_limits.py and tests/test_modal_build.py
-check the built views with `slack_sdk.models` and `bot.sandbox.blockkit`.
+check the built views with `slack_sdk.models` and the Slack simulator's Block Kit rules.
 """
 
 from __future__ import annotations

@@ -396,72 +396,121 @@ class CloseClient:
         attempt = 0
         while True:
             attempt += 1
-            paced_at = time.monotonic()
-            await self._pace(group)
-            sent_at = time.monotonic()
-            if self._observer is not None and sent_at - paced_at > 0.001:
-                self._observer.close_waited(group, sent_at - paced_at)
-            try:
-                response = await self._http.request(
-                    method, path, params=params, json=json, headers=headers
-                )
-            except httpx.TransportError as exc:
-                self._settle(group, None)
-                self._observe(group, "unreachable", sent_at)
-                if isinstance(exc, _NOT_SENT):
-                    # Nothing reached Close: safe to try again, even for writes.
-                    await self._backoff_or_raise(attempt, f"cannot reach Close ({_describe(exc)})")
-                    continue
-                if not is_read:
-                    raise CloseOutcomeUnknown(
-                        f"{method} /{path} was sent but no answer came ({_describe(exc)}); "
-                        "check Close before sending it again"
-                    ) from exc
-                await self._backoff_or_raise(attempt, f"Close did not answer ({_describe(exc)})")
-                continue
-            except BaseException:
-                self._settle(group, None)
-                raise
-            self._settle(group, response)
-            self._observe(group, str(response.status_code), sent_at)
-
+            response = await self._attempt(
+                method,
+                path,
+                group,
+                params=params,
+                json=json,
+                headers=headers,
+                is_read=is_read,
+                attempt=attempt,
+            )
+            if response is None:
+                continue  # no answer, and sending again cannot duplicate anything: backed off
             status = response.status_code
             if status == 429:
-                # A floor keeps a server that says "reset=0" from spinning us forever.
-                wait = max(self._rate_limit_wait(response), 0.05)
-                if waited_for_rate_limit + wait > self.max_wait_seconds:
-                    raise CloseRateLimited(
-                        f"rate limited on {method} /{path} after waiting "
-                        f"{waited_for_rate_limit:.1f}s",
-                        retry_after=wait,
-                    )
-                self._hold(group, wait)
-                waited_for_rate_limit += wait
+                waited_for_rate_limit += self._hold_for_rate_limit(
+                    response, method, path, group, waited=waited_for_rate_limit
+                )
                 continue
             if status in TRANSIENT_STATUSES:
-                if not is_read and status != 503:
-                    # A gateway error on a write says nothing about whether Close applied it.
-                    raise CloseOutcomeUnknown(
-                        f"{method} /{path} got {status}; check Close before sending it again",
-                        status_code=status,
-                    )
-                await self._backoff_or_raise(
-                    attempt, f"Close answered {status} to {method} /{path}", status
+                await self._back_off_transient(
+                    status, method, path, is_read=is_read, attempt=attempt
                 )
                 continue
-            if status >= 500:
-                raise CloseUnavailable(
-                    f"Close answered {status} to {method} /{path}", status_code=status
-                )
-            if status >= 400:
-                raise self._http_error(response)
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise CloseUnavailable(
-                    f"Close sent a non-JSON answer to {method} /{path}", status_code=status
+            return self._answer(response, method, path)
+
+    async def _attempt(
+        self,
+        method: Method,
+        path: str,
+        group: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        is_read: bool,
+        attempt: int,
+    ) -> httpx.Response | None:
+        """Send once within the group's budget: Close's response, or None after the backoff
+        when the request failed in transport and may be sent again. Raises when it may not
+        (a write that may have reached Close) or when the attempts are spent."""
+        paced_at = time.monotonic()
+        await self._pace(group)
+        sent_at = time.monotonic()
+        if self._observer is not None and sent_at - paced_at > 0.001:
+            self._observer.close_waited(group, sent_at - paced_at)
+        try:
+            response = await self._http.request(
+                method, path, params=params, json=json, headers=headers
+            )
+        except httpx.TransportError as exc:
+            self._settle(group, None)
+            self._observe(group, "unreachable", sent_at)
+            if isinstance(exc, _NOT_SENT):
+                # Nothing reached Close: safe to try again, even for writes.
+                await self._backoff_or_raise(attempt, f"cannot reach Close ({_describe(exc)})")
+                return None
+            if not is_read:
+                raise CloseOutcomeUnknown(
+                    f"{method} /{path} was sent but no answer came ({_describe(exc)}); "
+                    "check Close before sending it again"
                 ) from exc
-            return body if isinstance(body, dict) else {"data": body}
+            await self._backoff_or_raise(attempt, f"Close did not answer ({_describe(exc)})")
+            return None
+        except BaseException:
+            self._settle(group, None)
+            raise
+        self._settle(group, response)
+        self._observe(group, str(response.status_code), sent_at)
+        return response
+
+    def _hold_for_rate_limit(
+        self, response: httpx.Response, method: Method, path: str, group: str, *, waited: float
+    ) -> float:
+        """Hold the group for as long as Close's 429 asks (the seconds held), or raise when
+        that would take the request past `max_wait_seconds` of waiting in all."""
+        # A floor keeps a server that says "reset=0" from spinning us forever.
+        wait = max(self._rate_limit_wait(response), 0.05)
+        if waited + wait > self.max_wait_seconds:
+            raise CloseRateLimited(
+                f"rate limited on {method} /{path} after waiting {waited:.1f}s",
+                retry_after=wait,
+            )
+        self._hold(group, wait)
+        return wait
+
+    async def _back_off_transient(
+        self, status: int, method: Method, path: str, *, is_read: bool, attempt: int
+    ) -> None:
+        """Back off before sending again after a 502/503/504, or raise when it may not be."""
+        if not is_read and status != 503:
+            # A gateway error on a write says nothing about whether Close applied it.
+            raise CloseOutcomeUnknown(
+                f"{method} /{path} got {status}; check Close before sending it again",
+                status_code=status,
+            )
+        await self._backoff_or_raise(
+            attempt, f"Close answered {status} to {method} /{path}", status
+        )
+
+    def _answer(self, response: httpx.Response, method: Method, path: str) -> dict[str, Any]:
+        """A final response's JSON body (a list is wrapped as `data`), or its typed error."""
+        status = response.status_code
+        if status >= 500:
+            raise CloseUnavailable(
+                f"Close answered {status} to {method} /{path}", status_code=status
+            )
+        if status >= 400:
+            raise self._http_error(response)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise CloseUnavailable(
+                f"Close sent a non-JSON answer to {method} /{path}", status_code=status
+            ) from exc
+        return body if isinstance(body, dict) else {"data": body}
 
     def _observe(self, group: str, status: str, sent_at: float) -> None:
         if self._observer is not None:

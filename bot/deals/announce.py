@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.blocks.messages import Message, lead_url, summary, value_line
 from bot.blocks.text import MESSAGE_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 from bot.deals.notify import Posted
+from bot.slack.errors import SlackError
+from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ def won_announcement(
 class Announcer:
     """Posts to the deals channel; does nothing when none is configured."""
 
-    def __init__(self, slack: AsyncWebClient, channel: str | None, *, close_app_url: str) -> None:
+    def __init__(self, slack: SlackGateway, channel: str | None, *, close_app_url: str) -> None:
         self._slack = slack
         self.channel = channel or None
         self._close_app_url = close_app_url
@@ -108,11 +107,9 @@ class Announcer:
         if where is None:
             return None
         try:
-            response = await self._slack.chat_postMessage(
-                channel=where, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
-            )
-        except SlackApiError as error:
+            posted = await self._slack.post_message(where, message, thread_ts=thread_ts)
+        except SlackError as error:
             # The deals channel is a bonus: the user's own confirmation does not depend on it.
-            log.warning("Deals channel post to %s failed: %s", where, error.response.get("error"))
+            log.warning("Deals channel post to %s failed: %s", where, error.code)
             return None
-        return Posted(via="channel", channel=response["channel"], ts=response["ts"])
+        return Posted(via="channel", channel=posted.channel, ts=posted.ts)

@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.blocks import messages
@@ -34,6 +32,8 @@ from bot.deals.store import OpportunityViews, SubmissionStore
 from bot.identity import Identity
 from bot.logs import redact
 from bot.parsing.money import format_money
+from bot.slack.errors import SlackError
+from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class Changes:
         catalog: Catalog,
         identity: Identity,
         notifier: Notifier,
-        slack: AsyncWebClient,
+        slack: SlackGateway,
         announcer: Announcer,
         close_app_url: str,
         views: OpportunityViews,
@@ -337,12 +337,12 @@ class Changes:
         """An answer only `actor` sees, in the thread where they clicked."""
         if thread.channel:
             try:
-                await self._slack.chat_postEphemeral(
-                    channel=thread.channel, user=actor, thread_ts=thread.thread_ts, text=text
+                await self._slack.post_ephemeral(
+                    thread.channel, actor, text, thread_ts=thread.thread_ts
                 )
                 return
-            except SlackApiError as error:
-                log.info("chat.postEphemeral failed: %s", error.response.get("error"))
+            except SlackError as error:
+                log.info("chat.postEphemeral failed: %s", error.code)
         if thread.response_url:
             try:
                 await AsyncWebhookClient(thread.response_url).send(
@@ -376,11 +376,9 @@ class Changes:
         if user is None or not user.email:
             return None
         try:
-            found = await self._slack.users_lookupByEmail(email=user.email)
-        except SlackApiError:
+            return await self._slack.user_id_by_email(user.email)
+        except SlackError:
             return None
-        slack_id = (found.get("user") or {}).get("id")
-        return slack_id if isinstance(slack_id, str) else None
 
     async def fresh_form(self, form: ModalForm, actor: str, submission: Submission) -> ModalForm:
         """The edit form as Close has the opportunity now (or a warning saying it could not)."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, get_args
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -13,12 +12,18 @@ from bot.blocks.custom_fields import HIDDEN_TYPES
 from bot.blocks.custom_fields import PREFIX as CUSTOM_PREFIX
 from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata
 from bot.close.catalog import Catalog
-from bot.close.models import CustomField, ValuePeriod
+from bot.close.models import CustomField
+from bot.deals.fields import (
+    PERIODS,
+    Invalid,
+    read_confidence,
+    read_date,
+    read_period_choice,
+    read_value,
+)
 from bot.deals.models import DealRequest, LeadChoice
-from bot.parsing.money import parse_money
 
-_PERIODS: tuple[str, ...] = get_args(ValuePeriod)
-_CONFIDENCE = re.compile(r"^\s*(\d{1,3})(?:[.,]0+)?\s*%?\s*$")
+_T = TypeVar("_T")
 
 
 class FormValues(BaseModel):
@@ -131,54 +136,79 @@ class Validated(BaseModel):
 def validate(form: FormValues, catalog: Catalog) -> Validated:
     """Check every field; each problem becomes a message under its block (`response_action: errors`)."""
     errors: dict[str, str] = {}
-    lead: LeadChoice | None = None
+    lead = _lead(form, errors)
+    money = _checked(read_value(form.value), "value", errors) if form.value else None
+    # A period typed with the amount ("12k/mo") counts unless the select says otherwise.
+    period_text = form.value_period or (money.period if money is not None else None)
+    period = (
+        _checked(read_period_choice(period_text), "value_period", errors)
+        if period_text is not None
+        else None
+    )
+    confidence = (
+        _checked(read_confidence(form.confidence), "confidence", errors)
+        if form.confidence
+        else None
+    )
+    date_won = _checked(read_date(form.date_won), "date_won", errors) if form.date_won else None
+    status_id, pipeline_id = _status_and_pipeline(form, catalog, errors)
+    custom = _custom_values(form, catalog, errors)
+
+    if errors or lead is None:
+        return Validated(errors=errors)
+    return Validated(
+        request=DealRequest(
+            lead=lead,
+            lead_name=lead.new_name or form.lead_label or lead.id or "",
+            status_id=status_id,
+            pipeline_id=pipeline_id,
+            value=money.cents if money is not None else None,
+            value_period=period,
+            confidence=confidence,
+            date_won=date_won,
+            contact_id=form.contact,
+            note=form.note,
+            custom=custom,
+        )
+    )
+
+
+def _checked(result: _T | Invalid, block_id: str, errors: dict[str, str]) -> _T | None:
+    """The field's value, or None with its message recorded under its block."""
+    if isinstance(result, Invalid):
+        errors[block_id] = result.in_modal
+        return None
+    return result
+
+
+def _lead(form: FormValues, errors: dict[str, str]) -> LeadChoice | None:
     if not form.lead:
         errors["lead"] = "Pick a lead, or type a name and choose “Create new lead”."
-    else:
-        lead = LeadChoice.from_option_value(form.lead)
-        if lead.id is None and not lead.new_name:
-            errors["lead"] = "Type the new lead's name."
+        return None
+    lead = LeadChoice.from_option_value(form.lead)
+    if lead.id is None and not lead.new_name:
+        errors["lead"] = "Type the new lead's name."
+    return lead
 
-    value: int | None = None
-    currency_period: str | None = None
-    if form.value:
-        money = parse_money(form.value)
-        if money is None:
-            errors["value"] = f"“{form.value[:50]}” is not an amount. Try 12k, $12,500 or 1.5m."
-        else:
-            value = money.cents
-            currency_period = money.period
 
-    period = form.value_period or currency_period
-    if period is not None and period not in _PERIODS:
-        errors["value_period"] = "Pick one-time, monthly or annual."
-        period = None
+def _status_and_pipeline(
+    form: FormValues, catalog: Catalog, errors: dict[str, str]
+) -> tuple[str | None, str | None]:
+    """The chosen status's id and its pipeline's (Close files an opportunity under both)."""
+    if not form.status:
+        return None, None
+    status = catalog.status(form.status)
+    if status is None:
+        errors["status"] = "This status no longer exists in Close. Pick another one."
+        return None, None
+    pipeline = catalog.pipeline_for_status(status.id)
+    return status.id, pipeline.id if pipeline else status.pipeline_id
 
-    confidence: int | None = None
-    if form.confidence:
-        match = _CONFIDENCE.match(form.confidence)
-        if not match or not 0 <= int(match.group(1)) <= 100:
-            errors["confidence"] = "Confidence is a whole number from 0 to 100."
-        else:
-            confidence = int(match.group(1))
 
-    date_won: date | None = None
-    if form.date_won:
-        try:
-            date_won = date.fromisoformat(form.date_won)
-        except ValueError:
-            errors["date_won"] = "Pick a date with the date picker."
-
-    status_id = pipeline_id = None
-    if form.status:
-        status = catalog.status(form.status)
-        if status is None:
-            errors["status"] = "This status no longer exists in Close. Pick another one."
-        else:
-            status_id = status.id
-            pipeline = catalog.pipeline_for_status(status.id)
-            pipeline_id = pipeline.id if pipeline else status.pipeline_id
-
+def _custom_values(form: FormValues, catalog: Catalog, errors: dict[str, str]) -> dict[str, Any]:
+    """Each custom field's value as Close takes it. A required field is asked of the user only
+    when the submitted view showed it: not a hidden type, nor one missing from the view (added
+    in Close since the form opened, say)."""
     custom: dict[str, Any] = {}
     for field in catalog.custom_fields:
         element = form.custom.get(field.id)
@@ -191,24 +221,7 @@ def validate(form: FormValues, catalog: Catalog) -> Validated:
             custom[field.id] = field_value
         elif field.required and field.type not in HIDDEN_TYPES and element is not None:
             errors[CUSTOM_PREFIX + field.id] = f"{field.name} is required in Close."
-
-    if errors or lead is None:
-        return Validated(errors=errors)
-    return Validated(
-        request=DealRequest(
-            lead=lead,
-            lead_name=lead.new_name or form.lead_label or lead.id or "",
-            status_id=status_id,
-            pipeline_id=pipeline_id,
-            value=value,
-            value_period=period,  # type: ignore[arg-type]
-            confidence=confidence,
-            date_won=date_won,
-            contact_id=form.contact,
-            note=form.note,
-            custom=custom,
-        )
-    )
+    return custom
 
 
 def modal_form_from_values(
@@ -225,7 +238,7 @@ def modal_form_from_values(
         metadata=metadata,
         lead=LeadOption(value=form.lead, label=form.lead_label or form.lead) if form.lead else None,
         value_text=form.value,
-        value_period=form.value_period if form.value_period in _PERIODS else None,  # type: ignore[arg-type]
+        value_period=form.value_period if form.value_period in PERIODS else None,  # type: ignore[arg-type]
         confidence=int(form.confidence) if form.confidence and form.confidence.isdigit() else None,
         date_won=_date_or_none(form.date_won),
         status_id=form.status,

@@ -6,30 +6,14 @@ import logging
 from typing import Any
 
 from pydantic import BaseModel
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.blocks.messages import Message
 from bot.deals.models import ReplyTarget
+from bot.slack.errors import Gone, NotAllowed, SlackError
+from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
-
-# chat.postMessage errors that mean "not here, try another way" rather than "broken".
-REFUSED = frozenset(
-    {
-        "not_in_channel",
-        "channel_not_found",
-        "is_archived",
-        "restricted_action",
-        "restricted_action_read_only_channel",
-        "restricted_action_thread_only_channel",
-        "restricted_action_non_threadable_channel",
-        "cannot_reply_to_message",
-        "ekm_access_denied",
-        "team_access_not_granted",
-    }
-)
 
 
 class Posted(BaseModel):
@@ -45,7 +29,7 @@ class Posted(BaseModel):
 
 
 class Notifier:
-    def __init__(self, slack: AsyncWebClient) -> None:
+    def __init__(self, slack: SlackGateway) -> None:
         self._slack = slack
 
     async def post(
@@ -77,22 +61,19 @@ class Notifier:
         self, channel: str, message: Message, *, thread_ts: str | None
     ) -> Posted | None:
         try:
-            response = await self._slack.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
-            )
-            return Posted(via="channel", channel=response["channel"], ts=response["ts"])
-        except SlackApiError as error:
-            code = error.response.get("error")
-            if code not in REFUSED:
-                log.warning("chat.postMessage to %s failed: %s", channel, code)
+            posted = await self._slack.post_message(channel, message, thread_ts=thread_ts)
+        except (Gone, NotAllowed):
+            return None  # not here: the caller tries another way
+        except SlackError as error:
+            log.warning("chat.postMessage to %s failed: %s", channel, error.code)
             return None
+        return Posted(via="channel", channel=posted.channel, ts=posted.ts)
 
     async def _post_dm(self, user_id: str, message: Message) -> Posted | None:
         try:
-            opened = await self._slack.conversations_open(users=user_id)
-            channel = opened["channel"]["id"]
-        except SlackApiError as error:
-            log.error("Could not open a DM with %s: %s", user_id, error.response.get("error"))
+            channel = await self._slack.open_dm(user_id)
+        except SlackError as error:
+            log.error("Could not open a DM with %s: %s", user_id, error.code)
             return None
         posted = await self._post_in(channel, message, thread_ts=None)
         return posted.model_copy(update={"via": "dm"}) if posted else None
@@ -100,16 +81,16 @@ class Notifier:
     async def update_view(self, view_id: str, view: dict[str, Any]) -> bool:
         """Replace an open modal; False when the user has closed it (or Slack refused)."""
         try:
-            await self._slack.views_update(view_id=view_id, view=view)
+            await self._slack.update_view(view_id, view)
             return True
-        except SlackApiError as error:
-            log.info("views.update %s skipped: %s", view_id, error.response.get("error"))
+        except SlackError as error:
+            log.info("views.update %s skipped: %s", view_id, error.code)
             return False
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
         try:
-            await self._slack.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+            await self._slack.update_message(channel, ts, message)
             return True
-        except SlackApiError as error:
-            log.warning("chat.update failed: %s", error.response.get("error"))
+        except SlackError as error:
+            log.warning("chat.update failed: %s", error.code)
             return False

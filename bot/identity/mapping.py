@@ -86,44 +86,90 @@ def decide(
 
     cached = link if link is not None and link.source == "email" and link.fresh(now) else None
     cached_user = _cached_user(cached, catalog)
-
     if profile is None:
-        if cached_user is not None:
-            return _remembered(base, cached_user, cached, "Slack did not answer just now")
-        return base.model_copy(
-            update={
-                "reason": "Slack did not return this user's profile, so I cannot match them.",
-                "fix": "Try again in a minute.",
-                "transient": True,
-            }
-        )
-
+        return _without_profile(base, cached, cached_user)
     if profile.email is None:
-        if cached_user is not None:
-            return _remembered(base, cached_user, cached, "Slack does not show emails now")
-        if emails_visible is False:
-            reason = (
-                f"I cannot see Slack email addresses (the app lacks the {EMAIL_SCOPE} "
-                "scope), so nobody is matched by email."
-            )
-            fix = f"{how_to_link} A Slack admin can also add {EMAIL_SCOPE} and reinstall the app."
-        else:
-            reason = "Their Slack profile shows no email address to match with Close."
-            fix = how_to_link
-        return base.model_copy(update={"reason": reason, "fix": fix})
-
+        return _without_email(
+            base, cached, cached_user, emails_visible=emails_visible, how_to_link=how_to_link
+        )
     email = profile.email.strip().lower()
     if not catalog.loaded:
-        if cached_user is not None and cached is not None and cached.email == email:
-            return _remembered(base, cached_user, cached, "Close's user list is still loading")
-        return base.model_copy(
-            update={
-                "reason": "I have not loaded the Close user list yet (Close may be unreachable).",
-                "fix": "Try again in a minute.",
-                "transient": True,
-            }
-        )
+        return _before_catalog(base, email, cached, cached_user)
+    return _by_email(
+        base,
+        email,
+        cached,
+        catalog,
+        who_can_link=who_can_link,
+        how_to_link=how_to_link,
+        link_them=link_command(profile, slack_user_id),
+    )
 
+
+def _without_profile(base: Mapping, cached: UserLink | None, cached_user: User | None) -> Mapping:
+    """Slack did not answer with the profile: a remembered email match, else ask again soon."""
+    if cached_user is not None:
+        return _remembered(base, cached_user, cached, "Slack did not answer just now")
+    return base.model_copy(
+        update={
+            "reason": "Slack did not return this user's profile, so I cannot match them.",
+            "fix": "Try again in a minute.",
+            "transient": True,
+        }
+    )
+
+
+def _without_email(
+    base: Mapping,
+    cached: UserLink | None,
+    cached_user: User | None,
+    *,
+    emails_visible: bool | None,
+    how_to_link: str,
+) -> Mapping:
+    """The profile shows no email: a remembered match, else why (a missing scope hides every
+    email, which an admin fixes once for everybody) and how to link them by hand."""
+    if cached_user is not None:
+        return _remembered(base, cached_user, cached, "Slack does not show emails now")
+    if emails_visible is False:
+        reason = (
+            f"I cannot see Slack email addresses (the app lacks the {EMAIL_SCOPE} "
+            "scope), so nobody is matched by email."
+        )
+        fix = f"{how_to_link} A Slack admin can also add {EMAIL_SCOPE} and reinstall the app."
+    else:
+        reason = "Their Slack profile shows no email address to match with Close."
+        fix = how_to_link
+    return base.model_copy(update={"reason": reason, "fix": fix})
+
+
+def _before_catalog(
+    base: Mapping, email: str, cached: UserLink | None, cached_user: User | None
+) -> Mapping:
+    """Close's users are not known yet: a remembered match for this same email, else ask again
+    soon (an email changed in Slack since must not keep the old match)."""
+    if cached_user is not None and cached is not None and cached.email == email:
+        return _remembered(base, cached_user, cached, "Close's user list is still loading")
+    return base.model_copy(
+        update={
+            "reason": "I have not loaded the Close user list yet (Close may be unreachable).",
+            "fix": "Try again in a minute.",
+            "transient": True,
+        }
+    )
+
+
+def _by_email(
+    base: Mapping,
+    email: str,
+    cached: UserLink | None,
+    catalog: Catalog,
+    *,
+    who_can_link: str,
+    how_to_link: str,
+    link_them: str,
+) -> Mapping:
+    """The active Close member with the Slack email, else why none is (deactivated, or absent)."""
     user = catalog.active_user_by_email(email)
     if user is not None:
         return base.model_copy(
@@ -141,9 +187,7 @@ def decide(
             "in the Close organization."
         )
         fix = f"Reactivate them in Close, or {who_can_link} can link them to another Close user: "
-        return base.model_copy(
-            update={"reason": reason, "fix": fix + link_command(profile, slack_user_id) + "."}
-        )
+        return base.model_copy(update={"reason": reason, "fix": fix + link_them + "."})
     return base.model_copy(
         update={
             "reason": f"No active member of the Close organization has the email {email}.",

@@ -10,14 +10,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from rapidfuzz import process
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.close.catalog import Catalog
 from bot.close.models import User
 from bot.identity.mapping import Mapping, close_label, decide
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
 from bot.identity.store import UserLink, UserLinkStore
+from bot.slack.errors import SlackError
+from bot.slack.gateway import SlackGateway
 from bot.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Identity:
 
     def __init__(
         self,
-        slack: AsyncWebClient,
+        slack: SlackGateway,
         catalog: Catalog,
         *,
         links: UserLinkStore | None = None,
@@ -113,12 +113,12 @@ class Identity:
 
     async def _fetch_profile(self, user_id: str) -> SlackProfile | None:
         try:
-            response = await self._slack.users_info(user=user_id, include_locale=True)
-        except SlackApiError as error:
-            log.warning("users.info failed for %s: %s", user_id, error.response.get("error"))
+            answer = await self._slack.user_info(user_id)
+        except SlackError as error:
+            log.warning("users.info failed for %s: %s", user_id, error.code)
             return None
-        self._note_scopes(response.headers)
-        profile = SlackProfile.from_users_info(response["user"])
+        self._note_scopes(answer.headers)
+        profile = SlackProfile.from_users_info(answer.user)
         self._remember_profile(profile)
         return profile
 
@@ -150,15 +150,13 @@ class Identity:
         profiles: list[SlackProfile] = []
         cursor: str | None = None
         while True:
-            response = await self._slack.users_list(
-                limit=MEMBERS_PAGE, cursor=cursor, include_locale=True
-            )
-            self._note_scopes(response.headers)
-            for member in response.get("members") or []:
+            page = await self._slack.members_page(limit=MEMBERS_PAGE, cursor=cursor)
+            self._note_scopes(page.headers)
+            for member in page.members:
                 profile = SlackProfile.from_users_info(member)
                 self._remember_profile(profile)
                 profiles.append(profile)
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            cursor = page.next_cursor
             if not cursor:
                 return profiles
 

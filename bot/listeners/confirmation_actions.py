@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
@@ -71,9 +71,9 @@ def changes_for(services: Services) -> Changes:
         catalog=services.catalog,
         identity=services.identity,
         notifier=services.notifier,
-        slack=services.slack,
+        slack=services.slack_gateway,
         announcer=services.announcer
-        or Announcer(services.slack, None, close_app_url=services.settings.close_app_url),
+        or Announcer(services.slack_gateway, None, close_app_url=services.settings.close_app_url),
         close_app_url=services.settings.close_app_url,
         views=services.changes,
         clock=services.clock,
@@ -81,134 +81,189 @@ def changes_for(services: Services) -> Changes:
 
 
 def register(app: AsyncApp, services: Services) -> None:
+    # One Changes for every press and save, built here once rather than per click.
     changes = changes_for(services)
 
     @app.action(EDIT_ACTION_ID)
     async def edit_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
-        """Open THE modal on the opportunity (stored values at once, Close's current right after)."""
-        await ack()
-        actor = str_at(body, "user", "id") or ""
-        ref = ConfirmationRef.decode(_action_value(body))
-        thread = _thread(body)
-        submission = await changes.submission(ref)
-        if ref is None or submission is None:
-            await changes.tell(actor, thread, "I cannot find this opportunity any more.")
-            return
-        if not await changes.allowed(actor, submission):
-            await changes.refuse(actor, submission, thread)
-            return
-        stored = changes.stored_opportunity(submission)
-        metadata = ModalMetadata(
-            key=uuid.uuid4().hex,
-            mode="edit",
-            channel_id=thread.channel,
-            thread_ts=thread.thread_ts,
-            details_ts=thread.details_ts,
-            response_url=thread.response_url,
-            submission_id=submission.id,
-            opportunity_id=submission.opportunity_id,
-            announce_channel=ref.announce_channel,
-            announce_ts=ref.announce_ts,
-        )
-        if stored is None:
-            form = ModalForm(metadata=metadata, summary="Loading the opportunity from Close…")
-        else:
-            form = form_from_opportunity(
-                stored,
-                metadata=metadata,
-                owner=submission.request.owner_slack_id,
-                catalog=services.catalog,
-                summary="Loading the latest values from Close…",
-            )
-
-        async def refresh(shown: ModalForm) -> ModalForm:
-            return await changes.fresh_form(shown, actor, submission)
-
-        await open_modal(
-            services,
-            trigger_id=str_at(body, "trigger_id") or "",
-            user_id=actor,
-            response_url=thread.response_url,
-            prefill=form,
-            refresh=refresh,
-        )
-
-    async def outcome(ack: AsyncAck, body: dict[str, Any], kind: Outcome) -> None:
-        await ack()
-        ref = ConfirmationRef.decode(_action_value(body))
-        actor = str_at(body, "user", "id") or ""
-        if ref is None:
-            return
-        spawn(changes.set_outcome(actor, ref, _thread(body), kind), name=f"mark-{kind}")
+        await open_edit_modal(services, changes, ack, body)
 
     @app.action(WON_ACTION_ID)
     async def won_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await outcome(ack, body, "won")
+        await mark_outcome(changes, ack, body, "won")
 
     @app.action(LOST_ACTION_ID)
     async def lost_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await outcome(ack, body, "lost")
+        await mark_outcome(changes, ack, body, "lost")
 
     @app.view(EDIT_CALLBACK_ID)
     async def edit_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        """Validate like a new one, then PUT only what the user changed (after the ack)."""
-        view = dict_at(body, "view")
-        actor = str_at(body, "user", "id") or ""
-        metadata = ModalMetadata.decode(view.get("private_metadata"))
-        submission = (
-            await services.store.get(metadata.submission_id)
-            if metadata and metadata.submission_id
-            else None
-        )
-        if (
-            metadata is None
-            or metadata.loaded is None
-            or not fingerprinted(metadata.loaded)
-            or submission is None
-            or submission.opportunity_id is None
-        ):
-            await ack(response_action="errors", errors={"lead": STALE_EDIT})
-            return
-        state = dict_at(view, "state", "values")
-        values = read_state(state)
-        checked = validate(values, services.catalog)
-        errors = dict(checked.errors)
-        request = checked.request
-        changed: list[str] = []
-        owner_close_id: str | None = None
-        if request is not None:
-            submitted = request_fields(request, values.owner, services.catalog)
-            changed = changed_fields(metadata.loaded, submitted, set(state))
-            if "owner" in changed and values.owner:
-                mapping = await services.identity.close_user_for(values.owner)
-                if mapping.close_user is None:
-                    errors["owner"] = mapping.owner_error(is_self=values.owner == actor)
-                else:
-                    owner_close_id = mapping.close_user.id
-        if errors or request is None:
-            await ack(response_action="errors", errors=errors)
-            return
-        if not changed:
-            await ack()  # nothing to save: the modal just closes
-            return
-        await ack(
-            response_action="update",
-            view=saving_view(request.lead_name, private_metadata=metadata.encode()),
-        )
-        save = save_edit(
-            services,
-            changes,
-            actor=actor,
-            submission=submission,
-            metadata=metadata,
-            values=values,
-            request=request,
-            changed=changed,
-            owner_close_id=owner_close_id,
-            view_id=str_at(view, "id"),
-        )
-        # Once Slack shows "Saving…": its views.update must not come before the ack's update.
-        after_ack(lambda: spawn(save, name="save-edit"))
+        await submit_edit(services, changes, ack, body)
+
+
+async def open_edit_modal(
+    services: Services, changes: Changes, ack: AsyncAck, body: dict[str, Any]
+) -> None:
+    """Open THE modal on the opportunity (stored values at once, Close's current right after)."""
+    await ack()
+    actor = str_at(body, "user", "id") or ""
+    ref = ConfirmationRef.decode(_action_value(body))
+    thread = _thread(body)
+    submission = await changes.submission(ref)
+    if ref is None or submission is None:
+        await changes.tell(actor, thread, "I cannot find this opportunity any more.")
+        return
+    if not await changes.allowed(actor, submission):
+        await changes.refuse(actor, submission, thread)
+        return
+    form = _stored_form(services, changes, submission, _edit_metadata(ref, thread, submission))
+
+    async def refresh(shown: ModalForm) -> ModalForm:
+        return await changes.fresh_form(shown, actor, submission)
+
+    await open_modal(
+        services,
+        trigger_id=str_at(body, "trigger_id") or "",
+        user_id=actor,
+        response_url=thread.response_url,
+        prefill=form,
+        refresh=refresh,
+    )
+
+
+def _edit_metadata(
+    ref: ConfirmationRef, thread: ThreadRef, submission: Submission
+) -> ModalMetadata:
+    """What the edit modal carries: the confirmation it was opened from, so the saved change
+    is told in its thread and on its announcement."""
+    return ModalMetadata(
+        key=uuid.uuid4().hex,
+        mode="edit",
+        channel_id=thread.channel,
+        thread_ts=thread.thread_ts,
+        details_ts=thread.details_ts,
+        response_url=thread.response_url,
+        submission_id=submission.id,
+        opportunity_id=submission.opportunity_id,
+        announce_channel=ref.announce_channel,
+        announce_ts=ref.announce_ts,
+    )
+
+
+def _stored_form(
+    services: Services, changes: Changes, submission: Submission, metadata: ModalMetadata
+) -> ModalForm:
+    """The form at once from what we stored, while Close's current values are fetched."""
+    stored = changes.stored_opportunity(submission)
+    if stored is None:
+        return ModalForm(metadata=metadata, summary="Loading the opportunity from Close…")
+    return form_from_opportunity(
+        stored,
+        metadata=metadata,
+        owner=submission.request.owner_slack_id,
+        catalog=services.catalog,
+        summary="Loading the latest values from Close…",
+    )
+
+
+async def mark_outcome(
+    changes: Changes, ack: AsyncAck, body: dict[str, Any], kind: Outcome
+) -> None:
+    """Won or Lost: acked at once, the change made in Close and told in the background."""
+    await ack()
+    ref = ConfirmationRef.decode(_action_value(body))
+    actor = str_at(body, "user", "id") or ""
+    if ref is None:
+        return
+    spawn(changes.set_outcome(actor, ref, _thread(body), kind), name=f"mark-{kind}")
+
+
+class CheckedEdit(NamedTuple):
+    """An edit as validated: what to PUT (request, changed, the owner's Close user) or errors."""
+
+    request: DealRequest | None
+    errors: dict[str, str]
+    changed: list[str]
+    owner_close_id: str | None
+
+
+async def submit_edit(
+    services: Services, changes: Changes, ack: AsyncAck, body: dict[str, Any]
+) -> None:
+    """Validate like a new one, then PUT only what the user changed (after the ack)."""
+    view = dict_at(body, "view")
+    actor = str_at(body, "user", "id") or ""
+    metadata = ModalMetadata.decode(view.get("private_metadata"))
+    submission = (
+        await services.store.get(metadata.submission_id)
+        if metadata and metadata.submission_id
+        else None
+    )
+    if (
+        metadata is None
+        or metadata.loaded is None
+        or not fingerprinted(metadata.loaded)
+        or submission is None
+        or submission.opportunity_id is None
+    ):
+        await ack(response_action="errors", errors={"lead": STALE_EDIT})
+        return
+    state = dict_at(view, "state", "values")
+    values = read_state(state)
+    checked = await check_edit(services, values, metadata.loaded, set(state), actor=actor)
+    if checked.errors or checked.request is None:
+        await ack(response_action="errors", errors=checked.errors)
+        return
+    if not checked.changed:
+        await ack()  # nothing to save: the modal just closes
+        return
+    await ack(
+        response_action="update",
+        view=saving_view(checked.request.lead_name, private_metadata=metadata.encode()),
+    )
+    save = save_edit(
+        services,
+        changes,
+        actor=actor,
+        submission=submission,
+        metadata=metadata,
+        values=values,
+        request=checked.request,
+        changed=checked.changed,
+        owner_close_id=checked.owner_close_id,
+        view_id=str_at(view, "id"),
+    )
+    # Once Slack shows "Saving…": its views.update must not come before the ack's update.
+    after_ack(lambda: spawn(save, name="save-edit"))
+
+
+async def check_edit(
+    services: Services,
+    values: FormValues,
+    loaded: dict[str, str],
+    blocks: set[str],
+    *,
+    actor: str,
+) -> CheckedEdit:
+    """The form's checks, then what changed since it was `loaded`. Only a changed owner is
+    sent to Close, as their Close user: so only then is the owner mapped (and may fail)."""
+    checked = validate(values, services.catalog)
+    errors = dict(checked.errors)
+    request = checked.request
+    changed: list[str] = []
+    owner_close_id: str | None = None
+    if request is not None:
+        submitted = request_fields(request, values.owner, services.catalog)
+        changed = changed_fields(loaded, submitted, blocks)
+        if "owner" in changed and values.owner:
+            mapping = await services.identity.close_user_for(values.owner)
+            if mapping.close_user is None:
+                errors["owner"] = mapping.owner_error(is_self=values.owner == actor)
+            else:
+                owner_close_id = mapping.close_user.id
+    return CheckedEdit(
+        request=request, errors=errors, changed=changed, owner_close_id=owner_close_id
+    )
 
 
 def created_lead(metadata: ModalMetadata, name: str) -> str | None:

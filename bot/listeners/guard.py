@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import BaseModel
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 
 from bot.listeners.fallback import answer, notice_view, request_kind, tell_user
 from bot.listeners.payload import str_at
 from bot.services import Services
+from bot.slack.errors import SlackError
 from bot.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -86,13 +86,13 @@ async def _show_refusal(services: Services, body: dict[str, Any], text: str) -> 
     view_id = str_at(body, "view", "id") or str_at(body, "container", "view_id")
     try:
         if kind in ("shortcut", "message_action") and trigger_id:
-            await services.slack.views_open(trigger_id=trigger_id, view=notice_view(text))
+            await services.slack_gateway.open_view(trigger_id, notice_view(text))
             return
         if kind == "block_actions" and view_id and not str_at(body, "response_url"):
-            await services.slack.views_update(view_id=view_id, view=notice_view(text))
+            await services.slack_gateway.update_view(view_id, notice_view(text))
             return
-    except SlackApiError as error:
-        log.info("Could not show a refusal: %s", error.response.get("error"))
+    except SlackError as error:
+        log.info("Could not show a refusal: %s", error.code)
     await tell_user(services, body, text)
 
 

@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
 
 from bot.blocks.home import HOME_LOG_ACTION_ID, RECENT_LIMIT, HomeEntry, home_view
 from bot.close.errors import CloseError, CloseNotFound
@@ -16,6 +15,7 @@ from bot.deals.models import Submission, SubmissionState
 from bot.listeners.payload import str_at
 from bot.listeners.shortcuts import open_with_picker
 from bot.services import Services
+from bot.slack.errors import SlackError
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ async def publish_home(services: Services, user_id: str) -> None:
         await recent_entries(services, user_id), close_app_url=services.settings.close_app_url
     )
     try:
-        await services.slack.views_publish(user_id=user_id, view=view)
-    except SlackApiError as error:
-        log.warning("views.publish for %s failed: %s", user_id, error.response.get("error"))
+        await services.slack_gateway.publish_view(user_id, view)
+    except SlackError as error:
+        log.warning("views.publish for %s failed: %s", user_id, error.code)
 
 
 def register(app: AsyncApp, services: Services) -> None:

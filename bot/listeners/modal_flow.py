@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from slack_sdk.errors import SlackApiError
 
 from bot.blocks.messages import notice
 from bot.blocks.modal import LeadOption, ModalForm, ModalMetadata, build_opportunity_modal
@@ -21,6 +20,7 @@ from bot.deals.prefill import existing_lead_option, form_from_draft, new_lead_op
 from bot.lead_match import match_lead, search_term
 from bot.parsing import parse
 from bot.services import Services
+from bot.slack.errors import SlackError
 from bot.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -140,19 +140,19 @@ async def _open(
 ) -> str | None:
     view = build_opportunity_modal(form, services.catalog)
     try:
-        opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
-    except SlackApiError as error:
-        code = error.response.get("error")
+        opened = await services.slack_gateway.open_view(trigger_id, view)
+    except SlackError as error:
+        code = error.code
         log.warning("views.open failed: %s", code)
         await services.notifier.post(
             ReplyTarget(user_id=user_id, response_url=response_url),
             notice(f"Slack did not let me open the form in time (`{code}`). Please try again."),
         )
         return None
-    view_id: str = opened["view"]["id"]
+    view_id: str = opened["id"]
     if lead or source or refresh:
         spawn(
-            _after_open(services, form, view_id, opened["view"].get("hash"), source, lead, refresh),
+            _after_open(services, form, view_id, opened.get("hash"), source, lead, refresh),
             name="after-open",
         )
     return view_id
@@ -185,15 +185,13 @@ async def _after_open(
 async def fetch_permalink(services: Services, source: SourceMessage) -> str | None:
     """The message's Slack link, or None when Slack will not say (the note then goes without)."""
     try:
-        response = await asyncio.wait_for(
-            services.slack.chat_getPermalink(channel=source.channel, message_ts=source.ts),
+        return await asyncio.wait_for(
+            services.slack_gateway.permalink(source.channel, source.ts),
             timeout=PERMALINK_BUDGET_SECONDS,
         )
-    except (SlackApiError, TimeoutError) as error:
+    except (SlackError, TimeoutError) as error:
         log.info("chat.getPermalink failed: %s", type(error).__name__)
         return None
-    link = response.get("permalink")
-    return link if isinstance(link, str) else None
 
 
 def _result(future: asyncio.Future[T]) -> T | None:
@@ -272,11 +270,9 @@ async def update_modal(
     services: Services, view_id: str, form: ModalForm, view_hash: str | None
 ) -> dict[str, Any] | None:
     try:
-        response = await services.slack.views_update(
-            view_id=view_id, hash=view_hash, view=build_opportunity_modal(form, services.catalog)
+        return await services.slack_gateway.update_view(
+            view_id, build_opportunity_modal(form, services.catalog), hash=view_hash
         )
-    except SlackApiError as error:
-        log.info("views.update skipped: %s", error.response.get("error"))
+    except SlackError as error:
+        log.info("views.update skipped: %s", error.code)
         return None
-    view: dict[str, Any] = response["view"]
-    return view

@@ -24,7 +24,7 @@ COMPOSER = "COMPOSER"
 
 def register(app: AsyncApp, services: Services) -> None:
     unfurler = Unfurler(
-        slack=services.slack,
+        slack=services.slack_gateway,
         close=services.close,
         identity=services.identity,
         close_app_url=services.settings.close_app_url,

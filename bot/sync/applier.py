@@ -8,9 +8,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.blocks import messages
 from bot.blocks.changes import close_change_message, describe_changes
 from bot.blocks.messages import Message
@@ -23,25 +20,13 @@ from bot.deals.announce import Announcer, won_announcement
 from bot.deals.models import Submission
 from bot.deals.store import SubmissionStore
 from bot.jobs import Backoff, LostClaim
+from bot.slack.errors import Gone, NotAllowed, RateLimited, SlackError
+from bot.slack.gateway import SlackGateway
 from bot.sync.events import CloseEvent, parse_close_time
 from bot.sync.store import ChangeState, ChangeStore, OpportunityView, StoredChange
 
 log = logging.getLogger(__name__)
 
-# Slack errors that mean "this message or channel is gone for us": stop, do not retry.
-GONE = frozenset(
-    {
-        "message_not_found",
-        "cant_update_message",
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "thread_not_found",
-        "cannot_reply_to_message",
-        "restricted_action",
-        "edit_window_closed",
-    }
-)
 # While the app's own Edit/Won/Lost is on its way to Close, its event waits this long between looks.
 OWN_WRITE_RECHECK = timedelta(seconds=1)
 # An opportunity unknown here may be one a submission is creating right now: wait for it a bit.
@@ -78,7 +63,7 @@ class ChangeApplier:
         submissions: SubmissionStore,
         close: CloseClient,
         catalog: Catalog,
-        slack: AsyncWebClient,
+        slack: SlackGateway,
         announcer: Announcer,
         close_app_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -338,37 +323,34 @@ class ChangeApplier:
         """Run one step of telling unless a previous attempt did it; record it as done.
 
         Rate limits are waited out (the change comes back after Retry-After, never dropped);
-        a message or channel that is gone is forgotten, so later changes leave it alone.
+        a message, thread or channel that is gone for us (Gone) or refuses us (NotAllowed) is
+        forgotten, so later changes leave it alone.
         """
         if change.progress.get(step):
             return
         try:
             await act()
-        except SlackApiError as error:
-            code = str(error.response.get("error") or "")
-            if code == "ratelimited" or error.response.status_code == 429:
-                wait = _retry_after(error)
-                raise Retry(wait, f"Slack rate-limited {step}: retry in {wait:.1f}s") from error
-            if code in GONE:
-                log.info("Change %s: %s skipped, Slack says %s", change.id, step, code)
-                if submission_id is not None and step in FORGETTABLE:
-                    await self._submissions.forget_message(
-                        submission_id, FORGETTABLE[step], now=self._clock()
-                    )
-            elif change.attempts < MAX_ATTEMPTS:
-                raise Retry(_backoff(change), f"Slack refused {step}: {code}") from error
-            else:
-                log.warning("Change %s: gave up on %s after %s", change.id, step, code)
+        except RateLimited as error:
+            wait = error.retry_after
+            raise Retry(wait, f"Slack rate-limited {step}: retry in {wait:.1f}s") from error
+        except (Gone, NotAllowed) as error:
+            log.info("Change %s: %s skipped, Slack says %s", change.id, step, error.code)
+            if submission_id is not None and step in FORGETTABLE:
+                await self._submissions.forget_message(
+                    submission_id, FORGETTABLE[step], now=self._clock()
+                )
+        except SlackError as error:
+            if change.attempts < MAX_ATTEMPTS:
+                raise Retry(_backoff(change), f"Slack refused {step}: {error.code}") from error
+            log.warning("Change %s: gave up on %s after %s", change.id, step, error.code)
         if not await self.store.mark_step(change, step):
             raise LostClaim(change.id)
 
     async def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
-        await self._slack.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
-        )
+        await self._slack.post_message(channel, message, thread_ts=thread_ts)
 
     async def _update(self, channel: str, ts: str, message: Message) -> None:
-        await self._slack.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+        await self._slack.update_message(channel, ts, message)
 
     async def _finish(self, change: StoredChange, state: ChangeState, outcome: str) -> None:
         if not await self.store.finish(change, state, outcome, now=self._clock()):
@@ -419,14 +401,6 @@ def _became_won(event: CloseEvent, after: Opportunity, catalog: Catalog) -> bool
 
 def _field_names(lines: list[str]) -> list[str]:
     return [line.split("*")[1] for line in lines if line.count("*") >= 2]
-
-
-def _retry_after(error: SlackApiError) -> float:
-    header = error.response.headers.get("Retry-After") if error.response.headers else None
-    try:
-        return max(0.05, float(header)) if header is not None else 1.0
-    except ValueError:
-        return 1.0
 
 
 def _backoff(change: StoredChange) -> float:

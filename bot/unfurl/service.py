@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.previews import lead_not_found, lead_preview
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError, CloseNotFound
 from bot.close.models import LeadWithOpportunities
 from bot.identity import Identity
+from bot.slack.errors import Gone, RateLimited, SlackError
+from bot.slack.gateway import SlackGateway
 from bot.unfurl.cache import SeenRecently, SharedCache
 from bot.unfurl.links import lead_id_in
 
@@ -31,10 +31,6 @@ MAPPING_BUDGET_SECONDS = 3.0
 CLOSE_BUDGET_SECONDS = 8.0
 # A rate-limited chat.unfurl is tried once more after Slack's Retry-After, if that is this soon.
 RATE_LIMIT_MAX_WAIT_SECONDS = 10.0
-# Slack's answers that only mean "not this time": logged at INFO, nothing else to do.
-QUIET = frozenset(
-    {"ratelimited", "cannot_unfurl_url", "cannot_unfurl_message", "cannot_find_message"}
-)
 
 
 class LinkShared(BaseModel):
@@ -89,7 +85,7 @@ class Unfurler:
     def __init__(
         self,
         *,
-        slack: AsyncWebClient,
+        slack: SlackGateway,
         close: CloseClient,
         identity: Identity,
         close_app_url: str,
@@ -191,31 +187,22 @@ class Unfurler:
             return
         for attempt in (1, 2):
             try:
-                await self._slack.chat_unfurl(
-                    unfurls=unfurls,
+                await self._slack.unfurl(
+                    unfurls,
                     channel=target.get("channel"),
                     ts=target.get("ts"),
                     unfurl_id=target.get("unfurl_id"),
                     source=target.get("source"),
                 )
                 return
-            except SlackApiError as error:
-                code = str(error.response.get("error") or error.response.status_code)
-                if code == "ratelimited" and attempt == 1:
-                    wait = _retry_after(error)
-                    if wait <= RATE_LIMIT_MAX_WAIT_SECONDS:
-                        await self._sleep(wait)
-                        continue
-                if code in QUIET:
-                    log.info("chat.unfurl: Slack says %s; no preview this time", code)
-                else:
-                    log.warning("chat.unfurl refused: %s", code)
-                return
-
-
-def _retry_after(error: SlackApiError) -> float:
-    headers = error.response.headers or {}
-    try:
-        return max(0.05, float(headers.get("Retry-After", 1.0)))
-    except (TypeError, ValueError):
-        return 1.0
+            except RateLimited as error:
+                if attempt == 1 and error.retry_after <= RATE_LIMIT_MAX_WAIT_SECONDS:
+                    await self._sleep(error.retry_after)
+                    continue
+                # Only "not this time": no preview, nothing else to do.
+                log.info("chat.unfurl: Slack says %s; no preview this time", error.code)
+            except Gone as error:  # the message, or the link in it, is not ours to unfurl
+                log.info("chat.unfurl: Slack says %s; no preview this time", error.code)
+            except SlackError as error:
+                log.warning("chat.unfurl refused: %s", error.code)
+            return

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any, get_args
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
 from bot.close.catalog import Catalog
 from bot.close.models import Status, ValuePeriod
 from bot.deals.custom_text import read_custom_fields
-from bot.parsing import parse, parse_money
-from bot.parsing.periods import PERIOD_RE, period_of
+from bot.deals.fields import Invalid, read_confidence, read_date, read_period, read_value
+from bot.parsing import Draft, parse
 
 # What Workflow Builder shows for each input (the manifests' titles): errors name them so.
 INPUT_TITLES: dict[str, str] = {
@@ -28,11 +28,9 @@ INPUT_TITLES: dict[str, str] = {
     "note": "Note",
     "channel": "Post confirmation in",
 }
-_PERIODS: tuple[str, ...] = get_args(ValuePeriod)
-_PERIOD_WORDS = {"one_time", "one-time", "one time", "once"}
-_CONFIDENCE = re.compile(r"^\s*(\d{1,3})(?:[.,]0+)?\s*%?\s*$")
 LEAD_ID = re.compile(r"^lead_[A-Za-z0-9]+$")
 STATUSES_LISTED = 8
+_T = TypeVar("_T")
 
 
 class InputProblem(BaseModel):
@@ -115,7 +113,6 @@ def read_deal(
         locale=locale,
         status_labels=[status.label for status in catalog.statuses],
     )
-
     lead = inputs.lead or draft.lead
     if not lead:
         return InputProblem(
@@ -123,59 +120,19 @@ def read_deal(
             message="say which lead: a lead name or id (lead_…) here, "
             "or start the “Deal text” with the lead's name.",
         )
-
-    value, money_period = draft.value, None
-    if inputs.value is not None:
-        money = parse_money(inputs.value, locale=locale)
-        if money is None:
-            return InputProblem(
-                input="value",
-                message=f"“{inputs.value[:50]}” is not an amount. Try 12k, $12,500 or 1.5m.",
-            )
-        value, money_period = money.cents, money.period
-
-    period: ValuePeriod | None = money_period or draft.value_period
-    if inputs.value_period is not None:
-        read_period = _period(inputs.value_period)
-        if read_period is None:
-            return InputProblem(
-                input="value_period",
-                message=f"“{inputs.value_period[:40]}” is not a period: "
-                "use one_time, monthly or annual.",
-            )
-        period = read_period
-
-    confidence = draft.confidence
-    if inputs.confidence is not None:
-        match = _CONFIDENCE.match(inputs.confidence)
-        if not match or not 0 <= int(match.group(1)) <= 100:
-            return InputProblem(
-                input="confidence", message="a whole number from 0 to 100, e.g. 60."
-            )
-        confidence = int(match.group(1))
-
-    date_won = draft.date_won
-    if inputs.close_date is not None:
-        try:
-            date_won = date.fromisoformat(inputs.close_date)
-        except ValueError:
-            return InputProblem(
-                input="close_date",
-                message=f"“{inputs.close_date[:40]}” is not a date: use YYYY-MM-DD.",
-            )
-
-    status = default_status
-    if inputs.status is not None:
-        found = catalog.status_by_label(inputs.status) or catalog.status(inputs.status)
-        if found is None:
-            return InputProblem(input="status", message=_unknown_status(inputs.status, catalog))
-        status = found
-    elif draft.status:
-        found = catalog.status_by_label(draft.status)
-        if found is None:
-            return InputProblem(input="text", message=_unknown_status(draft.status, catalog))
-        status = found
-
+    value_and_period = _value_and_period(inputs, draft, locale=locale)
+    if isinstance(value_and_period, InputProblem):
+        return value_and_period
+    value, period = value_and_period
+    confidence = _explicit(inputs.confidence, read_confidence, "confidence", draft.confidence)
+    if isinstance(confidence, InputProblem):
+        return confidence
+    date_won = _explicit(inputs.close_date, read_date, "close_date", draft.date_won)
+    if isinstance(date_won, InputProblem):
+        return date_won
+    status = _status(inputs, draft, catalog, default_status)
+    if isinstance(status, InputProblem):
+        return status
     return DealInputs(
         lead=lead,
         status=status,
@@ -188,19 +145,57 @@ def read_deal(
     )
 
 
+def _explicit(
+    given: str | None, read: Callable[[str], _T | Invalid], input_name: str, drafted: _T | None
+) -> _T | InputProblem | None:
+    """An explicit input read by its field's rule, winning over what the text says."""
+    if given is None:
+        return drafted
+    result = read(given)
+    if isinstance(result, Invalid):
+        return InputProblem(input=input_name, message=result.in_step)
+    return result
+
+
+def _value_and_period(
+    inputs: StepInputs, draft: Draft, *, locale: str
+) -> tuple[int | None, ValuePeriod | None] | InputProblem:
+    """The value in cents and its period: a period typed with the `value` input ("12k/mo")
+    wins over the text's, and the `value_period` input over both."""
+    value, money_period = draft.value, None
+    if inputs.value is not None:
+        money = read_value(inputs.value, locale=locale)
+        if isinstance(money, Invalid):
+            return InputProblem(input="value", message=money.in_step)
+        value, money_period = money.cents, money.period
+    period: ValuePeriod | InputProblem | None = _explicit(
+        inputs.value_period, read_period, "value_period", money_period or draft.value_period
+    )
+    if isinstance(period, InputProblem):
+        return period
+    return value, period
+
+
+def _status(
+    inputs: StepInputs, draft: Draft, catalog: Catalog, default_status: Status | None
+) -> Status | InputProblem | None:
+    """The `status` input (a label or an id), else a status label the text names, else the
+    default; one Close does not have is the input's (or the text's) fault."""
+    if inputs.status is not None:
+        found = catalog.status_by_label(inputs.status) or catalog.status(inputs.status)
+        if found is None:
+            return InputProblem(input="status", message=_unknown_status(inputs.status, catalog))
+        return found
+    if draft.status:
+        found = catalog.status_by_label(draft.status)
+        if found is None:
+            return InputProblem(input="text", message=_unknown_status(draft.status, catalog))
+        return found
+    return default_status
+
+
 def is_lead_id(text: str) -> bool:
     return LEAD_ID.match(text.strip()) is not None
-
-
-def _period(text: str) -> ValuePeriod | None:
-    """one_time, monthly, annual, or any word the parser knows for them ("ARR", "per month")."""
-    folded = " ".join(text.split()).casefold()
-    if folded in _PERIODS:
-        return folded  # type: ignore[return-value]
-    if folded in _PERIOD_WORDS:
-        return "one_time"
-    match = PERIOD_RE.fullmatch(folded)
-    return period_of(match) if match else None
 
 
 def _unknown_status(typed: str, catalog: Catalog) -> str:

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.messages import lead_url
 from bot.close.catalog import Catalog
@@ -32,6 +30,8 @@ from bot.jobs import instance_name
 from bot.lead_match import match_lead, search_term
 from bot.lead_search import LeadSearch
 from bot.logs import redact
+from bot.slack.errors import Gone, SlackError, TokenRejected
+from bot.slack.gateway import SlackGateway
 from bot.tasks import spawn
 from bot.workflow.inputs import INPUT_TITLES, InputProblem, StepInputs, is_lead_id, read_deal
 from bot.workflow.models import StepState, WorkflowStep
@@ -45,11 +45,6 @@ LEAD_LOOKUP_SECONDS = 10.0
 ERROR_LIMIT = 1000
 # Telling Slack the outcome is retried this long (Slack down, rate limited), then given up.
 TELL_GIVE_UP = timedelta(days=1)
-# Slack's answers to functions.complete* meaning "nothing more to do".
-ALREADY_TOLD = frozenset({"execution_not_in_running_state", "function_execution_not_found"})
-CANNOT_TELL = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
-)
 # Close's field-errors keys -> the step input that sets the field: the modal's mapping, with
 # the two inputs named otherwise (the contact comes only from the text).
 _BLOCK_INPUTS = {"date_won": "close_date", "contact": "text"}
@@ -75,8 +70,7 @@ class WorkflowSteps:
         close: CloseClient,
         lead_search: LeadSearch,
         preferences: Preferences,
-        slack: AsyncWebClient,
-        slack_api_url: str,
+        slack: SlackGateway,
         close_app_url: str,
         default_pipeline: str | None = None,
         retry: RetryPolicy | None = None,
@@ -93,7 +87,6 @@ class WorkflowSteps:
         self._lead_search = lead_search
         self._preferences = preferences
         self._slack = slack
-        self._slack_api_url = slack_api_url
         self._close_app_url = close_app_url
         self._default_pipeline = default_pipeline
         self._retry = retry or RetryPolicy()
@@ -145,9 +138,7 @@ class WorkflowSteps:
             "created in Close: run the workflow again in a minute."
         )
         try:
-            await self._client(token).functions_completeError(
-                function_execution_id=execution_id, error=message
-            )
+            await self._slack.fail_step(token, execution_id, message)
         except Exception as error:
             log.error("Could not fail unstored step %s: %s", execution_id, _code(error))
 
@@ -385,15 +376,6 @@ class WorkflowSteps:
 
     # --- telling Slack -----------------------------------------------------------------------
 
-    def _client(self, token: str) -> AsyncWebClient:
-        """A client holding the execution's token, on the app client's connection pool."""
-        return AsyncWebClient(
-            token=token,
-            base_url=self._slack_api_url,
-            session=self._slack.session,
-            timeout=self._slack.timeout,
-        )
-
     async def _complete(
         self,
         step: WorkflowStep,
@@ -406,20 +388,19 @@ class WorkflowSteps:
         execution_id = step.function_execution_id
         if step.state in (StepState.COMPLETED, StepState.FAILED):
             return
-        client = self._client(step.bot_access_token)
+        token = step.bot_access_token
         message = redact(error or "")[:ERROR_LIMIT]
         try:
             if outputs is not None:
-                await client.functions_completeSuccess(
-                    function_execution_id=execution_id, outputs=outputs
-                )
+                await self._slack.complete_step(token, execution_id, outputs)
             else:
-                await client.functions_completeError(
-                    function_execution_id=execution_id, error=message
-                )
-        except SlackApiError as refused:
-            code = _code(refused)
-            if code == "parameter_validation_failed" and outputs is not None:
+                await self._slack.fail_step(token, execution_id, message)
+        except Gone as gone:  # the execution ended: told already (or timed out)
+            log.info("Workflow step %s was told already (%s)", execution_id, gone.code)
+        except TokenRejected as rejected:
+            log.error("Cannot tell Slack about workflow step %s: %s", execution_id, rejected.code)
+        except SlackError as refused:
+            if refused.code == "parameter_validation_failed" and outputs is not None:
                 log.error("Slack refused the outputs of step %s: %s", execution_id, outputs)
                 await self._complete(
                     step,
@@ -427,13 +408,8 @@ class WorkflowSteps:
                     f"({outputs.get('opportunity_url')}), but Slack refused this step's outputs.",
                 )
                 return
-            if code in ALREADY_TOLD:
-                log.info("Workflow step %s was told already (%s)", execution_id, code)
-            elif code in CANNOT_TELL:
-                log.error("Cannot tell Slack about workflow step %s: %s", execution_id, code)
-            else:
-                await self._tell_later(step, code)
-                return
+            await self._tell_later(step, refused.code)
+            return
         except (aiohttp.ClientError, TimeoutError) as unreachable:
             await self._tell_later(step, _code(unreachable))
             return
@@ -461,9 +437,8 @@ class WorkflowSteps:
 
 
 def _code(error: Exception) -> str:
-    if isinstance(error, SlackApiError):
-        code = error.response.get("error")
-        return str(code) if code else f"HTTP {error.response.status_code}"
+    if isinstance(error, SlackError):
+        return error.code
     return type(error).__name__
 
 

@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox import blockkit
-from bot.sandbox.functions_sim import COMPLETE_METHODS, FunctionRefused, Functions
-from bot.sandbox.server import RunningServer, start_server
-from bot.sandbox.socket_sim import SocketModeServer
+from sandbox import blockkit
+from sandbox.functions_sim import COMPLETE_METHODS, FunctionRefused, Functions
+from sandbox.server import RunningServer, start_server
+from sandbox.socket_sim import SocketModeServer
 
 DEFAULT_SCOPES: frozenset[str] = frozenset(
     {

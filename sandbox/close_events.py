@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
-    from bot.sandbox.close_sim import Org
+    from sandbox.close_sim import Org
 
 Json = dict[str, Any]
 Handler = Callable[[Request, Any], Awaitable[Json | Response]]

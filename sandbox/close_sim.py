@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox.close_events import (
+from sandbox.close_events import (
     BOOKKEEPING_FIELDS,
     Actor,
     CloseEvents,
@@ -33,7 +33,7 @@ from bot.sandbox.close_events import (
     not_found,
     parse_when,
 )
-from bot.sandbox.server import RunningServer, start_server
+from sandbox.server import RunningServer, start_server
 
 API_PREFIX = "/api/v1"
 APP_URL = "https://app.close.com/"

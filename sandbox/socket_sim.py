@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot.sandbox.server import bind_free_port
+from sandbox.server import bind_free_port
 
 Json = dict[str, Any]
 

@@ -14,9 +14,9 @@ from typing import Any, Self
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox import blockkit
-from bot.sandbox.functions_sim import StepRun
-from bot.sandbox.slack_sim import Call, SharedLinks, SlackSimulator
+from sandbox import blockkit
+from sandbox.functions_sim import StepRun
+from sandbox.slack_sim import Call, SharedLinks, SlackSimulator
 
 View = dict[str, Any]
 

@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any
 
-from bot.sandbox.render import render_message, render_view
-from bot.sandbox.stack import Sandbox, running_sandbox
+from sandbox.render import render_message, render_view
+from sandbox.stack import Sandbox, running_sandbox
 
 DEMO_TEXT = "Acme Corp 12k annual 60% close next friday"
 

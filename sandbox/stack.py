@@ -12,12 +12,12 @@ from typing import Any
 
 from bot.app import build_app
 from bot.http import create_http_app
-from bot.sandbox.close_sim import CloseSimulator
-from bot.sandbox.server import RunningServer, bind_free_port, start_server
-from bot.sandbox.slack_driver import SlackDriver
-from bot.sandbox.slack_sim import SlackSimulator
 from bot.services import Services, utc_now
 from bot.settings import Settings
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import RunningServer, bind_free_port, start_server
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import SlackSimulator
 
 # Obviously fake credentials: the simulators accept only these.
 BOT_TOKEN = "xoxb-sandbox-bot-token"

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 # The app's manifest: the simulator reads the functions from it, so the two cannot drift.
-MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "http.json"
+MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "http.json"
 COMPLETE_METHODS = frozenset({"functions.completeSuccess", "functions.completeError"})
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
 

@@ -1,0 +1,239 @@
+"""The one way the bot talks to Slack's Web API: a typed method per call, Slack's errors typed.
+
+Every call goes through `SlackGateway`, and every error Slack answers comes out as one of
+bot.slack.errors' categories. Posting a message anywhere (a channel, a thread, a DM) is one
+method, `post_message`: what decides who will read a post belongs there, so no caller can
+forget it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.slack.errors import slack_error
+
+if TYPE_CHECKING:
+    from bot.blocks.messages import Message
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a posted message is: its conversation and its `ts`."""
+
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserAnswer:
+    """users.info's `user`, with the answer's headers (`x-oauth-scopes` says what was granted)."""
+
+    user: dict[str, Any]
+    headers: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MembersPage:
+    """One page of users.list; `next_cursor` is None on the last."""
+
+    members: list[dict[str, Any]]
+    next_cursor: str | None
+    headers: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthAnswer:
+    """auth.test: who the token is, in which workspace, and the answer's headers (scopes)."""
+
+    user: str | None
+    team: str | None
+    team_id: str | None
+    headers: Mapping[str, Any]
+
+
+class SlackGateway:
+    """Slack's Web API for the bot, over one slack_sdk client (and its connection pool).
+
+    Methods return what their callers use and raise bot.slack.errors' typed errors for Slack's
+    refusals; Slack not answering stays aiohttp.ClientError / TimeoutError (see errors.py).
+    """
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    # --- messages ---------------------------------------------------------------------------
+
+    async def post_message(
+        self, channel: str, message: Message, *, thread_ts: str | None = None
+    ) -> MessageRef:
+        """Post `message` to a channel, a thread (`thread_ts`) or a DM (its channel id).
+
+        The one method that posts a message: every channel post, thread reply and DM of the
+        bot comes through here.
+        """
+        response = await _answer(
+            "chat.postMessage",
+            self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
+            ),
+        )
+        return MessageRef(channel=response["channel"], ts=response["ts"])
+
+    async def update_message(self, channel: str, ts: str, message: Message) -> None:
+        await _answer(
+            "chat.update", self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+        )
+
+    async def post_ephemeral(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """A message only `user` sees, in `channel` (or its thread)."""
+        await _answer(
+            "chat.postEphemeral",
+            self.client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, text=text
+            ),
+        )
+
+    async def unfurl(
+        self,
+        unfurls: dict[str, dict[str, Any]],
+        *,
+        channel: str | None = None,
+        ts: str | None = None,
+        unfurl_id: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        """Link previews for a message (`channel` + `ts`) or a link being typed (`unfurl_id`
+        + `source`), keyed by the URLs exactly as they were shared."""
+        await _answer(
+            "chat.unfurl",
+            self.client.chat_unfurl(
+                unfurls=unfurls, channel=channel, ts=ts, unfurl_id=unfurl_id, source=source
+            ),
+        )
+
+    async def permalink(self, channel: str, message_ts: str) -> str | None:
+        response = await _answer(
+            "chat.getPermalink",
+            self.client.chat_getPermalink(channel=channel, message_ts=message_ts),
+        )
+        link = response.get("permalink")
+        return link if isinstance(link, str) else None
+
+    async def open_dm(self, user_id: str) -> str:
+        """The channel id of the app's DM with `user_id` (conversations.open)."""
+        opened = await _answer("conversations.open", self.client.conversations_open(users=user_id))
+        channel_id: str = opened["channel"]["id"]
+        return channel_id
+
+    # --- views ------------------------------------------------------------------------------
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> dict[str, Any]:
+        """Open a modal; the view as Slack has it (its `id`, its `hash`)."""
+        opened = await _answer(
+            "views.open", self.client.views_open(trigger_id=trigger_id, view=view)
+        )
+        shown: dict[str, Any] = opened["view"]
+        return shown
+
+    async def update_view(
+        self, view_id: str, view: dict[str, Any], *, hash: str | None = None
+    ) -> dict[str, Any]:
+        """Replace an open modal; with `hash`, Slack refuses when the user changed it meanwhile."""
+        updated = await _answer(
+            "views.update", self.client.views_update(view_id=view_id, hash=hash, view=view)
+        )
+        shown: dict[str, Any] = updated["view"]
+        return shown
+
+    async def publish_view(self, user_id: str, view: dict[str, Any]) -> None:
+        """The user's App Home tab."""
+        await _answer("views.publish", self.client.views_publish(user_id=user_id, view=view))
+
+    # --- people and tokens ------------------------------------------------------------------
+
+    async def user_info(self, user_id: str) -> UserAnswer:
+        response = await _answer(
+            "users.info", self.client.users_info(user=user_id, include_locale=True)
+        )
+        return UserAnswer(user=response["user"], headers=response.headers)
+
+    async def members_page(self, *, limit: int, cursor: str | None = None) -> MembersPage:
+        response = await _answer(
+            "users.list",
+            self.client.users_list(limit=limit, cursor=cursor, include_locale=True),
+        )
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        return MembersPage(
+            members=list(response.get("members") or []),
+            next_cursor=cursor,
+            headers=response.headers,
+        )
+
+    async def user_id_by_email(self, email: str) -> str | None:
+        found = await _answer("users.lookupByEmail", self.client.users_lookupByEmail(email=email))
+        user_id = (found.get("user") or {}).get("id")
+        return user_id if isinstance(user_id, str) else None
+
+    async def auth_test(self) -> AuthAnswer:
+        auth = await _answer("auth.test", self.client.auth_test())
+        return AuthAnswer(
+            user=auth.get("user"),
+            team=auth.get("team"),
+            team_id=auth.get("team_id"),
+            headers=auth.headers,
+        )
+
+    async def open_socket_connection(self, app_token: str) -> None:
+        """apps.connections.open with the app-level token (the URL it hands out is unused)."""
+        await _answer(
+            "apps.connections.open", self.client.apps_connections_open(app_token=app_token)
+        )
+
+    # --- workflow steps ---------------------------------------------------------------------
+
+    async def complete_step(
+        self, token: str, function_execution_id: str, outputs: dict[str, str]
+    ) -> None:
+        """functions.completeSuccess, with the execution's own token."""
+        await _answer(
+            "functions.completeSuccess",
+            self._with_token(token).functions_completeSuccess(
+                function_execution_id=function_execution_id, outputs=outputs
+            ),
+        )
+
+    async def fail_step(self, token: str, function_execution_id: str, error: str) -> None:
+        """functions.completeError, with the execution's own token: `error` is what the
+        workflow's builder sees."""
+        await _answer(
+            "functions.completeError",
+            self._with_token(token).functions_completeError(
+                function_execution_id=function_execution_id, error=error
+            ),
+        )
+
+    def _with_token(self, token: str) -> AsyncWebClient:
+        """A client holding `token`, on this client's connection pool."""
+        return AsyncWebClient(
+            token=token,
+            base_url=self.client.base_url,
+            session=self.client.session,
+            timeout=self.client.timeout,
+        )
+
+
+async def _answer(method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+    """Slack's answer to `call`, or the typed error for its refusal (the one place that
+    catches slack_sdk's SlackApiError)."""
+    try:
+        return await call
+    except SlackApiError as error:
+        raise slack_error(method, error) from error
