@@ -148,7 +148,6 @@ class Services:
         lead_search = LeadSearch(close)
         preferences = Preferences(session_factory(engine))
         store.on_accepted = preferences.remember  # write-through: no read after a submission
-        # One runner for every kind of job, looked for in the order registered on each turn.
         worker = JobRunner(
             poll_seconds=settings.worker_poll_seconds,
             lease=timedelta(seconds=settings.worker_lease_seconds),
