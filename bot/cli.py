@@ -89,7 +89,8 @@ def _load_settings() -> Settings | None:
     except ValidationError as error:
         for problem in error.errors():
             name = ".".join(str(part) for part in problem["loc"]).upper()
-            print(f"error: {name}: {problem['msg']}", file=sys.stderr)
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"error: {name}: {message}" if name else f"error: {message}", file=sys.stderr)
         return None
 
 

@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAuthError, CloseError
+from bot.connections.store import ConnectionStore
 from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_scopes
 from bot.identity.mapping import close_label
 from bot.identity.store import UserLinkStore
 from bot.logs import RedactSecrets
-from bot.settings import HOW_TO_GET, Settings
+from bot.settings import HOW_TO_GET, Settings, split_keys
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, session_factory
@@ -91,6 +92,7 @@ async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
                 else None
             )
             await _check_sync(report, settings, close, engine, catalog is not None)
+            await _check_oauth(report, settings, engine)
             if slack_ok and catalog is not None:
                 identity = Identity(
                     slack, catalog, links=links, admin_user_ids=frozenset(settings.admin_user_ids)
@@ -313,6 +315,42 @@ async def _check_sync(
             report.ok("The Close key can read the event log")
         except CloseError as error:
             report.fail(f"Close refused to list events ({error}): use an admin's API key.")
+
+
+async def _check_oauth(report: _Report, settings: Settings, engine: AsyncEngine | None) -> None:
+    """Per-person Close access: configured or not, and how many people are connected."""
+    report.line("People's own Close (OAuth)")
+    if not settings.oauth_configured:
+        report.ok(
+            f"Not configured (CLOSE_ACCESS={settings.access}): everything goes through "
+            "CLOSE_API_KEY. Set CLOSE_OAUTH_CLIENT_ID and CLOSE_OAUTH_CLIENT_SECRET to let "
+            "people connect their own Close account."
+        )
+        return
+    sealing = settings.token_encryption_key
+    keys = len(split_keys(sealing.get_secret_value())) if sealing is not None else 0
+    report.ok(
+        f"Configured (CLOSE_ACCESS={settings.access}): client {settings.close_oauth_client_id}, "
+        f"redirect URI {settings.close_oauth_redirect_uri} (register it in Close's OAuth app), "
+        f"{keys} token encryption key(s)"
+    )
+    if settings.socket_mode:
+        report.ok(
+            f"Socket Mode serves the connect pages on PORT {settings.port}: PUBLIC_URL must "
+            "reach it."
+        )
+    if engine is None:
+        return
+    try:
+        connected, broken = await ConnectionStore(
+            session_factory(engine), dialect=engine.dialect.name
+        ).count()
+    except Exception:  # an older schema: its tables come with the next start
+        report.warn("The database has no connection table yet: the bot adds it when it starts.")
+        return
+    people = "1 person" if connected == 1 else f"{connected} people"
+    must = f", {broken} of whom must reconnect" if broken else ""
+    report.ok(f"{people} connected their own Close account{must}")
 
 
 async def _check_subscription(

@@ -1,5 +1,6 @@
 """HTTP mode: Starlette under uvicorn, `POST /slack/events` for everything Slack sends,
-`POST /close/webhook` for Close's changes, and the operations endpoints (`GET /healthz`,
+`POST /close/webhook` for Close's changes, `GET /close/oauth/start` and `/close/oauth/callback`
+for people connecting their own Close account, and the operations endpoints (`GET /healthz`,
 `/readyz`, `/metrics`) that Socket Mode and `worker` also serve on METRICS_PORT.
 
 In front of Bolt sits a guard that Slack never notices and attackers always do: the body is
@@ -34,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 from bot import eager_ack
 from bot.after_ack import collecting
 from bot.app import ack_outcome
+from bot.connections.routes import oauth_routes
 from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
 from bot.logs import bind_slack
 from bot.metrics import ack_kind
@@ -239,6 +241,7 @@ def create_http_app(
         routes=[
             Route("/slack/events", slack_events_endpoint(services, bolt, secret), methods=["POST"]),
             Route("/close/webhook", close_webhook_endpoint(services), methods=["POST"]),
+            *oauth_routes(lambda: services.access),
             *ops_routes(services),
         ],
         lifespan=_lifespan(services, run_worker=run_worker, before_start=before_start),
@@ -378,7 +381,11 @@ def ops_routes(services: Services) -> list[BaseRoute]:
     ]
 
 
-def create_ops_app(services: Services) -> Starlette:
+def create_ops_app(services: Services, *, oauth: bool = False) -> Starlette:
     """The operations endpoints alone, for Socket Mode and `worker` (on METRICS_PORT); the
-    runner starts and stops `services` itself."""
-    return Starlette(routes=ops_routes(services))
+    runner starts and stops `services` itself. `oauth`: the Close connect routes too (Socket
+    Mode with a PUBLIC_URL serves them on PORT)."""
+    routes = ops_routes(services)
+    if oauth:
+        routes += oauth_routes(lambda: services.access)
+    return Starlette(routes=routes)

@@ -236,20 +236,37 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 @contextlib.asynccontextmanager
-async def _ops_server(settings: Settings, services: Services) -> AsyncIterator[None]:
-    """GET /healthz, /readyz and /metrics on METRICS_PORT, if set (Socket Mode and `worker`)."""
-    if settings.metrics_port is None:
+async def _ops_server(
+    settings: Settings, services: Services, *, oauth: bool = False
+) -> AsyncIterator[None]:
+    """GET /healthz, /readyz and /metrics on METRICS_PORT, if set (Socket Mode and `worker`).
+
+    `oauth` (Socket Mode with a PUBLIC_URL): the Close connect routes on PORT, with the
+    operations endpoints beside them (on METRICS_PORT too when that is another port)."""
+    servers: list[tuple[str, int, Starlette]] = []
+    if oauth and settings.public_url is not None:
+        servers.append(("PORT", settings.port, create_ops_app(services, oauth=True)))
+    if settings.metrics_port is not None and not (
+        servers and settings.metrics_port == settings.port
+    ):
+        servers.append(("METRICS_PORT", settings.metrics_port, create_ops_app(services)))
+    async with contextlib.AsyncExitStack() as stack:
+        for name, port, app in servers:
+            await stack.enter_async_context(_serving(name, port, app))
         yield
-        return
+
+
+@contextlib.asynccontextmanager
+async def _serving(name: str, port: int, app: Starlette) -> AsyncIterator[None]:
     try:
-        sock = _listening_socket(settings.metrics_port)
+        sock = _listening_socket(port)
     except OSError as error:
         raise Refusal(
-            f"error: cannot listen on METRICS_PORT {settings.metrics_port} ({error.strerror}): "
+            f"error: cannot listen on {name} {port} ({error.strerror}): "
             "pick a free port, or unset it."
         ) from error
     config = uvicorn.Config(
-        create_ops_app(services),
+        app,
         lifespan="off",
         log_level="warning",
         log_config=None,
@@ -259,7 +276,7 @@ async def _ops_server(settings: Settings, services: Services) -> AsyncIterator[N
         timeout_graceful_shutdown=1,
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="ops-server")
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"server-{name.lower()}")
     try:
         yield
     finally:
@@ -297,7 +314,7 @@ async def run_socket_mode(settings: Settings, checks: Preflight | None = None) -
         return 1
     stop = _stop_event()
     try:
-        async with _ops_server(settings, services):
+        async with _ops_server(settings, services, oauth=True):
             await services.start()
             start_up_over()
             handler = SocketModeHandler(

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
+from bot.connections import CloseAccess, build_access
 from bot.deals.announce import Announcer
 from bot.deals.jobs import submission_jobs
 from bot.deals.notify import Notifier
@@ -87,6 +88,8 @@ class Services:
     # The Workflow Builder step "Create a Close opportunity".
     workflow: WorkflowSteps | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # People's own Close connections (OAuth); None when Close OAuth is not configured.
+    access: CloseAccess | None = None
     # A lead's contacts for the modal's `contact` block, by lead id: (monotonic instant, list).
     lead_contacts: dict[str, tuple[float, list[Contact]]] = field(default_factory=dict, repr=False)
     # False: `start` leaves warming the parser up to the runner (`serve` finishes it in the
@@ -195,7 +198,12 @@ class Services:
             on_new=partial(worker.kick, changing.name),
             clock=clock,
         )
+        access = build_access(
+            settings, engine=engine, close=close, catalog=catalog, slack=gateway, clock=clock
+        )
+        identity.use_connections(access)  # a connected Close user is the person's mapping
         return cls(
+            access=access,
             settings=settings,
             slack=slack,
             close=close,
@@ -266,6 +274,8 @@ class Services:
         await asyncio.gather(self.worker.stop(grace=grace), _settle(short, grace))
         await self.catalog.stop()
         await self.close.aclose()
+        if self.access is not None:
+            await self.access.aclose()
         if self.slack.session is not None:
             await self.slack.session.close()
             self.slack.session = None

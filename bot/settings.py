@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
@@ -72,11 +73,41 @@ class Settings(BaseSettings):
     # without one the event log is read every CLOSE_EVENTS_POLL_SECONDS (0: never).
     public_url: str | None = None
     close_events_poll_seconds: float = Field(default=30.0, ge=0)
+    # Per-person Close access (PRODUCT.md): a Close OAuth app of the same org lets people
+    # connect their own Close account; their tokens are sealed with TOKEN_ENCRYPTION_KEY.
+    close_oauth_client_id: str | None = None
+    close_oauth_client_secret: SecretStr | None = None
+    close_oauth_authorize_url: str = "https://app.close.com/oauth2/authorize/"
+    close_oauth_token_url: str = "https://api.close.com/oauth2/token/"
+    # `key`, `personal` or `either`; unset: `either` with OAuth configured, else `key`.
+    close_access: Literal["key", "personal", "either"] | None = None
+    # Fernet keys, comma-separated: the first seals, any opens (rotation).
+    token_encryption_key: SecretStr | None = None
 
     @field_validator("admin_user_ids", "allowed_user_ids", "allowed_channel_ids", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _split_ids(value)
+
+    @field_validator(
+        "close_oauth_client_id", "close_oauth_client_secret", "token_encryption_key", mode="before"
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("close_access", mode="before")
+    @classmethod
+    def _access(cls, value: object) -> object:
+        return (value.strip().lower() or None) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> Settings:
+        """Refuse a half-configured Close OAuth: people would meet the failure, not the admin."""
+        problem = oauth_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -109,6 +140,29 @@ class Settings(BaseSettings):
         return f"{self.public_url}close/webhook" if self.public_url else None
 
     @property
+    def oauth_configured(self) -> bool:
+        """People can connect their own Close account (CLOSE_OAUTH_CLIENT_ID and _SECRET set)."""
+        return self.close_oauth_client_id is not None and self.close_oauth_client_secret is not None
+
+    @property
+    def access(self) -> Literal["key", "personal", "either"]:
+        """CLOSE_ACCESS as it applies: unset means `either` with OAuth configured, else `key`."""
+        if self.close_access is not None:
+            return self.close_access
+        return "either" if self.oauth_configured else "key"
+
+    @property
+    def close_oauth_redirect_uri(self) -> str | None:
+        """Where Close's consent page sends people back (PUBLIC_URL/close/oauth/callback)."""
+        return f"{self.public_url}close/oauth/callback" if self.public_url else None
+
+    def close_oauth_start_url(self, state: str) -> str | None:
+        """The link a *Connect Close* button opens: our start route, which sends on to Close."""
+        if not self.public_url:
+            return None
+        return f"{self.public_url}close/oauth/start?state={state}"
+
+    @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
@@ -138,5 +192,62 @@ class Settings(BaseSettings):
             self.slack_signing_secret,
             self.slack_app_token,
             self.close_api_key,
+            self.close_oauth_client_secret,
         )
-        return [s.get_secret_value() for s in secrets if s is not None]
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.token_encryption_key is not None:
+            values += split_keys(self.token_encryption_key.get_secret_value())
+        return values
+
+
+def split_keys(value: str) -> list[str]:
+    """TOKEN_ENCRYPTION_KEY's keys, in order (the first seals, any opens)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+NEW_KEY_COMMAND = (
+    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+)
+
+
+def oauth_problem(settings: Settings) -> str | None:
+    """Why the Close OAuth configuration cannot work, in one line for the admin; None if it can."""
+    has_id = settings.close_oauth_client_id is not None
+    has_secret = settings.close_oauth_client_secret is not None
+    if has_id != has_secret:
+        missing = "CLOSE_OAUTH_CLIENT_SECRET" if has_id else "CLOSE_OAUTH_CLIENT_ID"
+        return (
+            f"{missing} is not set: Close OAuth needs both CLOSE_OAUTH_CLIENT_ID and "
+            "CLOSE_OAUTH_CLIENT_SECRET (Close > Settings > Developer > OAuth Apps)."
+        )
+    if not has_id:
+        if settings.close_access == "personal":
+            return (
+                "CLOSE_ACCESS=personal needs Close OAuth: set CLOSE_OAUTH_CLIENT_ID and "
+                "CLOSE_OAUTH_CLIENT_SECRET, or use CLOSE_ACCESS=key."
+            )
+        return None
+    if settings.public_url is None:
+        return (
+            "Close OAuth needs PUBLIC_URL: Close sends people back to "
+            "PUBLIC_URL/close/oauth/callback (register that as the OAuth app's redirect URI)."
+        )
+    if settings.token_encryption_key is None:
+        return (
+            "Close OAuth needs TOKEN_ENCRYPTION_KEY to keep people's Close tokens encrypted "
+            f"at rest. Make one with: {NEW_KEY_COMMAND}"
+        )
+    keys = split_keys(settings.token_encryption_key.get_secret_value())
+    if not keys or not all(_fernet_key(key) for key in keys):
+        return (
+            "TOKEN_ENCRYPTION_KEY must be one or more comma-separated Fernet keys (32 url-safe "
+            f"base64-encoded bytes each). Make one with: {NEW_KEY_COMMAND}"
+        )
+    return None
+
+
+def _fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (ValueError, UnicodeEncodeError):
+        return False

@@ -33,6 +33,7 @@ from sandbox.close_events import (
     not_found,
     parse_when,
 )
+from sandbox.close_oauth import CloseOAuthSim
 from sandbox.server import RunningServer, start_server
 
 API_PREFIX = "/api/v1"
@@ -202,6 +203,16 @@ def default_org() -> Org:
     )
 
 
+def other_org() -> Org:
+    """Another Close organization (one person): the bot refuses connections made to it."""
+    return Org(
+        id="orga_elsewhere",
+        name="Elsewhere Ltd",
+        me_user_id="user_zoe",
+        users=[_user("user_zoe", "zoe@elsewhere.example", "Zoe", "Zimmer")],
+    )
+
+
 def every_field_type_org() -> Org:
     """The seeded org plus the custom field types it lacks: datetime, contact, a type the bot
     does not know, and a choices field too long for one Slack select (150 choices)."""
@@ -355,12 +366,16 @@ def _relative(path: str) -> str:
 # --- the simulator ----------------------------------------------------------------------
 
 
-class CloseSimulator(CloseEvents):
+class CloseSimulator(CloseEvents, CloseOAuthSim):
     """Close's REST API for one org, in memory; start it on 127.0.0.1 or mount `app`.
 
     Opportunity writes land in the event log (`events`) and go out to webhook subscriptions
     (`webhooks`, `deliveries`); see CloseEvents for those knobs. `change_opportunity`,
     `delete_opportunity` and `create_opportunity_as` play a person working in Close's app.
+
+    OAuth (CloseOAuthSim): a consent page at `oauth_authorize_url`, the token endpoint at
+    `oauth_token_url`; the REST API takes a user's Bearer token as well as the API key and then
+    acts as that user (created_by, updated_by, events) and sees what they may see.
     """
 
     def __init__(self, api_key: str = "api_sandbox.key", org: Org | None = None) -> None:
@@ -383,8 +398,11 @@ class CloseSimulator(CloseEvents):
         self._server: RunningServer | None = None
         self._stopping: asyncio.Event | None = None
         self._init_events()
+        self._init_oauth()
+        # Other Close organizations a person might sign in to on the consent page.
+        self.other_orgs: list[Org] = [other_org()]
         self.app = Starlette(
-            routes=self._routes(),
+            routes=[*self._routes(), *self._oauth_routes()],
             exception_handlers={HTTPException: self._http_exception},  # type: ignore[dict-item]
         )
 
@@ -614,6 +632,12 @@ class CloseSimulator(CloseEvents):
 
     def _check_auth(self, request: Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            user = self.bearer_user(token.strip())
+            if user is None:
+                raise SimError(401, {"error": "The access token is invalid or has expired."})
+            request.state.oauth_user = user
+            return
         username = ""
         if scheme.lower() == "basic":
             try:
@@ -675,10 +699,19 @@ class CloseSimulator(CloseEvents):
             "RateLimit": f"limit={limit}, remaining={limit - used - 1}, reset={_seconds(reset)}"
         }
 
+    def _api_actor(self, request: Request) -> Actor:
+        """The key acts as its owner; a Bearer token as the user who granted it."""
+        actor = super()._api_actor(request)
+        user = getattr(request.state, "oauth_user", None)
+        if user is None:
+            return actor
+        return Actor(user, None, actor.request_id, actor.request_method, actor.request_path)
+
     # --- metadata endpoints ---
 
     async def _me(self, request: Request, body: Any) -> Json:
-        me = self.org.find(self.org.users, self.org.me_user_id) or {}
+        user_id = getattr(request.state, "oauth_user", None) or self.org.me_user_id
+        me = self.org.find(self.org.users, user_id) or {}
         orgs = [{"id": self.org.id, "name": self.org.name, "currency": self.org.currency}]
         return {**me, "organizations": orgs}
 
@@ -737,7 +770,11 @@ class CloseSimulator(CloseEvents):
         object_types, conditions = _search_terms(body["query"])
         if object_types != {"lead"}:
             raise bad_request(None, "The sandbox only searches leads (object_type lead).")
-        leads = [lead for lead in self.org.leads if all(c(lead) for c in conditions)]
+        leads = [
+            lead
+            for lead in self.org.leads
+            if all(c(lead) for c in conditions) and self.visible_lead(request, lead["id"])
+        ]
         fields_wanted = (body.get("_fields") or {}).get("lead") or ["id"]
         data = [
             {"__object_type": "lead", **{k: lead.get(k) for k in fields_wanted}}
@@ -749,7 +786,11 @@ class CloseSimulator(CloseEvents):
         query = request.query_params.get("query", "").strip()
         match = re.fullmatch(r'name:\s*"(.*)"|name:\s*(\S+)|(.*)', query)
         needle = next((g for g in match.groups() if g is not None), "") if match else ""
-        leads = [lead for lead in self.org.leads if needle.lower() in lead["name"].lower()]
+        leads = [
+            lead
+            for lead in self.org.leads
+            if needle.lower() in lead["name"].lower() and self.visible_lead(request, lead["id"])
+        ]
         page = _page(_rank(leads), request, maximum=200)
         wanted = [f for f in request.query_params.get("_fields", "").split(",") if f]
         if wanted:
@@ -760,7 +801,7 @@ class CloseSimulator(CloseEvents):
 
     async def _get_lead(self, request: Request, body: Any) -> Json:
         lead = self.org.find(self.org.leads, request.path_params["lead_id"])
-        if lead is None:
+        if lead is None or not self.visible_lead(request, lead["id"]):
             raise not_found("Lead")
         out = self._lead_out(lead)
         # `_fields=id,opportunities`: only those (opportunities embedded, as Close does).
@@ -774,6 +815,9 @@ class CloseSimulator(CloseEvents):
             raise bad_request({"name": "This field is required."})
         lead = _lead(self._new_id("lead"), name.strip(), self.org.id, _now().isoformat())
         self.org.leads.append(lead)
+        creator = getattr(request.state, "oauth_user", None)
+        if creator is not None:
+            self.own_lead(lead["id"], creator)
         for contact in body.get("contacts") or []:
             if isinstance(contact, dict) and contact.get("name"):
                 self.org.contacts.append(
@@ -800,14 +844,19 @@ class CloseSimulator(CloseEvents):
 
     async def _contacts(self, request: Request, body: Any) -> Json:
         lead_id = request.query_params.get("lead_id")
-        contacts = [c for c in self.org.contacts if lead_id is None or c["lead_id"] == lead_id]
+        contacts = [
+            c
+            for c in self.org.contacts
+            if (lead_id is None or c["lead_id"] == lead_id)
+            and self.visible_lead(request, c["lead_id"])
+        ]
         return _page(contacts, request)
 
     # --- opportunities ---
 
     async def _list_opportunities(self, request: Request, body: Any) -> Json:
         q = request.query_params
-        items = self.org.opportunities
+        items = [o for o in self.org.opportunities if self.visible_lead(request, o.get("lead_id"))]
         for key in ("lead_id", "user_id", "status_id", "status_type", "pipeline_id"):
             if q.get(key):
                 items = [o for o in items if o.get(key) == q[key]]
@@ -822,17 +871,25 @@ class CloseSimulator(CloseEvents):
         return page
 
     async def _get_opportunity(self, request: Request, body: Any) -> Json:
-        return self._opp_out(self._opportunity(request.path_params["opp_id"]))
+        return self._opp_out(self._visible_opportunity(request))
+
+    def _visible_opportunity(self, request: Request) -> Json:
+        opp = self._opportunity(request.path_params["opp_id"])
+        if not self.visible_lead(request, opp.get("lead_id")):
+            raise not_found("Opportunity")
+        return opp
 
     async def _create_opportunity(self, request: Request, body: Any) -> Json:
         if not isinstance(body, dict):
             raise bad_request(None, "Expected a JSON object.")
+        if not self.visible_lead(request, body.get("lead_id")):
+            raise bad_request({"lead_id": "Object does not exist."})
         opp = self._create(body, _tz_offset(request), self._api_actor(request))
         opp["_tz_offset"] = request.headers.get("x-tz-offset")
         return self._opp_out(opp)
 
     async def _update_opportunity(self, request: Request, body: Any) -> Json:
-        opp = self._opportunity(request.path_params["opp_id"])
+        opp = self._visible_opportunity(request)
         if not isinstance(body, dict):
             raise bad_request(None, "Expected a JSON object.")
         self._update(opp, body, _tz_offset(request), self._api_actor(request))
@@ -841,7 +898,7 @@ class CloseSimulator(CloseEvents):
         return self._opp_out(opp)
 
     async def _delete_opportunity(self, request: Request, body: Any) -> Json:
-        self._delete(self._opportunity(request.path_params["opp_id"]), self._api_actor(request))
+        self._delete(self._visible_opportunity(request), self._api_actor(request))
         return {}
 
     # --- a person (or an automation) working in Close's app ---
@@ -1241,5 +1298,6 @@ __all__ = [
     "RecordedRequest",
     "default_org",
     "every_field_type_org",
+    "other_org",
     "value_formatted",
 ]

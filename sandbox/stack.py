@@ -23,6 +23,8 @@ from sandbox.slack_sim import SlackSimulator
 BOT_TOKEN = "xoxb-sandbox-bot-token"
 SIGNING_SECRET = "sandbox-signing-secret"
 CLOSE_API_KEY = "api_sandbox.closekey"
+# Fernet key (32 bytes, url-safe base64) that seals the sandbox's Close tokens: fake, like the rest.
+TOKEN_ENCRYPTION_KEY = "c2FuZGJveC10b2tlbi1zZWFsaW5nLWtleS0zMmJ5dGU="
 
 
 @dataclass
@@ -62,6 +64,17 @@ def sandbox_settings(
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def oauth_settings(close: CloseSimulator) -> dict[str, Any]:
+    """Settings that point the bot's Close OAuth at the (started) simulator's OAuth app."""
+    return {
+        "close_oauth_client_id": close.oauth.client_id,
+        "close_oauth_client_secret": close.oauth.client_secret,
+        "close_oauth_authorize_url": close.oauth_authorize_url,
+        "close_oauth_token_url": close.oauth_token_url,
+        "token_encryption_key": TOKEN_ENCRYPTION_KEY,
+    }
+
+
 @asynccontextmanager
 async def running_sandbox(
     *,
@@ -70,11 +83,14 @@ async def running_sandbox(
     close: CloseSimulator | None = None,
     slack: SlackSimulator | None = None,
     webhook: bool = False,
+    oauth: bool = False,
     **settings_overrides: Any,
 ) -> AsyncIterator[Sandbox]:
     """Start both simulators and the bot (uvicorn, real HTTP), and stop them all afterwards.
 
     `webhook`: the bot's own URL is its PUBLIC_URL, so Close's changes arrive by webhook.
+    `oauth`: people can connect their own Close account (the simulator's OAuth app; the bot's
+    own URL is its PUBLIC_URL, so Close's changes come by webhook as in production).
     """
     close = close or CloseSimulator(api_key=CLOSE_API_KEY)
     slack = slack or SlackSimulator(bot_token=BOT_TOKEN)
@@ -84,10 +100,12 @@ async def running_sandbox(
         slack_url = await slack.start()
         sock = bind_free_port()
         try:
-            if webhook:
+            if webhook or oauth:
                 settings_overrides.setdefault(
                     "public_url", f"http://127.0.0.1:{sock.getsockname()[1]}/"
                 )
+            if oauth:
+                settings_overrides = {**oauth_settings(close), **settings_overrides}
             settings = sandbox_settings(
                 close_url=close_url, slack_url=slack_url, database_url=url, **settings_overrides
             )

@@ -1,4 +1,4 @@
-"""Close's published OpenAPI description (../shared/specs/close-openapi.yml), for the tests.
+"""Close's published OpenAPI description (tests/specs/close-openapi.yml), for the tests.
 
 It is a JSON Schema 2020-12 world (OpenAPI 3.1): a part of it becomes a standalone schema once
 the spec's `components` travel with it, so its `#/components/schemas/…` references resolve.
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import shared_path
+from tests.conftest import SPECS
 
 
 @functools.cache
@@ -25,8 +25,8 @@ def _load(path: str) -> dict[str, Any]:
 
 
 def close_spec() -> dict[str, Any]:
-    """The whole description (parsed once per run), or skip when ../shared is not beside us."""
-    return _load(str(shared_path("specs", "close-openapi.yml")))
+    """The whole description (parsed once per run)."""
+    return _load(str(SPECS / "close-openapi.yml"))
 
 
 def spec_schema(schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,16 +9,8 @@ import pytest
 
 from sandbox.stack import Sandbox, running_sandbox
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-def shared_path(*parts: str) -> Path:
-    """A file of ../shared (the specs), or skip when this checkout has none beside it."""
-    base = Path(os.environ.get("SHARED_DIR", SHARED))
-    path = base.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    return path
+# Copies of Close's published OpenAPI description and Slack's manifest JSON Schema (README, Tests).
+SPECS = Path(__file__).resolve().parent / "specs"
 
 
 @pytest.fixture

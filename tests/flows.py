@@ -44,9 +44,16 @@ async def submit(
     return response.json() if response.content else {}
 
 
-async def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> None:  # noqa: ASYNC109
+async def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:  # noqa: ASYNC109
+    """Poll `predicate` (a plain or an async callable) until it is truthy, and return its value;
+    AssertionError once `timeout` seconds have passed without."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)

@@ -1,7 +1,7 @@
 """Every request CloseClient sends, checked against Close's published OpenAPI description.
 
 Each public method of the client is called (through CALLS) against the Close simulator; every
-request the simulator recorded must then be an operation of ../shared/specs/close-openapi.yml:
+request the simulator recorded must then be an operation of tests/specs/close-openapi.yml:
 a described path and method, described query parameters only, and a JSON body that fits the
 operation's requestBody schema. A public method without an entry in CALLS fails the test, so a
 method added later cannot skip the check.

@@ -91,6 +91,14 @@ async def settled(sb: Sandbox, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         await asyncio.sleep(0.05)
 
 
+async def read_again(sb: Sandbox, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    """Once the event log has been read (and what it found stored) by a read begun now."""
+    poller, since = sb.services.sync.poller, sb.services.clock()
+    assert poller is not None
+    # `last_read_at` is when the last whole read began, set once it has stored its events.
+    await wait_until(lambda: (poller.last_read_at or since) > since, timeout=timeout)
+
+
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
     await wait_until(predicate, timeout=timeout)
 
@@ -179,7 +187,7 @@ async def test_change_in_close_arrives_through_the_event_log(polling: Sandbox) -
     await wait_for(lambda: len(replies(sb, channel, root)) == 1)
     reply = _text(replies(sb, channel, root)[0])
     assert "An automation" in reply and "Confidence" in reply and "80%" in reply
-    await asyncio.sleep(FAST_POLL * 3)  # read again (the 5-minute rescan): still one reply
+    await read_again(sb)  # the 5-minute rescan finds the change again: still one reply
     await settled(sb)
     assert len(replies(sb, channel, root)) == 1
 

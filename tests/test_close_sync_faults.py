@@ -14,7 +14,7 @@ import pytest
 from bot.sync.webhook import STATE_KEY
 from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import wait_until
-from tests.test_close_sync import FAST_POLL, _text, replies, settled
+from tests.test_close_sync import FAST_POLL, _text, read_again, replies, settled
 from tests.test_confirmation_actions import log_deal, message
 
 
@@ -99,7 +99,7 @@ async def test_close_failing_while_the_event_log_is_read_delays_but_loses_nothin
         sb.close.rate_limit(3, reset=0.1, paths=["/event/"])
         sb.close.change_opportunity(opportunity["id"], {"value": 1800000})
         await wait_until(lambda: len(replies(sb, channel, root)) == 1, timeout=10)
-        await asyncio.sleep(FAST_POLL * 3)
+        await read_again(sb)  # the rescan finds it again
         await settled(sb)
         assert len(replies(sb, channel, root)) == 1
         failed = [r for r in sb.close.requests if r.path == "/event/" and r.status != 200]

@@ -15,7 +15,15 @@ from sandbox.slack_driver import SlackDriver
 from sandbox.slack_sim import SlackSimulator
 from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
 from tests.flows import wait_until
-from tests.test_durability import BotProcess, frozen_submission, send, summaries, wait_summaries
+from tests.test_durability import (
+    CHANGES_ENDED,
+    BotProcess,
+    ask,
+    frozen_submission,
+    send,
+    summaries,
+    wait_summaries,
+)
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 
@@ -29,9 +37,13 @@ def change_replies(slack: SlackSimulator, root: str, channel: str = "C0SALES") -
 
 async def log_through(bot: BotProcess, slack: SlackSimulator) -> None:
     async with SlackDriver(slack, bot.url + "slack/events", SIGNING_SECRET) as driver:
+        mark = slack.mark()
         command = await driver.slash_command("Acme Corp 12k annual", channel_id="C0SALES")
         view = await driver.wait_for_view(command.trigger_id)
-        await asyncio.sleep(0.3)  # the lead preselection lands
+        # The lead preselection lands (a views.update of this view).
+        await slack.wait_for(
+            "views.update", lambda c: c.params["view_id"] == view["id"], since=mark
+        )
         await send(driver, frozen_submission(slack, view["id"]))
     await wait_summaries(slack, 1, timeout=15)
 
@@ -70,7 +82,9 @@ async def test_killed_mid_telling_the_restart_finishes_without_telling_twice(
             await wait_until(
                 lambda: "18,000" in json.dumps(summaries(slack)[0].get("blocks")), timeout=15
             )
-            await asyncio.sleep(0.5)
+            # Nothing more under way: every delivery answered, every change stored has ended.
+            await close.wait_deliveries_idle()
+            await wait_until(lambda: ask(database_url, CHANGES_ENDED), timeout=10)
             assert len(change_replies(slack, root)) == 1
             assert len(close.webhooks) == 1 and close.count("POST", "/webhook/") == 1
         finally:
@@ -96,7 +110,9 @@ async def test_two_processes_behind_one_url_keep_one_subscription_and_tell_each_
         try:
             await asyncio.gather(a.start(), b.start())
             await wait_until(lambda: bool(close.webhooks), timeout=10)
-            await asyncio.sleep(1.0)  # both keepers have run
+            # Both keepers have run: each listed Close's subscriptions (one after the other,
+            # under the setup lease); the second found the first one's.
+            await wait_until(lambda: close.count("GET", "/webhook/") >= 2, timeout=10)
             assert len(close.webhooks) == 1 and close.count("POST", "/webhook/") == 1
             await log_through(a, slack)
             root = summaries(slack)[0]["ts"]
@@ -107,12 +123,20 @@ async def test_two_processes_behind_one_url_keep_one_subscription_and_tell_each_
                 await asyncio.sleep(0.05)
             await wait_until(lambda: len(change_replies(slack, root)) == 3, timeout=15)
             await wait_until(lambda: close.count("GET", "/event/") >= 6, timeout=10)
-            await asyncio.sleep(1.5)  # the event log has been read again by now: no more replies
+            # The event log read again after the replies: a read is one GET per action in turn
+            # (created, updated, deleted), stored as each answers, and reads never overlap; 5
+            # more GETs hold a read begun after this point that has stored its `updated` page.
+            # Then nothing is left to tell.
+            reads = close.count("GET", "/event/")
+            await wait_until(lambda: close.count("GET", "/event/") >= reads + 5, timeout=10)
+            await close.wait_deliveries_idle()
+            await wait_until(lambda: ask(pg_url, CHANGES_ENDED), timeout=10)
             told = change_replies(slack, root)
             assert len(told) == 3
             assert "$12,000 annual → $13,000 annual" in told[0]
             assert "$14,000 annual → $15,000 annual" in told[2]
             assert "15,000" in json.dumps(summaries(slack)[0].get("blocks"))
+            assert len(close.webhooks) == 1 and close.count("POST", "/webhook/") == 1
         finally:
             for bot in (a, b):
                 await bot.stopped()

@@ -150,6 +150,35 @@ async def wait_state(sb: Sandbox, state: SubmissionState, timeout: float = 5.0) 
         await asyncio.sleep(0.02)
 
 
+async def all_told(sb: Sandbox) -> bool:
+    """Every submission stored is told and marked (none left to work), and every create sent
+    to Close has had its answer: past this, nothing more is created or said."""
+    rows = await stored(sb)
+    return (
+        bool(rows)
+        and all(row.confirmed_at is not None for row in rows)
+        and all(post.status is not None for post in opportunity_posts(sb.close))
+    )
+
+
+# Questions a test asks of a bot process's store from outside (SQLite and PostgreSQL alike):
+# every submission stored is told and marked (none left to work), every change from Close ended.
+ALL_TOLD = "SELECT count(*) > 0 AND count(*) = count(confirmed_at) FROM submissions"
+CHANGES_ENDED = (
+    "SELECT count(*) = 0 FROM close_events WHERE state IN ('pending', 'applying', 'telling')"
+)
+
+
+async def ask(url: str, sql: str) -> bool:
+    """The answer to `sql` (one true-or-false value) from the database at `url`."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return bool((await connection.exec_driver_sql(sql)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
 # --- the schema ---------------------------------------------------------------------------
 
 
@@ -389,7 +418,7 @@ async def test_same_submission_resent_sequentially_creates_one_opportunity(
         assert "Creating the opportunity" in json.dumps(first["view"])
         # The repeat shows the outcome Close already gave, not a "Creating…" that never ends.
         assert "Created the opportunity" in json.dumps(second["view"])
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: all_told(sb))
         assert len(sb.close.opportunities) == 1
         assert len(opportunity_posts(sb.close)) == 1
         assert len(summaries(sb.slack)) == 1
@@ -403,7 +432,7 @@ async def test_double_tap_sent_concurrently_creates_one_opportunity(tmp_path: Pa
         acks = await asyncio.gather(*(send(sb.driver, body) for _ in range(5)))
         assert all(ack["response_action"] == "update" for ack in acks)
         await wait_summaries(sb.slack, 1)
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: all_told(sb))
         assert len(sb.close.opportunities) == 1
         assert len(opportunity_posts(sb.close)) == 1
         assert len(summaries(sb.slack)) == 1
@@ -570,9 +599,12 @@ async def test_sigkill_between_ack_and_create_then_restart_creates_once(
         try:
             await first.start()
             async with SlackDriver(slack, first.url + "slack/events", SIGNING_SECRET) as driver:
+                mark = slack.mark()
                 command = await driver.slash_command("Acme Corp 12k annual", channel_id="C0SALES")
                 view = await driver.wait_for_view(command.trigger_id)
-                await asyncio.sleep(0.3)  # the lead preselection lands
+                await slack.wait_for(  # the lead preselection lands
+                    "views.update", lambda c: c.params["view_id"] == view["id"], since=mark
+                )
                 if moment == "before-close-has-it":
                     # Close keeps answering 429 to the create: the worker is stuck waiting.
                     close.fail(10_000, 429, paths=["/opportunity/"], methods=["POST"])
@@ -589,7 +621,8 @@ async def test_sigkill_between_ack_and_create_then_restart_creates_once(
 
             await second.start()  # a new process on the same file finishes the job
             await wait_summaries(slack, 1, timeout=15)
-            await asyncio.sleep(0.3)
+            # Told and marked: the submission has ended, nothing more is created or said.
+            await wait_until(lambda: ask(database_url, ALL_TOLD), 10)
             assert len(close.opportunities) == 1
             answered = [r for r in opportunity_posts(close) if r.status == 200]
             if moment == "after-close-has-it":
@@ -612,6 +645,16 @@ async def test_sigkill_between_ack_and_create_then_restart_creates_once(
                 await bot.stopped()
 
 
+def attempts(path: Path) -> int:
+    """How many times the only submission in the SQLite file at `path` was claimed."""
+    db = sqlite3.connect(path)
+    try:
+        [(count,)] = db.execute("SELECT attempts FROM submissions").fetchall()
+    finally:
+        db.close()
+    return int(count)
+
+
 async def test_a_frozen_worker_whose_create_is_still_on_its_way_is_not_created_twice(
     tmp_path: Path,
 ) -> None:
@@ -629,9 +672,12 @@ async def test_a_frozen_worker_whose_create_is_still_on_its_way_is_not_created_t
             await first.start()
             await second.start()
             async with SlackDriver(slack, first.url + "slack/events", SIGNING_SECRET) as driver:
+                mark = slack.mark()
                 command = await driver.slash_command("Acme Corp 12k annual", channel_id="C0SALES")
                 view = await driver.wait_for_view(command.trigger_id)
-                await asyncio.sleep(0.3)  # the lead preselection lands
+                await slack.wait_for(  # the lead preselection lands
+                    "views.update", lambda c: c.params["view_id"] == view["id"], since=mark
+                )
                 # Close takes 4 s before it creates anything: the create is on its way.
                 close.create_latency = 4.0
                 ack = await send(driver, frozen_submission(slack, view["id"]))
@@ -645,10 +691,15 @@ async def test_a_frozen_worker_whose_create_is_still_on_its_way_is_not_created_t
             [sender] = [b for b in (first, second) if b.process and b.process.pid == sender_pid]
             assert sender.process is not None
             sender.process.send_signal(signal.SIGSTOP)
-            await asyncio.sleep(2.0)
+            # Frozen until the other process has claimed it (a claim counts an attempt).
+            await wait_until(lambda: attempts(tmp_path / "frozen.sqlite3") >= 2, 10)
             sender.process.send_signal(signal.SIGCONT)
             await wait_summaries(slack, 1, timeout=20)
-            await asyncio.sleep(1.0)
+            # Told and marked, and Close has answered the create: nothing more is under way.
+            await wait_until(lambda: ask(database_url, ALL_TOLD), 10)
+            await wait_until(
+                lambda: all(r.status is not None for r in opportunity_posts(close)), 10
+            )
             assert len(close.opportunities) == 1
             assert len(summaries(slack)) == 1
         finally:

@@ -11,7 +11,7 @@ from referencing import Registry, Resource
 
 from bot.settings import Settings
 from bot.unfurl.links import unfurl_domain
-from tests.conftest import shared_path
+from tests.conftest import SPECS
 
 MANIFESTS = sorted((Path(__file__).resolve().parents[1] / "manifests").glob("*.json"))
 SCHEMA_REFS = {
@@ -21,7 +21,7 @@ SCHEMA_REFS = {
 
 
 def validator() -> jsonschema.Draft7Validator:
-    folder = shared_path("specs", "slack-manifest-schema")
+    folder = SPECS / "slack-manifest-schema"
     root = json.loads((folder / "manifest.schema.json").read_text())
     registry: Registry = Registry()
     for url, name in SCHEMA_REFS.items():

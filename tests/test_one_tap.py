@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -145,6 +144,7 @@ async def test_late_lead_lookup_does_not_overwrite_what_the_user_changed(sandbox
 
 async def test_lead_picked_by_the_user_is_not_replaced_by_the_lookup(sandbox: Sandbox) -> None:
     sandbox.close.path_latency["/data/search/"] = 0.6
+    mark = sandbox.slack.mark()
     result = await sandbox.driver.slash_command("Acme Corp 12k")
     view_id = (await sandbox.driver.wait_for_view(result.trigger_id))["id"]
     await sandbox.driver.select_in_view(
@@ -152,7 +152,12 @@ async def test_lead_picked_by_the_user_is_not_replaced_by_the_lookup(sandbox: Sa
         "lead",
         {"text": {"type": "plain_text", "text": "Initech"}, "value": "lead_initech"},
     )
-    await asyncio.sleep(1.0)  # the lookup answers meanwhile; its stale-hash update is refused
+    # The lookup answers meanwhile; its stale-hash update is refused.
+    await sandbox.slack.wait_for(
+        "views.update",
+        lambda c: c.params.get("view_id") == view_id and c.response.get("error") == "hash_conflict",
+        since=mark,
+    )
     await submit(sandbox, view_id)
     [opportunity] = await wait_opportunities(sandbox, 1)
     assert opportunity["lead_id"] == "lead_initech"

@@ -104,8 +104,12 @@ async def test_metrics_show_close_rate_limits_waits_and_a_queue_that_waits(
     view_id = await open_modal(sb, "Globex 40k one-time")
     await submit(sb, view_id)
     await wait_until(lambda: last_post_failed(sb) is not None, 5)
-    await asyncio.sleep(0.3)
-    samples = await scrape(sb)
+
+    async def waited_a_while() -> Samples | None:
+        samples = await scrape(sb)
+        return samples if value(samples, "opportunity_bot_queue_oldest_seconds") > 0.2 else None
+
+    samples = await wait_until(waited_a_while, 5)
     assert value(samples, "opportunity_bot_queue_depth") == 1
     assert value(samples, "opportunity_bot_queue_oldest_seconds") > 0.2
     assert value(samples, close, endpoint="POST /opportunity/", status="503") >= 1

@@ -104,7 +104,11 @@ async def test_sigterm_mid_load_hands_back_what_it_holds_and_the_next_start_fini
             close.clear_faults()
             await second.start()
             await wait_until(lambda: len(summaries(slack)) >= len(acked), 15)
-            await asyncio.sleep(0.3)
+
+            async def all_told() -> bool:  # every submission told and marked: none left to work
+                return all(entry.confirmed_at is not None for entry in await audit(database_url))
+
+            await wait_until(all_told, 10)
             # Every acked submission in Close exactly once, told exactly once; the six cut short
             # after reaching Close were found there, never posted again.
             assert len(close.opportunities) == len(acked)

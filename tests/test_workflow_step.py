@@ -34,6 +34,7 @@ from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, run
 from tests import test_durability_pg
 from tests.flows import wait_until
 from tests.process import APP_TOKEN, Bot
+from tests.test_durability import ALL_TOLD, all_told, ask
 from tests.test_durability_pg import second_instance
 
 FAST: dict[str, Any] = {
@@ -166,7 +167,10 @@ async def test_redelivered_event_makes_one_opportunity_and_one_completion(
         execution = await done(sb, run)
         await stored_step(sb, run, "completed")
         again.append(await sb.driver.function_executed(again=run, retry_num=4))  # after it all
-        await asyncio.sleep(0.5)
+        # Acked once stored (a redelivery finds its row): by now the store shows any work it
+        # made, and there is none; the step stays completed, its one submission told.
+        await stored_step(sb, run, "completed")
+        await wait_until(lambda: all_told(sb))
         assert len(sb.close.opportunities) == 1
         assert len(opportunity_posts(sb)) == 1
         assert [c.method for c in execution.completions] == ["functions.completeSuccess"]
@@ -302,7 +306,7 @@ async def test_channel_the_bot_cannot_post_in_gets_nothing_and_no_dm(tmp_path: P
     async with step_sandbox(tmp_path) as sb:
         execution = await done(sb, await run_step(sb, text=TEXT, channel="C0PRIVATE"))
         assert execution.state == "completed", execution.error
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: all_told(sb))  # the telling is over (its failures included)
         assert posted(sb) == [] and sb.slack.calls("conversations.open") == []
 
 
@@ -356,7 +360,7 @@ async def test_sigkill_mid_way_then_restart_creates_once_and_completes_once(
             await second.start()  # a new process on the same file finishes the job
             execution = await slack.functions.wait_done(run.execution.id, 20)
             assert execution.state == "completed", execution.error
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: ask(database_url, ALL_TOLD), 10)  # told and marked
             [opportunity] = close.opportunities
             assert execution.outputs is not None
             assert execution.outputs["opportunity_id"] == opportunity["id"]
@@ -509,7 +513,7 @@ async def test_socket_mode_step_and_its_redelivery_make_one_opportunity(tmp_path
                     assert await slack.socket_mode.wait_ack(envelope["envelope_id"]) == {}
             await slack.functions.wait_done(execution.id, 15)
             assert execution.state == "completed", execution.error
-            await asyncio.sleep(0.5)
+            await wait_until(lambda: ask(database_url, ALL_TOLD), 10)  # told and marked
             [opportunity] = close.opportunities
             assert execution.outputs is not None
             assert execution.outputs["opportunity_id"] == opportunity["id"]
@@ -561,7 +565,7 @@ async def test_steps_delivered_to_two_instances_are_each_created_and_told_once(
             execution = await done(sb, run, timeout=20)
             assert execution.state == "completed", execution.error
             assert [c.error for c in execution.completions] == [None]
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: all_told(sb))
         assert len(sb.close.opportunities) == 7
         assert len(opportunity_posts(sb)) == 7
         names = sorted(lead["display_name"] for lead in sb.close.org.leads)

@@ -13,7 +13,17 @@ from bot.blocks.text import BUTTON_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 
 HOME_LOG_ACTION_ID = "home_log_opportunity"
+# Same action id as the command's *Connect Close* link button (acked by bot.listeners.connect).
+HOME_CONNECT_ACTION_ID = "close_connect"
 RECENT_LIMIT = 10
+
+
+class HomeConnection(BaseModel):
+    """The person's own Close connection line: connected as whom, or a link to connect."""
+
+    connected_as: str | None = None
+    broken: bool = False
+    url: str | None = None  # a fresh *Connect Close* link (None: none to offer)
 
 
 class HomeEntry(BaseModel):
@@ -60,7 +70,44 @@ def _entry_blocks(index: int, entry: HomeEntry, close_app_url: str) -> dict[str,
     }
 
 
-def home_view(entries: list[HomeEntry], *, close_app_url: str) -> dict[str, Any]:
+def connection_blocks(connection: HomeConnection) -> list[dict[str, Any]]:
+    """A connected-as line, or *Connect Close* (with why) when not connected or broken."""
+    if connection.connected_as is not None and not connection.broken:
+        text = f"Connected to Close as *{fit_mrkdwn(connection.connected_as, 200)}*."
+        return [
+            {
+                "type": "context",
+                "block_id": "close_connection",
+                "elements": [{"type": "mrkdwn", "text": text}],
+            }
+        ]
+    if connection.url is None:
+        return []
+    if connection.broken:
+        text = "Close no longer accepts your connection: connect again to act as yourself."
+    else:
+        text = "Connect your Close account so that what you do here goes to Close as you."
+    return [
+        {
+            "type": "section",
+            "block_id": "close_connection",
+            "text": {"type": "mrkdwn", "text": text},
+            "accessory": {
+                "type": "button",
+                "action_id": HOME_CONNECT_ACTION_ID,
+                "text": {
+                    "type": "plain_text",
+                    "text": "Reconnect Close" if connection.broken else "Connect Close",
+                },
+                "url": connection.url,
+            },
+        }
+    ]
+
+
+def home_view(
+    entries: list[HomeEntry], *, close_app_url: str, connection: HomeConnection | None = None
+) -> dict[str, Any]:
     """The Home tab as Slack view JSON (views.publish)."""
     blocks: list[dict[str, Any]] = [
         {
@@ -85,6 +132,7 @@ def home_view(entries: list[HomeEntry], *, close_app_url: str) -> dict[str, Any]
                 }
             ],
         },
+        *connection_blocks(connection or HomeConnection()),
         {"type": "divider", "block_id": "divider"},
         {
             "type": "header",

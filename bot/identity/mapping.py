@@ -12,7 +12,8 @@ from bot.close.models import User
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile
 from bot.identity.store import UserLink
 
-Source = Literal["override", "email", "none"]
+# `connected`: the person connected their own Close account (OAuth); it outranks the rest.
+Source = Literal["connected", "override", "email", "none"]
 
 
 class Mapping(BaseModel):
@@ -28,6 +29,7 @@ class Mapping(BaseModel):
     transient: bool = False
     slack_name: str = ""
     link: UserLink | None = None  # the stored link this answer used, if any
+    connected_at: datetime | None = None  # when they connected their Close account (OAuth)
 
     @property
     def mapped(self) -> bool:
@@ -42,6 +44,21 @@ class Mapping(BaseModel):
             return self.explain()
         who = "You have" if is_self else f"{self.slack_name or 'This person'} has"
         return f"{who} no Close account I can match. {self.explain()}"
+
+
+def connected(base: Mapping, user: User, connected_at: datetime) -> Mapping:
+    """The person connected their own Close account: that user is who they are."""
+    return base.model_copy(
+        update={
+            "close_user": user,
+            "source": "connected",
+            "reason": f"They connected their Close account as {close_label(user)} on "
+            f"{connected_at:%Y-%m-%d} (this outranks admin links and email).",
+            "fix": "",
+            "transient": False,
+            "connected_at": connected_at,
+        }
+    )
 
 
 def close_label(user: User) -> str:

@@ -6,19 +6,22 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from rapidfuzz import process
 
 from bot.close.catalog import Catalog
 from bot.close.models import User
-from bot.identity.mapping import Mapping, close_label, decide
+from bot.identity.mapping import Mapping, close_label, connected, decide
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
 from bot.identity.store import UserLink, UserLinkStore
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
 from bot.tasks import spawn
+
+if TYPE_CHECKING:
+    from bot.connections import CloseAccess, Connection
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,30 @@ class Identity:
         self._remembering: set[str] = set()  # users whose link write is under way
         # What Slack's x-oauth-scopes said last: None until a response carried the header.
         self.emails_visible: bool | None = None
+        # People's own Close connections (OAuth), when configured: they outrank the rest.
+        self._access: CloseAccess | None = None
+        self._connections_cached: dict[str, tuple[float, Connection | None]] = {}
+
+    def use_connections(self, access: CloseAccess | None) -> None:
+        """Map connected people to the Close user they connected as (seen at once here after a
+        connect or disconnect in this process, within `link_cache_ttl` from another)."""
+        self._access = access
+        if access is not None:
+            access.on_change = self._forget_connection
+
+    def _forget_connection(self, user_id: str) -> None:
+        self._connections_cached.pop(user_id, None)
+
+    async def _connection(self, user_id: str) -> Connection | None:
+        if self._access is None:
+            return None
+        now = asyncio.get_running_loop().time()
+        cached = self._connections_cached.get(user_id)
+        if cached and cached[0] > now:
+            return cached[1]
+        found = await self._access.connection(user_id)
+        remember_user(self._connections_cached, user_id, (now + self._link_ttl, found), now)
+        return found
 
     # --- Slack profiles ---
 
@@ -222,6 +249,10 @@ class Identity:
                 transient=True,
             )
         mapping = self._decide(user_id, profile, link, who=_WHO)
+        if not mapping.refused:
+            as_connected = await self._as_connected(mapping)
+            if as_connected is not None:
+                return as_connected
         if _WHO in mapping.fix:  # only unmapped answers name admins: look them up only then
             mapping = self._decide(user_id, profile, link, who=await self.who_can_link())
         if remember_later:
@@ -231,6 +262,17 @@ class Identity:
         else:
             await self._remember_safely(mapping, profile, link)
         return mapping
+
+    async def _as_connected(self, mapping: Mapping) -> Mapping | None:
+        try:
+            connection = await self._connection(mapping.slack_user_id)
+        except Exception:
+            log.warning("Could not read the Close connection of %s", mapping.slack_user_id)
+            return None
+        if connection is None:
+            return None
+        user = self._catalog.user(connection.close_user_id) or User(id=connection.close_user_id)
+        return connected(mapping, user, connection.connected_at)
 
     async def _remember_safely(
         self, mapping: Mapping, profile: SlackProfile | None, link: UserLink | None

@@ -8,6 +8,7 @@ from bot.listeners import (
     actions,
     commands,
     confirmation_actions,
+    connect,
     home,
     options,
     shortcuts,
@@ -20,6 +21,7 @@ from bot.services import Services
 
 def register(app: AsyncApp, services: Services) -> None:
     commands.register(app, services)
+    connect.register(app, services)
     views.register(app, services)
     options.register(app, services)
     actions.register(app, services)

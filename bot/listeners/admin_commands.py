@@ -141,6 +141,14 @@ def _now_text(mapping: Mapping, subject: str) -> str:
 def describe(mapping: Mapping, *, is_self: bool) -> str:
     """The whoami answer: which Close user, how, and — when none — why and what to do."""
     who = "You are" if is_self else f"<@{mapping.slack_user_id}> is"
+    if mapping.close_user is not None and mapping.source == "connected":
+        label = escape(close_label(mapping.close_user))
+        when = f" on {mapping.connected_at:%Y-%m-%d}" if mapping.connected_at else ""
+        undo = " `/opportunity disconnect` forgets it." if is_self else ""
+        return (
+            f"{who} *{label}* in Close: connected as *{label}*{when} with their own Close "
+            f"account (this outranks admin links and email).{undo}"
+        ).replace("with their own", "with your own" if is_self else "with their own")
     if mapping.close_user is not None:
         how = escape(mapping.reason)
         link = mapping.link

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.listeners import admin_commands
+from bot.listeners import admin_commands, connect
 from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
@@ -24,7 +24,21 @@ def register(app: AsyncApp, services: Services) -> None:
         # Only a lone "help" asks for help: "Help Scout 12k" is a deal with the lead Help Scout.
         if text.lower() in ("help", "?", "-h", "--help") or looks_like_help(text):
             await respond(
-                text=HELP_TEXT + "\n\n" + admin_commands.MAPPING_HELP, response_type="ephemeral"
+                text=HELP_TEXT
+                + "\n\n"
+                + admin_commands.MAPPING_HELP
+                + "\n\n"
+                + connect.CONNECT_HELP,
+                response_type="ephemeral",
+            )
+            return
+        if connect.is_connect_command(text):
+            await connect.handle(
+                services,
+                text,
+                team_id=str(body.get("team_id") or ""),
+                user_id=str(body.get("user_id") or ""),
+                respond=respond,
             )
             return
         subcommand = admin_commands.parse_subcommand(text)

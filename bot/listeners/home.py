@@ -8,7 +8,13 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.blocks.home import HOME_LOG_ACTION_ID, RECENT_LIMIT, HomeEntry, home_view
+from bot.blocks.home import (
+    HOME_LOG_ACTION_ID,
+    RECENT_LIMIT,
+    HomeConnection,
+    HomeEntry,
+    home_view,
+)
 from bot.close.errors import CloseError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.models import Submission, SubmissionState
@@ -83,9 +89,11 @@ async def recent_entries(services: Services, user_id: str) -> list[HomeEntry]:
     return entries
 
 
-async def publish_home(services: Services, user_id: str) -> None:
+async def publish_home(services: Services, user_id: str, team_id: str = "") -> None:
     view = home_view(
-        await recent_entries(services, user_id), close_app_url=services.settings.close_app_url
+        await recent_entries(services, user_id),
+        close_app_url=services.settings.close_app_url,
+        connection=await home_connection(services, user_id, team_id),
     )
     try:
         await services.slack_gateway.publish_view(user_id, view)
@@ -93,12 +101,28 @@ async def publish_home(services: Services, user_id: str) -> None:
         log.warning("views.publish for %s failed: %s", user_id, error.code)
 
 
+async def home_connection(services: Services, user_id: str, team_id: str) -> HomeConnection:
+    """Connected as whom, or a fresh *Connect Close* link (Home is republished at each open)."""
+    access = services.access
+    if access is None:
+        return HomeConnection()
+    try:
+        connection = await access.connection(user_id)
+        if connection is not None and not connection.broken:
+            return HomeConnection(connected_as=access.label(connection))
+        url = await access.connect_link(team_id, user_id)
+    except Exception:  # the Home tab shows without the line rather than not at all
+        log.warning("Home: no Close connection line for %s", user_id, exc_info=True)
+        return HomeConnection()
+    return HomeConnection(broken=connection is not None, url=url)
+
+
 def register(app: AsyncApp, services: Services) -> None:
     @app.event("app_home_opened")
-    async def home_opened(event: dict[str, Any]) -> None:
+    async def home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         user_id = str_at(event, "user")
         if user_id and event.get("tab", "home") == "home":
-            await publish_home(services, user_id)
+            await publish_home(services, user_id, str_at(body, "team_id") or "")
 
     @app.action(HOME_LOG_ACTION_ID)
     async def log_from_home(ack: AsyncAck, body: dict[str, Any]) -> None:

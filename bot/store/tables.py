@@ -1,6 +1,6 @@
 """The database schema: submissions (the durable queue and audit), Slack→Close user links, the
-Close→Slack sync (changes received, opportunities as shown, sync state), and Workflow Builder
-steps received."""
+Close→Slack sync (changes received, opportunities as shown, sync state), Workflow Builder
+steps received, and people's own Close connections (OAuth)."""
 
 from __future__ import annotations
 
@@ -203,3 +203,50 @@ class WorkflowStepRow(Base):
         Index("ix_workflow_steps_due", "state", "next_attempt_at"),
         Index("ix_workflow_steps_submission", "submission_id"),
     )
+
+
+class CloseConnectionRow(Base):
+    """A person's own Close access (OAuth): who they are in Close and their sealed tokens.
+
+    `version` fences the refresh: each new pair of tokens bumps it, and a refresh is taken
+    (`refreshing_until`/`refreshing_by`, a lease) and saved only against the version it read,
+    so two processes never both spend the same refresh token.
+    """
+
+    __tablename__ = "close_connections"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    close_user_id: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[str] = mapped_column(String(64))
+    # Fernet tokens (TOKEN_ENCRYPTION_KEY), never the tokens themselves.
+    access_token_sealed: Mapped[str] = mapped_column(Text)
+    refresh_token_sealed: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer)
+    refreshing_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    refreshing_by: Mapped[str | None] = mapped_column(String(128))
+    connected_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    # Close refused the refresh: the person must connect again, and is told so once.
+    broken_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    broken_reason: Mapped[str | None] = mapped_column(Text)
+    broken_told_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (Index("ix_close_connections_user", "slack_user_id"),)
+
+
+class OAuthStateRow(Base):
+    """A *Connect Close* link's state: single-use, short-lived, bound to who asked.
+
+    Keyed by the state's SHA-256, so the table holds nothing a browser could replay.
+    """
+
+    __tablename__ = "close_oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
