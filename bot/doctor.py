@@ -20,15 +20,15 @@ from bot.close.errors import CloseAuthError, CloseError
 from bot.connections.store import ConnectionStore
 from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_scopes
 from bot.identity.mapping import close_label
+from bot.identity.store import UserLinkStore
 from bot.logs import RedactSecrets
 from bot.settings import HOW_TO_GET, Settings, split_keys
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
-from bot.store.changes import OPEN_STATES, ChangeStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, head_revision
-from bot.store.user_links import UserLinkStore
 from bot.sync.events import OBJECT_TYPE
+from bot.sync.store import OPEN_STATES, ChangeStore
 from bot.sync.webhook import STATE_KEY as WEBHOOK_STATE_KEY
 
 # Without these the bot fails at something; the app manifests in manifests/ request them all.

@@ -19,22 +19,22 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bot.app import build_app
+from bot.deals.store import AuditEntry, SubmissionStore
 from bot.http import create_http_app, create_ops_app
 from bot.parsing import warming
 from bot.preflight import Checked, Preflight
 from bot.services import Services
 from bot.settings import Settings
 from bot.socket_mode import SocketModeHandler
-from bot.store.changes import ChangeStore, StoredChange
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
-from bot.store.submissions import AuditEntry, SubmissionStore
 from bot.supervisor import (
     SERVE_WORKER_ENV,
     checks_answered,
     http_config,
     server_stack,
 )
+from bot.sync.store import ChangeStore, StoredChange
 from bot.tasks import spawn
 from bot.workflow.history import StepHistory, format_step, step_line, step_record
 from bot.workflow.models import WorkflowStep

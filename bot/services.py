@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import aiohttp
 import httpx
@@ -22,27 +23,30 @@ from bot.close.client import CloseClient
 from bot.close.models import Contact
 from bot.connections import CloseAccess, build_access
 from bot.deals.announce import Announcer
+from bot.deals.jobs import submission_jobs
 from bot.deals.notify import Notifier
+from bot.deals.preferences import Preferences
 from bot.deals.service import Deals, RetryPolicy
-from bot.deals.worker import Worker
+from bot.deals.store import SubmissionStore
 from bot.identity import Identity
+from bot.identity.store import UserLinkStore
+from bot.jobs import JobRunner
 from bot.lead_search import LeadSearch
 from bot.metrics import Metrics
 from bot.parsing import is_warm, warm_up
 from bot.settings import Settings
 from bot.slack.client import ObservedSlackClient
 from bot.slack.gateway import SlackGateway
-from bot.store.changes import ChangeStore
+from bot.stats import store_numbers
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from bot.store.preferences import Preferences
-from bot.store.stats import store_numbers
-from bot.store.steps import StepStore
-from bot.store.submissions import SubmissionStore
-from bot.store.user_links import UserLinkStore
 from bot.sync.applier import ChangeApplier
+from bot.sync.jobs import change_jobs
 from bot.sync.service import CloseSync
+from bot.sync.store import ChangeStore
+from bot.workflow.jobs import step_jobs
 from bot.workflow.step import WorkflowSteps
+from bot.workflow.store import StepStore
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class Services:
     identity: Identity
     notifier: Notifier
     deals: Deals
-    worker: Worker
+    worker: JobRunner
     lead_search: LeadSearch
     preferences: Preferences
     changes: ChangeStore
@@ -147,6 +151,11 @@ class Services:
         lead_search = LeadSearch(close)
         preferences = Preferences(session_factory(engine))
         store.on_accepted = preferences.remember  # write-through: no read after a submission
+        worker = JobRunner(
+            poll_seconds=settings.worker_poll_seconds,
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            clock=clock,
+        )
         workflow = WorkflowSteps(
             store=StepStore(session_factory(engine), dialect=engine.dialect.name),
             deals=deals,
@@ -161,6 +170,7 @@ class Services:
             retry=deals.retry,
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
+            kick=worker.kick,
         )
         deals.steps = workflow  # its submissions end by completing the step
         changes = ChangeStore(session_factory(engine), dialect=engine.dialect.name)
@@ -177,21 +187,15 @@ class Services:
         applier.on_finished = lambda change, state: metrics.change_finished(
             state.value, change.source
         )
-        worker = Worker(
-            deals,
-            poll_seconds=settings.worker_poll_seconds,
-            lease=timedelta(seconds=settings.worker_lease_seconds),
-            clock=clock,
-            changes=applier,
-            steps=workflow.run_due,
-        )
-        workflow.kick = worker.kick
+        worker.register(submission_jobs(deals))
+        changing = worker.register(change_jobs(applier))
+        worker.register(step_jobs(workflow))
         sync = CloseSync(
             settings=settings,
             close=close,
             store=changes,
             holder=worker.name,
-            on_new=worker.kick_changes,
+            on_new=partial(worker.kick, changing.name),
             clock=clock,
         )
         access = build_access(

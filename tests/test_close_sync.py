@@ -19,8 +19,8 @@ from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
 from bot.doctor import run_doctor
 from bot.runners import print_history
 from bot.services import Services
-from bot.store.changes import ChangeState
 from bot.sync.events import CloseEvent
+from bot.sync.store import ChangeState
 from bot.sync.webhook import STATE_KEY, sign
 from sandbox.stack import Sandbox, running_sandbox, sandbox_settings
 from tests.flows import wait_until

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from bot.doctor import run_doctor
+from bot.identity.store import UserLinkStore
 from bot.settings import Settings
 from bot.store.db import create_engine, create_schema, session_factory
 from bot.store.migrate import current_revision
-from bot.store.user_links import UserLinkStore
 from sandbox.close_sim import CloseSimulator
 from sandbox.server import bind_free_port
 from sandbox.slack_sim import SlackSimulator

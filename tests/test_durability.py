@@ -28,9 +28,9 @@ from sqlalchemy import text
 
 from bot.blocks.messages import RETRY_ACTION_ID
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
+from bot.deals.store import SubmissionStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import HEAD, current_revision, head_revision, upgrade
-from bot.store.submissions import SubmissionStore
 from bot.store.tables import Base
 from sandbox import blockkit
 from sandbox.close_sim import CloseSimulator

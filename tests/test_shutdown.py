@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from bot.deals.models import SubmissionState
+from bot.deals.store import AuditEntry, SubmissionStore
 from bot.store.db import create_engine, session_factory
-from bot.store.submissions import AuditEntry, SubmissionStore
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import SlackDriver
 from sandbox.slack_sim import SlackSimulator

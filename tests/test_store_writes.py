@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
+from bot.deals.preferences import LastUsed, Preferences
+from bot.deals.store import SubmissionStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from bot.store.preferences import LastUsed, Preferences
-from bot.store.submissions import SubmissionStore
 from sandbox.stack import running_sandbox
 from tests.flows import open_modal, submit
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -175,3 +175,12 @@ class WebhookSubscription(CloseObject):
     status: str = "active"
     events: list[dict[str, Any]] = Field(default_factory=list)
     signature_key: str | None = None
+
+
+def parse_close_time(text: str) -> datetime | None:
+    """Close's ISO 8601 instants ("2026-11-30T13:48:39.123000+00:00", or with a Z), as aware UTC."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -24,18 +24,16 @@ from bot.blocks.text import escape
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError
-from bot.close.models import Contact, Opportunity, Status
+from bot.close.models import Contact, Opportunity, Status, parse_close_time
 from bot.deals.announce import Announcer, won_announcement
 from bot.deals.models import DealRequest, ReplyTarget, Submission
 from bot.deals.notify import Notifier
+from bot.deals.store import OpportunityViews, SubmissionStore
 from bot.identity import Identity
 from bot.logs import redact
 from bot.parsing.money import format_money
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
-from bot.store.changes import ChangeStore
-from bot.store.submissions import SubmissionStore
-from bot.sync.events import parse_close_time
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +273,7 @@ class Changes:
         slack: SlackGateway,
         announcer: Announcer,
         close_app_url: str,
-        views: ChangeStore,
+        views: OpportunityViews,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store

@@ -8,10 +8,10 @@ from bot.close.catalog import Catalog
 from bot.close.models import Lead, Status
 from bot.deals.custom_text import CustomFieldText
 from bot.deals.models import NEW_LEAD_PREFIX, DealRequest
+from bot.deals.preferences import LastUsed
 from bot.parsing import Draft
 from bot.parsing.locales import DEFAULT_LOCALE
 from bot.parsing.money import format_money
-from bot.store.preferences import LastUsed
 
 
 def new_lead_option(name: str) -> LeadOption:

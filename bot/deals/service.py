@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-
-from pydantic import BaseModel
 
 from bot.after_ack import ack_settled
 from bot.blocks import messages
@@ -32,7 +29,8 @@ from bot.deals.announce import Announcer
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
 from bot.deals.notify import Notifier, Posted
 from bot.deals.prefill import form_from_request
-from bot.store.submissions import SubmissionStore, ThreadPlace
+from bot.deals.store import SubmissionStore, ThreadPlace
+from bot.jobs import Backoff, LostClaim
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +84,10 @@ class EarlierWriteInFlight(Exception):
         self.until = until
 
 
-class LostClaim(Exception):
-    """Another worker holds the submission now (this one stalled past its lease): stop."""
+class RetryPolicy(Backoff):
+    """The submissions' schedule (the one backoff, base and max as the settings give them) and
+    their give-up bounds; a workflow step's reading retries on it too."""
 
-
-class RetryPolicy(BaseModel):
-    base_seconds: float = 1.0
-    max_seconds: float = 300.0
     give_up_after_seconds: float = 3600.0
     # A workflow step's bound, counted from when Slack ran the step (WORKFLOW_STEP_GIVE_UP_SECONDS).
     step_give_up_after_seconds: float = 600.0
@@ -101,10 +96,6 @@ class RetryPolicy(BaseModel):
         if submission.reply_to.workflow_step:
             return self.step_give_up_after_seconds
         return self.give_up_after_seconds
-
-    def delay(self, attempts: int) -> float:
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
-        return random.uniform(ceiling / 2, ceiling)  # jitter spreads a burst of retries
 
 
 class StepOutcomes(Protocol):
@@ -197,7 +188,7 @@ class Deals:
         except EarlierWriteInFlight as wait:
             # Not a failure and nothing to tell: look again once that request has settled.
             log.info("Submission %s waits for an earlier attempt's create", submission.id)
-            if not await self.store.schedule_retry(
+            if not await self.store.retry_at(
                 work, at=wait.until, error=str(wait), now=self._clock()
             ):
                 raise LostClaim(submission.id) from None
@@ -510,7 +501,7 @@ class Deals:
         if await self.store.claim_queued_notice(submission, now=now):
             await self._tell_queued(submission)
         at = self._clock() + timedelta(seconds=delay)
-        if not await self.store.schedule_retry(submission, at=at, error=reason, now=self._clock()):
+        if not await self.store.retry_at(submission, at=at, error=reason, now=self._clock()):
             raise LostClaim(submission.id)
         log.info("Submission %s will be retried at %s: %s", submission.id, at, reason)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from bot.close.catalog import Catalog
 from bot.close.models import User
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile
-from bot.store.user_links import UserLink
+from bot.identity.store import UserLink
 
 # `connected`: the person connected their own Close account (OAuth); it outranks the rest.
 Source = Literal["connected", "override", "email", "none"]

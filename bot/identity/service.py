@@ -15,9 +15,9 @@ from bot.close.catalog import Catalog
 from bot.close.models import User
 from bot.identity.mapping import Mapping, close_label, connected, decide
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
+from bot.identity.store import UserLink, UserLinkStore
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
-from bot.store.user_links import UserLink, UserLinkStore
 from bot.tasks import spawn
 
 if TYPE_CHECKING:

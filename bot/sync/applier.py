@@ -4,7 +4,6 @@ details' buttons, the deals channel — exactly once, never rolling back to an o
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,11 +18,12 @@ from bot.close.errors import CloseError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.announce import Announcer, won_announcement
 from bot.deals.models import Submission
+from bot.deals.store import SubmissionStore
+from bot.jobs import Backoff, LostClaim
 from bot.slack.errors import Gone, NotAllowed, RateLimited, SlackError
 from bot.slack.gateway import SlackGateway
-from bot.store.changes import ChangeState, ChangeStore, OpportunityView, StoredChange
-from bot.store.submissions import SubmissionStore
 from bot.sync.events import CloseEvent, parse_close_time
+from bot.sync.store import ChangeState, ChangeStore, OpportunityView, StoredChange
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,10 @@ OWN_WRITE_RECHECK = timedelta(seconds=1)
 # An opportunity unknown here may be one a submission is creating right now: wait for it a bit.
 CREATING_WINDOW = timedelta(minutes=2)
 CREATING_PATIENCE = 20  # looks, a fifth of a second more apart each (up to 2 s): ~30 s in all
-# A step that keeps failing for another reason is given up after this many attempts.
+# A step that keeps failing for another reason is given up after this many attempts, retried
+# on this schedule until then.
 MAX_ATTEMPTS = 8
+BACKOFF = Backoff(base_seconds=0.5, max_seconds=60.0)
 AUTOMATION = "An automation"
 # Which confirmation message a step touches, forgotten when Slack says it is gone.
 FORGETTABLE = {
@@ -51,10 +53,6 @@ class Retry(Exception):
         super().__init__(why)
         self.seconds = seconds
         self.why = why
-
-
-class LostClaim(Exception):
-    """Another worker holds the change now."""
 
 
 class ChangeApplier:
@@ -89,9 +87,9 @@ class ChangeApplier:
             else:
                 await self._apply(change)
         except Retry as retry:
-            if not await self.store.retry_at(
-                change, self._clock() + timedelta(seconds=retry.seconds), why=retry.why
-            ):
+            now = self._clock()
+            at = now + timedelta(seconds=retry.seconds)
+            if not await self.store.retry_at(change, at=at, error=retry.why, now=now):
                 log.info("Change %s was taken over while giving it back", change.id)
         except LostClaim:
             log.info("Change %s was taken over by another worker", change.id)
@@ -107,9 +105,9 @@ class ChangeApplier:
                     self.on_finished(change, ChangeState.SKIPPED)
                 return
             log.exception("Could not apply change %s; it will be tried again", change.id)
-            await self.store.retry_at(
-                change, self._clock() + timedelta(seconds=_backoff(change)), why="unexpected error"
-            )
+            now = self._clock()
+            at = now + timedelta(seconds=_backoff(change))
+            await self.store.retry_at(change, at=at, error="unexpected error", now=now)
 
     # --- deciding what changed -----------------------------------------------------------
 
@@ -406,5 +404,4 @@ def _field_names(lines: list[str]) -> list[str]:
 
 
 def _backoff(change: StoredChange) -> float:
-    ceiling = min(60.0, 0.5 * 2 ** max(change.attempts - 1, 0))
-    return random.uniform(ceiling / 2, ceiling)
+    return BACKOFF.delay(change.attempts)

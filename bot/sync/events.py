@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.close.models import parse_close_time as parse_close_time
+
 # The object and actions the app follows (Close names them so in the event log and webhooks).
 OBJECT_TYPE = "opportunity"
 ACTIONS: tuple[Literal["created", "updated", "deleted"], ...] = ("created", "updated", "deleted")
-
-
-def parse_close_time(text: str) -> datetime | None:
-    """Close's ISO 8601 instants ("2026-11-30T13:48:39.123000+00:00", or with a Z), as aware UTC."""
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 class CloseEvent(BaseModel):

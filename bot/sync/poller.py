@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError
-from bot.store.changes import ChangeStore
 from bot.sync.events import ACTIONS, OBJECT_TYPE, CloseEvent, parse_close_time
+from bot.sync.store import ChangeStore
 from bot.tasks import cancel
 
 log = logging.getLogger(__name__)

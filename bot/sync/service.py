@@ -10,8 +10,8 @@ from typing import Literal
 
 from bot.close.client import CloseClient
 from bot.settings import Settings
-from bot.store.changes import ChangeStore
 from bot.sync.poller import EventPoller
+from bot.sync.store import ChangeStore
 from bot.sync.webhook import Rejected, WebhookKeeper, read_delivery
 from bot.tasks import cancel
 

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from bot.close.client import CloseClient
 from bot.close.models import WebhookSubscription
-from bot.store.changes import ChangeStore
 from bot.sync.events import ACTIONS, OBJECT_TYPE, WebhookDelivery
+from bot.sync.store import ChangeStore
 from bot.tasks import cancel
 
 log = logging.getLogger(__name__)

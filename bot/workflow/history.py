@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.db import session_factory
-from bot.store.steps import StepStore
 from bot.workflow.models import StepState, WorkflowStep
+from bot.workflow.store import StepStore
 
 
 class StepHistory:

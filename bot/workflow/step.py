@@ -22,20 +22,20 @@ from bot.close.client import CloseClient
 from bot.close.errors import CloseError, CloseHTTPError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
+from bot.deals.preferences import LastUsed, Preferences
 from bot.deals.prefill import default_status
 from bot.deals.service import FIELD_NAMES, Deals, RetryPolicy, duration
-from bot.deals.worker import instance_name
 from bot.identity import Identity
+from bot.jobs import instance_name
 from bot.lead_match import match_lead, search_term
 from bot.lead_search import LeadSearch
 from bot.logs import redact
 from bot.slack.errors import Gone, SlackError, TokenRejected
 from bot.slack.gateway import SlackGateway
-from bot.store.preferences import LastUsed, Preferences
-from bot.store.steps import StepStore
 from bot.tasks import spawn
 from bot.workflow.inputs import INPUT_TITLES, InputProblem, StepInputs, is_lead_id, read_deal
 from bot.workflow.models import StepState, WorkflowStep
+from bot.workflow.store import StepStore
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,9 @@ class WorkflowSteps:
         default_pipeline: str | None = None,
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(seconds=30),
-        concurrency: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str | None = None,
+        kick: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self._deals = deals
@@ -91,12 +91,10 @@ class WorkflowSteps:
         self._default_pipeline = default_pipeline
         self._retry = retry or RetryPolicy()
         self._lease = lease
-        self._concurrency = concurrency
         self._clock = clock
         self.name = name or instance_name()
-        self._working: set[asyncio.Task[None]] = set()
-        # Wakes the worker once a step is a submission (set by Services: worker.kick).
-        self.kick: Callable[[], None] = lambda: None
+        # Wakes the job runner once a step is a submission (Services: the runner's kick).
+        self.kick = kick
 
     # --- the listener: store, then (after the ack) read ------------------------------------
 
@@ -122,7 +120,11 @@ class WorkflowSteps:
             function_execution_id, now=self._clock(), lease=self._lease, owner=self.name
         )
         if step is not None:  # else the worker took it first
-            await self._work(step)
+            try:
+                async with asyncio.timeout(self._lease.total_seconds() * 0.8):
+                    await self.work(step)
+            except TimeoutError:
+                log.warning("Workflow step %s took too long; it will be taken up again", step.id)
 
     async def refuse_unstored(self, event: Mapping[str, Any]) -> None:
         """The step could not be stored (the database failed): fail it rather than leave the
@@ -140,31 +142,19 @@ class WorkflowSteps:
         except Exception as error:
             log.error("Could not fail unstored step %s: %s", execution_id, _code(error))
 
-    # --- the worker: steps left unread, and outcomes not yet told ---------------------------
+    # --- the job: steps left unread, and outcomes not yet told ------------------------------
 
-    async def run_due(self, owner: str) -> int:
-        """Claim due steps for the worker `owner` and work them in the background."""
-        free = self._concurrency - len(self._working)
-        if free <= 0:
-            return 0
-        claimed = await self.store.claim_due(
-            now=self._clock(), lease=self._lease, owner=owner, limit=free
-        )
-        for step in claimed:
-            task = asyncio.create_task(self._work(step), name="workflow-step")
-            self._working.add(task)
-            task.add_done_callback(self._working.discard)
-        return len(claimed)
+    async def work(self, step: WorkflowStep) -> None:
+        """Never raises: whatever goes wrong, the claim runs out and the step is due again.
 
-    async def _work(self, step: WorkflowStep) -> None:
-        """Never raises: whatever goes wrong, the claim runs out and the step is due again."""
+        Within the lease (the job runner's timeout, or `_claim_and_work`'s): past it, another
+        worker may take the step over.
+        """
         try:
-            # Within the lease: past it, another worker may take the step over.
-            async with asyncio.timeout(self._lease.total_seconds() * 0.8):
-                if step.state == StepState.RECEIVED:
-                    await self._read(step)
-                else:
-                    await self._tell_outcome(step)
+            if step.state == StepState.RECEIVED:
+                await self._read(step)
+            else:
+                await self._tell_outcome(step)
         except Exception:
             log.exception("Could not work workflow step %s; it will be taken up again", step.id)
 

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from bot.deals.models import SubmissionState
-from bot.store.db import insert_once, update_where, writer_for
+from bot.jobs import NOW, ClaimSpec, DurableQueue
+from bot.store.db import insert_once, update_where
 from bot.store.tables import SubmissionRow, WorkflowStepRow
 from bot.workflow.models import StepState, WorkflowStep
 
 OPEN_STATES = (StepState.RECEIVED.value, StepState.ACCEPTED.value)
 
 
-def _to_model(row: WorkflowStepRow) -> WorkflowStep:
+def _to_model(row: WorkflowStepRow | Row[Any]) -> WorkflowStep:
     return WorkflowStep.model_validate(
         {column.key: getattr(row, column.key) for column in WorkflowStepRow.__table__.columns}
     )
-
-
-def _unclaimed(now: datetime) -> ColumnElement[bool]:
-    return or_(WorkflowStepRow.claimed_until.is_(None), WorkflowStepRow.claimed_until < now)
 
 
 def _held(step: WorkflowStep) -> ColumnElement[bool]:
@@ -37,11 +33,44 @@ def _held(step: WorkflowStep) -> ColumnElement[bool]:
     )
 
 
-class StepStore:
+_t = cast(Table, WorkflowStepRow.__table__)
+_FINISHED = select(SubmissionRow.id).where(
+    or_(
+        and_(
+            SubmissionRow.state == SubmissionState.CREATED.value,
+            SubmissionRow.confirmed_at.is_not(None),
+        ),
+        SubmissionRow.state == SubmissionState.FAILED.value,
+    )
+)
+CLAIM = ClaimSpec(
+    table=_t,
+    key=_t.c.function_execution_id,
+    # Received and not yet read; or accepted, its submission over, Slack not yet told.
+    due=and_(
+        _t.c.next_attempt_at <= NOW,
+        or_(_t.c.claimed_until.is_(None), _t.c.claimed_until < NOW),
+        or_(
+            _t.c.state == StepState.RECEIVED.value,
+            and_(_t.c.state == StepState.ACCEPTED.value, _t.c.submission_id.in_(_FINISHED)),
+        ),
+    ),
+    order_by=(_t.c.next_attempt_at,),
+    sets={"updated_at": NOW},
+    # The runner asks once a poll period: a plain read first, so that finding nothing (nearly
+    # always) costs no write transaction (SQLite has one writer).
+    peek=True,
+    held=_held,
+    touch=True,
+)
+
+
+class StepStore(DurableQueue[WorkflowStep]):
+    """Workflow steps received: a durable queue of steps to read and to tell Slack about
+    (claimed through `CLAIM`)."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        self._writer = writer_for(sessions)
+        super().__init__(sessions, dialect=dialect, spec=CLAIM, load=lambda row, _: _to_model(row))
 
     async def receive(
         self,
@@ -80,95 +109,12 @@ class StepStore:
 
     # --- claims ---------------------------------------------------------------------------
 
-    def _due(self, now: datetime) -> ColumnElement[bool]:
-        """Received and not yet read; or accepted, its submission over, Slack not yet told."""
-        finished = select(SubmissionRow.id).where(
-            or_(
-                and_(
-                    SubmissionRow.state == SubmissionState.CREATED.value,
-                    SubmissionRow.confirmed_at.is_not(None),
-                ),
-                SubmissionRow.state == SubmissionState.FAILED.value,
-            )
-        )
-        return and_(
-            WorkflowStepRow.next_attempt_at <= now,
-            _unclaimed(now),
-            or_(
-                WorkflowStepRow.state == StepState.RECEIVED.value,
-                and_(
-                    WorkflowStepRow.state == StepState.ACCEPTED.value,
-                    WorkflowStepRow.submission_id.in_(finished),
-                ),
-            ),
-        )
-
     async def claim(
         self, function_execution_id: str, *, now: datetime, lease: timedelta, owner: str
     ) -> WorkflowStep | None:
         """Take this step if it is due and nobody holds it (the listener, right after its ack)."""
-        claimed = await self._claim(
-            [function_execution_id], now=now, lease=lease, owner=owner, lookup=False
-        )
+        claimed = await self.claim_ids([function_execution_id], now=now, lease=lease, owner=owner)
         return claimed[0] if claimed else None
-
-    async def claim_due(
-        self, *, now: datetime, lease: timedelta, owner: str, limit: int = 8
-    ) -> list[WorkflowStep]:
-        """Up to `limit` due steps for this worker, each for `lease` (a compare-and-set that
-        bumps `attempts`, so two workers never hold one step at once)."""
-        if limit <= 0:
-            return []
-        # The worker asks on every turn of its loop: a plain read first, so that finding
-        # nothing (nearly always) costs no write transaction (SQLite has one writer).
-        async with self._sessions() as session:
-            due = await session.scalar(
-                select(WorkflowStepRow.function_execution_id).where(self._due(now)).limit(1)
-            )
-        if due is None:
-            return []
-        return await self._claim([], now=now, lease=lease, owner=owner, lookup=True, limit=limit)
-
-    async def _claim(
-        self,
-        ids: Sequence[str],
-        *,
-        now: datetime,
-        lease: timedelta,
-        owner: str,
-        lookup: bool,
-        limit: int = 1,
-    ) -> list[WorkflowStep]:
-        due = self._due(now)
-        query = (
-            select(WorkflowStepRow.function_execution_id)
-            .where(due)
-            .order_by(WorkflowStepRow.next_attempt_at)
-            .limit(limit)
-        )
-        if self._dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=WorkflowStepRow)
-
-        def claim(session: Session) -> list[WorkflowStep]:
-            candidates = session.scalars(query).all() if lookup else list(ids)
-            claimed: list[WorkflowStep] = []
-            for execution_id in candidates:
-                row = session.scalar(
-                    update(WorkflowStepRow)
-                    .where(WorkflowStepRow.function_execution_id == execution_id, due)
-                    .values(
-                        claimed_until=now + lease,
-                        claimed_by=owner,
-                        attempts=WorkflowStepRow.attempts + 1,
-                        updated_at=now,
-                    )
-                    .returning(WorkflowStepRow)
-                )
-                if row is not None:
-                    claimed.append(_to_model(row))
-            return claimed
-
-        return await self._writer.run(claim)
 
     async def _update(self, where: ColumnElement[bool], now: datetime, **values: Any) -> bool:
         return await update_where(self._writer, WorkflowStepRow, where, updated_at=now, **values)
@@ -194,6 +140,10 @@ class StepStore:
         return await self._update(
             _held(step), now, next_attempt_at=at, error=error, claimed_until=None
         )
+
+    async def hand_back(self, step: WorkflowStep, *, now: datetime) -> bool:
+        """Given back at shutdown: due again at once, elsewhere."""
+        return await self._update(_held(step), now, claimed_until=None)
 
     # --- the end (idempotent: Slack says when it was told already) -------------------------
 

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.deals.models import SubmissionState
 from bot.metrics import StoreNumbers
-from bot.store.changes import OPEN_STATES
 from bot.store.tables import CloseEventRow, SubmissionRow
+from bot.sync.store import OPEN_STATES
 
 WAITING = (SubmissionState.PENDING.value, SubmissionState.CREATING.value)
 

@@ -6,14 +6,27 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from bot.store.db import dialect_insert, update_where, writer_for
+from bot.jobs import NOW, ClaimSpec, DurableQueue
+from bot.store.db import dialect_insert, update_where
 from bot.store.tables import CloseEventRow, OpportunityViewRow, SubmissionRow, SyncStateRow
 from bot.sync.events import CloseEvent, parse_close_time
 
@@ -53,7 +66,7 @@ class OpportunityView(BaseModel):
     writing_until: datetime | None = None
 
 
-def _change(row: CloseEventRow) -> StoredChange:
+def _change(row: CloseEventRow | Row[Any]) -> StoredChange:
     return StoredChange(
         id=row.id,
         event=CloseEvent.model_validate(row.event),
@@ -81,11 +94,66 @@ def _held(change: StoredChange) -> ColumnElement[bool]:
     )
 
 
-class ChangeStore:
+_t = cast(Table, CloseEventRow.__table__)
+_other = _t.alias("other")
+_HOLDING = (ChangeState.APPLYING.value, ChangeState.TELLING.value)
+# Oldest first, at most one per opportunity and none of an opportunity whose earlier change
+# another worker is still applying.
+CLAIM = ClaimSpec(
+    table=_t,
+    key=_t.c.id,
+    due=or_(
+        and_(_t.c.state == ChangeState.PENDING.value, _t.c.next_attempt_at <= NOW),
+        and_(
+            _t.c.state.in_(_HOLDING),
+            or_(_t.c.claimed_until.is_(None), _t.c.claimed_until < NOW),
+            _t.c.next_attempt_at <= NOW,
+        ),
+    ),
+    choose=(
+        # One change of an opportunity at a time: the summary must not be told out of order.
+        ~exists().where(
+            _other.c.object_id == _t.c.object_id,
+            _other.c.id != _t.c.id,
+            or_(
+                _other.c.state == ChangeState.TELLING.value,
+                and_(_other.c.state == ChangeState.APPLYING.value, _other.c.claimed_until >= NOW),
+            ),
+        ),
+        # Only an opportunity's oldest open change may go: several processes then tell its
+        # changes one by one, in Close's order (a late older one is skipped when its turn comes).
+        ~exists().where(
+            _other.c.object_id == _t.c.object_id,
+            _other.c.id != _t.c.id,
+            _other.c.state.in_(OPEN_STATES),
+            or_(
+                _other.c.event_updated_at < _t.c.event_updated_at,
+                and_(
+                    _other.c.event_updated_at == _t.c.event_updated_at,
+                    _other.c.received_at < _t.c.received_at,
+                ),
+            ),
+        ),
+    ),
+    order_by=(_t.c.event_updated_at, _t.c.received_at),
+    one_per=_t.c.object_id,
+    overfetch=4,
+    sets={
+        "state": case(
+            (_t.c.state == ChangeState.PENDING.value, ChangeState.APPLYING.value),
+            else_=_t.c.state,
+        )
+    },
+    held=_held,
+)
+
+
+class ChangeStore(DurableQueue[StoredChange]):
+    """Changes received from Close: a durable queue of changes to tell (claimed through
+    `CLAIM`), the opportunities as Slack shows them, and the sync's own state."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        self._writer = writer_for(sessions)
+        super().__init__(sessions, dialect=dialect, spec=CLAIM, load=lambda row, _: _change(row))
 
     # --- receiving ------------------------------------------------------------------
 
@@ -135,87 +203,6 @@ class ChangeStore:
 
     # --- the worker's side ----------------------------------------------------------
 
-    async def claim_due(
-        self, *, now: datetime, lease: timedelta, limit: int, owner: str | None
-    ) -> list[StoredChange]:
-        """Take up to `limit` due changes, oldest first, at most one per opportunity and none
-        of an opportunity whose earlier change another worker is still applying."""
-        if limit <= 0:
-            return []
-        due = or_(
-            and_(
-                CloseEventRow.state == ChangeState.PENDING.value,
-                CloseEventRow.next_attempt_at <= now,
-            ),
-            and_(
-                CloseEventRow.state.in_([ChangeState.APPLYING.value, ChangeState.TELLING.value]),
-                or_(CloseEventRow.claimed_until.is_(None), CloseEventRow.claimed_until < now),
-                CloseEventRow.next_attempt_at <= now,
-            ),
-        )
-        other = aliased(CloseEventRow)
-        # One change of an opportunity at a time: the summary must not be told out of order.
-        busy = exists().where(
-            other.object_id == CloseEventRow.object_id,
-            other.id != CloseEventRow.id,
-            or_(
-                other.state == ChangeState.TELLING.value,
-                and_(other.state == ChangeState.APPLYING.value, other.claimed_until >= now),
-            ),
-        )
-        # Only an opportunity's oldest open change may go: several processes then tell its
-        # changes one by one, in Close's order (a late older one is skipped when its turn comes).
-        earlier = exists().where(
-            other.object_id == CloseEventRow.object_id,
-            other.id != CloseEventRow.id,
-            other.state.in_(OPEN_STATES),
-            or_(
-                other.event_updated_at < CloseEventRow.event_updated_at,
-                and_(
-                    other.event_updated_at == CloseEventRow.event_updated_at,
-                    other.received_at < CloseEventRow.received_at,
-                ),
-            ),
-        )
-        query = (
-            select(CloseEventRow.id, CloseEventRow.object_id)
-            .where(due, ~busy, ~earlier)
-            .order_by(CloseEventRow.event_updated_at, CloseEventRow.received_at)
-            .limit(limit * 4)
-        )
-        if self._dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=CloseEventRow)
-
-        def claim(session: Session) -> list[StoredChange]:
-            claimed: list[StoredChange] = []
-            objects: set[str] = set()
-            for change_id, object_id in session.execute(query).all():
-                if object_id in objects or len(claimed) >= limit:
-                    continue  # its older change goes first; this one next time
-                row = session.scalar(
-                    update(CloseEventRow)
-                    .where(CloseEventRow.id == change_id, due)
-                    .values(
-                        state=case(
-                            (
-                                CloseEventRow.state == ChangeState.PENDING.value,
-                                ChangeState.APPLYING.value,
-                            ),
-                            else_=CloseEventRow.state,
-                        ),
-                        claimed_until=now + lease,
-                        claimed_by=owner,
-                        attempts=CloseEventRow.attempts + 1,
-                    )
-                    .returning(CloseEventRow)
-                )
-                if row is not None:
-                    objects.add(object_id)
-                    claimed.append(_change(row))
-            return claimed
-
-        return await self._writer.run(claim)
-
     async def _update(self, where: ColumnElement[bool], **values: Any) -> bool:
         return await update_where(self._writer, CloseEventRow, where, **values)
 
@@ -226,15 +213,22 @@ class ChangeStore:
             _held(change), state=state.value, outcome=outcome, applied_at=now, claimed_until=None
         )
 
-    async def retry_at(self, change: StoredChange, at: datetime, *, why: str) -> bool:
-        """Give the change back, to be claimed again at `at` (its progress is kept)."""
+    async def retry_at(
+        self, change: StoredChange, *, at: datetime, error: str, now: datetime
+    ) -> bool:
+        """Give the change back, to be claimed again at `at` (its progress is kept); `error`
+        is recorded as its outcome so far."""
         return await self._update(
             _held(change),
             state=_back_state(),
             next_attempt_at=at,
-            outcome=why,
+            outcome=error,
             claimed_until=None,
         )
+
+    async def hand_back(self, change: StoredChange, *, now: datetime) -> bool:
+        """Given back at shutdown: due again at once, elsewhere (it resumes at its next step)."""
+        return await self.retry_at(change, at=now, error="handed back at shutdown", now=now)
 
     async def mark_step(self, change: StoredChange, step: str) -> bool:
         """Record that one step of telling Slack is done, so a retry does not repeat it."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     Table,
     Update,
     and_,
@@ -25,7 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
-from bot.store.db import insert_once, update_where, writer_for
+from bot.jobs import NOW, ClaimSpec, DurableQueue
+from bot.store.db import insert_once, update_where
 from bot.store.tables import SubmissionRow
 
 
@@ -38,6 +40,39 @@ class ThreadPlace:
     details_ts: str | None = None
     announce_channel: str | None = None
     announce_ts: str | None = None
+
+
+class OpportunityViews(Protocol):
+    """The opportunities as Slack shows them (kept by bot/sync): the app's own changes are
+    recorded there, so the same change coming back from Close is not told a second time."""
+
+    async def ensure_view(
+        self,
+        opportunity_id: str,
+        *,
+        submission_id: str | None,
+        shown: dict[str, Any] | None,
+        version: datetime | None,
+        now: datetime,
+    ) -> object: ...
+
+    async def set_writing(
+        self, opportunity_id: str, until: datetime | None, *, now: datetime
+    ) -> None: ...
+
+    async def record_own_write(
+        self,
+        opportunity_id: str,
+        *,
+        submission_id: str,
+        shown: dict[str, Any],
+        version: datetime | None,
+        now: datetime,
+    ) -> None: ...
+
+    async def claim_won_announcement(self, opportunity_id: str, *, now: datetime) -> bool: ...
+
+    async def release_won_announcement(self, opportunity_id: str, *, now: datetime) -> None: ...
 
 
 class AuditEntry(Submission):
@@ -67,39 +102,14 @@ def _param(name: str, column: str | None = None) -> Any:
     return bindparam(name, type_=_t.c[column].type if column else _INSTANT)
 
 
-_NOW = _param("p_now")
 _DUE = or_(
-    and_(_t.c.state == SubmissionState.PENDING.value, _t.c.next_attempt_at <= _NOW),
-    and_(_t.c.state == SubmissionState.CREATING.value, _t.c.claimed_until < _NOW),
+    and_(_t.c.state == SubmissionState.PENDING.value, _t.c.next_attempt_at <= NOW),
+    and_(_t.c.state == SubmissionState.CREATING.value, _t.c.claimed_until < NOW),
     and_(
         _t.c.state == SubmissionState.CREATED.value,
         _t.c.confirmed_at.is_(None),
-        _t.c.claimed_until < _NOW,
+        _t.c.claimed_until < NOW,
     ),
-)
-_DUE_IDS = (
-    select(_t.c.id, _t.c.state)
-    .where(_DUE)
-    .order_by(_t.c.next_attempt_at)
-    .limit(bindparam("p_limit"))
-)
-# On PostgreSQL the candidates are locked, skipping those another instance is claiming.
-_DUE_IDS_LOCKED = _DUE_IDS.with_for_update(skip_locked=True)
-_CLAIM = (
-    update(_t)
-    .where(_t.c.id.in_(bindparam("p_ids", expanding=True)), _DUE)
-    .values(
-        state=case(
-            (_t.c.state == SubmissionState.CREATED.value, SubmissionState.CREATED.value),
-            else_=SubmissionState.CREATING.value,
-        ),
-        claimed_until=_param("p_until"),
-        claimed_by=_param("p_owner", "claimed_by"),
-        attempts=_t.c.attempts + 1,
-        first_attempt_at=func.coalesce(_t.c.first_attempt_at, _NOW),
-        updated_at=_NOW,
-    )
-    .returning(*_t.c)
 )
 # `_held` as bound parameters: the claim's holder (id, state, attempts: its fencing token).
 _HELD = and_(
@@ -170,12 +180,42 @@ def _held(
     )
 
 
-class SubmissionStore:
+# Due: pending with its next attempt reached; creating whose lease ran out (the worker that
+# held it died); created in Close but never confirmed to the user, lease run out (it stays
+# created: only the telling is left).
+CLAIM = ClaimSpec(
+    table=_t,
+    key=_t.c.id,
+    due=_DUE,
+    order_by=(_t.c.next_attempt_at,),
+    carry=(_t.c.state,),
+    sets={
+        "state": case(
+            (_t.c.state == SubmissionState.CREATED.value, SubmissionState.CREATED.value),
+            else_=SubmissionState.CREATING.value,
+        ),
+        "first_attempt_at": func.coalesce(_t.c.first_attempt_at, NOW),
+        "updated_at": NOW,
+    },
+    # The claim outlives `record_created` (it is kept until the user is told), so whichever of
+    # the two states the row is in now, the fencing token alone says who holds it.
+    held=_held_until_told,
+    touch=True,
+)
+
+
+def _claimed(row: Row[Any], candidate: Any) -> Submission:
+    # Taken over from a worker whose lease ran out mid-create (crashed, or stalled with its
+    # request perhaps still on the way to Close).
+    taken_over = candidate is not None and candidate[1] == SubmissionState.CREATING.value
+    return Submission.model_validate({**row._mapping, "taken_over": taken_over})
+
+
+class SubmissionStore(DurableQueue[Submission]):
+    """The submissions: a durable queue of deals to create (claimed through `CLAIM`)."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        # Every write goes through it (on SQLite: one thread, the ack's insert first).
-        self._writer = writer_for(sessions)
+        super().__init__(sessions, dialect=dialect, spec=CLAIM, load=_claimed)
         # Told of each new submission once stored (Services: the preferences' write-through).
         self.on_accepted: Callable[[Submission], None] | None = None
 
@@ -233,47 +273,6 @@ class SubmissionStore:
             row = await session.get(SubmissionRow, submission_id)
             return AuditEntry.model_validate(_columns(row)) if row else None
 
-    async def claim_due(
-        self, *, now: datetime, lease: timedelta, limit: int = 10, owner: str | None = None
-    ) -> list[Submission]:
-        """Take up to `limit` due submissions for this worker, each for `lease`.
-
-        Due: pending with its next attempt reached; creating whose lease ran out (the worker
-        that held it died); created in Close but never confirmed to the user, lease run out
-        (it stays created: only the telling is left). The claim is a compare-and-set that
-        bumps `attempts`, so two
-        workers — in one process or in several instances on one PostgreSQL — never hold the
-        same submission at once; on PostgreSQL the candidates are read with FOR UPDATE SKIP
-        LOCKED so instances don't queue behind each other's rows.
-        """
-        if limit <= 0:
-            return []
-        query = _DUE_IDS_LOCKED if self._dialect == "postgresql" else _DUE_IDS
-        params = {"p_now": now, "p_limit": limit}
-
-        def claim(connection: Connection) -> list[Submission]:
-            before: dict[str, str] = {
-                submission_id: state for submission_id, state in connection.execute(query, params)
-            }
-            if not before:
-                return []
-            rows = connection.execute(
-                _CLAIM, {**params, "p_ids": list(before), "p_until": now + lease, "p_owner": owner}
-            ).mappings()
-            claimed = [
-                # Taken over from a worker whose lease ran out mid-create (crashed, or
-                # stalled with its request perhaps still on the way to Close).
-                Submission.model_validate(
-                    {**row, "taken_over": before[row["id"]] == SubmissionState.CREATING.value}
-                )
-                for row in rows
-            ]
-            # In the order they were due (RETURNING's order is the database's).
-            order = {submission_id: n for n, submission_id in enumerate(before)}
-            return sorted(claimed, key=lambda submission: order[submission.id])
-
-        return await self._writer.run_core(claim)
-
     async def _held_write(
         self,
         statement: Update,
@@ -295,16 +294,7 @@ class SubmissionStore:
 
     # --- writes of the worker holding the claim (False: the claim was lost) -------------
 
-    async def renew(self, submission: Submission, *, now: datetime, lease: timedelta) -> bool:
-        """Extend the claim while the work goes on; False if another worker took it over.
-
-        The claim outlives `record_created` (it is kept until the user is told), so whichever
-        of the two states the row is in now, the fencing token alone says who holds it.
-        """
-        held = _held_until_told(submission)
-        return await self._update(held, now, claimed_until=now + lease)
-
-    async def release(self, submission: Submission, *, now: datetime) -> bool:
+    async def hand_back(self, submission: Submission, *, now: datetime) -> bool:
         """Give a claim back at shutdown, so another worker takes the submission at once
         rather than after the lease. False when it is no longer ours (or already done).
 
@@ -397,9 +387,10 @@ class SubmissionStore:
             )
         return await self._held_write(statement, submission, now, SubmissionState.CREATED, **values)
 
-    async def schedule_retry(
+    async def retry_at(
         self, submission: Submission, *, at: datetime, error: str, now: datetime
     ) -> bool:
+        """Not done yet: pending again, due at `at`."""
         return await self._update(
             _held(submission),
             now,
@@ -408,6 +399,8 @@ class SubmissionStore:
             error=error,
             claimed_until=None,
         )
+
+    schedule_retry = retry_at
 
     async def mark_failed(
         self,
