@@ -37,7 +37,7 @@ STATIC_OPTIONS = [
 
 
 def build_baseline(token: str, signing_secret: str, slack_api_url: str) -> Starlette:
-    """Same adapter, same routes as bot/http.py; listeners that do the least Slack allows."""
+    """Same adapter, same routes as bot/transport/http.py; listeners that do the least Slack allows."""
     bolt = AsyncApp(
         client=AsyncWebClient(token=token, base_url=slack_api_url), signing_secret=signing_secret
     )

@@ -1,5 +1,5 @@
 """`python -m bot` entry point."""
 
-from bot.cli import main
+from bot.runtime.cli import main
 
 raise SystemExit(main())

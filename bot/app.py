@@ -66,7 +66,7 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
     app = AsyncApp(
         client=services.slack,
         signing_secret=signing_secret,
-        # Not Bolt's: bot/http.py checks every request's signature on the raw bytes before
+        # Not Bolt's: bot/transport/http.py checks every request's signature on the raw bytes before
         # Bolt sees it (and refuses to start without a secret, so there is no way to turn it
         # off); Socket Mode's websocket is authenticated. Bolt's check was a second HMAC of
         # the whole body on every request.

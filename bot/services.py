@@ -31,7 +31,7 @@ from bot.deals.store import SubmissionStore
 from bot.identity import Identity
 from bot.identity.store import UserLinkStore
 from bot.jobs import JobRunner
-from bot.lead_search import LeadSearch
+from bot.leads.search import LeadSearch
 from bot.metrics import Metrics
 from bot.parsing import is_warm, warm_up
 from bot.settings import Settings

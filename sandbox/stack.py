@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import build_app
-from bot.http import create_http_app
 from bot.services import Services, utc_now
 from bot.settings import Settings
+from bot.transport.http import create_http_app
 from sandbox.close_sim import CloseSimulator
 from sandbox.server import RunningServer, bind_free_port, start_server
 from sandbox.slack_driver import SlackDriver

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.doctor import run_doctor
+from bot.runtime.doctor import run_doctor
 from sandbox.close_sim import CloseSimulator
 from sandbox.server import port_for_a_child
 from sandbox.slack_driver import SlackDriver

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
-from bot.doctor import run_doctor
-from bot.runners import print_history
+from bot.runtime.doctor import run_doctor
+from bot.runtime.history import print_history
 from bot.services import Services
 from bot.sync.events import CloseEvent
 from bot.sync.store import ChangeState

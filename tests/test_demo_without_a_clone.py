@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
+from bot.runtime import cli
 
 
 def test_the_demo_without_its_simulators_says_where_it_runs(

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.doctor import run_doctor
 from bot.identity.store import UserLinkStore
+from bot.runtime.doctor import run_doctor
 from bot.settings import Settings
 from bot.store.db import create_engine, create_schema, session_factory
 from bot.store.migrate import current_revision

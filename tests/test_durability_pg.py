@@ -25,11 +25,11 @@ from sqlalchemy.engine import make_url
 from bot.app import build_app
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.deals.store import SubmissionStore
-from bot.http import create_http_app
 from bot.services import Services
 from bot.store.db import create_engine, normalize_url, session_factory
 from bot.store.migrate import current_revision, head_revision, upgrade
 from bot.store.tables import Base
+from bot.transport.http import create_http_app
 from sandbox.close_sim import CloseSimulator
 from sandbox.server import RunningServer, start_server
 from sandbox.slack_driver import SlackDriver

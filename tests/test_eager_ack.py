@@ -1,4 +1,4 @@
-"""bot.eager_ack: the answer goes back at the listener's ack(), and is the one Bolt would give."""
+"""bot.transport.eager_ack: the answer goes back at the listener's ack(), and is the one Bolt would give."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 from slack_bolt.authorization import AuthorizeResult
 
-from bot import eager_ack
+from bot.transport import eager_ack
 
 COMMAND = "command=%2Fopportunity&text=Acme+12k&user_id=U1&team_id=T1&channel_id=C1&trigger_id=t"
 

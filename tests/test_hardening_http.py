@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.blocks.modal import CALLBACK_ID, EDIT_CALLBACK_ID
-from bot.http import MAX_BODY_BYTES, unquote_form_value
 from bot.settings import Settings
+from bot.transport.http import MAX_BODY_BYTES, unquote_form_value
 from sandbox.stack import SIGNING_SECRET, Sandbox, running_sandbox
 
 FORM = "application/x-www-form-urlencoded"
@@ -268,7 +268,7 @@ def test_bad_signatures_and_timestamps_are_401_never_500(
 ) -> None:
     body = form({"command": "/opportunity", "user_id": "U0ALICE", "text": "Acme 5k"})
     sent = {**signed_headers(body, FORM), **headers}
-    response = bot.http.post(
+    response = bot.transport.http.post(
         bot.url, content=body, headers={k.encode(): v.encode("latin-1") for k, v in sent.items()}
     )
     assert response.status_code == 401
@@ -276,7 +276,9 @@ def test_bad_signatures_and_timestamps_are_401_never_500(
 
 
 def test_an_unsigned_garbage_body_is_refused_before_it_is_parsed(bot: LiveBot) -> None:
-    response = bot.http.post(bot.url, content=b"payload=%7Bnope", headers={"Content-Type": FORM})
+    response = bot.transport.http.post(
+        bot.url, content=b"payload=%7Bnope", headers={"Content-Type": FORM}
+    )
     assert response.status_code == 401  # not 400: nothing is parsed before the signature
 
 
@@ -296,15 +298,15 @@ def test_an_oversized_chunked_body_is_refused_while_streaming(bot: LiveBot) -> N
             yield b"x" * 65536
 
     headers = signed_headers(b"", FORM)
-    response = bot.http.post(bot.url, content=chunks(), headers=headers)
+    response = bot.transport.http.post(bot.url, content=chunks(), headers=headers)
     assert response.status_code == 413
     assert bot.healthy()
 
 
 def test_http_mode_refuses_to_start_without_a_signing_secret(tmp_path: Path) -> None:
     from bot.app import build_app
-    from bot.http import create_http_app
     from bot.services import Services
+    from bot.transport.http import create_http_app
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,

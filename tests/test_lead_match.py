@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.close.models import Lead
-from bot.lead_match import match_lead, normalize_company, search_term
+from bot.leads.match import match_lead, normalize_company, search_term
 
 LEADS = [
     Lead(id="lead_acme", display_name="Acme Corp"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bot.after_ack import ACK_SETTLE_SECONDS
+from bot.slack.after_ack import ACK_SETTLE_SECONDS
 from sandbox.stack import Sandbox
 from tests.flows import open_modal, submit, wait_until
 from tests.test_confirmation_actions import log_deal, open_edit

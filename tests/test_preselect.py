@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.close.client import CloseClient
-from bot.lead_search import LeadSearch
+from bot.leads.search import LeadSearch
 from sandbox.close_sim import CloseSimulator
 from sandbox.stack import CLOSE_API_KEY, Sandbox
 from tests.flows import open_modal

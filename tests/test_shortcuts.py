@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.listeners.shortcuts import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
-from bot.slack_text import clean_message_text, with_permalink
+from bot.slack.text import clean_message_text, with_permalink
 from sandbox.stack import Sandbox
 from tests.flows import submit, thread_reply, wait_opportunities, wait_until
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.doctor import run_doctor
+from bot.runtime.doctor import run_doctor
 from bot.settings import Settings
 from sandbox.close_sim import CloseSimulator
 from sandbox.server import bind_free_port

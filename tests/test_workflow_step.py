@@ -23,7 +23,7 @@ from bot.blocks.messages import (
     WON_ACTION_ID,
 )
 from bot.logs import redact
-from bot.runners import print_history
+from bot.runtime.history import print_history
 from bot.workflow.inputs import INPUT_TITLES
 from bot.workflow.models import CALLBACK_ID, WorkflowStep
 from sandbox.close_sim import CloseSimulator

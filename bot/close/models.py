@@ -42,6 +42,12 @@ class User(CloseObject):
         name = " ".join(part for part in (self.first_name, self.last_name) if part)
         return name or self.email or self.id
 
+    @property
+    def label(self) -> str:
+        """How people are shown a Close user: their name, with the email when it differs."""
+        name = self.display_name
+        return f"{name} ({self.email})" if self.email and name != self.email else name
+
 
 class Membership(CloseObject):
     """An org member as `/organization/{id}/` lists it; `active` is False for people who left."""

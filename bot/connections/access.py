@@ -27,7 +27,6 @@ from bot.connections.store import (
     StateProblem,
     StateStore,
 )
-from bot.identity.mapping import close_label
 from bot.settings import Settings
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
@@ -230,7 +229,7 @@ class CloseAccess:
 
     def _label(self, close_user_id: str) -> str:
         user = self._catalog.user(close_user_id)
-        return close_label(user) if user is not None else close_user_id
+        return user.label if user is not None else close_user_id
 
     async def _tell_connected(self, connected: Connected) -> None:
         text = (

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bot.after_ack import ack_settled
 from bot.blocks import messages
 from bot.blocks.modal import ModalMetadata, build_opportunity_modal
 from bot.blocks.status_views import created_view, queued_view
@@ -31,6 +30,7 @@ from bot.deals.notify import Notifier, Posted
 from bot.deals.prefill import form_from_request
 from bot.deals.store import SubmissionStore, ThreadPlace
 from bot.jobs import Backoff, LostClaim
+from bot.slack.after_ack import ack_settled
 
 log = logging.getLogger(__name__)
 

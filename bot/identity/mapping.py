@@ -52,18 +52,13 @@ def connected(base: Mapping, user: User, connected_at: datetime) -> Mapping:
         update={
             "close_user": user,
             "source": "connected",
-            "reason": f"They connected their Close account as {close_label(user)} on "
+            "reason": f"They connected their Close account as {user.label} on "
             f"{connected_at:%Y-%m-%d} (this outranks admin links and email).",
             "fix": "",
             "transient": False,
             "connected_at": connected_at,
         }
     )
-
-
-def close_label(user: User) -> str:
-    name = user.display_name
-    return f"{name} ({user.email})" if user.email and name != user.email else name
 
 
 def link_command(profile: SlackProfile | None, slack_user_id: str) -> str:
@@ -193,7 +188,7 @@ def _by_email(
             update={
                 "close_user": user,
                 "source": "email",
-                "reason": f"Slack email {email} matches the Close user {close_label(user)}.",
+                "reason": f"Slack email {email} matches the Close user {user.label}.",
                 "link": cached,
             }
         )
@@ -240,17 +235,17 @@ def _from_override(
     if not catalog.loaded:
         # The admin chose this user; trust it until Close's list arrives to say otherwise.
         user = User(id=link.close_user_id or "", email=link.email or "")
-        reason = f"An admin linked them to the Close user {close_label(user)} (overrides email)."
+        reason = f"An admin linked them to the Close user {user.label} (overrides email)."
         return base.model_copy(
             update={"close_user": user, "source": "override", "reason": reason, "link": link}
         )
     known = catalog.user(link.close_user_id)
     if known is not None and catalog.is_active(known.id):
-        reason = f"An admin linked them to the Close user {close_label(known)} (overrides email)."
+        reason = f"An admin linked them to the Close user {known.label} (overrides email)."
         return base.model_copy(
             update={"close_user": known, "source": "override", "reason": reason, "link": link}
         )
-    target = close_label(known) if known else (link.email or link.close_user_id or "?")
+    target = known.label if known else (link.email or link.close_user_id or "?")
     return base.model_copy(
         update={
             "reason": f"They are linked to the Close user {target}, who is no longer an active "
@@ -276,7 +271,7 @@ def _remembered(base: Mapping, user: User, cached: UserLink | None, why: str) ->
         update={
             "close_user": user,
             "source": "email",
-            "reason": f"Slack email {email} matched the Close user {close_label(user)} "
+            "reason": f"Slack email {email} matched the Close user {user.label} "
             f"(remembered: {why}).",
             "link": cached,
         }

@@ -13,7 +13,7 @@ from rapidfuzz import process
 
 from bot.close.catalog import Catalog
 from bot.close.models import User
-from bot.identity.mapping import Mapping, close_label, connected, decide
+from bot.identity.mapping import Mapping, connected, decide
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
 from bot.identity.store import UserLink, UserLinkStore
 from bot.slack.errors import SlackError
@@ -376,7 +376,7 @@ class Identity:
                 )
         if not catalog.is_active(user.id):
             raise LinkRefused(
-                f"{close_label(user)} is deactivated in Close. Reactivate them there first, "
+                f"{user.label} is deactivated in Close. Reactivate them there first, "
                 "or link someone else."
             )
         return user

@@ -10,7 +10,6 @@ from slack_bolt.async_app import AsyncRespond
 
 from bot.blocks.text import MESSAGE_TEXT, escape, fit
 from bot.identity import LinkRefused, Mapping
-from bot.identity.mapping import close_label
 from bot.services import Services
 
 # Slash command text arrives escaped: `<@U0BOB|bob>`, and emails as `<mailto:a@b.c|a@b.c>`.
@@ -105,7 +104,7 @@ async def _answer(services: Services, command: Subcommand, invoker: str) -> str:
             if mapping.source != "override" or mapping.close_user is None:
                 return f"Linked, but <@{subject}> still does not map: {escape(mapping.explain())}"
             return (
-                f"Linked <@{subject}> to *{escape(close_label(mapping.close_user))}* in Close. "
+                f"Linked <@{subject}> to *{escape(mapping.close_user.label)}* in Close. "
                 "This wins over matching by email; "
                 f"`/opportunity unlink <@{subject}>` undoes it."
             )
@@ -132,7 +131,7 @@ async def _refusal(services: Services, command: Subcommand) -> str:
 def _now_text(mapping: Mapping, subject: str) -> str:
     if mapping.close_user is not None:
         return (
-            f"<@{subject}> now maps to *{escape(close_label(mapping.close_user))}* "
+            f"<@{subject}> now maps to *{escape(mapping.close_user.label)}* "
             f"({mapping.source}): {escape(mapping.reason)}"
         )
     return f"<@{subject}> does not map to a Close user now: {escape(mapping.explain())}"
@@ -142,7 +141,7 @@ def describe(mapping: Mapping, *, is_self: bool) -> str:
     """The whoami answer: which Close user, how, and — when none — why and what to do."""
     who = "You are" if is_self else f"<@{mapping.slack_user_id}> is"
     if mapping.close_user is not None and mapping.source == "connected":
-        label = escape(close_label(mapping.close_user))
+        label = escape(mapping.close_user.label)
         when = f" on {mapping.connected_at:%Y-%m-%d}" if mapping.connected_at else ""
         undo = " `/opportunity disconnect` forgets it." if is_self else ""
         return (
@@ -154,7 +153,7 @@ def describe(mapping: Mapping, *, is_self: bool) -> str:
         link = mapping.link
         if mapping.source == "override" and link is not None and link.set_by:
             how += f" Set by <@{link.set_by}> on {link.updated_at:%Y-%m-%d}."
-        return f"{who} *{escape(close_label(mapping.close_user))}* in Close. {how}"
+        return f"{who} *{escape(mapping.close_user.label)}* in Close. {how}"
     if mapping.refused:
         return f"{who} not someone who can own opportunities: {escape(mapping.explain())}"
     return f"{who} not matched to a Close user. {escape(mapping.explain())}"

@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.after_ack import ack_settled, after_ack
 from bot.blocks.changes import saved_view, saving_view
 from bot.blocks.messages import (
     EDIT_ACTION_ID,
@@ -37,6 +36,7 @@ from bot.listeners.modal_flow import open_modal
 from bot.listeners.payload import dict_at, str_at
 from bot.logs import redact
 from bot.services import Services
+from bot.slack.after_ack import ack_settled, after_ack
 from bot.tasks import spawn
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from bot.close.models import Contact
 from bot.deals.custom_text import read_custom_fields
 from bot.deals.models import ReplyTarget
 from bot.deals.prefill import existing_lead_option, form_from_draft, new_lead_option
-from bot.lead_match import match_lead, search_term
+from bot.leads.match import match_lead, search_term
 from bot.parsing import parse
 from bot.services import Services
 from bot.slack.errors import SlackError

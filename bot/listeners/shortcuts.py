@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.listeners.modal_flow import SourceMessage, open_modal
 from bot.listeners.payload import dict_at, str_at
 from bot.services import Services
-from bot.slack_text import clean_message_text
+from bot.slack.text import clean_message_text
 
 MESSAGE_SHORTCUT = "create_opportunity_from_message"
 GLOBAL_SHORTCUT = "log_opportunity"

@@ -8,7 +8,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.after_ack import after_ack
 from bot.blocks.modal import CALLBACK_ID, POST_IN_BLOCK_ID, ModalMetadata
 from bot.blocks.status_views import created_view, creating_view
 from bot.close.models import Opportunity
@@ -18,7 +17,8 @@ from bot.listeners.fallback import mark_started
 from bot.listeners.modal_flow import SourceMessage, fetch_permalink
 from bot.listeners.payload import dict_at, str_at
 from bot.services import Services
-from bot.slack_text import with_permalink
+from bot.slack.after_ack import after_ack
+from bot.slack.text import with_permalink
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from bot.deals.prefill import default_status
 from bot.deals.service import FIELD_NAMES, Deals, RetryPolicy, duration
 from bot.identity import Identity
 from bot.jobs import instance_name
-from bot.lead_match import match_lead, search_term
-from bot.lead_search import LeadSearch
+from bot.leads.match import match_lead, search_term
+from bot.leads.search import LeadSearch
 from bot.logs import redact
 from bot.slack.errors import Gone, SlackError, TokenRejected
 from bot.slack.gateway import SlackGateway

@@ -15,11 +15,11 @@ from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from bot import eager_ack
-from bot.after_ack import collecting
 from bot.app import ack_outcome
 from bot.logs import bind_slack
 from bot.metrics import Metrics, ack_kind
+from bot.slack.after_ack import collecting
+from bot.transport import eager_ack
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class SocketModeHandler(AsyncSocketModeHandler):  # type: ignore[misc]
                         outcome = ack_outcome(request)
                     await send_async_response(client, req, response, started)
                 finally:
-                    pending.release()  # the ack is out (bot.after_ack)
+                    pending.release()  # the ack is out (bot.slack.after_ack)
         finally:
             self._handling -= 1
             if self._handling == 0:

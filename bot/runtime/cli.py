@@ -180,7 +180,7 @@ def _run_process(command: str, args: argparse.Namespace, settings: Settings) -> 
     if _missing(settings, command):
         return 2
     # No garbage collection while the app is imported and warmed up: it walked the
-    # start-up's ~300k objects three times over. bot.runners.start_up_over turns it back on.
+    # start-up's ~300k objects three times over. bot.runtime.runners.start_up_over turns it back on.
     gc.disable()
     workers = max(1, getattr(args, "workers", 1))
     refusal = settings.processes_refusal(workers)
@@ -188,9 +188,9 @@ def _run_process(command: str, args: argparse.Namespace, settings: Settings) -> 
         print(refusal, file=sys.stderr)
         return 2
     # Slack and Close are asked about the credentials now, in a thread, while the app is
-    # imported and warmed up (bot.runners imports it all): start-up pays the longer of the
+    # imported and warmed up (bot.runtime.runners imports it all): start-up pays the longer of the
     # two, not their sum.
-    from bot.preflight import Preflight
+    from bot.runtime.preflight import Preflight
 
     checks = Preflight(settings, app_token=command == "socket")
     if command == "serve":
@@ -199,19 +199,19 @@ def _run_process(command: str, args: argparse.Namespace, settings: Settings) -> 
         port = getattr(args, "port", None)
         worker = getattr(args, "worker", True)
         if workers > 1:
-            from bot.supervisor import serve_processes  # it never imports the app itself
+            from bot.runtime.supervisor import serve_processes  # it never imports the app itself
 
             return serve_processes(
                 settings, host=host, port=port, worker=worker, workers=workers, checks=checks
             )
-        from bot.runners import serve
+        from bot.runtime.runners import serve
 
         return serve(settings, host=host, port=port, worker=worker, checks=checks)
     if command == "worker":
-        from bot.runners import run_worker
+        from bot.runtime.runners import run_worker
 
         return asyncio.run(run_worker(settings, checks))
-    from bot.runners import run_socket_mode
+    from bot.runtime.runners import run_socket_mode
 
     return asyncio.run(run_socket_mode(settings, checks))
 
@@ -219,17 +219,17 @@ def _run_process(command: str, args: argparse.Namespace, settings: Settings) -> 
 def _run_tool(command: str, args: argparse.Namespace, settings: Settings) -> int:
     """`doctor`, `migrate` or `history`: one job against the configured accounts, then exit."""
     if command == "doctor":
-        from bot.doctor import run_doctor
+        from bot.runtime.doctor import run_doctor
 
         return asyncio.run(run_doctor(settings))
     if command == "migrate":
-        from bot.runners import migrate
+        from bot.runtime.runners import migrate
 
         revision = asyncio.run(migrate(settings))
         print(f"Database schema is up to date (revision {revision}).")
         return 0
     if command == "history":
-        from bot.runners import print_history
+        from bot.runtime.history import print_history
 
         return asyncio.run(
             print_history(settings, user=args.user, limit=args.limit, as_json=args.json)

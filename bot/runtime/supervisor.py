@@ -22,7 +22,7 @@ from typing import Any, Literal
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from bot.preflight import Preflight
+from bot.runtime.preflight import Preflight
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def serve_processes(
     # The children are spawned: they read the environment (and .env) again, and these.
     os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
     config = http_config(
-        "bot.runners:app_from_environment",
+        "bot.runtime.runners:app_from_environment",
         settings,
         host=host,
         port=port,

@@ -32,15 +32,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot import eager_ack
-from bot.after_ack import collecting
 from bot.app import ack_outcome
 from bot.connections.routes import oauth_routes
 from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
 from bot.logs import bind_slack
 from bot.metrics import ack_kind
 from bot.services import Services
+from bot.slack.after_ack import collecting
 from bot.sync.webhook import Rejected
+from bot.transport import eager_ack
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ def slack_events_endpoint(
             except BaseException:
                 pending.release()
                 raise
-        # What listeners left for after the ack runs once the answer is sent (bot.after_ack).
+        # What listeners left for after the ack runs once the answer is sent (bot.slack.after_ack).
         response.background = BackgroundTask(pending.arelease)
         return response
 

@@ -19,7 +19,6 @@ from bot.close.client import CloseClient
 from bot.close.errors import CloseAuthError, CloseError
 from bot.connections.store import ConnectionStore
 from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_scopes
-from bot.identity.mapping import close_label
 from bot.identity.store import UserLinkStore
 from bot.logs import RedactSecrets
 from bot.settings import HOW_TO_GET, Settings, split_keys
@@ -409,7 +408,7 @@ def _print_coverage(report: _Report, coverage: Coverage) -> None:
     for row in coverage.mapped:
         user = row.mapping.close_user
         assert user is not None
-        report.ok(f"{_who(row.profile)} → {close_label(user)} [{row.mapping.source}]")
+        report.ok(f"{_who(row.profile)} → {user.label} [{row.mapping.source}]")
     for row in unmapped:
         report.warn(f"{_who(row.profile)} → unmapped: {row.mapping.reason}")
     for row in refused:

@@ -7,37 +7,31 @@ import asyncio
 import contextlib
 import gc
 import importlib.util
-import json
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator
 
 import uvicorn
 from starlette.applications import Starlette
 
 from bot.app import build_app
-from bot.deals.store import AuditEntry, SubmissionStore
-from bot.http import create_http_app, create_ops_app
 from bot.parsing import warming
-from bot.preflight import Checked, Preflight
-from bot.services import Services
-from bot.settings import Settings
-from bot.socket_mode import SocketModeHandler
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
-from bot.supervisor import (
+from bot.runtime.preflight import Checked, Preflight
+from bot.runtime.supervisor import (
     SERVE_WORKER_ENV,
     checks_answered,
     http_config,
     server_stack,
 )
-from bot.sync.store import ChangeStore, StoredChange
+from bot.services import Services
+from bot.settings import Settings
+from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
 from bot.tasks import spawn
-from bot.workflow.history import StepHistory, format_step, step_line, step_record
-from bot.workflow.models import WorkflowStep
+from bot.transport.http import create_http_app, create_ops_app
+from bot.transport.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +145,7 @@ def serve(
     background work finished or handed back; 0 once stopped, 1 if a credential is refused.
 
     `checks`: the credential checks, if already started (`Preflight`); started here if not.
-    (`serve --workers N` is `bot.supervisor.serve_processes`.)"""
+    (`serve --workers N` is `bot.runtime.supervisor.serve_processes`.)"""
     checks = checks or Preflight(settings)
     loop_name = server_stack()[0]
 
@@ -375,89 +369,3 @@ async def migrate(settings: Settings) -> str:
     """Apply the Alembic migrations; returns the revision the database is at."""
     await upgrade(settings.database_url)
     return await current_revision(settings.database_url) or "none"
-
-
-async def print_history(
-    settings: Settings, *, user: str | None, limit: int, as_json: bool = False
-) -> int:
-    """The audit: who sent what, when, in what state, what went to Close and what came back."""
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
-        entries = await store.recent(slack_user_id=user, limit=limit)
-        changes = await ChangeStore(
-            session_factory(engine), dialect=engine.dialect.name
-        ).for_opportunities([e.opportunity_id for e in entries if e.opportunity_id])
-        steps = await StepHistory.load(engine, [e.id for e in entries], user=user, limit=limit)
-    finally:
-        await engine.dispose()
-    if as_json:
-        for entry in entries:
-            applied = changes.get(entry.opportunity_id or "", [])
-            record = entry.model_dump(mode="json")
-            record["changes"] = [_change_record(change) for change in applied]
-            record["workflow_step"] = step_record(steps.of_submissions.get(entry.id))
-            print(json.dumps(record, ensure_ascii=False))
-        for alone in steps.alone:  # workflow steps that are no submission (bad inputs)
-            print(json.dumps({"workflow_step": step_record(alone)}, ensure_ascii=False))
-        return 0
-    if not entries and not steps.alone:
-        print("No submissions yet.")
-        return 0
-    for entry in entries:
-        step = steps.of_submissions.get(entry.id)
-        print(format_entry(entry, changes.get(entry.opportunity_id or "", []), step))
-    for alone in steps.alone:
-        print(format_step(alone))
-    return 0
-
-
-def _change_record(change: StoredChange) -> dict[str, object]:
-    """A change made in Close and applied in Slack, as `history --json` lists it."""
-    event = change.event
-    return {
-        "event_id": event.id,
-        "action": event.action,
-        "date_updated": event.date_updated,
-        "user_id": event.user_id,
-        "changed_fields": event.changed_fields,
-        "source": change.source,
-        "outcome": change.outcome,
-        "applied_at": change.applied_at.isoformat() if change.applied_at else None,
-    }
-
-
-def format_entry(
-    entry: AuditEntry, changes: Sequence[StoredChange] = (), step: WorkflowStep | None = None
-) -> str:
-    request = entry.request
-    head = (
-        f"{entry.created_at:%Y-%m-%d %H:%M:%S}Z  {entry.state.value:<8}  {entry.slack_user_id}  "
-        f"{request.lead_name}  attempts={entry.attempts}  id={entry.id}"
-    )
-    lines = [head]
-    if step is not None:
-        lines.append(step_line(step))
-    if entry.sent is not None:
-        lines.append("  sent:     " + _compact(entry.sent.get("json", entry.sent)))
-    else:
-        lines.append("  request:  " + _compact(request.model_dump(mode="json", exclude_none=True)))
-    if entry.opportunity_id:
-        lines.append(f"  created:  {entry.opportunity_id} on {entry.lead_id}")
-    if entry.response is not None:
-        lines.append("  response: " + _compact(entry.response))
-    if entry.error:
-        lines.append(f"  error:    {entry.error}")
-    for change in changes:
-        who = change.event.user_id or "an automation"
-        lines.append(
-            f"  changed:  {change.event.date_updated[:19]}Z {change.event.action} in Close by "
-            f"{who} ({change.source}): {change.outcome}"
-        )
-    return "\n".join(lines)
-
-
-def _compact(data: object, width: int = 400) -> str:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"

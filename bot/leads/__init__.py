@@ -1,0 +1,1 @@
+"""Close leads for people: the typeahead's searches and matching a typed name to a lead."""
