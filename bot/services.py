@@ -15,7 +15,6 @@ from functools import partial
 import aiohttp
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.close.catalog import Catalog
@@ -33,11 +32,10 @@ from bot.identity.store import UserLinkStore
 from bot.jobs import JobRunner
 from bot.leads.search import LeadSearch
 from bot.metrics import Metrics
-from bot.parsing import is_warm, warm_up
+from bot.parsing import warm_up
 from bot.settings import Settings
 from bot.slack.client import ObservedSlackClient
 from bot.slack.gateway import SlackGateway
-from bot.stats import store_numbers
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.sync.applier import ChangeApplier
@@ -58,7 +56,6 @@ STOP_TIMEOUT_SECONDS = 9.0
 WORK_GRACE_SECONDS = 5.0
 # Past the Close client's timeout, a create another worker sent is settled (answered or dropped).
 WRITE_MARGIN_SECONDS = 2.0
-READY_TIMEOUT_SECONDS = 2.0
 
 
 def utc_now() -> datetime:
@@ -103,61 +100,42 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
+        """The composition root: every part built once, in the order of what each needs, and
+        handed what it uses when it is made."""
         if settings.slack_bot_token is None or settings.close_api_key is None:
             raise ValueError("SLACK_BOT_TOKEN and CLOSE_API_KEY are required")
         metrics = Metrics()
-        slack: AsyncWebClient = ObservedSlackClient(
+        slack = ObservedSlackClient(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url,
             metrics=metrics,
         )
         gateway = SlackGateway(slack)
-        close = CloseClient(
-            settings.close_api_key.get_secret_value(),
-            settings.close_api_url,
-            timeout=httpx.Timeout(
-                settings.close_timeout_seconds, connect=min(5.0, settings.close_timeout_seconds)
-            ),
-            observer=metrics,
-        )
+        close = _close_client(settings, metrics)
         catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
         engine = create_engine(settings.database_url)
-        store = SubmissionStore(session_factory(engine), dialect=engine.dialect.name)
+        sessions, dialect = session_factory(engine), engine.dialect.name
+        preferences = Preferences(sessions)
+        # Write-through: no read of the last-used choices after a submission.
+        store = SubmissionStore(sessions, dialect=dialect, on_accepted=preferences.remember)
         identity = Identity(
             gateway,
             catalog,
-            links=UserLinkStore(session_factory(engine), dialect=engine.dialect.name),
+            links=UserLinkStore(sessions, dialect=dialect),
             admin_user_ids=frozenset(settings.admin_user_ids),
             clock=clock,
         )
         notifier = Notifier(gateway)
         announcer = Announcer(gateway, settings.deals_channel, close_app_url=settings.close_app_url)
-        deals = Deals(
-            store=store,
-            close=close,
-            catalog=catalog,
-            notifier=notifier,
-            close_app_url=settings.close_app_url,
-            announcer=announcer,
-            retry=RetryPolicy(
-                base_seconds=settings.retry_base_seconds,
-                max_seconds=settings.retry_max_seconds,
-                give_up_after_seconds=settings.retry_give_up_seconds,
-                step_give_up_after_seconds=settings.workflow_step_give_up_seconds,
-            ),
-            clock=clock,
-            write_window=timedelta(seconds=settings.close_timeout_seconds + WRITE_MARGIN_SECONDS),
-        )
+        deals = _deals(settings, store, close, catalog, notifier, announcer, clock)
         lead_search = LeadSearch(close)
-        preferences = Preferences(session_factory(engine))
-        store.on_accepted = preferences.remember  # write-through: no read after a submission
         worker = JobRunner(
             poll_seconds=settings.worker_poll_seconds,
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
         )
         workflow = WorkflowSteps(
-            store=StepStore(session_factory(engine), dialect=engine.dialect.name),
+            store=StepStore(sessions, dialect=dialect),
             deals=deals,
             catalog=catalog,
             identity=identity,
@@ -173,7 +151,7 @@ class Services:
             kick=worker.kick,
         )
         deals.steps = workflow  # its submissions end by completing the step
-        changes = ChangeStore(session_factory(engine), dialect=engine.dialect.name)
+        changes = ChangeStore(sessions, dialect=dialect)
         applier = ChangeApplier(
             store=changes,
             submissions=store,
@@ -294,40 +272,45 @@ class Services:
             and _app_task(task)
         }
 
-    # --- what the operations endpoints say ------------------------------------------------
 
-    async def readiness(self) -> dict[str, str]:
-        """What stops this process from serving: empty when it is ready (GET /readyz)."""
-        problems: dict[str, str] = {}
-        if self.stopping_since is not None:
-            problems["process"] = "shutting down"
-        if not self.catalog.loaded:
-            problems["catalog"] = "Close's pipelines, statuses and users have not loaded yet"
-        if not is_warm():
-            problems["parser"] = "still loading its languages' dates and numbers"
-        try:
-            await asyncio.wait_for(self._ping_database(), READY_TIMEOUT_SECONDS)
-        except Exception as error:
-            problems["database"] = f"unreachable ({type(error).__name__})"
-        return problems
+def _close_client(settings: Settings, metrics: Metrics) -> CloseClient:
+    """The org key's Close client (its connection pool is every Close call's)."""
+    assert settings.close_api_key is not None
+    return CloseClient(
+        settings.close_api_key.get_secret_value(),
+        settings.close_api_url,
+        timeout=httpx.Timeout(
+            settings.close_timeout_seconds, connect=min(5.0, settings.close_timeout_seconds)
+        ),
+        observer=metrics,
+    )
 
-    async def _ping_database(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
 
-    async def scrape_metrics(self, accept: str = "") -> tuple[bytes, str]:
-        """GET /metrics: this process's counters and the store's numbers, read now."""
-        poller = self.sync.poller
-        read_at = poller.last_read_at if poller is not None else None
-        loaded_at = self.catalog.loaded_at
-        return await self.metrics.scrape(
-            lambda: store_numbers(session_factory(self.engine), now=self.clock()),
-            catalog_loaded_at=loaded_at.timestamp() if loaded_at is not None else None,
-            sync_mode=self.sync.mode,
-            event_log_read_at=read_at.timestamp() if read_at is not None else None,
-            in_flight=self.worker.in_flight,
-            accept=accept,
-        )
+def _deals(
+    settings: Settings,
+    store: SubmissionStore,
+    close: CloseClient,
+    catalog: Catalog,
+    notifier: Notifier,
+    announcer: Announcer,
+    clock: Callable[[], datetime],
+) -> Deals:
+    return Deals(
+        store=store,
+        close=close,
+        catalog=catalog,
+        notifier=notifier,
+        close_app_url=settings.close_app_url,
+        announcer=announcer,
+        retry=RetryPolicy(
+            base_seconds=settings.retry_base_seconds,
+            max_seconds=settings.retry_max_seconds,
+            give_up_after_seconds=settings.retry_give_up_seconds,
+            step_give_up_after_seconds=settings.workflow_step_give_up_seconds,
+        ),
+        clock=clock,
+        write_window=timedelta(seconds=settings.close_timeout_seconds + WRITE_MARGIN_SECONDS),
+    )
 
 
 # The directories this app's code lives in: the bot package's and Bolt's (found, not imported).

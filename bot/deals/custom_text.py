@@ -96,13 +96,7 @@ def read_custom_fields(
     }
     if not by_name:
         return CustomFieldText(text=text)
-    names = sorted(by_name, key=len, reverse=True)
-    pattern = re.compile(
-        r"(?<![\w])(?P<name>"
-        + "|".join(r"\s+".join(map(re.escape, n.split())) for n in names)
-        + r")\s*:\s*",
-        re.IGNORECASE,
-    )
+    pattern = _names_pattern(by_name)
     folded = fold(text)  # same length as `text`: positions line up
     note = note_pattern.search(folded)
     limit = note.start() if note else len(text)
@@ -137,13 +131,28 @@ def read_custom_fields(
         cuts.append((match.start(), trailing.end() if trailing else used_end))
     if not cuts:
         return CustomFieldText(text=text)
+    return CustomFieldText(text=_without(text, cuts), custom=custom, warnings=warnings)
+
+
+def _names_pattern(by_name: dict[str, CustomField]) -> re.Pattern[str]:
+    """`Name:` for each field, the longest names first (a name may contain a shorter one)."""
+    names = sorted(by_name, key=len, reverse=True)
+    return re.compile(
+        r"(?<![\w])(?P<name>"
+        + "|".join(r"\s+".join(map(re.escape, n.split())) for n in names)
+        + r")\s*:\s*",
+        re.IGNORECASE,
+    )
+
+
+def _without(text: str, cuts: list[tuple[int, int]]) -> str:
+    """`text` without the (start, end) spans in `cuts`, spaces folded."""
     kept, position = [], 0
     for start, end in cuts:
         kept.append(text[position:start])
         position = end
     kept.append(text[position:])
-    cleaned = " ".join(" ".join(kept).split())
-    return CustomFieldText(text=cleaned, custom=custom, warnings=warnings)
+    return " ".join(" ".join(kept).split())
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,10 +214,16 @@ def _claimed(row: Row[Any], candidate: Any) -> Submission:
 class SubmissionStore(DurableQueue[Submission]):
     """The submissions: a durable queue of deals to create (claimed through `CLAIM`)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        dialect: str,
+        on_accepted: Callable[[Submission], None] | None = None,
+    ) -> None:
         super().__init__(sessions, dialect=dialect, spec=CLAIM, load=_claimed)
         # Told of each new submission once stored (Services: the preferences' write-through).
-        self.on_accepted: Callable[[Submission], None] | None = None
+        self.on_accepted = on_accepted
 
     async def accept(
         self,

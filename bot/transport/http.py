@@ -41,6 +41,7 @@ from bot.services import Services
 from bot.slack.after_ack import collecting
 from bot.sync.webhook import Rejected
 from bot.transport import eager_ack
+from bot.transport.health import readiness, scrape_metrics
 
 log = logging.getLogger(__name__)
 
@@ -365,13 +366,13 @@ def ops_routes(services: Services) -> list[BaseRoute]:
         return JSONResponse({"ok": True, "catalog_loaded": services.catalog.loaded})
 
     async def readyz(_request: Request) -> Response:
-        problems = await services.readiness()
+        problems = await readiness(services)
         if problems:
             return JSONResponse({"ok": False, "problems": problems}, status_code=503)
         return JSONResponse({"ok": True})
 
     async def metrics(request: Request) -> Response:
-        body, content_type = await services.scrape_metrics(request.headers.get("accept", ""))
+        body, content_type = await scrape_metrics(services, request.headers.get("accept", ""))
         return Response(body, headers={"content-type": content_type})
 
     return [
