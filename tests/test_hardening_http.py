@@ -268,7 +268,7 @@ def test_bad_signatures_and_timestamps_are_401_never_500(
 ) -> None:
     body = form({"command": "/opportunity", "user_id": "U0ALICE", "text": "Acme 5k"})
     sent = {**signed_headers(body, FORM), **headers}
-    response = bot.transport.http.post(
+    response = bot.http.post(
         bot.url, content=body, headers={k.encode(): v.encode("latin-1") for k, v in sent.items()}
     )
     assert response.status_code == 401
@@ -276,7 +276,7 @@ def test_bad_signatures_and_timestamps_are_401_never_500(
 
 
 def test_an_unsigned_garbage_body_is_refused_before_it_is_parsed(bot: LiveBot) -> None:
-    response = bot.transport.http.post(
+    response = bot.http.post(
         bot.url, content=b"payload=%7Bnope", headers={"Content-Type": FORM}
     )
     assert response.status_code == 401  # not 400: nothing is parsed before the signature
@@ -298,7 +298,7 @@ def test_an_oversized_chunked_body_is_refused_while_streaming(bot: LiveBot) -> N
             yield b"x" * 65536
 
     headers = signed_headers(b"", FORM)
-    response = bot.transport.http.post(bot.url, content=chunks(), headers=headers)
+    response = bot.http.post(bot.url, content=chunks(), headers=headers)
     assert response.status_code == 413
     assert bot.healthy()
 
