@@ -276,9 +276,7 @@ def test_bad_signatures_and_timestamps_are_401_never_500(
 
 
 def test_an_unsigned_garbage_body_is_refused_before_it_is_parsed(bot: LiveBot) -> None:
-    response = bot.http.post(
-        bot.url, content=b"payload=%7Bnope", headers={"Content-Type": FORM}
-    )
+    response = bot.http.post(bot.url, content=b"payload=%7Bnope", headers={"Content-Type": FORM})
     assert response.status_code == 401  # not 400: nothing is parsed before the signature
 
 
