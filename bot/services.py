@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
-from bot.connections import CloseAccess, build_access
+from bot.connections import CloseAccess, CloseClients, build_access
 from bot.deals.announce import Announcer
 from bot.deals.notify import Notifier
 from bot.deals.service import Deals, RetryPolicy
@@ -86,6 +86,8 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     # People's own Close connections (OAuth); None when Close OAuth is not configured.
     access: CloseAccess | None = None
+    # The Close client that acts for a person (CLOSE_ACCESS): `close_clients.for_person(…)`.
+    close_clients: CloseClients = field(init=False, repr=False)
     # A lead's contacts for the modal's `contact` block, by lead id: (monotonic instant, list).
     lead_contacts: dict[str, tuple[float, list[Contact]]] = field(default_factory=dict, repr=False)
     # False: `start` leaves warming the parser up to the runner (`serve` finishes it in the
@@ -96,6 +98,9 @@ class Services:
     # The tasks that run for as long as the process does (servers, loops), as of `start`: any
     # other is short work (a listener past its ack, a reply) that shutdown lets finish.
     _resident: set[asyncio.Task[object]] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self.close_clients = CloseClients(self.close, self.access, self.settings.access)
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
