@@ -9,8 +9,10 @@ broken connection never falls back to the key; no token reaches a log or an erro
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from bot.connections import CloseClients, PersonClose
 from sandbox.close_sim import RecordedRequest
 from sandbox.stack import Sandbox, running_sandbox
 from tests.oauth_flows import connect_link, consent
+from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 TEAM = "T0SANDBOX"
 
@@ -30,6 +33,16 @@ TEAM = "T0SANDBOX"
 async def sandbox(access: str, *, oauth: bool = True, **overrides: Any) -> AsyncIterator[Sandbox]:
     async with running_sandbox(oauth=oauth, close_access=access, **overrides) as sb:
         yield sb
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 async def connect(sb: Sandbox, slack_user: str, close_user: str) -> None:
@@ -110,8 +123,8 @@ async def test_a_connected_person_acts_with_their_bearer_token_over_the_keys_poo
         assert [lead.id for lead in await sb.services.close.search_leads("Acme")] == ["lead_acme"]
 
 
-async def test_a_401_refreshes_once_and_the_request_goes_again() -> None:
-    async with sandbox("personal") as sb:
+async def test_a_401_refreshes_once_and_the_request_goes_again(database_url: str) -> None:
+    async with sandbox("personal", database_url=database_url) as sb:
         await connect(sb, "U0BOB", "user_bob")
         close = await clients(sb).for_person(TEAM, "U0BOB")
         await close.me()
@@ -130,11 +143,29 @@ async def test_a_401_refreshes_once_and_the_request_goes_again() -> None:
         assert "created_by" not in (sent_since(sb, mark)[-1].json or {})
 
 
+async def test_a_write_close_answered_401_to_is_sent_again_once_and_lands_once() -> None:
+    async with sandbox("personal") as sb:
+        await connect(sb, "U0BOB", "user_bob")
+        close = await clients(sb).for_person(TEAM, "U0BOB")
+        await close.me()
+        sb.close.revoke_access_only("user_bob")
+        before = len(sb.close.opportunities)
+        mark = len(sb.close.requests)
+        created = await close.create_opportunity(
+            OpportunityCreate(lead_id="lead_globex", custom={"cf_source": "Inbound"})
+        )
+        writes = [r for r in sent_since(sb, mark) if r.path == "/opportunity/"]
+        assert [r.status for r in writes] == [401, 200]
+        assert len(sb.close.opportunities) == before + 1
+        assert opportunity(sb, created.id)["created_by"] == "user_bob"
+        assert sb.close.refresh_count() == 1
+
+
 async def test_a_401_after_the_refresh_breaks_the_connection_with_a_typed_error(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, database_url: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with sandbox("personal") as sb:
+    async with sandbox("personal", database_url=database_url) as sb:
         await connect(sb, "U0BOB", "user_bob")
         close = await clients(sb).for_person(TEAM, "U0BOB")
         await close.me()
@@ -169,8 +200,10 @@ async def test_under_personal_someone_not_connected_gets_a_typed_error_and_nothi
         assert sent_since(sb, mark) == []
 
 
-async def test_under_either_not_connected_is_the_key_and_broken_is_never_the_key() -> None:
-    async with sandbox("either") as sb:
+async def test_under_either_not_connected_is_the_key_and_broken_is_never_the_key(
+    database_url: str,
+) -> None:
+    async with sandbox("either", database_url=database_url) as sb:
         assert await clients(sb).for_person(TEAM, "U0CAROL") is sb.services.close
         await connect(sb, "U0BOB", "user_bob")
         close = await clients(sb).for_person(TEAM, "U0BOB")
