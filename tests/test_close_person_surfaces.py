@@ -9,13 +9,25 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from bot.listeners.modal_flow import lead_contacts
-from sandbox.slack_driver import PastedLinks
-from sandbox.stack import Sandbox, running_sandbox
+from sandbox.close_sim import CloseSimulator
+from sandbox.server import port_for_a_child
+from sandbox.slack_driver import PastedLinks, SlackDriver
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import (
+    BOT_TOKEN,
+    CLOSE_API_KEY,
+    SIGNING_SECRET,
+    Sandbox,
+    oauth_settings,
+    running_sandbox,
+)
 from tests.flows import open_modal
 from tests.oauth_flows import button_url, command_answer, connect_link, consent, posted
+from tests.process import APP_TOKEN, Bot
 
 APP = "https://app.close.com/"
 ACME = f"{APP}lead/lead_acme/"
@@ -159,3 +171,54 @@ async def test_under_personal_a_typeahead_without_a_connection_offers_nothing_an
         await asyncio.sleep(0.2)
         told = [c for c in posted(sb, since=since) if "Connect" in c.params["text"]]
         assert len(told) == 1  # once, not per keystroke
+
+
+async def test_socket_mode_a_restricted_reps_typeahead_and_preview_are_their_own(
+    tmp_path: Path,
+) -> None:
+    """`python -m bot socket` as a process (CLOSE_ACCESS=either, PUBLIC_URL for the connect
+    routes): Bob connects, then types and shares a link over the simulator's websocket."""
+    close = CloseSimulator(api_key=CLOSE_API_KEY)
+    slack = SlackSimulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
+    close.restrict("user_bob")
+    close.own_lead("lead_globex", "user_bob")
+    close.own_lead("lead_acme", "user_carol")
+    async with close, slack:
+        bot = Bot(
+            close, slack, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", tmp_path, "socket"
+        )
+        port = port_for_a_child()
+        bot.env.update(
+            {
+                "PORT": str(port),
+                "PUBLIC_URL": f"http://127.0.0.1:{port}/",
+                "CLOSE_ACCESS": "either",
+                **{k.upper(): str(v) for k, v in oauth_settings(close).items()},
+            }
+        )
+        try:
+            await bot.start()
+            connection = await slack.socket_mode.wait_connections(1)
+            async with SlackDriver(slack, "", SIGNING_SECRET, socket_mode=True) as driver:
+                answer = await command_answer(slack, driver, "connect", user_id="U0BOB")
+                walk = await consent(close, button_url(answer), user="user_bob")
+                assert walk.page.status_code == 200, bot.stderr()
+                # The typeahead, in a modal Bob opened.
+                result = await driver.slash_command("", user_id="U0BOB")
+                view = await driver.wait_for_view(result.trigger_id)
+                response = await driver.block_suggestion(view["id"], "lead", "co")
+                seen = [o["value"] for o in response.json()["options"]]
+                assert "lead_globex" in seen and "lead_acme" not in seen, seen
+                # A link to Acme that Bob shares: Close tells Bob there is no such lead.
+                shared = slack.share_links("C0SALES", [ACME, GLOBEX], user="U0BOB")
+                body = driver.event_body(shared.event(bot_is_member=True), event_id="Ev0BOB1")
+                envelope = driver.socket_envelope(body)
+                await connection.socket.send_str(json.dumps(envelope))
+                await slack.wait_for(
+                    "chat.unfurl", lambda c: c.params.get("ts") == shared.message_ts, 10
+                )
+                shown = slack.unfurls(shared)
+                assert "Acme" not in json.dumps(shown.get(ACME, {}))
+                assert "Globex Corporation" in json.dumps(shown[GLOBEX])
+        finally:
+            bot.stop()
