@@ -261,3 +261,29 @@ async def test_when_close_refuses_created_by_from_the_key_the_deal_goes_without_
 def opportunity(sb: Sandbox, opportunity_id: str) -> dict[str, Any]:
     [found] = [o for o in sb.close.opportunities if o["id"] == opportunity_id]
     return found
+
+
+@pytest.mark.parametrize("access", ["key", "either", "personal"])
+async def test_the_create_seam_creates_as_the_person_whatever_their_access(access: str) -> None:
+    async with sandbox(access) as sb:
+        body = OpportunityCreate(lead_id="lead_acme", custom={"cf_source": "Inbound"})
+        if access == "personal":
+            mark = len(sb.close.requests)
+            with pytest.raises(CloseNotConnected):
+                await clients(sb).create_opportunity(TEAM, "U0BOB", body, close_user_id="user_bob")
+            assert sent_since(sb, mark) == []
+        else:  # with the key: Bob as its creator
+            created = await clients(sb).create_opportunity(
+                TEAM, "U0BOB", body, close_user_id="user_bob", tz_offset_hours=-5
+            )
+            assert opportunity(sb, created.id)["created_by"] == "user_bob"
+            assert sb.close.requests[-1].headers["authorization"].startswith("Basic ")
+        await connect(sb, "U0BOB", "user_bob")
+        created = await clients(sb).create_opportunity(
+            TEAM, "U0BOB", body, close_user_id="user_bob"
+        )
+        assert opportunity(sb, created.id)["created_by"] == "user_bob"
+        sent = sb.close.requests[-1]
+        expected = "Basic " if access == "key" else "Bearer "
+        assert sent.headers["authorization"].startswith(expected)
+        assert ("created_by" in sent.json) == (access == "key")

@@ -20,6 +20,7 @@ from bot.close.errors import (
     CloseNotConnected,
     CloseUnavailable,
 )
+from bot.close.models import Opportunity, OpportunityCreate
 from bot.connections.access import AccessBroken, AccessUnavailable, CloseAccess, NotConnected
 from bot.connections.store import Connection
 
@@ -170,6 +171,11 @@ class CloseClients:
     A broken connection raises CloseAccessBroken under both `personal` and `either` (it counts
     as connected until they reconnect or disconnect: nothing of theirs switches to the key).
     The app's own background reads (catalog, event log, webhook) use `key` directly.
+
+    The write paths' seam: `create_opportunity` below for a deal someone logged (the worker's
+    create of a stored submission included), and `(await for_person(…)).update_opportunity(…)`
+    for Edit/Won/Lost. CloseNotConnected / CloseAccessBroken mean "wait for them to
+    (re)connect" (then `tell_broken` once), never "try with the key".
     """
 
     def __init__(
@@ -213,6 +219,23 @@ class CloseClients:
         if connection.broken:
             raise CloseAccessBroken(slack_user_id, connection.broken_reason or "")
         return self._person(team_id or connection.team_id, slack_user_id)
+
+    async def create_opportunity(
+        self,
+        team_id: str | None,
+        slack_user_id: str,
+        body: OpportunityCreate,
+        *,
+        close_user_id: str | None,
+        tz_offset_hours: float | None = None,
+    ) -> Opportunity:
+        """Create the deal `slack_user_id` logged, as them: with their own token when that is
+        their access, else with the key and `created_by` = `close_user_id` (their mapped Close
+        user), left out if Close refuses it. Raises what `for_person` and the client raise."""
+        close = await self.for_person(team_id, slack_user_id)
+        return await close.create_opportunity(
+            body, tz_offset_hours=tz_offset_hours, on_behalf_of=close_user_id
+        )
 
     async def tell_broken(self, team_id: str | None, slack_user_id: str) -> None:
         """DM them the *Reconnect* prompt (once per breakage); never raises."""
