@@ -208,7 +208,8 @@ class CloseClients:
 
     async def for_person(self, team_id: str | None, slack_user_id: str) -> CloseClient:
         """The client that acts for this Slack user. Raises CloseNotConnected (`personal`, not
-        connected) or CloseAccessBroken (their connection needs a reconnect)."""
+        connected) or CloseAccessBroken (their connection needs a reconnect). `team_id` (the
+        payload's, may be None) is not needed to decide: the connection's own team is used."""
         if self.mode == "key" or self.access is None:
             return self.key
         connection = await self._connection(slack_user_id) if slack_user_id else None
@@ -218,7 +219,9 @@ class CloseClients:
             return self.key
         if connection.broken:
             raise CloseAccessBroken(slack_user_id, connection.broken_reason or "")
-        return self._person(team_id or connection.team_id, slack_user_id)
+        # Their connection's team (Slack user ids are unique across workspaces): the one it is
+        # stored under, whatever a payload said.
+        return self._person(connection.team_id, slack_user_id)
 
     async def create_opportunity(
         self,
