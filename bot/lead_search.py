@@ -73,11 +73,17 @@ class LeadSearch:
         self._in_flight: dict[tuple[_Key, int], asyncio.Future[list[Lead]]] = {}
 
     async def search(
-        self, text: str, *, limit: int = 99, close: CloseClient | None = None
+        self,
+        text: str,
+        *,
+        limit: int = 99,
+        close: CloseClient | None = None,
+        spent: float = 0.0,
     ) -> list[Lead]:
         """The typeahead's answer: one remembered under `refresh_seconds` at once, else
-        Close's within `budget`, else the best remembered one. Keystrokes typing the same term
-        at the same moment share one request.
+        Close's within `budget` (less the `spent` seconds the caller already took), else the
+        best remembered one. Keystrokes typing the same term at the same moment share one
+        request.
         """
         close = close or self._close
         key = _key(close, text)
@@ -92,7 +98,8 @@ class LeadSearch:
             return answer.leads
         try:
             return await asyncio.wait_for(
-                asyncio.shield(self._ask(close, key, text, limit)), timeout=self._budget
+                asyncio.shield(self._ask(close, key, text, limit)),
+                timeout=max(self._budget - spent, 0.05),
             )
         except TimeoutError:
             # It goes on in the background, so the next keystroke finds it remembered.
