@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
-from bot.connections import CloseAccess, build_access
+from bot.connections import CloseAccess, CloseClients, build_access
 from bot.deals.announce import Announcer
 from bot.deals.jobs import submission_jobs
 from bot.deals.notify import Notifier
@@ -80,6 +80,8 @@ class Services:
     sync: CloseSync
     # Every Web API call of the bot goes through it (`slack` is the client it wraps, Bolt's too).
     slack_gateway: SlackGateway
+    # The Close client that acts for a person (CLOSE_ACCESS): `close_clients.for_person(…)`.
+    close_clients: CloseClients
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
     # The Workflow Builder step "Create a Close opportunity".
@@ -182,6 +184,7 @@ class Services:
         identity.use_connections(access)  # a connected Close user is the person's mapping
         return cls(
             access=access,
+            close_clients=CloseClients(close, access, settings.access),
             settings=settings,
             slack=slack,
             close=close,

@@ -89,6 +89,12 @@ class CloseOAuthSim:
             for token in [t for t, g in tokens.items() if g.user_id == user_id]:
                 del tokens[token]
 
+    def revoke_access_only(self, user_id: str) -> None:
+        """Close stops taking `user_id`'s access tokens (early, server-side); their refresh
+        token still works."""
+        for token in [t for t, g in self.oauth.access.items() if g.user_id == user_id]:
+            del self.oauth.access[token]
+
     def expire_access_tokens(self, user_id: str | None = None) -> None:
         past = datetime.now(UTC) - timedelta(seconds=1)
         for grant in self.oauth.access.values():

@@ -388,6 +388,9 @@ class CloseSimulator(CloseEvents, CloseOAuthSim):
         # Seconds a POST /opportunity/ waits before it is handled (a create on its way to Close).
         self.create_latency: float = 0.0
         self.enforce_rate_limit: tuple[int, float] | None = None
+        # True: `created_by` sent with the API key is refused (400 on the field), as a Close
+        # that keeps creators to the key's owner would. False: the key may name another user.
+        self.refuse_created_by_with_key: bool = False
         self._faults: list[_Fault] = []
         self._hang: tuple[int, float] = (0, 0.0)
         self._every: tuple[int, float] | None = None
@@ -884,7 +887,16 @@ class CloseSimulator(CloseEvents, CloseOAuthSim):
             raise bad_request(None, "Expected a JSON object.")
         if not self.visible_lead(request, body.get("lead_id")):
             raise bad_request({"lead_id": "Object does not exist."})
-        opp = self._create(body, _tz_offset(request), self._api_actor(request))
+        created_by = body.get("created_by")
+        if created_by is not None:
+            if getattr(request.state, "oauth_user", None) is not None:
+                raise bad_request({"created_by": "Set by Close to the user of the token."})
+            if self.refuse_created_by_with_key:
+                raise bad_request({"created_by": "This field cannot be set."})
+            if not self._is_active_user(created_by):
+                raise bad_request({"created_by": "Not an active user of this organization."})
+        actor = self._api_actor(request)
+        opp = self._create(body, _tz_offset(request), actor, created_by=created_by)
         opp["_tz_offset"] = request.headers.get("x-tz-offset")
         return self._opp_out(opp)
 
@@ -959,7 +971,9 @@ class CloseSimulator(CloseEvents, CloseOAuthSim):
 
     # --- writes, each recorded in the event log ---
 
-    def _create(self, body: Json, tz_offset: float, actor: Actor) -> Json:
+    def _create(
+        self, body: Json, tz_offset: float, actor: Actor, *, created_by: str | None = None
+    ) -> Json:
         changes = self._opportunity_changes(body, None, tz_offset)
         when = self._tick()
         creator = actor.user_id or self.org.me_user_id
@@ -979,7 +993,7 @@ class CloseSimulator(CloseEvents, CloseOAuthSim):
             "contact_id": None,
             "date_created": iso(when),
             "date_updated": iso(when),
-            "created_by": actor.user_id,
+            "created_by": created_by or actor.user_id,
             "attachments": [],
             "integration_links": [],
         }

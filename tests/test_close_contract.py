@@ -107,6 +107,9 @@ async def call_create_opportunity(close: CloseClient, sim: CloseSimulator) -> No
         custom={"cf_products": ["Core", "Support"], "cf_seats": 25},
     )
     await close.create_opportunity(every_field, tz_offset_hours=-5)
+    # On a person's behalf with the key: `created_by` (CreateOpportunity lists it).
+    await close.create_opportunity(sourced(), on_behalf_of="user_bob")
+    assert any((r.json or {}).get("created_by") == "user_bob" for r in sim.requests)
 
 
 async def call_get_opportunity(close: CloseClient, sim: CloseSimulator) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import logging
 import random
 import re
 import time
@@ -43,6 +44,8 @@ from bot.close.models import (
 )
 from bot.close.transport import AiohttpTransport
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0, pool=5.0)
 MAX_SEARCH_LIMIT = 200  # Close answers 400 past this for leads
 MAX_EVENT_LIMIT = 50  # the event log's page size cap
@@ -70,6 +73,8 @@ _ID_SEGMENT = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 Method = Literal["GET", "POST", "PUT", "DELETE"]
+# Whose view of Close a client has (caches of what Close answered are kept per view).
+KEY_VIEW = "key"
 
 
 class CloseObserver(Protocol):
@@ -80,6 +85,13 @@ class CloseObserver(Protocol):
 
     def close_waited(self, endpoint: str, seconds: float) -> None:
         """A request waited `seconds` before going out (a 429's reset, or the rate budget)."""
+
+
+@dataclass
+class Attribution:
+    """Whether Close takes `created_by` from the key (None: not tried yet, False: refused)."""
+
+    accepted: bool | None = None
 
 
 @dataclass
@@ -124,6 +136,7 @@ class CloseClient:
     ) -> None:
         self._api_key = api_key
         self._observer = observer
+        self.attribution = Attribution()
         self.max_wait_seconds = max_wait_seconds
         self.default_rate_limit_wait = default_rate_limit_wait
         self.retry_attempts = max(1, retry_attempts)
@@ -143,6 +156,30 @@ class CloseClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    @property
+    def view(self) -> str:
+        """Whose view of Close this client has: the key's (the whole org's) here."""
+        return KEY_VIEW
+
+    @property
+    def acts_with_key(self) -> bool:
+        """True: Close records the key's owner as the actor (so `created_by` is worth sending)."""
+        return True
+
+    def _borrow(self, other: CloseClient) -> None:
+        """Speak through `other`'s HTTP client (its connection pool and settings), with rate
+        budgets of our own: Close counts each credential's requests separately."""
+        self._api_key = other._api_key
+        self._observer = other._observer
+        self.attribution = other.attribution
+        self.max_wait_seconds = other.max_wait_seconds
+        self.default_rate_limit_wait = other.default_rate_limit_wait
+        self.retry_attempts = other.retry_attempts
+        self.retry_backoff = other.retry_backoff
+        self._not_before = {}
+        self._budgets = {}
+        self._http = other._http
 
     async def __aenter__(self) -> CloseClient:
         return self
@@ -261,7 +298,32 @@ class CloseClient:
     # --- opportunities --------------------------------------------------------------
 
     async def create_opportunity(
-        self, body: OpportunityCreate, *, tz_offset_hours: float | None = None
+        self,
+        body: OpportunityCreate,
+        *,
+        tz_offset_hours: float | None = None,
+        on_behalf_of: str | None = None,
+    ) -> Opportunity:
+        """Create it. `on_behalf_of`: the Close user it is created for; with the key it goes as
+        `created_by`, so Close shows them as its creator (a person's own token needs none:
+        Close records them). If Close refuses `created_by` from the key, the deal is created
+        without it (a 400 applied nothing) and it is not sent again by this process."""
+        if on_behalf_of and self.acts_with_key and self.attribution.accepted is not False:
+            attributed = body.model_copy(update={"created_by": on_behalf_of})
+            try:
+                created = await self._create_opportunity(attributed, tz_offset_hours)
+            except CloseValidationError as error:
+                if not _refuses_created_by(error):
+                    raise
+                self.attribution.accepted = False
+                log.warning("Close refused created_by from the API key: deals show its owner")
+            else:
+                self.attribution.accepted = True
+                return created
+        return await self._create_opportunity(body, tz_offset_hours)
+
+    async def _create_opportunity(
+        self, body: OpportunityCreate, tz_offset_hours: float | None
     ) -> Opportunity:
         data = await self._request(
             "POST", "opportunity/", json=body.to_close(), headers=_tz_header(tz_offset_hours)
@@ -388,8 +450,11 @@ class CloseClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         read: bool | None = None,
+        auth: httpx.Auth | None = None,
     ) -> dict[str, Any]:
-        """Send one logical request, retrying only where that cannot duplicate a write."""
+        """Send one logical request, retrying only where that cannot duplicate a write.
+
+        `auth`: other credentials than the key for this request (a person's Bearer token)."""
         is_read = method == "GET" if read is None else read
         group = _endpoint_group(method, path)
         waited_for_rate_limit = 0.0
@@ -405,6 +470,7 @@ class CloseClient:
                 headers=headers,
                 is_read=is_read,
                 attempt=attempt,
+                auth=auth,
             )
             if response is None:
                 continue  # no answer, and sending again cannot duplicate anything: backed off
@@ -432,6 +498,7 @@ class CloseClient:
         headers: Mapping[str, str] | None,
         is_read: bool,
         attempt: int,
+        auth: httpx.Auth | None = None,
     ) -> httpx.Response | None:
         """Send once within the group's budget: Close's response, or None after the backoff
         when the request failed in transport and may be sent again. Raises when it may not
@@ -443,7 +510,12 @@ class CloseClient:
             self._observer.close_waited(group, sent_at - paced_at)
         try:
             response = await self._http.request(
-                method, path, params=params, json=json, headers=headers
+                method,
+                path,
+                params=params,
+                json=json,
+                headers=headers,
+                auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth,
             )
         except httpx.TransportError as exc:
             self._settle(group, None)
@@ -733,8 +805,13 @@ def _flatten(value: Any) -> str:
     return str(value)
 
 
+def _refuses_created_by(error: CloseValidationError) -> bool:
+    """Close's 400 is about `created_by` (a field error on it, or an error text naming it)."""
+    return "created_by" in error.field_errors or any("created_by" in e for e in error.errors)
+
+
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-__all__ = ["CloseClient", "CloseError", "parse_opportunity"]
+__all__ = ["KEY_VIEW", "Attribution", "CloseClient", "CloseError", "parse_opportunity"]

@@ -75,3 +75,23 @@ class CloseOutcomeUnknown(CloseError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         self.status_code = status_code
         super().__init__(message)
+
+
+class CloseNotConnected(CloseError):
+    """CLOSE_ACCESS=personal and the person has not connected their Close account: nothing is
+    sent to Close on their behalf (never with the key). Answer with the *Connect Close* prompt."""
+
+    def __init__(self, slack_user_id: str) -> None:
+        self.slack_user_id = slack_user_id
+        super().__init__(f"{slack_user_id} has not connected their Close account")
+
+
+class CloseAccessBroken(CloseError):
+    """The person's Close connection is no good (a refused refresh, a 401 after a refresh): they
+    must reconnect. Nothing was sent with the key instead. Answer with a *Reconnect* prompt."""
+
+    def __init__(self, slack_user_id: str, reason: str = "") -> None:
+        self.slack_user_id = slack_user_id
+        self.reason = reason
+        text = f"the Close connection of {slack_user_id} is broken"
+        super().__init__(f"{text}: {reason}" if reason else text)

@@ -116,6 +116,8 @@ class OpportunityCreate(BaseModel):
     contact_id: str | None = None
     user_id: str | None = None
     note: str | None = None
+    # Who Close shows as its creator, when the key creates it on someone's behalf.
+    created_by: str | None = None
     custom: dict[str, Any] = Field(default_factory=dict)
 
     def to_close(self) -> dict[str, Any]:

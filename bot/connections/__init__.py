@@ -8,6 +8,7 @@ from bot.connections.access import (
     NotConnected,
     build_access,
 )
+from bot.connections.clients import CloseClients, PersonClose
 from bot.connections.seal import Sealer
 from bot.connections.store import Connection, ConnectionStore, StateStore
 
@@ -15,9 +16,11 @@ __all__ = [
     "AccessBroken",
     "AccessUnavailable",
     "CloseAccess",
+    "CloseClients",
     "Connection",
     "ConnectionStore",
     "NotConnected",
+    "PersonClose",
     "Sealer",
     "StateStore",
     "build_access",

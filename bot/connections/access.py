@@ -138,6 +138,8 @@ class CloseAccess:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Called with the Slack user id whenever their connection changes (identity's cache).
         self.on_change: Callable[[str], None] | None = None
+        # Also called then (the per-person Close clients' memory of who is connected).
+        self.listeners: list[Callable[[str], None]] = []
         self.refresh_margin = REFRESH_MARGIN
         self.lease = REFRESH_LEASE
 
@@ -255,6 +257,8 @@ class CloseAccess:
     def _changed(self, slack_user_id: str) -> None:
         if self.on_change is not None:
             self.on_change(slack_user_id)
+        for listener in self.listeners:
+            listener(slack_user_id)
 
     # --- acting as the person ---------------------------------------------------------------
 

@@ -33,7 +33,16 @@ def register(app: AsyncApp, services: Services) -> None:
         values = read_state(dict_at(view, "state", "values"))
         form = modal_form_from_values(values, metadata, services.catalog)
         lead = LeadChoice.from_option_value(values.lead) if values.lead else None
-        contacts = await lead_contacts(services, lead.id) if lead and lead.id else []
+        contacts = (
+            await lead_contacts(
+                services,
+                lead.id,
+                user_id=str_at(body, "user", "id") or "",
+                team_id=str_at(body, "team", "id"),
+            )
+            if lead and lead.id
+            else []
+        )
         form = form.model_copy(update={"contacts": contacts, "contact_id": None})
         await update_modal(services, view_id, form, str_at(view, "hash"))
 
@@ -50,6 +59,7 @@ def register(app: AsyncApp, services: Services) -> None:
         submission_id = str_at(action, "value")
         submission = await services.store.get(submission_id) if submission_id else None
         user_id = str_at(body, "user", "id")
+        team_id = str_at(body, "team", "id")
         trigger_id = str_at(body, "trigger_id")
         if submission is None or user_id is None or trigger_id is None:
             return
@@ -69,13 +79,18 @@ def register(app: AsyncApp, services: Services) -> None:
 
         async def with_contacts(shown: ModalForm) -> ModalForm | None:
             # The lead's contacts (never before views.open), so the chosen contact is kept.
-            contacts = await lead_contacts(services, lead_id) if lead_id else []
+            contacts = (
+                await lead_contacts(services, lead_id, user_id=user_id, team_id=team_id)
+                if lead_id
+                else []
+            )
             return shown.model_copy(update={"contacts": contacts}) if contacts else None
 
         await open_modal(
             services,
             trigger_id=trigger_id,
             user_id=user_id,
+            team_id=team_id,
             response_url=metadata.response_url,
             prefill=form,
             refresh=with_contacts,

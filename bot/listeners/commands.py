@@ -51,6 +51,7 @@ def register(app: AsyncApp, services: Services) -> None:
             services,
             trigger_id=str(body.get("trigger_id") or ""),
             user_id=str(body.get("user_id") or ""),
+            team_id=str(body.get("team_id") or "") or None,
             text=text,
             channel_id=body.get("channel_id"),
             response_url=body.get("response_url"),

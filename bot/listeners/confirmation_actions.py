@@ -125,6 +125,7 @@ async def open_edit_modal(
         services,
         trigger_id=str_at(body, "trigger_id") or "",
         user_id=actor,
+        team_id=str_at(body, "team", "id"),
         response_url=thread.response_url,
         prefill=form,
         refresh=refresh,

@@ -41,9 +41,10 @@ async def handle(
 
 
 async def connect_prompt(
-    services: Services, team_id: str, user_id: str
+    services: Services, team_id: str, user_id: str, *, first: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The private *Connect Close* answer: a link button minted for this person."""
+    """The private *Connect Close* answer: a link button minted for this person. `first`: they
+    asked for something that needs their own connection (CLOSE_ACCESS=personal)."""
     access = services.access
     if access is None:
         return NOT_CONFIGURED, [_section(NOT_CONFIGURED)]
@@ -55,6 +56,11 @@ async def connect_prompt(
         )
     elif connection is not None:
         head = "Close no longer accepts your connection. Connect again to act as yourself."
+    elif first:
+        head = (
+            "Connect your Close account first: here, what you do goes to Close as you, and "
+            "you see what Close lets you see. The link works once, for 10 minutes."
+        )
     else:
         head = (
             "Connect your Close account so that what you do here goes to Close as you. "

@@ -27,6 +27,7 @@ def register(app: AsyncApp, services: Services) -> None:
             services,
             trigger_id=str_at(body, "trigger_id") or "",
             user_id=str_at(body, "user", "id") or "",
+            team_id=str_at(body, "team", "id"),
             text=clean_message_text(str_at(message, "text") or ""),
             channel_id=channel_id,
             # A reply's thread is its parent's; a top-level message starts its own.
@@ -50,5 +51,6 @@ async def open_with_picker(services: Services, body: dict[str, Any]) -> None:
         services,
         trigger_id=str_at(body, "trigger_id") or "",
         user_id=str_at(body, "user", "id") or "",
+        team_id=str_at(body, "team", "id"),
         post_in=True,
     )

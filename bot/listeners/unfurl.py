@@ -13,6 +13,7 @@ from bot.close.models import Lead
 from bot.deals.prefill import existing_lead_option
 from bot.listeners.modal_flow import lead_contacts, open_modal
 from bot.listeners.payload import str_at
+from bot.listeners.person import tell_cannot_act
 from bot.services import Services
 from bot.unfurl.service import LinkShared, Unfurler
 
@@ -23,11 +24,26 @@ COMPOSER = "COMPOSER"
 
 
 def register(app: AsyncApp, services: Services) -> None:
+    async def tell(shared: LinkShared, refused: Exception) -> None:
+        """The sharer cannot act in Close yet (not connected, or a broken connection): the
+        *Connect*/*Reconnect Close* prompt, only to them (an ephemeral where they shared the
+        link, else by DM)."""
+        in_channel = shared.channel if shared.source != "composer" else None
+        await tell_cannot_act(
+            services,
+            shared.team_id,
+            shared.user or "",
+            channel=in_channel,
+            thread_ts=shared.thread_ts if in_channel else None,
+        )
+
     unfurler = Unfurler(
         slack=services.slack_gateway,
         close=services.close,
         identity=services.identity,
         close_app_url=services.settings.close_app_url,
+        clients=services.close_clients,
+        tell=tell,
     )
 
     @app.event("link_shared")
@@ -41,7 +57,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 "link_shared %s redelivered (retry %s): previewed once", body["event_id"], retry[0]
             )
             return
-        await unfurler.unfurl(LinkShared.from_event(event))
+        await unfurler.unfurl(LinkShared.from_event(event, str_at(body, "team_id")))
 
     @app.action(PREVIEW_LOG_ACTION_ID)
     async def log_from_preview(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -62,16 +78,19 @@ async def open_for_preview(services: Services, body: dict[str, Any]) -> None:
         channel_id = None  # the confirmation then comes by DM
     message_ts = str_at(body, "container", "message_ts")
     lead = existing_lead_option(Lead(id=ref.lead_id, display_name=ref.lead_name))
+    user_id = str_at(body, "user", "id") or ""
+    team_id = str_at(body, "team", "id")
 
     async def with_lead(shown: ModalForm) -> ModalForm:
         # After views.open (never before: the trigger_id lives 3 s), with the lead's contacts.
-        contacts = await lead_contacts(services, ref.lead_id)
+        contacts = await lead_contacts(services, ref.lead_id, user_id=user_id, team_id=team_id)
         return shown.model_copy(update={"lead": lead, "lead_hint": None, "contacts": contacts})
 
     await open_modal(
         services,
         trigger_id=str_at(body, "trigger_id") or "",
-        user_id=str_at(body, "user", "id") or "",
+        user_id=user_id,
+        team_id=team_id,
         channel_id=channel_id,
         thread_ts=(ref.thread_ts or message_ts) if channel_id else None,
         response_url=str_at(body, "response_url"),

@@ -91,13 +91,19 @@ class SlackGateway:
         )
 
     async def post_ephemeral(
-        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> None:
         """A message only `user` sees, in `channel` (or its thread)."""
         await _answer(
             "chat.postEphemeral",
             self.client.chat_postEphemeral(
-                channel=channel, user=user, thread_ts=thread_ts, text=text
+                channel=channel, user=user, thread_ts=thread_ts, text=text, blocks=blocks
             ),
         )
 

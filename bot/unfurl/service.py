@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from bot.blocks.previews import lead_not_found, lead_preview
 from bot.close.client import CloseClient
-from bot.close.errors import CloseError, CloseNotFound
+from bot.close.errors import CloseAccessBroken, CloseError, CloseNotConnected, CloseNotFound
 from bot.close.models import LeadWithOpportunities
+from bot.connections.clients import CloseClients
 from bot.identity import Identity
 from bot.slack.errors import Gone, RateLimited, SlackError
 from bot.slack.gateway import SlackGateway
@@ -43,9 +44,11 @@ class LinkShared(BaseModel):
     unfurl_id: str | None = None
     source: str | None = None
     urls: list[str] = []
+    # The sharer's workspace (the event envelope's `team_id`).
+    team_id: str | None = None
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> LinkShared:
+    def from_event(cls, event: dict[str, Any], team_id: str | None = None) -> LinkShared:
         """Read defensively: an odd-shaped part reads as missing, never raises."""
         links = event.get("links")
         urls = [
@@ -55,7 +58,7 @@ class LinkShared(BaseModel):
         ]
         fields = ("user", "channel", "message_ts", "thread_ts", "unfurl_id", "source")
         given = {k: v for k in fields if isinstance(v := event.get(k), str) and v}
-        return cls(urls=urls, **given)
+        return cls(urls=urls, team_id=team_id or None, **given)
 
     def target(self) -> dict[str, str] | None:
         """Where chat.unfurl attaches previews: the message (`channel` + `ts`), or for a link
@@ -73,13 +76,21 @@ class LinkShared(BaseModel):
         return self.thread_ts or self.message_ts
 
 
+# Told privately that they cannot act in Close yet (not connected under CLOSE_ACCESS=personal,
+# or a broken connection): the listener's *Connect Close* prompt.
+TellCannotAct = Callable[[LinkShared, Exception], Awaitable[None]]
+
+
 class Unfurler:
     """Previews of Close lead links for sharers who are active Close users.
 
-    The Close key is the whole org's, so what a preview shows depends on who shared the
-    link: only someone mapped to an active Close user (the owner mapping) gets Close data;
-    a guest, a bot or anyone unmapped gets no preview. A lead Close does not have gets a
-    neutral "not found"; any other Close failure, no preview.
+    What a preview shows depends on who shared the link: only someone mapped to an active
+    Close user (the owner mapping) gets Close data; a guest, a bot or anyone unmapped gets no
+    preview. The lead is read with the sharer's own Close access (`clients.for_person`, per
+    CLOSE_ACCESS), so a rep whose Close role sees only their leads previews only those; someone
+    who cannot act yet gets the private prompt (`tell`) and no preview. A lead Close does not
+    have (or will not show them) gets a neutral "not found"; any other Close failure, no
+    preview. Leads are remembered per view (the key's, or one person's), never across views.
     """
 
     def __init__(
@@ -89,16 +100,23 @@ class Unfurler:
         close: CloseClient,
         identity: Identity,
         close_app_url: str,
+        clients: CloseClients | None = None,
+        tell: TellCannotAct | None = None,
         lead_ttl: float = LEAD_TTL_SECONDS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._slack = slack
         self._close = close
+        self._clients = clients
+        self._tell = tell
         self._identity = identity
         self._close_app_url = close_app_url
         self._sleep = sleep
         # None: Close says there is no such lead (kept too: asking again will not change it).
-        self.leads: SharedCache[str, LeadWithOpportunities | None] = SharedCache(lead_ttl)
+        # Keyed by (client view, lead id): one person's view is never another's preview.
+        self.leads: SharedCache[tuple[str, str], LeadWithOpportunities | None] = SharedCache(
+            lead_ttl
+        )
         self._deliveries: SeenRecently[str] = SeenRecently(EVENT_MEMORY_SECONDS)
 
     def first_delivery(self, event_id: str | None) -> bool:
@@ -123,8 +141,13 @@ class Unfurler:
         if not await self._may_see_close(shared.user):
             log.info("No preview of %d Close link(s) shared by %s", len(leads), shared.user)
             return
+        close = await self._close_for(shared)
+        if close is None:
+            return
         ids = sorted(set(leads.values()))
-        found = dict(zip(ids, await asyncio.gather(*(self._lead(i) for i in ids)), strict=True))
+        found = dict(
+            zip(ids, await asyncio.gather(*(self._lead(close, i) for i in ids)), strict=True)
+        )
         thread_ts = shared.reply_thread()
         unfurls: dict[str, dict[str, Any]] = {}
         for url, lead_id in leads.items():  # keyed by the URL exactly as it was shared
@@ -152,17 +175,41 @@ class Unfurler:
             return False
         return mapping.mapped
 
-    async def _lead(self, lead_id: str) -> tuple[bool, LeadWithOpportunities | None]:
+    async def _close_for(self, shared: LinkShared) -> CloseClient | None:
+        """The sharer's Close client; None (after telling them, when they cannot act yet)."""
+        if self._clients is None or not self._clients.per_person or not shared.user:
+            return self._close
+        try:
+            return await asyncio.wait_for(
+                self._clients.for_person(shared.team_id, shared.user), MAPPING_BUDGET_SECONDS
+            )
+        except (CloseNotConnected, CloseAccessBroken) as refused:
+            log.info("No preview for %s: %s", shared.user, type(refused).__name__)
+            if self._tell is not None:
+                await self._tell(shared, refused)
+        except Exception as error:  # not knowing whose access means no Close data
+            log.info("No preview for %s: %s", shared.user, type(error).__name__)
+        return None
+
+    async def _lead(
+        self, close: CloseClient, lead_id: str
+    ) -> tuple[bool, LeadWithOpportunities | None]:
         """(True, the lead or None when Close has no such lead), or (False, None) when Close
         could not say in time."""
         try:
             lead = await asyncio.wait_for(
-                self.leads.get(lead_id, lambda: self._read(lead_id)), CLOSE_BUDGET_SECONDS
+                self.leads.get((close.view, lead_id), lambda: self._read(close, lead_id)),
+                CLOSE_BUDGET_SECONDS,
             )
         except TimeoutError:
             log.info(
                 "No preview of %s: Close did not answer within %ss", lead_id, CLOSE_BUDGET_SECONDS
             )
+            return False, None
+        except CloseAccessBroken as broken:
+            log.info("No preview of %s: %s", lead_id, broken)
+            if self._clients is not None:  # their connection broke just now: once per breakage
+                await self._clients.tell_broken(None, broken.slack_user_id)
             return False, None
         except CloseError as error:
             log.info("No preview of %s: %s", lead_id, error)
@@ -172,9 +219,9 @@ class Unfurler:
             return False, None
         return True, lead
 
-    async def _read(self, lead_id: str) -> LeadWithOpportunities | None:
+    async def _read(self, close: CloseClient, lead_id: str) -> LeadWithOpportunities | None:
         try:
-            lead = await self._close.get_lead_with_opportunities(lead_id)
+            lead = await close.get_lead_with_opportunities(lead_id)
         except CloseNotFound:
             return None
         # Never another lead's data under this link (a merged lead, a misrouted answer).
