@@ -139,22 +139,22 @@ class ChangeTeller:
 
     def _plan(self, confirmation: Confirmation, told: ChangeTold) -> dict[Step, _Planned]:
         planned: dict[Step, _Planned] = {}
-        now, reply, thread = told.opportunity, told.reply, confirmation.thread
+        opportunity, reply, thread = told.opportunity, told.reply, confirmation.thread
         summary, details = confirmation.summary, confirmation.details
         if summary is not None and (
             not told.against_shown or reply is not None or told.cheer is not None
         ):
             shown = (
-                messages.deleted_summary(now, creator=told.creator, by=told.deleted_by)
+                messages.deleted_summary(opportunity, creator=told.creator, by=told.deleted_by)
                 if told.deleted_by is not None
-                else messages.summary(now, creator=told.creator)
+                else messages.summary(opportunity, creator=told.creator)
             )
             planned["summary"] = _Planned(
                 self._update(summary.channel, summary.ts, shown), "summary"
             )
         if details is not None:
             fields = messages.details(
-                now,
+                opportunity,
                 close_app_url=self._close_app_url,
                 ref=confirmation.ref,
                 deleted=told.deleted_by is not None,
@@ -170,7 +170,7 @@ class ChangeTeller:
             planned["announce"] = _Planned(act, "announcement")
         cheer = told.cheer
         if cheer is not None:
-            planned["won"] = _Planned(lambda: self.cheer(now, cheer), None)
+            planned["won"] = _Planned(lambda: self.cheer(opportunity, cheer), None)
         return planned
 
     def _reply(self, confirmation: Confirmation, told: ChangeTold, reply: Message) -> Act:
