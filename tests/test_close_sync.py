@@ -25,7 +25,7 @@ from bot.sync.webhook import STATE_KEY, sign
 from sandbox.stack import Sandbox, running_sandbox, sandbox_settings
 from tests.flows import wait_until
 from tests.test_app_home import published_home, sections
-from tests.test_confirmation_actions import buttons, log_deal, message, press
+from tests.test_confirmation_actions import buttons, log_deal, message, open_edit, press
 
 FAST_POLL = 0.2
 
@@ -231,6 +231,66 @@ async def test_the_apps_own_won_is_told_once_not_again_from_closes_event(hooked:
     told = [m for m in sb.slack.thread(channel, root) if "marked it" in _text(m)]
     assert len(told) == 1
     assert replies(sb, channel, root) == []
+
+
+async def test_an_edit_in_slack_and_a_change_in_close_are_told_alike_in_order(
+    hooked: Sandbox,
+) -> None:
+    """One telling for both (bot/deals/telling.py): each change is one reply in the thread and
+    the same reply under the deals-channel announcement, in the order they were made, and the
+    summary and details show the newest; the change in Close starts where the edit left it."""
+    sb = hooked
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    [announcement] = sb.slack.messages("C0GENERAL")
+    view_id = await open_edit(sb, details)
+    edit = sb.slack.mark()
+    response = await sb.driver.submit_view(view_id, values={"value": "15k"})
+    assert response.status_code == 200
+    await wait_for(lambda: "Saved" in _text(sb.slack.views[view_id]))
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    change = sb.slack.mark()
+    sb.close.change_opportunity(opportunity["id"], {"value": 1800000})
+    await wait_for(lambda: len(replies(sb, channel, root)) == 1)
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+
+    def touched(since: int, until: int | None = None) -> set[tuple[str, str, str]]:
+        """Which messages a telling wrote: updated (channel, ts) or replied under."""
+        return {
+            (c.method, c.params["channel"], c.params.get("ts") or c.params.get("thread_ts"))
+            for c in sb.slack.calls()[since:until]
+            if c.ok and c.method in ("chat.update", "chat.postMessage")
+        }
+
+    # Both tellings update the same summary and details and reply in the same two threads.
+    assert (
+        touched(edit, change)
+        == touched(change)
+        == {
+            ("chat.update", channel, root),
+            ("chat.update", channel, details.response["ts"]),
+            ("chat.postMessage", channel, root),
+            ("chat.postMessage", "C0GENERAL", announcement["ts"]),
+        }
+    )
+
+    def told(where: list[dict[str, Any]]) -> list[str]:
+        lines = [(m.get("blocks") or [{}])[0].get("text", {}).get("text", "") for m in where]
+        return [line for line in lines if "changed it" in line or "edited it" in line]
+
+    in_thread = told(sb.slack.thread(channel, root))
+    assert len(in_thread) == 2  # the edit's own event from Close is not told again
+    edited, changed = in_thread
+    assert "<@U0ALICE> edited it" in edited and "$12,000 annual → $15,000 annual" in edited
+    assert "Bob Baker" in changed and "changed it in Close" in changed
+    assert "$15,000 annual → $18,000 annual" in changed
+    assert told(sb.slack.thread("C0GENERAL", announcement["ts"])) == in_thread
+    assert "18,000" in _text(message(sb, channel, root))
+    shown = message(sb, channel, details.response["ts"])
+    assert "18,000" in _text(shown) and "15,000" not in _text(shown)
+    assert buttons(shown) == ["open_in_close", EDIT_ACTION_ID, WON_ACTION_ID, LOST_ACTION_ID]
 
 
 async def test_deleted_in_close_marks_the_summary_and_removes_the_buttons(hooked: Sandbox) -> None:

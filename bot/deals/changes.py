@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.blocks import messages
@@ -26,9 +25,11 @@ from bot.close.client import CloseClient
 from bot.close.errors import CloseError
 from bot.close.models import Contact, Opportunity, Status, parse_close_time
 from bot.deals.announce import Announcer, won_announcement
+from bot.deals.confirmation import Confirmation
 from bot.deals.models import DealRequest, ReplyTarget, Submission
 from bot.deals.notify import Notifier
 from bot.deals.store import OpportunityViews, SubmissionStore
+from bot.deals.telling import IMMEDIATELY, ChangeTeller, ChangeTold
 from bot.identity import Identity
 from bot.logs import redact
 from bot.parsing.money import format_money
@@ -60,15 +61,6 @@ OWNER_CHECK_SECONDS = 1.0
 # How long Close -> Slack holds back an opportunity's changes while the app writes it itself.
 OWN_WRITE_HOLD = timedelta(seconds=30)
 LOAD_BUDGET_SECONDS = 5.0
-
-
-class ThreadRef(BaseModel):
-    """Where a confirmation lives: its channel, thread root, details message, and a response_url."""
-
-    channel: str | None = None
-    thread_ts: str | None = None
-    details_ts: str | None = None
-    response_url: str | None = None
 
 
 def _short_hash(raw: str, size: int) -> str:
@@ -286,15 +278,18 @@ class Changes:
         self._identity = identity
         self._notifier = notifier
         self._slack = slack
-        self._announcer = announcer
         self._close_app_url = close_app_url
+        # The same telling as Close -> Slack's, its steps run at once (bot/deals/telling.py).
+        self._teller = ChangeTeller(
+            slack=slack, announcer=announcer, claims=views, close_app_url=close_app_url, clock=clock
+        )
 
     # --- who may ---
 
-    async def submission(self, ref: messages.ConfirmationRef | None) -> Submission | None:
-        if ref is None:
+    async def submission(self, confirmation: Confirmation | None) -> Submission | None:
+        if confirmation is None:
             return None
-        submission = await self._store.get(ref.submission_id)
+        submission = await self._store.get(confirmation.submission_id)
         return submission if submission and submission.opportunity_id else None
 
     async def allowed_without_close(self, actor: str, submission: Submission) -> bool:
@@ -324,28 +319,29 @@ class Changes:
                 return False
         return opportunity is not None and await self.owns_now(actor, opportunity)
 
-    async def refuse(self, actor: str, submission: Submission, thread: ThreadRef) -> None:
+    async def refuse(self, answer: ReplyTarget, submission: Submission) -> None:
         lead_id = submission.lead_id or submission.request.lead.id or ""
         text = refusal(
             submission.slack_user_id,
             submission.request.owner_slack_id,
             messages.lead_url(self._close_app_url, lead_id),
         )
-        await self.tell(actor, thread, text)
+        await self.tell(answer, text)
 
-    async def tell(self, actor: str, thread: ThreadRef, text: str) -> None:
-        """An answer only `actor` sees, in the thread where they clicked."""
-        if thread.channel:
+    async def tell(self, answer: ReplyTarget, text: str) -> None:
+        """An answer only `answer.user_id` sees, in the thread where they clicked."""
+        actor = answer.user_id
+        if answer.channel_id:
             try:
                 await self._slack.post_ephemeral(
-                    thread.channel, actor, text, thread_ts=thread.thread_ts
+                    answer.channel_id, actor, text, thread_ts=answer.thread_ts
                 )
                 return
             except SlackError as error:
                 log.info("chat.postEphemeral failed: %s", error.code)
-        if thread.response_url:
+        if answer.response_url:
             try:
-                await AsyncWebhookClient(thread.response_url).send(
+                await AsyncWebhookClient(answer.response_url).send(
                     text=text, response_type="ephemeral", replace_original=False
                 )
                 return
@@ -421,32 +417,31 @@ class Changes:
     # --- changes ---
 
     async def set_outcome(
-        self, actor: str, ref: messages.ConfirmationRef, thread: ThreadRef, kind: Outcome
+        self, answer: ReplyTarget, confirmation: Confirmation, kind: Outcome
     ) -> None:
         """Won/Lost: the pipeline's won or lost status, with the actor's zone for date_won."""
-        submission = await self.submission(ref)
+        actor = answer.user_id
+        submission = await self.submission(confirmation)
         if submission is None or submission.opportunity_id is None:
-            await self.tell(actor, thread, "I cannot find this opportunity any more.")
+            await self.tell(answer, "I cannot find this opportunity any more.")
             return
         try:
             before = await self._close.get_opportunity(submission.opportunity_id)
         except CloseError as error:
             await self.tell(
-                actor, thread, f"Close is not answering ({close_said(error)}). Try again soon."
+                answer, f"Close is not answering ({close_said(error)}). Try again soon."
             )
             return
         if not await self.allowed(actor, submission, before):
-            await self.refuse(actor, submission, thread)
+            await self.refuse(answer, submission)
             return
         status = outcome_status(self.catalog, before, kind)
         if status is None:
             pipeline = escape(before.pipeline_name or "this")
-            await self.tell(
-                actor, thread, f"The {pipeline} pipeline has no {kind} status in Close."
-            )
+            await self.tell(answer, f"The {pipeline} pipeline has no {kind} status in Close.")
             return
         if before.status_id == status.id:
-            await self.tell(actor, thread, f"It is already *{escape(status.label)}*.")
+            await self.tell(answer, f"It is already *{escape(status.label)}*.")
             return
         profile = await self._identity.profile(actor)
         try:
@@ -458,10 +453,10 @@ class Changes:
                 )
                 written.append(after)
         except CloseError as error:
-            await self.tell(actor, thread, f"Close did not take it: {close_said(error)}")
+            await self.tell(answer, f"Close did not take it: {close_said(error)}")
             return
         await self.publish(
-            actor, submission, ref, thread, before, after, f"marked it *{escape(status.label)}*"
+            answer, submission, confirmation, before, after, f"marked it *{escape(status.label)}*"
         )
 
     async def put(
@@ -519,58 +514,33 @@ class Changes:
 
     async def publish(
         self,
-        actor: str,
+        answer: ReplyTarget,
         submission: Submission,
-        ref: messages.ConfirmationRef,
-        thread: ThreadRef,
+        confirmation: Confirmation,
         before: Opportunity,
         after: Opportunity,
         what: str,
     ) -> list[str]:
-        """Update the summary and details in place, then say who changed what in the thread
-        (and under the deals-channel announcement)."""
+        """Tell `answer.user_id`'s change in the confirmation (the summary and details updated
+        in place, who changed what in the thread and under the deals-channel announcement, a
+        win cheered once): the one telling Close -> Slack uses too, its steps run at once."""
         names = {field.id: field.name for field in self.catalog.custom_fields}
         lines = describe_changes(before, after, names)
-        summary = messages.summary(after, creator=submission.slack_user_id)
-        if submission.notice_channel and submission.notice_ts:
-            await self._notifier.update(submission.notice_channel, submission.notice_ts, summary)
-        elif thread.channel and thread.thread_ts and thread.thread_ts != thread.details_ts:
-            # Confirmed before summaries were recorded: the thread root is the summary when the
-            # thread is the bot's own (from a message shortcut it is the user's message:
-            # Slack refuses, and nothing else happens).
-            await self._notifier.update(thread.channel, thread.thread_ts, summary)
-        if thread.channel and thread.details_ts:
-            await self._notifier.update(
-                thread.channel,
-                thread.details_ts,
-                messages.details(after, close_app_url=self._close_app_url, ref=ref),
+        actor = answer.user_id
+        won = bool(lines) and after.status_type == "won" and before.status_type != "won"
+        cheer = (
+            won_announcement(
+                after, by=f"<@{actor}>", close_app_url=self._close_app_url, where="from Slack"
             )
-        if not lines:
-            return lines
-        message = change_message(actor, what, lines)
-        await self._notifier.post(
-            ReplyTarget(user_id=actor, channel_id=thread.channel, response_url=thread.response_url),
-            message,
-            thread_ts=thread.thread_ts,
+            if won
+            else None
         )
-        await self._announcer.changed(
-            message,
-            channel=ref.announce_channel,
-            ts=ref.announce_ts,
-            already_in=f"{thread.channel}:{thread.thread_ts}",
+        told = ChangeTold(
+            opportunity=after,
+            creator=submission.slack_user_id,
+            reply=change_message(actor, what, lines) if lines else None,
+            cheer=cheer,
+            answer=answer,
         )
-        if after.status_type == "won" and before.status_type != "won":
-            await self._celebrate(actor, after)
+        await self._teller.tell(confirmation.with_summary_of(submission), told, IMMEDIATELY)
         return lines
-
-    async def _celebrate(self, actor: str, after: Opportunity) -> None:
-        """A deal won from Slack is cheered in the deals channel like one won in Close: once."""
-        if self._announcer.channel is None:
-            return
-        if not await self._views.claim_won_announcement(after.id, now=self._clock()):
-            return
-        message = won_announcement(
-            after, by=f"<@{actor}>", close_app_url=self._close_app_url, where="from Slack"
-        )
-        if await self._announcer.post(message) is None:
-            await self._views.release_won_announcement(after.id, now=self._clock())

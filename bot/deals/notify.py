@@ -33,17 +33,21 @@ class Notifier:
         self._slack = slack
 
     async def post(
-        self, target: ReplyTarget, message: Message, *, thread_ts: str | None = None
+        self,
+        target: ReplyTarget,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        fallback: bool = True,
     ) -> Posted | None:
-        """Post `message` where the user asked; fall back so the user always learns the outcome."""
+        """Post `message` where the user asked; fall back (the response_url, a DM) so the user
+        always learns the outcome. `fallback` False: the target's channel or nowhere."""
         thread_ts = thread_ts or target.thread_ts
         if target.channel_id:
             posted = await self._post_in(target.channel_id, message, thread_ts=thread_ts)
             if posted:
                 return posted
-        if target.workflow_step is not None:
-            # A workflow step is told its outcome by completing it; the workflow decides what
-            # else to say, so nothing goes to a DM (only the channel it asked for, if any).
+        if not fallback:
             return None
         if target.response_url:
             try:

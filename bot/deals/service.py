@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
-from bot.blocks import messages
-from bot.blocks.modal import ModalMetadata, build_opportunity_modal
-from bot.blocks.status_views import created_view, queued_view
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import (
@@ -23,50 +16,25 @@ from bot.close.errors import (
     CloseRateLimited,
     CloseValidationError,
 )
-from bot.close.models import Contact, Lead, Opportunity
+from bot.close.models import Lead, Opportunity
 from bot.deals.announce import Announcer
-from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
-from bot.deals.notify import Notifier, Posted
-from bot.deals.prefill import form_from_request
-from bot.deals.store import SubmissionStore, ThreadPlace
+from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
+from bot.deals.notify import Notifier
+from bot.deals.outcomes import (
+    ChannelSink,
+    ModalSink,
+    OutcomeSink,
+    Outlets,
+    StepCompletion,
+    StepSink,
+    confirm,
+)
+from bot.deals.refusals import STALE_METADATA_FIELDS, describe_close_error
+from bot.deals.store import SubmissionStore
 from bot.jobs import Backoff, LostClaim
 from bot.slack.after_ack import ack_settled
 
 log = logging.getLogger(__name__)
-
-FIELD_NAMES = {
-    "lead": "lead",
-    "lead_id": "lead",
-    "status": "status",
-    "status_id": "status",
-    "pipeline": "status",
-    "pipeline_id": "status",
-    "value": "value",
-    "value_period": "value_period",
-    "confidence": "confidence",
-    "date_won": "date_won",
-    "user": "owner",
-    "user_id": "owner",
-    "contact": "contact",
-    "contact_id": "contact",
-    "note": "note",
-}
-
-# A 400 on these means the org's statuses/pipelines changed since the catalog loaded.
-STALE_METADATA_FIELDS = frozenset({"status", "status_id", "pipeline", "pipeline_id"})
-CONTACTS_BUDGET = 5.0
-
-
-def block_for_field(field: str) -> str:
-    """The modal block a Close `field-errors` key belongs to (custom.cf_x stays custom.cf_x)."""
-    return FIELD_NAMES.get(field, field if field.startswith("custom.") else "lead")
-
-
-def describe_close_error(error: CloseHTTPError) -> str:
-    if error.field_errors:
-        return "; ".join(f"{field}: {text}" for field, text in error.field_errors.items())
-    return "; ".join(error.errors) or error.message or f"HTTP {error.status_code}"
-
 
 # Close statuses worth asking again (besides 429, handled as rate limiting).
 RETRYABLE_STATUSES = frozenset({408, 409, 425})
@@ -86,26 +54,12 @@ class EarlierWriteInFlight(Exception):
 
 class RetryPolicy(Backoff):
     """The submissions' schedule (the one backoff, base and max as the settings give them) and
-    their give-up bounds; a workflow step's reading retries on it too."""
+    their give-up bounds (which one: the submission's sink says); a workflow step's reading
+    retries on it too."""
 
     give_up_after_seconds: float = 3600.0
     # A workflow step's bound, counted from when Slack ran the step (WORKFLOW_STEP_GIVE_UP_SECONDS).
     step_give_up_after_seconds: float = 600.0
-
-    def give_up_after(self, submission: Submission) -> float:
-        if submission.reply_to.workflow_step:
-            return self.step_give_up_after_seconds
-        return self.give_up_after_seconds
-
-
-class StepOutcomes(Protocol):
-    """Completes the Workflow Builder step behind a submission (bot/workflow). Never raises."""
-
-    async def succeeded(self, submission: Submission, opportunity: Opportunity) -> None: ...
-
-    async def failed(
-        self, submission: Submission, reason: str, error: Exception | None
-    ) -> None: ...
 
 
 class Deals:
@@ -121,6 +75,7 @@ class Deals:
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         write_window: timedelta = timedelta(seconds=20),
+        steps: StepCompletion | None = None,
     ) -> None:
         self.store = store
         # How long a create sent by an earlier attempt may still be on its way to Close (the
@@ -130,13 +85,21 @@ class Deals:
         self._write_window = write_window
         self._close = close
         self._catalog = catalog
-        self._notifier = notifier
-        self._close_app_url = close_app_url
-        self._announcer = announcer
         self.retry = retry or RetryPolicy()
         self._clock = clock
-        # Set when the app has the workflow step: its submissions end by completing the step.
-        self.steps: StepOutcomes | None = None
+        # Where outcomes are told (`sink_for`).
+        self._outlets = Outlets(
+            store=store,
+            notifier=notifier,
+            announcer=announcer,
+            catalog=catalog,
+            close=close,
+            close_app_url=close_app_url,
+            clock=clock,
+            ack_settled=ack_settled,
+        )
+        # When the app has the workflow step: its submissions end by completing the step.
+        self.steps = steps
 
     async def accept(
         self,
@@ -174,6 +137,7 @@ class Deals:
 
     async def _attempt(self, submission: Submission) -> None:
         work = submission  # what this attempt learned so far (the lead), kept on failure
+        sink = self.sink_for(submission)
         try:
             if submission.state == SubmissionState.CREATED and submission.response:
                 # Close has it and we recorded it, then stopped before telling anyone.
@@ -193,21 +157,21 @@ class Deals:
             ):
                 raise LostClaim(submission.id) from None
         except CloseRateLimited as error:
-            await self._retry_later(work, error)
+            await self._retry_later(work, error, sink)
         except (CloseValidationError, CloseAuthError) as error:
-            await self._fail(work, describe_close_error(error), error)
+            await self._fail(work, describe_close_error(error), error, sink)
         except CloseHTTPError as error:
             if error.status_code in RETRYABLE_STATUSES:
-                await self._retry_later(work, error)
+                await self._retry_later(work, error, sink)
             else:  # 402 plan limit, 404 lead deleted…: asking again will not help
-                await self._fail(work, describe_close_error(error), error)
+                await self._fail(work, describe_close_error(error), error, sink)
         except CloseError as error:  # unreachable, 5xx, or an unanswered write
-            await self._retry_later(work, error)
+            await self._retry_later(work, error, sink)
         except Exception as error:  # a bug must not lose the submission: keep it, retry later
             log.exception("Unexpected error working submission %s", submission.id)
-            await self._retry_later(work, error)
+            await self._retry_later(work, error, sink)
         else:
-            await self._finish(work, opportunity)
+            await self._finish(work, opportunity, sink)
 
     async def _lead_for(self, submission: Submission) -> tuple[str, bool]:
         """The lead's id, and whether it is a new lead still to be recorded (with `sent`)."""
@@ -329,128 +293,33 @@ class Deals:
         log.info("Reconciled submission %s with %s", submission.id, free[0].id)
         return free[0]
 
-    async def _finish(self, submission: Submission, opportunity: Opportunity) -> None:
+    def sink_for(self, submission: Submission) -> OutcomeSink:
+        """Where this submission's outcome is told, chosen once from its ReplyTarget: the
+        conversation it came from, the modal in front of it, a workflow step around it."""
+        target = submission.reply_to
+        workflow = target.workflow_step is not None
+        sink: OutcomeSink = ChannelSink(
+            target,
+            self._outlets,
+            fallback=not workflow,  # a workflow decides what else to say: never a DM
+            give_up_after=self.retry.give_up_after_seconds,
+        )
+        if target.view_id is not None:
+            sink = ModalSink(sink, target.view_id, self._outlets)
+        if workflow:
+            sink = StepSink(sink, self.steps, give_up_after=self.retry.step_give_up_after_seconds)
+        return sink
+
+    async def _finish(
+        self, submission: Submission, opportunity: Opportunity, sink: OutcomeSink
+    ) -> None:
         # Tell first, then mark: a crash in between repeats the message, never the deal.
-        told = _Told()
-        try:
-            await self._confirm(submission, opportunity, told)
-        except Exception:
-            log.exception("Could not confirm %s to %s", opportunity.id, submission.slack_user_id)
-        if submission.reply_to.workflow_step and self.steps is not None:
-            await self.steps.succeeded(submission, opportunity)
-        # The thread it was told in is stored with the mark, in one write.
-        if not await self.store.mark_confirmed(submission, now=self._clock(), thread=told.thread):
+        confirmation = await confirm(sink, submission, opportunity)
+        # Where it was told is stored with the mark, in one write.
+        if not await self.store.mark_confirmed(
+            submission, now=self._clock(), confirmation=confirmation
+        ):
             raise LostClaim(submission.id)
-
-    async def _confirm(self, submission: Submission, opportunity: Opportunity, told: _Told) -> None:
-        target = submission.reply_to
-        if target.workflow_step and not target.channel_id:
-            # The workflow said where nothing goes: only the deals channel hears of it.
-            if self._announcer:
-                await self._announcer.created(
-                    opportunity, creator=submission.slack_user_id, logged_in=None
-                )
-            return
-        if target.view_id:
-            where = "The confirmation is in the channel's thread." if target.channel_id else ""
-            await self._update_modal(
-                submission,
-                created_view(opportunity, close_app_url=self._close_app_url, where=where),
-            )
-        summary = messages.summary(opportunity, creator=submission.slack_user_id)
-        announced = (
-            await self._announcer.created(
-                opportunity, creator=submission.slack_user_id, logged_in=target.channel_id
-            )
-            if self._announcer
-            else None
-        )
-        # The buttons (Edit, Won, Lost) carry which submission, and where it was announced.
-        ref = messages.ConfirmationRef(
-            submission_id=submission.id,
-            announce_channel=announced.channel if announced else None,
-            announce_ts=announced.ts if announced else None,
-        )
-        details = messages.details(opportunity, close_app_url=self._close_app_url, ref=ref)
-        if submission.notice_channel and submission.notice_ts:
-            updated = await self._notifier.update(
-                submission.notice_channel, submission.notice_ts, summary
-            )
-            if updated:
-                thread_ts = target.thread_ts or submission.notice_ts
-                posted_details = await self._notifier.post(
-                    target.model_copy(update={"channel_id": submission.notice_channel}),
-                    details,
-                    thread_ts=thread_ts,
-                )
-                told.thread = _thread_place(
-                    submission.notice_channel, thread_ts, posted_details, ref
-                )
-                return
-        posted = await self._notifier.post(target, summary)
-        if posted is None:
-            log.error("Could not tell %s about %s", submission.slack_user_id, opportunity.id)
-            return
-        if posted.channel and posted.ts:
-            # Edits and Won/Lost update this summary in place, and so does a worker that tells
-            # it again (this one's lease ran out before it marked it told): stored at once.
-            await self.store.set_notice(
-                submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
-            )
-        if posted.threadable and posted.channel and posted.ts:
-            thread_ts = (
-                target.thread_ts if posted.via == "channel" and target.thread_ts else posted.ts
-            )
-            posted_details = await self._notifier.post(
-                target.model_copy(update={"channel_id": posted.channel}),
-                details,
-                thread_ts=thread_ts,
-            )
-            told.thread = _thread_place(posted.channel, thread_ts, posted_details, ref)
-        else:
-            await self._notifier.post(target, details)
-
-    async def _reopen_with_errors(
-        self, submission: Submission, error: CloseValidationError
-    ) -> bool:
-        """Put the form back in the still-open modal with Close's errors under their fields."""
-        if STALE_METADATA_FIELDS.intersection(error.field_errors):
-            await self._refresh_catalog()  # so the form offers Close's statuses as they are now
-        view_id = submission.reply_to.view_id
-        if view_id is None:
-            return False
-        request = submission.request
-        if submission.lead_id and request.lead.id is None:
-            # The new lead exists in Close now: a corrected form must not create it again.
-            request = request.model_copy(update={"lead": LeadChoice(id=submission.lead_id)})
-        errors: dict[str, str] = {}
-        for field, text in error.field_errors.items():
-            block = block_for_field(field)
-            errors[block] = f"{errors[block]} {text}" if block in errors else f"Close says: {text}"
-        if not errors:
-            errors["lead"] = f"Close refused it: {describe_close_error(error)}"
-        if "status" in errors:
-            errors["status"] = self._status_problem(request) or errors["status"]
-        target = submission.reply_to
-        metadata = ModalMetadata(
-            key=uuid.uuid4().hex,  # a corrected resubmission is a new submission
-            channel_id=target.channel_id,
-            thread_ts=target.thread_ts,
-            response_url=target.response_url,
-        )
-        owner = request.owner_slack_id or submission.slack_user_id
-        form = form_from_request(request, owner=owner, metadata=metadata)
-        contacts = await self._contacts_of(request.lead.id)
-        form = form.model_copy(update={"errors": errors, "contacts": contacts})
-        view = build_opportunity_modal(form, self._catalog)
-        shown = {block.get("block_id") for block in view["blocks"]}
-        if any(block not in shown for block in errors):
-            # A field the form does not show (now): say it on the lead rather than nowhere.
-            lost = [text for block, text in errors.items() if block not in shown]
-            kept = {block: text for block, text in errors.items() if block in shown}
-            kept["lead"] = " ".join([kept.get("lead", ""), *lost]).strip()
-            view = build_opportunity_modal(form.model_copy(update={"errors": kept}), self._catalog)
-        return await self._update_modal(submission, view)
 
     async def _refresh_catalog(self) -> None:
         try:
@@ -458,39 +327,15 @@ class Deals:
         except CloseError as refresh_error:
             log.warning("Catalog refresh after a status error failed: %s", refresh_error)
 
-    def _status_problem(self, request: DealRequest) -> str | None:
-        """What changed about the chosen status since the form was built, in the user's words."""
-        if request.status_id is None:
-            return None
-        status = self._catalog.status(request.status_id)
-        if status is None:
-            return "Close says this status no longer exists: pick one of the current ones."
-        pipeline = self._catalog.pipeline_for_status(status.id)
-        if pipeline is not None and pipeline.id != request.pipeline_id:
-            return (
-                f"Close says “{status.label}” is now in the {pipeline.name} pipeline: "
-                "check it, then Create."
-            )
-        return None
-
-    async def _contacts_of(self, lead_id: str | None) -> list[Contact]:
-        if lead_id is None:
-            return []
-        try:
-            return await asyncio.wait_for(self._close.list_contacts(lead_id), CONTACTS_BUDGET)
-        except Exception as contacts_error:  # the form still works without contacts
-            log.info("Contacts for %s unavailable: %s", lead_id, type(contacts_error).__name__)
-            return []
-
-    async def _retry_later(self, submission: Submission, error: Exception) -> None:
+    async def _retry_later(
+        self, submission: Submission, error: Exception, sink: OutcomeSink
+    ) -> None:
         now = self._clock()
-        started = submission.first_attempt_at or submission.created_at
-        if submission.reply_to.workflow_step:
-            started = submission.created_at  # when Slack ran the step
         reason = _describe(error)
-        left = self.retry.give_up_after(submission) - (now - started).total_seconds()
+        waited = (now - sink.waiting_since(submission)).total_seconds()
+        left = sink.give_up_after - waited
         if left <= 0:
-            await self._give_up(submission, reason, error)
+            await self._give_up(submission, reason, error, sink)
             return
         delay = self.retry.delay(submission.attempts)
         if isinstance(error, CloseRateLimited):
@@ -499,31 +344,15 @@ class Deals:
         delay = min(delay, left)
         # Said while the claim is still ours, so whoever lands it later can update the notice.
         if await self.store.claim_queued_notice(submission, now=now):
-            await self._tell_queued(submission)
+            await sink.queued(submission)
         at = self._clock() + timedelta(seconds=delay)
         if not await self.store.retry_at(submission, at=at, error=reason, now=self._clock()):
             raise LostClaim(submission.id)
         log.info("Submission %s will be retried at %s: %s", submission.id, at, reason)
 
-    async def _update_modal(self, submission: Submission, view: dict[str, Any]) -> bool:
-        """Replace the modal the submission came from ("Creating…" since its ack), if any."""
-        if submission.reply_to.view_id is None:
-            return False
-        # The ack's "Creating…" was sent right after the submission was stored.
-        await ack_settled((self._clock() - submission.created_at).total_seconds())
-        return await self._notifier.update_view(submission.reply_to.view_id, view)
-
-    async def _tell_queued(self, submission: Submission) -> None:
-        await self._update_modal(submission, queued_view(submission.request.lead_name))
-        posted = await self._notifier.post(
-            submission.reply_to, messages.queued(submission.request.lead_name)
-        )
-        if posted and posted.threadable and posted.channel and posted.ts:
-            await self.store.set_notice(
-                submission.id, channel=posted.channel, ts=posted.ts, now=self._clock()
-            )
-
-    async def _give_up(self, submission: Submission, reason: str, error: Exception) -> None:
+    async def _give_up(
+        self, submission: Submission, reason: str, error: Exception, sink: OutcomeSink
+    ) -> None:
         """Past the deadline: one last look in Close, then a clear failure."""
         unsure = ""
         lead_id = submission.lead_id or submission.request.lead.id
@@ -539,16 +368,20 @@ class Deals:
                 )
                 log.warning("Last look for submission %s failed: %s", submission.id, look_error)
             if found is not None:
-                await self._finish(await self._record_created(submission, lead_id, found), found)
+                created = await self._record_created(submission, lead_id, found)
+                await self._finish(created, found, sink)
                 return
-        waited = duration(self.retry.give_up_after(submission))
+        waited = duration(sink.give_up_after)
         await self._fail(
             submission,
             f"Close did not accept it for {waited} (last error: {reason}).{unsure}",
             error,
+            sink,
         )
 
-    async def _fail(self, submission: Submission, reason: str, error: Exception | None) -> None:
+    async def _fail(
+        self, submission: Submission, reason: str, error: Exception | None, sink: OutcomeSink
+    ) -> None:
         response = None
         if isinstance(error, CloseHTTPError):
             response = {
@@ -557,51 +390,16 @@ class Deals:
                 "field-errors": error.field_errors,
             }
         log.warning("Submission %s failed: %s", submission.id, reason)
-        # Tell first, then mark: a crash in between tells twice rather than never.
-        if not (
-            isinstance(error, CloseValidationError)
-            and await self._reopen_with_errors(submission, error)
+        if isinstance(error, CloseValidationError) and STALE_METADATA_FIELDS.intersection(
+            error.field_errors
         ):
-            await self._tell_failed(submission, reason)
-        if submission.reply_to.workflow_step and self.steps is not None:
-            await self.steps.failed(submission, reason, error)
+            await self._refresh_catalog()  # so a form put back offers Close's statuses as they are
+        # Tell first, then mark: a crash in between tells twice rather than never.
+        await sink.failed(submission, reason, error)
         if not await self.store.mark_failed(
             submission, error=reason, response=response, now=self._clock()
         ):
             raise LostClaim(submission.id)
-
-    async def _tell_failed(self, submission: Submission, reason: str) -> None:
-        message = messages.failed(submission.request.lead_name, reason, submission_id=submission.id)
-        if (
-            submission.notice_channel
-            and submission.notice_ts
-            and await self._notifier.update(
-                submission.notice_channel, submission.notice_ts, message
-            )
-        ):
-            return
-        await self._notifier.post(submission.reply_to, message)
-
-
-@dataclass
-class _Told:
-    """Where a confirmation's thread is, stored when the submission is marked confirmed."""
-
-    thread: ThreadPlace | None = None
-
-
-def _thread_place(
-    channel: str, thread_ts: str, details: Posted | None, ref: messages.ConfirmationRef
-) -> ThreadPlace:
-    """Where changes made in Close will be told: this thread, these messages."""
-    same_channel = details is not None and details.channel == channel
-    return ThreadPlace(
-        channel=channel,
-        thread_ts=thread_ts,
-        details_ts=details.ts if same_channel and details is not None else None,
-        announce_channel=ref.announce_channel,
-        announce_ts=ref.announce_ts,
-    )
 
 
 def _describe(error: Exception) -> str:

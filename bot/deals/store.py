@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -25,21 +24,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.deals import confirmation as confirmations
+from bot.deals.confirmation import Confirmation, Part
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
 from bot.jobs import NOW, ClaimSpec, DurableQueue
+from bot.slack.gateway import MessageRef
 from bot.store.db import insert_once, update_where
 from bot.store.tables import SubmissionRow
-
-
-@dataclass(frozen=True)
-class ThreadPlace:
-    """Where a confirmation's thread, its details message and the announcement are."""
-
-    channel: str
-    thread_ts: str
-    details_ts: str | None = None
-    announce_channel: str | None = None
-    announce_ts: str | None = None
 
 
 class OpportunityViews(Protocol):
@@ -125,7 +116,6 @@ def _held_update(*columns: str) -> Update:
     return update(_t).where(_HELD).values({name: _param(f"v_{name}", name) for name in names})
 
 
-_THREAD = ("thread_channel", "thread_ts", "details_ts", "announce_channel", "announce_ts")
 _RECORD_SENT = _held_update("sent")
 _RECORD_SENT_WITH_LEAD = _held_update("sent", "lead_id")
 _RECORD_CREATED = _held_update("state", "lead_id", "opportunity_id", "response", "error")
@@ -133,12 +123,12 @@ _SET_NOTICE = (
     update(_t)
     .where(_t.c.id == bindparam("h_id"))
     .values(
-        {name: _param(f"v_{name}", name) for name in ("notice_channel", "notice_ts", "updated_at")}
+        {name: _param(f"v_{name}", name) for name in (*confirmations.SUMMARY_COLUMNS, "updated_at")}
     )
 )
-# Confirmed, with the thread it was told in (when this telling posted one): one write.
+# Confirmed, with where the confirmation lives (when this telling posted a thread): one write.
 _MARK_CONFIRMED = _held_update("confirmed_at", "claimed_until")
-_MARK_CONFIRMED_IN_THREAD = _held_update("confirmed_at", "claimed_until", *_THREAD)
+_MARK_CONFIRMED_IN_THREAD = _held_update("confirmed_at", "claimed_until", *confirmations.COLUMNS)
 
 
 def _held_params(
@@ -376,21 +366,15 @@ class SubmissionStore(DurableQueue[Submission]):
         submission: Submission,
         *,
         now: datetime,
-        thread: ThreadPlace | None = None,
+        confirmation: Confirmation | None = None,
     ) -> bool:
-        """The user was told: done. `thread` (where Close -> Slack changes are told, when this
-        telling posted one) is recorded in the same write."""
+        """The user was told: done. Where the `confirmation` lives (when this telling posted a
+        thread, where changes are told later) is recorded in the same write."""
         values: dict[str, Any] = {"confirmed_at": now, "claimed_until": None}
         statement = _MARK_CONFIRMED
-        if thread is not None:
+        if confirmation is not None and confirmation.thread is not None:
             statement = _MARK_CONFIRMED_IN_THREAD
-            values.update(
-                thread_channel=thread.channel,
-                thread_ts=thread.thread_ts,
-                details_ts=thread.details_ts,
-                announce_channel=thread.announce_channel,
-                announce_ts=thread.announce_ts,
-            )
+            values.update(confirmation.columns())
         return await self._held_write(statement, submission, now, SubmissionState.CREATED, **values)
 
     async def retry_at(
@@ -435,11 +419,14 @@ class SubmissionStore(DurableQueue[Submission]):
             queued_notice_at=now,
         )
 
-    async def set_notice(self, submission_id: str, *, channel: str, ts: str, now: datetime) -> None:
+    async def set_notice(self, submission_id: str, summary: MessageRef, *, now: datetime) -> None:
+        """Where the summary (or the "Queued" it replaces) was posted, stored as soon as it is:
+        whoever tells the outcome later updates it in place."""
         params = {
             "h_id": submission_id,
-            "v_notice_channel": channel,
-            "v_notice_ts": ts,
+            **{
+                f"v_{name}": value for name, value in confirmations.summary_columns(summary).items()
+            },
             "v_updated_at": now,
         }
 
@@ -448,18 +435,9 @@ class SubmissionStore(DurableQueue[Submission]):
 
         await self._writer.run_core(write, one_statement=True)
 
-    async def forget_message(self, submission_id: str, which: str, *, now: datetime) -> None:
-        """A confirmation message Slack says is gone (deleted, channel left): stop touching it.
-
-        `which`: "summary", "details" or "thread" (the thread, its details and replies).
-        """
-        columns = {
-            "summary": {"notice_channel": None, "notice_ts": None},
-            "details": {"details_ts": None},
-            "thread": {"thread_channel": None, "thread_ts": None, "details_ts": None},
-            "announcement": {"announce_channel": None, "announce_ts": None},
-        }[which]
-        await self._update(SubmissionRow.id == submission_id, now, **columns)
+    async def forget_message(self, submission_id: str, part: Part, *, now: datetime) -> None:
+        """A part of the confirmation Slack says is gone (deleted, channel left): stop touching it."""
+        await self._update(SubmissionRow.id == submission_id, now, **confirmations.forgotten(part))
 
     # --- reads --------------------------------------------------------------------------
 

@@ -22,16 +22,16 @@ from bot.deals.announce import Announcer
 from bot.deals.changes import (
     Changes,
     Outcome,
-    ThreadRef,
     changed_fields,
     fingerprinted,
     form_from_opportunity,
     put_body,
     request_fields,
 )
+from bot.deals.confirmation import Confirmation
 from bot.deals.form import FormValues, modal_form_from_values, read_state, validate
-from bot.deals.models import DealRequest, Submission
-from bot.deals.service import block_for_field, describe_close_error
+from bot.deals.models import DealRequest, ReplyTarget, Submission
+from bot.deals.refusals import block_for_field, describe_close_error
 from bot.listeners.modal_flow import open_modal
 from bot.listeners.payload import dict_at, str_at
 from bot.logs import redact
@@ -52,15 +52,29 @@ def _action_value(body: dict[str, Any]) -> str | None:
     return str_at(actions[0], "value") if isinstance(actions, list) and actions else None
 
 
-def _thread(body: dict[str, Any]) -> ThreadRef:
-    """The clicked confirmation: its channel, its thread's root, and the message itself."""
-    message = dict_at(body, "message")
-    details_ts = str_at(body, "container", "message_ts") or str_at(message, "ts")
-    return ThreadRef(
-        channel=str_at(body, "container", "channel_id") or str_at(body, "channel", "id"),
-        thread_ts=str_at(message, "thread_ts") or details_ts,
-        details_ts=details_ts,
+def _details_ts(body: dict[str, Any]) -> str | None:
+    """The clicked message: the confirmation's details."""
+    return str_at(body, "container", "message_ts") or str_at(body, "message", "ts")
+
+
+def _answer(body: dict[str, Any]) -> ReplyTarget:
+    """Whoever clicked, answered where they clicked: that channel, its thread, the response_url."""
+    return ReplyTarget(
+        user_id=str_at(body, "user", "id") or "",
+        channel_id=str_at(body, "container", "channel_id") or str_at(body, "channel", "id"),
+        thread_ts=str_at(body, "message", "thread_ts") or _details_ts(body),
         response_url=str_at(body, "response_url"),
+    )
+
+
+def _clicked(body: dict[str, Any], answer: ReplyTarget) -> Confirmation | None:
+    """The confirmation clicked on: its submission and announcement from the button's value,
+    its thread and details from where it was clicked."""
+    ref = ConfirmationRef.decode(_action_value(body))
+    if ref is None:
+        return None
+    return Confirmation.clicked(
+        ref, channel=answer.channel_id, thread_ts=answer.thread_ts, details_ts=_details_ts(body)
     )
 
 
@@ -106,17 +120,18 @@ async def open_edit_modal(
 ) -> None:
     """Open THE modal on the opportunity (stored values at once, Close's current right after)."""
     await ack()
-    actor = str_at(body, "user", "id") or ""
-    ref = ConfirmationRef.decode(_action_value(body))
-    thread = _thread(body)
-    submission = await changes.submission(ref)
-    if ref is None or submission is None:
-        await changes.tell(actor, thread, "I cannot find this opportunity any more.")
+    answer = _answer(body)
+    actor = answer.user_id
+    confirmation = _clicked(body, answer)
+    submission = await changes.submission(confirmation)
+    if confirmation is None or submission is None:
+        await changes.tell(answer, "I cannot find this opportunity any more.")
         return
     if not await changes.allowed(actor, submission):
-        await changes.refuse(actor, submission, thread)
+        await changes.refuse(answer, submission)
         return
-    form = _stored_form(services, changes, submission, _edit_metadata(ref, thread, submission))
+    metadata = _edit_metadata(confirmation, answer, submission)
+    form = _stored_form(services, changes, submission, metadata)
 
     async def refresh(shown: ModalForm) -> ModalForm:
         return await changes.fresh_form(shown, actor, submission)
@@ -126,29 +141,54 @@ async def open_edit_modal(
         trigger_id=str_at(body, "trigger_id") or "",
         user_id=actor,
         team_id=str_at(body, "team", "id"),
-        response_url=thread.response_url,
+        response_url=answer.response_url,
         prefill=form,
         refresh=refresh,
     )
 
 
 def _edit_metadata(
-    ref: ConfirmationRef, thread: ThreadRef, submission: Submission
+    confirmation: Confirmation, answer: ReplyTarget, submission: Submission
 ) -> ModalMetadata:
     """What the edit modal carries: the confirmation it was opened from, so the saved change
-    is told in its thread and on its announcement."""
+    is told in its thread and on its announcement (read back by `_edited`)."""
+    ref = confirmation.ref
     return ModalMetadata(
         key=uuid.uuid4().hex,
         mode="edit",
-        channel_id=thread.channel,
-        thread_ts=thread.thread_ts,
-        details_ts=thread.details_ts,
-        response_url=thread.response_url,
+        channel_id=answer.channel_id,
+        thread_ts=answer.thread_ts,
+        details_ts=confirmation.details_ts,
+        response_url=answer.response_url,
         submission_id=submission.id,
         opportunity_id=submission.opportunity_id,
         announce_channel=ref.announce_channel,
         announce_ts=ref.announce_ts,
     )
+
+
+def _edited(
+    metadata: ModalMetadata, actor: str, submission: Submission
+) -> tuple[Confirmation, ReplyTarget]:
+    """The confirmation the edit modal was opened from, and its author answered there."""
+    answer = ReplyTarget(
+        user_id=actor,
+        channel_id=metadata.channel_id,
+        thread_ts=metadata.thread_ts,
+        response_url=metadata.response_url,
+    )
+    ref = ConfirmationRef(
+        submission_id=submission.id,
+        announce_channel=metadata.announce_channel,
+        announce_ts=metadata.announce_ts,
+    )
+    confirmation = Confirmation.clicked(
+        ref,
+        channel=metadata.channel_id,
+        thread_ts=metadata.thread_ts,
+        details_ts=metadata.details_ts,
+    )
+    return confirmation, answer
 
 
 def _stored_form(
@@ -172,11 +212,11 @@ async def mark_outcome(
 ) -> None:
     """Won or Lost: acked at once, the change made in Close and told in the background."""
     await ack()
-    ref = ConfirmationRef.decode(_action_value(body))
-    actor = str_at(body, "user", "id") or ""
-    if ref is None:
+    answer = _answer(body)
+    confirmation = _clicked(body, answer)
+    if confirmation is None:
         return
-    spawn(changes.set_outcome(actor, ref, _thread(body), kind), name=f"mark-{kind}")
+    spawn(changes.set_outcome(answer, confirmation, kind), name=f"mark-{kind}")
 
 
 class CheckedEdit(NamedTuple):
@@ -335,17 +375,7 @@ async def save_edit(
             )
         await show(view_id, build_opportunity_modal(form, services.catalog))
         return
-    ref = ConfirmationRef(
-        submission_id=submission.id,
-        announce_channel=metadata.announce_channel,
-        announce_ts=metadata.announce_ts,
-    )
-    thread = ThreadRef(
-        channel=metadata.channel_id,
-        thread_ts=metadata.thread_ts,
-        details_ts=metadata.details_ts,
-        response_url=metadata.response_url,
-    )
-    lines = await changes.publish(actor, submission, ref, thread, before, after, "edited it")
+    confirmation, answer = _edited(metadata, actor, submission)
+    lines = await changes.publish(answer, submission, confirmation, before, after, "edited it")
     if view_id is not None:
         await show(view_id, saved_view(after, lines, close_app_url=services.settings.close_app_url))

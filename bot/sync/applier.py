@@ -4,21 +4,20 @@ details' buttons, the deals channel — exactly once, never rolling back to an o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.blocks import messages
 from bot.blocks.changes import close_change_message, describe_changes
-from bot.blocks.messages import Message
 from bot.blocks.text import escape
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient, parse_opportunity
 from bot.close.errors import CloseError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.announce import Announcer, won_announcement
-from bot.deals.models import Submission
+from bot.deals.confirmation import Confirmation, Part
 from bot.deals.store import SubmissionStore
+from bot.deals.telling import Act, ChangeTeller, ChangeTold, Step
 from bot.jobs import Backoff, LostClaim
 from bot.slack.errors import Gone, NotAllowed, RateLimited, SlackError
 from bot.slack.gateway import SlackGateway
@@ -37,13 +36,6 @@ CREATING_PATIENCE = 20  # looks, a fifth of a second more apart each (up to 2 s)
 MAX_ATTEMPTS = 8
 BACKOFF = Backoff(base_seconds=0.5, max_seconds=60.0)
 AUTOMATION = "An automation"
-# Which confirmation message a step touches, forgotten when Slack says it is gone.
-FORGETTABLE = {
-    "reply": "thread",
-    "summary": "summary",
-    "details": "details",
-    "announce": "announcement",
-}
 
 
 class Retry(Exception):
@@ -76,6 +68,10 @@ class ChangeApplier:
         self._announcer = announcer
         self._close_app_url = close_app_url
         self._clock = clock
+        # The same telling as the app's own Edit/Won/Lost, its steps recorded (`_RecordedSteps`).
+        self._teller = ChangeTeller(
+            slack=slack, announcer=announcer, claims=store, close_app_url=close_app_url, clock=clock
+        )
         # Told of every change that reaches its end here, with its state (metrics count them).
         self.on_finished: Callable[[StoredChange, ChangeState], None] = lambda _change, _state: None
 
@@ -214,9 +210,12 @@ class ChangeApplier:
         if after is None or not _became_won(event, after, self._catalog):
             await self._finish(change, ChangeState.SKIPPED, "not logged from Slack")
             return
-        plan = {"who": self._who(event), "lines": [], "deleted": False, "won": True}
+        who = self._who(event)
+        plan = {"who": who, "lines": [], "deleted": False, "won": True}
         change.progress = {"plan": plan, "after": after.model_dump(mode="json")}
-        await self._step(change, "won", lambda: self._announce_won(change, after))
+        cheer = won_announcement(after, by=who, close_app_url=self._close_app_url)
+        steps = _RecordedSteps(self.store, change, clock=self._clock)
+        await steps.run("won", lambda: self._teller.cheer(after, cheer))
         await self._finish(change, ChangeState.APPLIED, "won: announced in the deals channel")
 
     def _who(self, event: CloseEvent) -> str:
@@ -244,129 +243,33 @@ class ChangeApplier:
         deleted = view.deleted_at is not None
         who = str(plan.get("who") or AUTOMATION)
         lines = [str(line) for line in plan.get("lines") or []]
-        reply = close_change_message(who, lines, deleted=bool(plan.get("deleted")))
-        tell = bool(lines) or bool(plan.get("deleted"))
-        thread = _thread(submission)
-        if tell and thread is not None:
-            where, root = thread
-            await self._step(
-                change, "reply", lambda: self._post(where, reply, root), submission_id=submission.id
-            )
-        if submission.notice_channel and submission.notice_ts and (tell or plan.get("won")):
-            summary = (
-                messages.deleted_summary(now_shown, creator=submission.slack_user_id, by=who)
-                if deleted
-                else messages.summary(now_shown, creator=submission.slack_user_id)
-            )
-            channel, ts = submission.notice_channel, submission.notice_ts
-            await self._step(
-                change,
-                "summary",
-                lambda: self._update(channel, ts, summary),
-                submission_id=submission.id,
-            )
-        if thread is not None and submission.details_ts:
-            details = messages.details(
-                now_shown,
-                close_app_url=self._close_app_url,
-                ref=messages.ConfirmationRef(
-                    submission_id=submission.id,
-                    announce_channel=submission.announce_channel,
-                    announce_ts=submission.announce_ts,
-                ),
-                deleted=deleted,
-            )
-            details_at = (thread[0], submission.details_ts)
-            await self._step(
-                change,
-                "details",
-                lambda: self._update(details_at[0], details_at[1], details),
-                submission_id=submission.id,
-            )
-        announce = (submission.announce_channel, submission.announce_ts)
-        if tell and announce[0] and announce[1] and announce != (thread or (None, None)):
-            channel, ts = announce[0], announce[1]
-            await self._step(
-                change,
-                "announce",
-                lambda: self._post(channel, reply, ts),
-                submission_id=submission.id,
-            )
-        if plan.get("won"):
-            await self._step(change, "won", lambda: self._announce_won(change, now_shown))
+        news = bool(lines) or bool(plan.get("deleted"))
+        told = ChangeTold(
+            opportunity=now_shown,
+            creator=submission.slack_user_id,
+            reply=close_change_message(who, lines, deleted=bool(plan.get("deleted")))
+            if news
+            else None,
+            cheer=won_announcement(now_shown, by=who, close_app_url=self._close_app_url)
+            if plan.get("won")
+            else None,
+            deleted_by=who if deleted else None,
+            against_shown=True,
+        )
+
+        async def forget(part: Part) -> None:
+            await self._submissions.forget_message(submission.id, part, now=self._clock())
+
+        steps = _RecordedSteps(self.store, change, clock=self._clock, forget=forget)
+        await self._teller.tell(Confirmation.of(submission), told, steps)
         what = "deleted" if deleted else (", ".join(_field_names(lines)) or "no visible change")
         await self._finish(change, ChangeState.APPLIED, f"told: {what}")
-
-    async def _announce_won(self, change: StoredChange, opportunity: Opportunity) -> None:
-        channel = self._announcer.channel
-        if channel is None:
-            return
-        if not await self.store.claim_won_announcement(opportunity.id, now=self._clock()):
-            return  # announced already (by another change of it, or another process)
-        who = str((change.progress.get("plan") or {}).get("who") or AUTOMATION)
-        message = won_announcement(opportunity, by=who, close_app_url=self._close_app_url)
-        try:
-            await self._post(channel, message, None)
-        except Exception:
-            # Give the claim back, so the retry announces it (a win is never silently dropped).
-            await self.store.release_won_announcement(opportunity.id, now=self._clock())
-            raise
-
-    async def _step(
-        self,
-        change: StoredChange,
-        step: str,
-        act: Callable[[], Any],
-        *,
-        submission_id: str | None = None,
-    ) -> None:
-        """Run one step of telling unless a previous attempt did it; record it as done.
-
-        Rate limits are waited out (the change comes back after Retry-After, never dropped);
-        a message, thread or channel that is gone for us (Gone) or refuses us (NotAllowed) is
-        forgotten, so later changes leave it alone.
-        """
-        if change.progress.get(step):
-            return
-        try:
-            await act()
-        except RateLimited as error:
-            wait = error.retry_after
-            raise Retry(wait, f"Slack rate-limited {step}: retry in {wait:.1f}s") from error
-        except (Gone, NotAllowed) as error:
-            log.info("Change %s: %s skipped, Slack says %s", change.id, step, error.code)
-            if submission_id is not None and step in FORGETTABLE:
-                await self._submissions.forget_message(
-                    submission_id, FORGETTABLE[step], now=self._clock()
-                )
-        except SlackError as error:
-            if change.attempts < MAX_ATTEMPTS:
-                raise Retry(_backoff(change), f"Slack refused {step}: {error.code}") from error
-            log.warning("Change %s: gave up on %s after %s", change.id, step, error.code)
-        if not await self.store.mark_step(change, step):
-            raise LostClaim(change.id)
-
-    async def _post(self, channel: str, message: Message, thread_ts: str | None) -> None:
-        await self._slack.post_message(channel, message, thread_ts=thread_ts)
-
-    async def _update(self, channel: str, ts: str, message: Message) -> None:
-        await self._slack.update_message(channel, ts, message)
 
     async def _finish(self, change: StoredChange, state: ChangeState, outcome: str) -> None:
         if not await self.store.finish(change, state, outcome, now=self._clock()):
             raise LostClaim(change.id)
         self.on_finished(change, state)
         log.info("Change %s of %s: %s", change.event.id, change.event.object_id, outcome)
-
-
-def _thread(submission: Submission) -> tuple[str, str] | None:
-    """Where the confirmation's thread is (older confirmations: under the summary)."""
-    if submission.thread_channel and submission.thread_ts:
-        return submission.thread_channel, submission.thread_ts
-    if submission.notice_channel and submission.notice_ts:
-        root = submission.reply_to.thread_ts or submission.notice_ts
-        return submission.notice_channel, root
-    return None
 
 
 def _opportunity(data: dict[str, Any] | None) -> Opportunity | None:
@@ -405,3 +308,49 @@ def _field_names(lines: list[str]) -> list[str]:
 
 def _backoff(change: StoredChange) -> float:
     return BACKOFF.delay(change.attempts)
+
+
+class _RecordedSteps:
+    """Close -> Slack's steps of telling a change: each recorded in the change's progress once
+    done (a restart does not do it again), so the news goes first — a step Slack refuses ends
+    this attempt, to come back later.
+
+    Rate limits are waited out (the change comes back after Retry-After, never dropped); a
+    message, thread or channel that is gone for us (Gone) or refuses us (NotAllowed) is
+    forgotten, so later changes leave it alone.
+    """
+
+    order: tuple[Step, ...] = ("reply", "summary", "details", "announce", "won")
+
+    def __init__(
+        self,
+        store: ChangeStore,
+        change: StoredChange,
+        *,
+        clock: Callable[[], datetime],
+        forget: Callable[[Part], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._change = change
+        self._clock = clock
+        self._forget = forget
+
+    async def run(self, step: Step, act: Act, *, touches: Part | None = None) -> None:
+        change = self._change
+        if change.progress.get(step):
+            return  # done by an earlier attempt
+        try:
+            await act()
+        except RateLimited as error:
+            wait = error.retry_after
+            raise Retry(wait, f"Slack rate-limited {step}: retry in {wait:.1f}s") from error
+        except (Gone, NotAllowed) as error:
+            log.info("Change %s: %s skipped, Slack says %s", change.id, step, error.code)
+            if touches is not None and self._forget is not None:
+                await self._forget(touches)
+        except SlackError as error:
+            if change.attempts < MAX_ATTEMPTS:
+                raise Retry(_backoff(change), f"Slack refused {step}: {error.code}") from error
+            log.warning("Change %s: gave up on %s after %s", change.id, step, error.code)
+        if not await self._store.mark_step(change, step):
+            raise LostClaim(change.id)

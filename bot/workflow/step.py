@@ -24,7 +24,8 @@ from bot.close.models import Opportunity
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
 from bot.deals.preferences import LastUsed, Preferences
 from bot.deals.prefill import default_status
-from bot.deals.service import FIELD_NAMES, Deals, RetryPolicy, duration
+from bot.deals.refusals import FIELD_NAMES
+from bot.deals.service import Deals, RetryPolicy, duration
 from bot.identity import Identity
 from bot.jobs import instance_name
 from bot.leads.match import match_lead, search_term
@@ -58,7 +59,8 @@ class NotYet(Exception):
 
 
 class WorkflowSteps:
-    """Receives, reads and completes workflow steps; implements Deals' `StepOutcomes`."""
+    """Receives, reads and completes workflow steps; its `succeeded`/`failed` are the
+    `StepCompletion` of a step's submission (bot/deals/outcomes.py, `StepSink`)."""
 
     def __init__(
         self,
