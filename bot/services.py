@@ -127,9 +127,13 @@ class Services:
             admin_user_ids=frozenset(settings.admin_user_ids),
             clock=clock,
         )
+        access = build_access(
+            settings, engine=engine, close=close, catalog=catalog, slack=gateway, clock=clock
+        )
+        close_clients = CloseClients(close, access, settings.access)
         notifier = Notifier(gateway)
         announcer = Announcer(gateway, settings.deals_channel, close_app_url=settings.close_app_url)
-        deals = _deals(settings, store, close, catalog, notifier, announcer, clock)
+        deals = _deals(settings, store, close_clients, catalog, notifier, announcer, clock)
         lead_search = LeadSearch(close)
         worker = JobRunner(
             poll_seconds=settings.worker_poll_seconds,
@@ -178,13 +182,10 @@ class Services:
             on_new=partial(worker.kick, changing.name),
             clock=clock,
         )
-        access = build_access(
-            settings, engine=engine, close=close, catalog=catalog, slack=gateway, clock=clock
-        )
         identity.use_connections(access)  # a connected Close user is the person's mapping
         return cls(
             access=access,
-            close_clients=CloseClients(close, access, settings.access),
+            close_clients=close_clients,
             settings=settings,
             slack=slack,
             close=close,
@@ -292,7 +293,7 @@ def _close_client(settings: Settings, metrics: Metrics) -> CloseClient:
 def _deals(
     settings: Settings,
     store: SubmissionStore,
-    close: CloseClient,
+    close_clients: CloseClients,
     catalog: Catalog,
     notifier: Notifier,
     announcer: Announcer,
@@ -300,7 +301,8 @@ def _deals(
 ) -> Deals:
     return Deals(
         store=store,
-        close=close,
+        close=close_clients.key,
+        close_clients=close_clients,
         catalog=catalog,
         notifier=notifier,
         close_app_url=settings.close_app_url,

@@ -9,14 +9,17 @@ from datetime import UTC, datetime, timedelta
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import (
+    CloseAccessBroken,
     CloseAuthError,
     CloseError,
     CloseHTTPError,
+    CloseNotConnected,
     CloseOutcomeUnknown,
     CloseRateLimited,
     CloseValidationError,
 )
 from bot.close.models import Lead, Opportunity
+from bot.connections import CloseClients
 from bot.deals.announce import Announcer
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
 from bot.deals.notify import Notifier
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({408, 409, 425})
 # Close's clock and ours may disagree a little: look a bit before the first attempt.
 RECONCILE_SKEW = timedelta(minutes=5)
+# A submission whose person must (re)connect Close first is looked at again this often (or
+# the retry ceiling, if lower): it waits for them however long (no give-up), and goes on
+# within this long of their reconnecting.
+ACCESS_WAIT = timedelta(seconds=60)
 
 
 class EarlierWriteInFlight(Exception):
@@ -76,8 +83,11 @@ class Deals:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         write_window: timedelta = timedelta(seconds=20),
         steps: StepCompletion | None = None,
+        close_clients: CloseClients | None = None,
     ) -> None:
         self.store = store
+        # Whose Close a submission is created with (CLOSE_ACCESS): None, the key's always.
+        self._clients = close_clients
         # How long a create sent by an earlier attempt may still be on its way to Close (the
         # Close client's timeout and a margin): a worker that took the submission over waits
         # this out before looking in Close, or the other one's request could land after the
@@ -143,9 +153,10 @@ class Deals:
                 # Close has it and we recorded it, then stopped before telling anyone.
                 opportunity = Opportunity.model_validate(submission.response)
             else:
-                lead_id, new_lead = await self._lead_for(work)
+                close = await self._close_for(work)
+                lead_id, new_lead = await self._lead_for(work, close)
                 work = work.model_copy(update={"lead_id": lead_id})
-                opportunity = await self._find_or_create(work, lead_id, new_lead=new_lead)
+                opportunity = await self._find_or_create(work, lead_id, close, new_lead=new_lead)
                 work = work.model_copy(update={"state": SubmissionState.CREATED})
         except LostClaim:
             raise
@@ -156,6 +167,8 @@ class Deals:
                 work, at=wait.until, error=str(wait), now=self._clock()
             ):
                 raise LostClaim(submission.id) from None
+        except (CloseNotConnected, CloseAccessBroken) as error:
+            await self._wait_for_access(work, error)
         except CloseRateLimited as error:
             await self._retry_later(work, error, sink)
         except (CloseValidationError, CloseAuthError) as error:
@@ -173,12 +186,33 @@ class Deals:
         else:
             await self._finish(work, opportunity, sink)
 
-    async def _lead_for(self, submission: Submission) -> tuple[str, bool]:
+    async def _close_for(self, submission: Submission) -> CloseClient:
+        """The Close client that creates it: the person's own access where that is theirs
+        (CLOSE_ACCESS), so Close shows them as its creator; else the key's."""
+        if self._clients is None or not self._clients.per_person:
+            return self._close
+        return await self._clients.for_person(submission.team_id, submission.slack_user_id)
+
+    async def _wait_for_access(
+        self, submission: Submission, error: CloseNotConnected | CloseAccessBroken
+    ) -> None:
+        """Their Close access must be mended first: it waits for them (never created with
+        anyone else's, never given up), and they are asked once to reconnect."""
+        now = self._clock()
+        why = f"waiting for <@{submission.slack_user_id}> to connect Close again ({error})"
+        at = now + min(ACCESS_WAIT, timedelta(seconds=self.retry.max_seconds))
+        if not await self.store.retry_at(submission, at=at, error=why, now=now):
+            raise LostClaim(submission.id)
+        log.info("Submission %s waits for its person's Close access", submission.id)
+        if isinstance(error, CloseAccessBroken) and self._clients is not None:
+            await self._clients.tell_broken(submission.team_id, submission.slack_user_id)
+
+    async def _lead_for(self, submission: Submission, close: CloseClient) -> tuple[str, bool]:
         """The lead's id, and whether it is a new lead still to be recorded (with `sent`)."""
         lead_id = submission.lead_id or submission.request.lead.id
         if lead_id is not None:
             return lead_id, False
-        lead = await self._new_lead(submission)
+        lead = await self._new_lead(submission, close)
         if submission.attempts <= 1:
             # Nothing but building the request comes before `record_sent` on a first attempt:
             # the lead is recorded with it, one write fewer. (Lost only if that build failed;
@@ -189,17 +223,17 @@ class Deals:
             raise LostClaim(submission.id)
         return lead.id, False
 
-    async def _new_lead(self, submission: Submission) -> Lead:
+    async def _new_lead(self, submission: Submission, close: CloseClient) -> Lead:
         name = submission.request.lead.new_name or submission.request.lead_name
         if submission.attempts > 1:
             # An earlier attempt may have created the lead before dying: reuse it.
-            for lead in await self._close.search_leads(name, limit=5):
+            for lead in await close.search_leads(name, limit=5):
                 if lead.label.strip().casefold() == name.strip().casefold():
                     return lead
-        return await self._close.create_lead(name)
+        return await close.create_lead(name)
 
     async def _find_or_create(
-        self, submission: Submission, lead_id: str, *, new_lead: bool = False
+        self, submission: Submission, lead_id: str, close: CloseClient, *, new_lead: bool = False
     ) -> Opportunity:
         """Create it in Close once: after any earlier attempt, look before sending again.
 
@@ -208,7 +242,7 @@ class Deals:
         opportunity = None
         if submission.attempts > 1:
             self._check_earlier_write(submission)
-            opportunity = await self._already_created(submission, lead_id)
+            opportunity = await self._already_created(submission, lead_id, close)
         if opportunity is None:
             request = submission.request
             body = request.to_create(lead_id)
@@ -225,7 +259,7 @@ class Deals:
                 submission, sent, now=self._clock(), lead_id=lead_id if new_lead else None
             ):
                 raise LostClaim(submission.id)
-            opportunity = await self._close.create_opportunity(
+            opportunity = await close.create_opportunity(
                 body, tz_offset_hours=request.tz_offset_hours
             )
             log.info("Created %s for submission %s", opportunity.id, submission.id)
@@ -262,7 +296,9 @@ class Deals:
             raise LostClaim(submission.id)  # whoever holds it now will find it by reconciling
         return submission.model_copy(update={"state": SubmissionState.CREATED})
 
-    async def _already_created(self, submission: Submission, lead_id: str) -> Opportunity | None:
+    async def _already_created(
+        self, submission: Submission, lead_id: str, close: CloseClient
+    ) -> Opportunity | None:
         """Reconcile: an earlier attempt may have reached Close and died before the answer.
 
         A match is an opportunity on the lead, created since the first attempt (with room
@@ -273,9 +309,7 @@ class Deals:
         request = submission.request
         candidates = [
             candidate
-            for candidate in await self._close.list_opportunities(
-                lead_id=lead_id, date_created_gte=since
-            )
+            for candidate in await close.list_opportunities(lead_id=lead_id, date_created_gte=since)
             if candidate.value == request.value
             and (request.user_id is None or candidate.user_id == request.user_id)
             and (candidate.note or "").strip() == (request.note or "").strip()
@@ -358,7 +392,8 @@ class Deals:
         lead_id = submission.lead_id or submission.request.lead.id
         if lead_id is not None:
             try:
-                found = await self._already_created(submission, lead_id)
+                close = await self._close_for(submission)
+                found = await self._already_created(submission, lead_id, close)
             except CloseError as look_error:
                 found = None
                 unsure = (

@@ -1,0 +1,73 @@
+"""The worker creates a person's stored submission with their own Close access: Close shows
+them as its creator, an expired token is refreshed once on the way, and a connection Close no
+longer takes leaves the submission waiting — never created with the key, never lost — until
+they connect again, after which it is created as them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from sandbox.stack import Sandbox, running_sandbox
+from tests.flows import open_modal, submit, wait_opportunities, wait_until
+from tests.oauth_flows import connect_link, consent, posted
+
+
+@asynccontextmanager
+async def sandbox(access: str) -> AsyncIterator[Sandbox]:
+    async with running_sandbox(oauth=True, close_access=access) as sb:
+        sb.close.restrict("user_bob")  # Bob's Close role sees only his own leads
+        sb.close.own_lead("lead_globex", "user_bob")
+        walk = await consent(sb.close, await connect_link(sb, "U0BOB"), user="user_bob")
+        assert walk.page.status_code == 200, walk.page.text
+        yield sb
+
+
+@pytest.mark.parametrize("access", ["personal", "either"])
+async def test_a_stored_submission_after_its_token_expired_is_created_as_the_rep_with_one_refresh(
+    access: str,
+) -> None:
+    async with sandbox(access) as sb:
+        view_id = await open_modal(sb, "Globex 5k", user_id="U0BOB")
+        refreshes = sb.close.refresh_count()
+        sb.close.expire_access_tokens("user_bob")  # expired while the submission waits
+        await submit(sb, view_id, user_id="U0BOB")
+        [opportunity] = await wait_opportunities(sb, 1)
+        assert opportunity["lead_id"] == "lead_globex"
+        assert opportunity["created_by"] == "user_bob"  # Close shows the rep, not the key
+        assert sb.close.refresh_count() - refreshes == 1
+
+
+async def test_a_revoked_connection_leaves_the_submission_waiting_then_it_goes_on_after_reconnecting() -> (
+    None
+):
+    async with sandbox("either") as sb:
+        view_id = await open_modal(sb, "Globex 5k", user_id="U0BOB")
+        sb.close.revoke("user_bob")  # Bob removed the app in Close: no token of his works
+        since = len(sb.slack.calls())
+        await submit(sb, view_id, user_id="U0BOB")
+
+        async def waiting() -> bool:
+            [entry] = await sb.services.store.recent(slack_user_id="U0BOB", limit=1)
+            return entry.state == "pending" and "connect Close again" in (entry.error or "")
+
+        await wait_until(waiting)
+        await sb.slack.wait_for("chat.postMessage", lambda c: "Reconnect" in str(c.params))
+
+        async def looked_again() -> bool:
+            [entry] = await sb.services.store.recent(slack_user_id="U0BOB", limit=1)
+            return entry.attempts >= 3 and entry.state == "pending"
+
+        # Looked at again while it waits (the retry ceiling is short here): still waiting.
+        await wait_until(looked_again)
+        assert sb.close.opportunities == []  # never with the key on his behalf
+        walk = await consent(sb.close, await connect_link(sb, "U0BOB"), user="user_bob")
+        assert walk.page.status_code == 200, walk.page.text
+        [opportunity] = await wait_opportunities(sb, 1, timeout=10.0)
+        assert opportunity["created_by"] == "user_bob"
+        reconnect_prompts = [
+            call for call in posted(sb, since=since) if "Reconnect" in str(call.params)
+        ]
+        assert len(reconnect_prompts) == 1
