@@ -5,11 +5,14 @@ they connect again, after which it is created as them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
+from bot.blocks.messages import WON_ACTION_ID
+from sandbox.slack_sim import Call
 from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import open_modal, submit, wait_opportunities, wait_until
 from tests.oauth_flows import connect_link, consent, posted
@@ -71,3 +74,55 @@ async def test_a_revoked_connection_leaves_the_submission_waiting_then_it_goes_o
             call for call in posted(sb, since=since) if "Reconnect" in str(call.params)
         ]
         assert len(reconnect_prompts) == 1
+
+
+async def _log_as_bob(sb: Sandbox) -> Call:
+    """Bob logs a Globex deal (created as him); returns its details post (the buttons)."""
+    view_id = await open_modal(sb, "Globex 5k", user_id="U0BOB")
+    mark = sb.slack.mark()
+    await submit(sb, view_id, user_id="U0BOB")
+    await wait_opportunities(sb, 1)
+    return await sb.slack.wait_for(
+        "chat.postMessage",
+        lambda c: c.ok and WON_ACTION_ID in json.dumps(c.params.get("blocks")),
+        since=mark,
+    )
+
+
+async def _press_won(sb: Sandbox, details: Call) -> None:
+    result = await sb.driver.press_button(
+        channel_id=details.response["channel"],
+        message_ts=details.response["ts"],
+        action_id=WON_ACTION_ID,
+        user_id="U0BOB",
+    )
+    assert result.response.status_code == 200, result.response.text
+
+
+async def test_won_from_slack_is_saved_in_close_as_the_person_who_pressed_it() -> None:
+    async with sandbox("either") as sb:
+        details = await _log_as_bob(sb)
+        [opportunity] = sb.close.opportunities
+        await _press_won(sb, details)
+        await wait_until(lambda: opportunity["status_id"] == "stat_won")
+        [put] = [r for r in sb.close.requests if r.method == "PUT"]
+        assert sb.close.bearer_user(put.headers["authorization"].removeprefix("Bearer ")) == (
+            "user_bob"
+        )
+
+
+async def test_won_with_a_revoked_connection_is_not_saved_with_the_key_and_says_to_reconnect() -> (
+    None
+):
+    async with sandbox("either") as sb:
+        details = await _log_as_bob(sb)
+        sb.close.revoke("user_bob")
+        mark = sb.slack.mark()
+        await _press_won(sb, details)
+        told = await sb.slack.wait_for(
+            "chat.postEphemeral", lambda c: c.params.get("user") == "U0BOB", since=mark
+        )
+        assert "reconnect" in told.params["text"]
+        assert [r for r in sb.close.requests if r.method == "PUT"] == []
+        [opportunity] = sb.close.opportunities
+        assert opportunity["status_id"] != "stat_won"

@@ -22,8 +22,9 @@ from bot.blocks.modal import CatalogView, LeadOption, ModalForm, ModalMetadata
 from bot.blocks.text import escape
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
-from bot.close.errors import CloseError
+from bot.close.errors import CloseAccessBroken, CloseError, CloseNotConnected
 from bot.close.models import Contact, Opportunity, Status, parse_close_time
+from bot.connections import CloseClients
 from bot.deals.announce import Announcer, won_announcement
 from bot.deals.confirmation import Confirmation
 from bot.deals.models import DealRequest, ReplyTarget, Submission
@@ -102,7 +103,12 @@ def fingerprinted(loaded: dict[str, str] | None) -> bool:
 
 
 def close_said(error: CloseError) -> str:
-    """Close's error for a Slack message: redacted like a log line (it may echo a credential)."""
+    """Close's error for a Slack message: redacted like a log line (it may echo a credential);
+    for someone whose own Close access must be mended first, what to do about it."""
+    if isinstance(error, CloseNotConnected):
+        return "connect your Close account first: `/opportunity connect`"
+    if isinstance(error, CloseAccessBroken):
+        return "Close no longer takes your connection: reconnect with `/opportunity connect`"
     return escape(redact(str(error)))
 
 
@@ -267,8 +273,11 @@ class Changes:
         close_app_url: str,
         views: OpportunityViews,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        close_clients: CloseClients | None = None,
     ) -> None:
         self._store = store
+        # Whose Close an Edit/Won/Lost goes to (CLOSE_ACCESS): None, the key's always.
+        self._clients = close_clients
         # The opportunity as Slack shows it: the app's own changes are recorded there, so the
         # same change coming back from Close (webhook or event log) is not told a second time.
         self._views = views
@@ -283,6 +292,13 @@ class Changes:
         self._teller = ChangeTeller(
             slack=slack, announcer=announcer, claims=views, close_app_url=close_app_url, clock=clock
         )
+
+    async def _close_for(self, actor: str) -> CloseClient:
+        """The Close client `actor`'s change goes through: their own access where that is
+        theirs (Close records them as the one who changed it), else the key's."""
+        if self._clients is None or not self._clients.per_person:
+            return self._close
+        return await self._clients.for_person(None, actor)
 
     # --- who may ---
 
@@ -426,7 +442,11 @@ class Changes:
             await self.tell(answer, "I cannot find this opportunity any more.")
             return
         try:
-            before = await self._close.get_opportunity(submission.opportunity_id)
+            close = await self._close_for(actor)
+            before = await close.get_opportunity(submission.opportunity_id)
+        except (CloseNotConnected, CloseAccessBroken) as error:
+            await self.tell(answer, f"Not saved: {close_said(error)}.")
+            return
         except CloseError as error:
             await self.tell(
                 answer, f"Close is not answering ({close_said(error)}). Try again soon."
@@ -446,7 +466,7 @@ class Changes:
         profile = await self._identity.profile(actor)
         try:
             async with self._writing(submission, before) as written:
-                after = await self._close.update_opportunity(
+                after = await close.update_opportunity(
                     submission.opportunity_id,
                     {"status_id": status.id},
                     tz_offset_hours=profile.tz_offset_hours if profile else None,
@@ -467,10 +487,11 @@ class Changes:
     ) -> tuple[Opportunity, Opportunity]:
         """GET (for the "before" of the thread line) then PUT; raises CloseError."""
         assert submission.opportunity_id is not None
-        before = await self._close.get_opportunity(submission.opportunity_id)
+        close = await self._close_for(actor)
+        before = await close.get_opportunity(submission.opportunity_id)
         profile = await self._identity.profile(actor)
         async with self._writing(submission, before) as written:
-            after = await self._close.update_opportunity(
+            after = await close.update_opportunity(
                 submission.opportunity_id,
                 body,
                 tz_offset_hours=profile.tz_offset_hours if profile else None,

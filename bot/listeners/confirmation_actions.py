@@ -91,6 +91,7 @@ def changes_for(services: Services) -> Changes:
         close_app_url=services.settings.close_app_url,
         views=services.changes,
         clock=services.clock,
+        close_clients=services.close_clients,
     )
 
 
