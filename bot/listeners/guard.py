@@ -183,8 +183,12 @@ async def _connect_refusal(
     authorized = context.authorize_result
     installing = authorized.team_id if authorized is not None else None
     if stranger(body, installing):
-        name = authorized.team if authorized is not None and authorized.team else "this workspace's"
-        return NOT_YOUR_TEAM.format(team=name)
+        try:
+            name = await services.slack_gateway.team_name()
+        except Exception as error:  # the refusal stands; only its wording is poorer
+            log.info("Could not read the workspace's name: %s", type(error).__name__)
+            name = None
+        return NOT_YOUR_TEAM.format(team=name or "this workspace's")
     policy = services.settings.external_channels
     if policy != "off" or channel_id is None:
         return None

@@ -103,6 +103,7 @@ class SlackGateway:
         """`external_channels`: EXTERNAL_CHANNELS, enforced by `post_message`; None (a gateway
         that only checks tokens: doctor, start-up) posts wherever Slack lets it."""
         self.client = client
+        self._team_name: str | None = None
         self.external_channels = external_channels
         self.audiences = ChannelAudiences(
             self.conversation_info, store=audience_store, ttl_seconds=audience_ttl_seconds
@@ -279,6 +280,12 @@ class SlackGateway:
             team_id=auth.get("team_id"),
             headers=auth.headers,
         )
+
+    async def team_name(self) -> str | None:
+        """The installing workspace's name (auth.test, asked once per process)."""
+        if self._team_name is None:
+            self._team_name = (await self.auth_test()).team or ""
+        return self._team_name or None
 
     async def open_socket_connection(self, app_token: str) -> None:
         """apps.connections.open with the app-level token (the URL it hands out is unused)."""
