@@ -34,6 +34,7 @@ from bot.leads.search import LeadSearch
 from bot.metrics import Metrics
 from bot.parsing import warm_up
 from bot.settings import Settings
+from bot.slack.audience import AudienceStore
 from bot.slack.client import ObservedSlackClient
 from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, session_factory
@@ -112,11 +113,16 @@ class Services:
             base_url=settings.slack_api_url,
             metrics=metrics,
         )
-        gateway = SlackGateway(slack)
-        close = _close_client(settings, metrics)
-        catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
         engine = create_engine(settings.database_url)
         sessions, dialect = session_factory(engine), engine.dialect.name
+        gateway = SlackGateway(
+            slack,
+            external_channels=settings.external_channels,
+            audience_store=AudienceStore(sessions, dialect=dialect),
+            audience_ttl_seconds=settings.channel_audience_ttl_seconds,
+        )
+        close = _close_client(settings, metrics)
+        catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
         preferences = Preferences(sessions)
         # Write-through: no read of the last-used choices after a submission.
         store = SubmissionStore(sessions, dialect=dialect, on_accepted=preferences.remember)

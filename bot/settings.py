@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Channel id where every new opportunity is also announced (updates go in its thread).
     deals_channel: str | None = None
+    # Channels shared with another organization (Slack Connect): `private` keeps Close data out
+    # of what they can read, `allow` treats them like any channel, `off` declines there.
+    external_channels: Literal["private", "allow", "off"] = "private"
+    # How long a process trusts what it learned about a channel before asking again.
+    channel_audience_ttl_seconds: float = Field(default=3600.0, gt=0)
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Who may use the bot, and where (empty: everyone, everywhere); admins are always allowed.
     allowed_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -108,6 +113,11 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return self
+
+    @field_validator("external_channels", mode="before")
+    @classmethod
+    def _external(cls, value: object) -> object:
+        return (value.strip().lower() or "private") if isinstance(value, str) else value
 
     @field_validator("log_format", mode="before")
     @classmethod

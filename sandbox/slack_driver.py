@@ -137,7 +137,12 @@ class SlackDriver:
     def _user(self, user_id: str) -> dict[str, Any]:
         user = self.sim.workspace.user(user_id)
         name = user.name if user else user_id.lower()
-        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+        return {"id": user_id, "username": name, "name": name, "team_id": self._team_of(user_id)}
+
+    def _team_of(self, user_id: str) -> str:
+        """The person's own team: another organization's for an external user (Slack Connect)."""
+        user = self.sim.workspace.user(user_id)
+        return user.team_id if user is not None else self.team_id
 
     def _team(self) -> dict[str, Any]:
         return {"id": self.team_id, "domain": self.sim.workspace.domain}
@@ -179,7 +184,9 @@ class SlackDriver:
         user = self._user(user_id)
         fields = {
             "token": "sandbox-verification-token",
-            "team_id": self.team_id,
+            # A person of another organization runs it from their own workspace (the app
+            # installed there too): the payload names their team.
+            "team_id": self._team_of(user_id),
             "team_domain": self.sim.workspace.domain,
             "channel_id": channel_id,
             "channel_name": channel["name"],
@@ -423,6 +430,11 @@ class SlackDriver:
     ) -> httpx.Response:
         """Deliver an Events API `event_callback` (with Slack's retry headers if `retry_num`)."""
         body = self.event_body(event, event_id=event_id)
+        if self.socket_mode and retry_num is None:
+            server = self.sim.socket_mode
+            envelope_id = await server.send("events_api", body)
+            await server.wait_ack(envelope_id, self.timeout)
+            return httpx.Response(200)
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
@@ -448,7 +460,7 @@ class SlackDriver:
                     "is_enterprise_install": False,
                 }
             ],
-            "is_ext_shared_channel": False,
+            "is_ext_shared_channel": self.sim.is_ext_shared(_event_channel(event)),
         }
 
     def socket_envelope(
@@ -591,6 +603,13 @@ class SlackDriver:
             self.sim.functions.event(execution), event_id=event_id, retry_num=retry_num
         )
         return StepRun(execution, event_id, response)
+
+
+def _event_channel(event: dict[str, Any]) -> str:
+    channel = event.get("channel")
+    if isinstance(channel, dict):
+        channel = channel.get("id")
+    return channel if isinstance(channel, str) else ""
 
 
 def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:

@@ -39,6 +39,11 @@ DEFAULT_SCOPES: frozenset[str] = frozenset(
         "im:write",
         "links:read",
         "links:write",
+        # conversations.info: who can read a channel (Slack Connect).
+        "channels:read",
+        "groups:read",
+        "im:read",
+        "mpim:read",
     }
 )
 
@@ -127,17 +132,46 @@ class SlackChannel(BaseModel):
     is_archived: bool = False
     user: str | None = None  # the other party of an IM
     is_app_dm: bool = False  # an IM between a user and this app (the bot can always post there)
+    is_mpim: bool = False
     members: list[str] = Field(default_factory=list)
+    # Slack Connect: other organizations' teams the channel is shared with, and invitations
+    # they have not accepted yet (`is_pending_ext_shared`). `org_shared`: shared across the
+    # workspaces of our own Enterprise organization (`is_shared` + `is_org_shared`, not external).
+    connected_team_ids: list[str] = Field(default_factory=list)
+    pending_connected_team_ids: list[str] = Field(default_factory=list)
+    org_shared: bool = False
 
-    def as_slack(self) -> dict[str, Any]:
+    @property
+    def is_ext_shared(self) -> bool:
+        return bool(self.connected_team_ids)
+
+    @property
+    def is_pending_ext_shared(self) -> bool:
+        return bool(self.pending_connected_team_ids)
+
+    def as_slack(self, host_team_id: str = "T0SANDBOX") -> dict[str, Any]:
+        """The conversation object as conversations.info returns it (Slack's field names)."""
         data: dict[str, Any] = {
             "id": self.id,
-            "is_channel": not self.is_im and not self.is_private,
-            "is_group": False,
+            "is_channel": not self.is_im and not self.is_private and not self.is_mpim,
+            "is_group": self.is_private and not self.is_im and not self.is_mpim,
             "is_im": self.is_im,
-            "is_private": self.is_private or self.is_im,
+            "is_mpim": self.is_mpim,
+            "is_private": self.is_private or self.is_im or self.is_mpim,
             "is_archived": self.is_archived,
+            "is_general": False,
+            "is_shared": self.is_ext_shared or self.org_shared,
+            "is_ext_shared": self.is_ext_shared,
+            "is_org_shared": self.org_shared,
+            "is_pending_ext_shared": self.is_pending_ext_shared,
+            "pending_shared": list(self.pending_connected_team_ids),
+            "context_team_id": host_team_id,
         }
+        if self.is_ext_shared or self.is_pending_ext_shared:
+            data["conversation_host_id"] = host_team_id
+            data["shared_team_ids"] = [host_team_id, *self.connected_team_ids]
+            data["connected_team_ids"] = list(self.connected_team_ids)
+            data["pending_connected_team_ids"] = list(self.pending_connected_team_ids)
         if self.is_im:
             data["user"] = self.user
         else:
@@ -663,6 +697,81 @@ class SlackSimulator:
             shared = SharedLinks(user, channel, ts, unfurl_id, source, list(urls), thread_ts)
         self._shared_links[shared.unfurl_id] = shared
         return shared
+
+    # -- Slack Connect -----------------------------------------------------------------------
+
+    def add_external_user(
+        self,
+        user_id: str = "U0EXTERN",
+        *,
+        team_id: str = "T0ACME",
+        name: str = "ed",
+        real_name: str = "Ed External",
+        channels: Iterable[str] = (),
+    ) -> SlackUser:
+        """A person of another organization (their own team_id), in `channels`."""
+        user = _person(
+            user_id, name, real_name, f"{name}@acme.example", "America/New_York", "Eastern", "en-US"
+        )
+        user.team_id = team_id
+        self.workspace.users.append(user)
+        for channel_id in channels:
+            channel = self.workspace.channel(channel_id)
+            if channel is not None and user_id not in channel.members:
+                channel.members.append(user_id)
+        return user
+
+    def add_channel(self, channel_id: str, name: str, *, members: Iterable[str] = ()) -> None:
+        """A channel of our workspace (the bot and the usual people in it unless told)."""
+        people = list(members) or [
+            "U0ALICE",
+            "U0BOB",
+            "U0CAROL",
+            "U0DAVE",
+            self.workspace.bot_user_id,
+        ]
+        self.workspace.channels.append(SlackChannel(id=channel_id, name=name, members=people))
+
+    def share_channel(
+        self, channel_id: str, team_id: str = "T0ACME", *, pending: bool = False
+    ) -> dict[str, Any]:
+        """Share `channel_id` with another organization (`pending`: invited, not yet accepted);
+        returns the `channel_shared` event Slack sends once the share is in effect."""
+        channel = self._channel_or_raise(channel_id)
+        if pending:
+            if team_id not in channel.pending_connected_team_ids:
+                channel.pending_connected_team_ids.append(team_id)
+        else:
+            if team_id in channel.pending_connected_team_ids:
+                channel.pending_connected_team_ids.remove(team_id)
+            if team_id not in channel.connected_team_ids:
+                channel.connected_team_ids.append(team_id)
+        return {"type": "channel_shared", "connected_team_id": team_id, "channel": channel_id}
+
+    def unshare_channel(self, channel_id: str, team_id: str = "T0ACME") -> dict[str, Any]:
+        """The other organization leaves `channel_id`: the `channel_unshared` event
+        (`is_ext_shared` says whether it is still shared with yet another one)."""
+        channel = self._channel_or_raise(channel_id)
+        for teams in (channel.connected_team_ids, channel.pending_connected_team_ids):
+            if team_id in teams:
+                teams.remove(team_id)
+        return {
+            "type": "channel_unshared",
+            "previously_connected_team_id": team_id,
+            "channel": channel_id,
+            "is_ext_shared": channel.is_ext_shared,
+        }
+
+    def is_ext_shared(self, channel_id: str) -> bool:
+        """What an event envelope's `is_ext_shared_channel` says of `channel_id`."""
+        channel = self.workspace.channel(channel_id)
+        return channel is not None and channel.is_ext_shared
+
+    def _channel_or_raise(self, channel_id: str) -> SlackChannel:
+        channel = self.workspace.channel(channel_id)
+        if channel is None:
+            raise KeyError(f"no channel {channel_id}")
+        return channel
 
     def bot_is_member(self, channel: str) -> bool:
         found = self.workspace.channel(channel)
@@ -1305,7 +1414,7 @@ class SlackSimulator:
             raise SlackError("is_archived")
         if bot not in channel.members:
             channel.members.append(bot)
-        return {"ok": True, "channel": channel.as_slack()}
+        return {"ok": True, "channel": channel.as_slack(self.workspace.team_id)}
 
     async def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self.workspace.channel(str(params.get("channel", "")))
@@ -1314,7 +1423,7 @@ class SlackSimulator:
             (channel.is_private or channel.is_im) and bot not in channel.members
         ):
             raise SlackError("channel_not_found")
-        data = channel.as_slack()
+        data = channel.as_slack(self.workspace.team_id)
         data["is_member"] = bot in channel.members
         return {"ok": True, "channel": data}
 

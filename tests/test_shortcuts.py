@@ -175,7 +175,14 @@ def test_manifests_declare_the_shortcuts_home_tab_and_event_the_bot_listens_to(n
     assert shortcuts == {MESSAGE_SHORTCUT: "message", GLOBAL_SHORTCUT: "global"}
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     events = manifest["settings"]["event_subscriptions"]
-    # App Home, link previews, the workflow step: each has its listener (and nothing else).
-    assert sorted(events["bot_events"]) == ["app_home_opened", "function_executed", "link_shared"]
+    # App Home, Slack Connect shares, link previews, the workflow step: each has its listener
+    # (and nothing else).
+    assert sorted(events["bot_events"]) == [
+        "app_home_opened",
+        "channel_shared",
+        "channel_unshared",
+        "function_executed",
+        "link_shared",
+    ]
     if not manifest["settings"]["socket_mode_enabled"]:
         assert events["request_url"].endswith("/slack/events")

@@ -11,6 +11,7 @@ from bot.listeners import (
     connect,
     home,
     options,
+    shared_channels,
     shortcuts,
     unfurl,
     views,
@@ -30,3 +31,4 @@ def register(app: AsyncApp, services: Services) -> None:
     home.register(app, services)
     workflow.register(app, services)
     unfurl.register(app, services)
+    shared_channels.register(app, services)

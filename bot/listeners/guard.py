@@ -1,4 +1,9 @@
-"""Who may use the bot, and where: one Bolt middleware in front of every listener, with a polite refusal."""
+"""Who may use the bot, and where: one Bolt middleware in front of every listener, with a polite refusal.
+
+Besides the allow-lists: a person of another organization (Slack Connect) never uses the bot,
+and under EXTERNAL_CHANNELS=off it declines in channels shared with other organizations. What
+an event's envelope says of its channel (`is_ext_shared_channel`) is learned here on the way.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 from bot.listeners.fallback import answer, notice_view, request_kind, tell_user
 from bot.listeners.payload import str_at
 from bot.services import Services
+from bot.slack.audience import Audience, declines, flagged_channel
 from bot.slack.errors import SlackError
 from bot.tasks import spawn
 
@@ -26,6 +32,14 @@ NOT_HERE = (
     "Sorry, I am not set up to log opportunities in this channel. "
     "Try again from one of the channels your team uses for deals."
 )
+# `{team}`: the installing workspace's name.
+NOT_YOUR_TEAM = "Sorry, this app is for {team} members."
+NOT_IN_SHARED_CHANNELS = (
+    "Sorry, I don't work in channels shared with other organizations. "
+    "Log your opportunity from one of your team's own channels, or from a DM with me."
+)
+# Requests that carry a channel the bot would answer in, under EXTERNAL_CHANNELS=off.
+_DECLINED_KINDS = frozenset({"command", "message_action", "block_actions"})
 
 
 class Access(BaseModel):
@@ -60,6 +74,23 @@ class Access(BaseModel):
         ):
             return NOT_HERE
         return None
+
+
+def requester_team(body: object) -> str | None:
+    """The Slack team of the person behind a request, as far as it says: an interaction's
+    `user.team_id`, an event's `user_team`, a command's `team_id`."""
+    return (
+        str_at(body, "user", "team_id")
+        or str_at(body, "event", "user_team")
+        or str_at(body, "user_team")
+        or (str_at(body, "team_id") if isinstance(body, dict) and "command" in body else None)
+    )
+
+
+def stranger(body: object, installing_team: str | None) -> bool:
+    """Is the person behind this request of another organization than the installing one?"""
+    team = requester_team(body)
+    return installing_team is not None and team is not None and team != installing_team
 
 
 def actor(body: object) -> tuple[str | None, str | None]:
@@ -102,14 +133,20 @@ def access_guard(
     """The middleware: lets allowed requests through, answers the others with a refusal."""
 
     async def guard(
-        body: dict[str, Any], next: Callable[[], Awaitable[None]]
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
+        _learn_from_envelope(services, body)
         user_id, channel_id = actor(body)
         refusal = access.refusal(user_id, channel_id)
+        if refusal is None:
+            refusal = await _connect_refusal(services, body, context, channel_id)
         if refusal is None:
             await next()
             return None
         kind = request_kind(body)
+        if kind == "event_callback":
+            log.info("Ignored a %s event in %s", str_at(body, "event", "type"), channel_id)
+            return BoltResponse(status=200, body="")
         log.info("Refused a %s from %s in %s", kind, user_id, channel_id)
         payload = answer(body, refusal)
         if payload is None and kind in ("shortcut", "message_action", "block_actions"):
@@ -117,6 +154,59 @@ def access_guard(
         return BoltResponse(status=200, body=payload if payload is not None else "")
 
     return guard
+
+
+def _learn_from_envelope(services: Services, body: dict[str, Any]) -> None:
+    """An event's `is_ext_shared_channel`: noted at once (no I/O before the ack), stored for
+    the other processes in the background when it is news."""
+    flagged = flagged_channel(body)
+    if flagged is None:
+        return
+    channel_id, audience = flagged
+    audiences = services.slack_gateway.audiences
+    if audiences.known(channel_id) is audience:
+        return
+    if audience is Audience.INTERNAL and audiences.known(channel_id) is Audience.EXTERNAL:
+        # The envelope's flag does not cover a share still pending: only channel_unshared
+        # or conversations.info (after the cache's time) makes an external channel internal.
+        return
+    audiences.note(channel_id, audience)
+    spawn(audiences.learn(channel_id, audience, source="event"), name="learn-audience")
+
+
+async def _connect_refusal(
+    services: Services, body: dict[str, Any], context: AsyncBoltContext, channel_id: str | None
+) -> str | None:
+    """Slack Connect: a person of another organization, or (EXTERNAL_CHANNELS=off) a channel
+    shared with one. Only `off` may cost a call before the ack, and only for a channel this
+    process does not know yet."""
+    authorized = context.authorize_result
+    installing = authorized.team_id if authorized is not None else None
+    if stranger(body, installing):
+        try:
+            name = await services.slack_gateway.team_name()
+        except Exception as error:  # the refusal stands; only its wording is poorer
+            log.info("Could not read the workspace's name: %s", type(error).__name__)
+            name = None
+        return NOT_YOUR_TEAM.format(team=name or "this workspace's")
+    policy = services.settings.external_channels
+    if policy != "off" or channel_id is None:
+        return None
+    kind = request_kind(body)
+    if kind == "event_callback":
+        event_type = str_at(body, "event", "type")
+        if event_type != "link_shared":
+            return None
+        known = services.slack_gateway.audiences.known(channel_id)
+        return NOT_IN_SHARED_CHANNELS if known is not None and declines(known, policy) else None
+    if kind not in _DECLINED_KINDS:
+        return None
+    try:
+        audience = await services.slack_gateway.audience(channel_id)
+    except Exception as error:  # Slack cannot say: posts are still checked where they happen
+        log.info("Could not tell who reads %s: %s", channel_id, type(error).__name__)
+        return None
+    return NOT_IN_SHARED_CHANNELS if declines(audience, policy) else None
 
 
 def register(app: AsyncApp, services: Services) -> None:

@@ -21,7 +21,9 @@ from bot.connections.store import ConnectionStore
 from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_scopes
 from bot.identity.store import UserLinkStore
 from bot.logs import RedactSecrets
+from bot.runtime.preflight import deals_channel_audience, external_deals_channel
 from bot.settings import HOW_TO_GET, Settings, split_keys
+from bot.slack.audience import Audience, may_show_close_data
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, session_factory
@@ -36,6 +38,8 @@ REQUIRED_SCOPES = ("commands", "chat:write", "users:read", EMAIL_SCOPE, "im:writ
 RECOMMENDED_SCOPES = ("chat:write.public", "channels:join")
 # Without these a pasted Close link shows no preview (everything else works).
 PREVIEW_SCOPES = ("links:read", "links:write")
+# conversations.info, to tell channels shared with other organizations (EXTERNAL_CHANNELS).
+AUDIENCE_SCOPES = ("channels:read", "groups:read", "im:read", "mpim:read")
 REINSTALL = "add them under OAuth & Permissions in the Slack app settings, then reinstall the app"
 
 
@@ -44,6 +48,8 @@ class _Report:
     out: TextIO
     redact: RedactSecrets
     problems: list[str] = field(default_factory=list)
+    # The bot token's scopes, as auth.test reported them (None: not reported).
+    granted: frozenset[str] | None = None
 
     def line(self, text: str) -> None:
         # Every line goes through the redactor: an error message must never leak a secret.
@@ -78,6 +84,8 @@ async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
         )
     )
     slack_ok = await _check_slack(report, slack)
+    if slack_ok:
+        await _check_shared_channels(report, settings, slack)
     if settings.slack_app_token is not None:
         await _check_app_token(report, slack, settings.slack_app_token.get_secret_value())
     async with CloseClient(
@@ -121,6 +129,7 @@ async def _check_slack(report: _Report, slack: SlackGateway) -> bool:
         return False
     report.ok(f"Bot token works: @{auth.user} in workspace {auth.team} ({auth.team_id})")
     granted = granted_scopes(auth.headers)
+    report.granted = frozenset(granted) if granted is not None else None
     if granted is None:
         report.warn("Slack did not report the token's scopes (no x-oauth-scopes header).")
         return True
@@ -148,6 +157,42 @@ async def _check_slack(report: _Report, slack: SlackGateway) -> bool:
             f"bare) — {REINSTALL}."
         )
     return True
+
+
+async def _check_shared_channels(report: _Report, settings: Settings, slack: SlackGateway) -> None:
+    """EXTERNAL_CHANNELS, the scopes it needs, and whether DEALS_CHANNEL is shared with
+    another organization."""
+    policy = settings.external_channels
+    report.line(f"Channels shared with other organizations (EXTERNAL_CHANNELS={policy})")
+    if policy == "allow":
+        report.warn(
+            "Close data is posted in channels shared with other organizations like anywhere "
+            "else: their members read values, statuses and owners."
+        )
+        return
+    granted = report.granted
+    missing = [s for s in AUDIENCE_SCOPES if granted is not None and s not in granted]
+    if missing:
+        report.fail(
+            f"Missing Slack scopes: {', '.join(missing)} — without them the bot cannot tell a "
+            "shared channel from your own, so it posts no Close data in channels it cannot "
+            f"check — {REINSTALL}."
+        )
+    if settings.deals_channel is None:
+        return
+    try:
+        audience = await deals_channel_audience(slack, settings.deals_channel)
+    except SlackError as error:
+        report.fail(
+            f"Cannot tell who reads DEALS_CHANNEL {settings.deals_channel} "
+            f"(conversations.info: {error.code})."
+        )
+        return
+    if may_show_close_data(audience, policy):
+        shown = "a DM" if audience is Audience.DM else "internal"
+        report.ok(f"DEALS_CHANNEL {settings.deals_channel} is {shown}")
+    else:
+        report.fail(external_deals_channel(settings).removeprefix("error: "))
 
 
 async def _check_app_token(report: _Report, slack: SlackGateway, app_token: str) -> None:

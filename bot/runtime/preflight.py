@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAuthError, CloseError
 from bot.settings import HOW_TO_GET, Settings
+from bot.slack.audience import Audience, audience_of, may_show_close_data
 from bot.slack.errors import NotAllowed, SlackError, TokenRejected
 from bot.slack.gateway import SlackGateway
 
@@ -43,7 +44,11 @@ async def preflight(settings: Settings, *, app_token: bool = False) -> Checked:
     GET /me/). A refusal is the one line to print; none also when Slack or Close cannot be
     reached, since the bot keeps trying those once it runs."""
     checked = Checked()
-    checks = [_check_bot_token(settings), _check_close_key(settings, checked)]
+    checks = [
+        _check_bot_token(settings),
+        _check_close_key(settings, checked),
+        _check_deals_channel(settings),
+    ]
     if app_token:
         checks.append(_check_app_token(settings))
     for refusal in await asyncio.gather(*checks):
@@ -148,6 +153,53 @@ async def _check_close_key(settings: Settings, checked: Checked) -> str | None:
     if me.organizations and me.organizations[0].get("id"):
         checked.close_organization_id = str(me.organizations[0]["id"])
     return None
+
+
+def external_deals_channel(settings: Settings) -> str:
+    """The refusal for a DEALS_CHANNEL shared with another organization (start-up and doctor)."""
+    return (
+        f"error: DEALS_CHANNEL {settings.deals_channel} is shared with another organization "
+        f"(Slack Connect), and EXTERNAL_CHANNELS={settings.external_channels} keeps Close data "
+        "out of such channels: set DEALS_CHANNEL to one of your own channels (or "
+        "EXTERNAL_CHANNELS=allow to let the other organization read your deals), then start again."
+    )
+
+
+async def deals_channel_audience(slack: SlackGateway, channel_id: str) -> Audience:
+    """Who reads DEALS_CHANNEL, asked now (start-up and doctor do not trust a cache)."""
+    return audience_of(await slack.conversation_info(channel_id))
+
+
+async def _check_deals_channel(settings: Settings) -> str | None:
+    """Under EXTERNAL_CHANNELS=private or off, a DEALS_CHANNEL other organizations read is
+    refused. Slack not saying (no channels:read yet, unreachable) is logged, not refused: posts
+    there are checked again when they happen."""
+    if settings.deals_channel is None or settings.external_channels == "allow":
+        return None
+    assert settings.slack_bot_token is not None
+    slack = SlackGateway(
+        AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            timeout=int(PREFLIGHT_TIMEOUT_SECONDS),
+        )
+    )
+    try:
+        audience = await deals_channel_audience(slack, settings.deals_channel)
+    except SlackError as error:
+        log.warning(
+            "Cannot tell who reads DEALS_CHANNEL %s (%s): nothing with Close data is posted "
+            "there until Slack says",
+            settings.deals_channel,
+            error.code,
+        )
+        return None
+    except Exception as error:
+        log.warning("Cannot reach Slack to check DEALS_CHANNEL (%s); starting anyway", _what(error))
+        return None
+    if may_show_close_data(audience, settings.external_channels):
+        return None
+    return external_deals_channel(settings)
 
 
 def _what(error: BaseException) -> str:

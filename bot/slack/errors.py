@@ -106,6 +106,18 @@ class NotAllowed(SlackError):
     to, a restricted or read-only channel, a workspace that does not grant the app access."""
 
 
+class NotForThisAudience(NotAllowed):
+    """Not Slack's refusal but ours: Close data would reach a channel shared with another
+    organization (EXTERNAL_CHANNELS=private or off). A NotAllowed, so a caller that falls back
+    elsewhere on NotAllowed (a DM, the response_url) does so here too."""
+
+    CODE = "external_channel"
+
+    def __init__(self, method: str, channel: str) -> None:
+        super().__init__(method, self.CODE)
+        self.channel = channel
+
+
 class RateLimited(SlackError):
     """429: try again after `retry_after` seconds (Slack's Retry-After, read once, here)."""
 

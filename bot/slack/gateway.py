@@ -3,11 +3,14 @@
 Every call goes through `SlackGateway`, and every error Slack answers comes out as one of
 bot.slack.errors' categories. Posting a message anywhere (a channel, a thread, a DM) is one
 method, `post_message`: what decides who will read a post belongs there, so no caller can
-forget it.
+forget it:
+with `close_data` (the default) a post that would show Close data to a channel shared with
+another organization raises NotForThisAudience instead (EXTERNAL_CHANNELS, bot.slack.audience).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,10 +19,19 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.slack.errors import slack_error
+from bot.slack.audience import (
+    Audience,
+    AudienceStore,
+    ChannelAudiences,
+    ExternalChannels,
+    may_show_close_data,
+)
+from bot.slack.errors import NotForThisAudience, SlackError, slack_error
 
 if TYPE_CHECKING:
     from bot.blocks.messages import Message
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,22 @@ class AuthAnswer:
     headers: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a deal's confirmation (and its thread) lives: `channel` is a channel id, or the
+    person's user id for their DM with the app. `moved_from`: the channel it was asked for,
+    when other organizations read that one (EXTERNAL_CHANNELS=private): leave the person an
+    ephemeral note there saying the confirmation is in their DMs."""
+
+    channel: str
+    thread_ts: str | None = None
+    moved_from: str | None = None
+
+    @property
+    def in_dm(self) -> bool:
+        return self.moved_from is not None or self.channel.startswith(("D", "U", "W"))
+
+
 class SlackGateway:
     """Slack's Web API for the bot, over one slack_sdk client (and its connection pool).
 
@@ -64,19 +92,81 @@ class SlackGateway:
     refusals; Slack not answering stays aiohttp.ClientError / TimeoutError (see errors.py).
     """
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        external_channels: ExternalChannels | None = None,
+        audience_store: AudienceStore | None = None,
+        audience_ttl_seconds: float = 3600.0,
+    ) -> None:
+        """`external_channels`: EXTERNAL_CHANNELS, enforced by `post_message`; None (a gateway
+        that only checks tokens: doctor, start-up) posts wherever Slack lets it."""
         self.client = client
+        self._team_name: str | None = None
+        self.external_channels = external_channels
+        self.audiences = ChannelAudiences(
+            self.conversation_info, store=audience_store, ttl_seconds=audience_ttl_seconds
+        )
+
+    # --- who reads it -----------------------------------------------------------------------
+
+    async def audience(self, channel_id: str) -> Audience:
+        """Who can read `channel_id`: known (no call), else stored, else one conversations.info."""
+        return await self.audiences.audience(channel_id)
+
+    async def may_show_close_data(self, channel_id: str) -> bool:
+        """May Close data be posted in `channel_id` under EXTERNAL_CHANNELS?"""
+        if self.external_channels is None:
+            return True
+        return may_show_close_data(await self.audience(channel_id), self.external_channels)
+
+    async def confirmation_place(
+        self, channel_id: str | None, user_id: str, *, thread_ts: str | None = None
+    ) -> Place:
+        """Where the confirmation of a deal `user_id` logged from `channel_id` (and thread)
+        goes: there, unless Close data may not be shown there, then the person's DM. A channel
+        Slack will not describe counts as one that may not (nothing leaks on a doubt)."""
+        if channel_id is None:
+            return Place(channel=user_id)
+        try:
+            allowed = await self.may_show_close_data(channel_id)
+        except SlackError as error:
+            log.info("Who reads %s is unknown (%s): confirming by DM", channel_id, error.code)
+            allowed = False
+        if allowed:
+            return Place(channel=channel_id, thread_ts=thread_ts)
+        return Place(channel=user_id, moved_from=channel_id)
+
+    async def conversation_info(self, channel_id: str) -> dict[str, Any]:
+        """conversations.info's `channel` (is_ext_shared, is_pending_ext_shared, is_im, …)."""
+        answer = await _answer(
+            "conversations.info", self.client.conversations_info(channel=channel_id)
+        )
+        channel: dict[str, Any] = answer["channel"]
+        return channel
 
     # --- messages ---------------------------------------------------------------------------
 
     async def post_message(
-        self, channel: str, message: Message, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+        close_data: bool = True,
     ) -> MessageRef:
         """Post `message` to a channel, a thread (`thread_ts`) or a DM (its channel id).
 
         The one method that posts a message: every channel post, thread reply and DM of the
-        bot comes through here.
+        bot comes through here. A message is taken to carry Close data unless the caller says
+        `close_data=False`; one that does is refused (NotForThisAudience, nothing posted)
+        where EXTERNAL_CHANNELS keeps Close data out. A DM never costs a call; a channel
+        costs one conversations.info the first time (then memory, shared through the
+        database).
         """
+        if close_data and not await self.may_show_close_data(channel):
+            raise NotForThisAudience("chat.postMessage", channel)
         response = await _answer(
             "chat.postMessage",
             self.client.chat_postMessage(
@@ -196,6 +286,12 @@ class SlackGateway:
             team_id=auth.get("team_id"),
             headers=auth.headers,
         )
+
+    async def team_name(self) -> str | None:
+        """The installing workspace's name (auth.test, asked once per process)."""
+        if self._team_name is None:
+            self._team_name = (await self.auth_test()).team or ""
+        return self._team_name or None
 
     async def open_socket_connection(self, app_token: str) -> None:
         """apps.connections.open with the app-level token (the URL it hands out is unused)."""

@@ -1,6 +1,6 @@
 """The database schema: submissions (the durable queue and audit), Slack→Close user links, the
 Close→Slack sync (changes received, opportunities as shown, sync state), Workflow Builder
-steps received, and people's own Close connections (OAuth)."""
+steps received, people's own Close connections (OAuth), and who can read each channel."""
 
 from __future__ import annotations
 
@@ -250,3 +250,16 @@ class OAuthStateRow(Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ChannelAudienceRow(Base):
+    """Who can read a channel, as the bot last learned it (bot.slack.audience): `dm`,
+    `internal`, or `external` (shared with another organization, or such a share pending)."""
+
+    __tablename__ = "channel_audiences"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(16))
+    # Where it was learned: `conversations.info`, `event` (an envelope's flag), `channel_shared`…
+    source: Mapped[str] = mapped_column(String(32))
+    learned_at: Mapped[datetime] = mapped_column()
