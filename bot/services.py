@@ -11,17 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import NamedTuple
 
 import aiohttp
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
 from bot.connections import CloseAccess, CloseClients, build_access
 from bot.deals.announce import Announcer
+from bot.deals.changes import Changes
 from bot.deals.jobs import submission_jobs
 from bot.deals.notify import Notifier
 from bot.deals.preferences import Preferences
@@ -43,6 +45,8 @@ from bot.sync.applier import ChangeApplier
 from bot.sync.jobs import change_jobs
 from bot.sync.service import CloseSync
 from bot.sync.store import ChangeStore
+from bot.unfurl.service import Unfurler
+from bot.workflow.completion import StepCompleter
 from bot.workflow.jobs import step_jobs
 from bot.workflow.step import WorkflowSteps
 from bot.workflow.store import StepStore
@@ -83,6 +87,10 @@ class Services:
     slack_gateway: SlackGateway
     # The Close client that acts for a person (CLOSE_ACCESS): `close_clients.for_person(…)`.
     close_clients: CloseClients
+    # What the confirmation's buttons (Edit, Won, Lost) and the edit modal do.
+    confirmation_actions: Changes
+    # Link previews (`link_shared`).
+    unfurler: Unfurler
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
     # The Workflow Builder step "Create a Close opportunity".
@@ -104,7 +112,7 @@ class Services:
     @classmethod
     def create(cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
         """The composition root: every part built once, in the order of what each needs, and
-        handed what it uses when it is made."""
+        handed what it uses when it is made (nothing is set on a part afterwards)."""
         if settings.slack_bot_token is None or settings.close_api_key is None:
             raise ValueError("SLACK_BOT_TOKEN and CLOSE_API_KEY are required")
         metrics = Metrics()
@@ -115,101 +123,52 @@ class Services:
         )
         engine = create_engine(settings.database_url)
         sessions, dialect = session_factory(engine), engine.dialect.name
+        # Who reads a channel (Slack Connect) is decided here, for every post of the bot.
         gateway = SlackGateway(
             slack,
             external_channels=settings.external_channels,
             audience_store=AudienceStore(sessions, dialect=dialect),
             audience_ttl_seconds=settings.channel_audience_ttl_seconds,
         )
-        close = _close_client(settings, metrics)
-        catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
-        preferences = Preferences(sessions)
-        # Write-through: no read of the last-used choices after a submission.
-        store = SubmissionStore(sessions, dialect=dialect, on_accepted=preferences.remember)
+        close = _close_side(settings, metrics, engine, gateway, clock)
         identity = Identity(
             gateway,
-            catalog,
+            close.catalog,
             links=UserLinkStore(sessions, dialect=dialect),
+            access=close.access,  # a connected Close user is the person's mapping
             admin_user_ids=frozenset(settings.admin_user_ids),
             clock=clock,
         )
-        access = build_access(
-            settings, engine=engine, close=close, catalog=catalog, slack=gateway, clock=clock
-        )
-        close_clients = CloseClients(close, access, settings.access)
-        notifier = Notifier(gateway)
-        announcer = Announcer(gateway, settings.deals_channel, close_app_url=settings.close_app_url)
-        deals = _deals(settings, store, close_clients, catalog, notifier, announcer, clock)
-        lead_search = LeadSearch(close)
         worker = JobRunner(
             poll_seconds=settings.worker_poll_seconds,
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
         )
-        workflow = WorkflowSteps(
-            store=StepStore(sessions, dialect=dialect),
-            deals=deals,
-            catalog=catalog,
-            identity=identity,
-            close=close,
-            lead_search=lead_search,
-            preferences=preferences,
-            slack=gateway,
-            close_app_url=settings.close_app_url,
-            default_pipeline=settings.default_pipeline,
-            retry=deals.retry,
-            lease=timedelta(seconds=settings.worker_lease_seconds),
-            clock=clock,
-            kick=worker.kick,
-        )
-        deals.steps = workflow  # its submissions end by completing the step
-        changes = ChangeStore(sessions, dialect=dialect)
-        applier = ChangeApplier(
-            store=changes,
-            submissions=store,
-            close=close,
-            catalog=catalog,
-            slack=gateway,
-            announcer=announcer,
-            close_app_url=settings.close_app_url,
-            clock=clock,
-        )
-        applier.on_finished = lambda change, state: metrics.change_finished(
-            state.value, change.source
-        )
-        worker.register(submission_jobs(deals))
-        changing = worker.register(change_jobs(applier))
-        worker.register(step_jobs(workflow))
-        sync = CloseSync(
-            settings=settings,
-            close=close,
-            store=changes,
-            holder=worker.name,
-            on_new=partial(worker.kick, changing.name),
-            clock=clock,
-        )
-        identity.use_connections(access)  # a connected Close user is the person's mapping
+        deals = _deals_side(settings, sessions, dialect, close, gateway, identity, worker, clock)
+        sync = _background(settings, metrics, close, gateway, deals, worker, clock)
         return cls(
-            access=access,
-            close_clients=close_clients,
             settings=settings,
             slack=slack,
-            close=close,
-            catalog=catalog,
-            engine=engine,
-            store=store,
-            identity=identity,
-            notifier=notifier,
-            deals=deals,
-            worker=worker,
-            lead_search=lead_search,
-            preferences=preferences,
-            changes=changes,
-            sync=sync,
             slack_gateway=gateway,
-            workflow=workflow,
+            close=close.key,
+            catalog=close.catalog,
+            access=close.access,
+            close_clients=close.clients,
+            engine=engine,
+            identity=identity,
+            store=deals.store,
+            preferences=deals.preferences,
+            notifier=deals.notifier,
+            announcer=deals.announcer,
+            deals=deals.deals,
+            lead_search=deals.lead_search,
+            workflow=deals.workflow,
+            confirmation_actions=deals.confirmation_actions,
+            unfurler=_unfurler(settings, close, gateway, identity),
+            worker=worker,
+            changes=deals.changes,
+            sync=sync,
             clock=clock,
-            announcer=announcer,
             metrics=metrics,
         )
 
@@ -283,6 +242,34 @@ class Services:
         }
 
 
+# --- the builders of the composition root, in the order `create` calls them -----------------
+
+
+class _CloseSide(NamedTuple):
+    """Close as the app reaches it: the org key's client, its catalog, people's own access."""
+
+    key: CloseClient
+    catalog: Catalog
+    # People's own Close connections (OAuth); None when Close OAuth is not configured.
+    access: CloseAccess | None
+    clients: CloseClients
+
+
+def _close_side(
+    settings: Settings,
+    metrics: Metrics,
+    engine: AsyncEngine,
+    gateway: SlackGateway,
+    clock: Callable[[], datetime],
+) -> _CloseSide:
+    close = _close_client(settings, metrics)
+    catalog = Catalog(close, refresh_seconds=settings.catalog_refresh_seconds)
+    access = build_access(
+        settings, engine=engine, close=close, catalog=catalog, slack=gateway, clock=clock
+    )
+    return _CloseSide(close, catalog, access, CloseClients(close, access, settings.access))
+
+
 def _close_client(settings: Settings, metrics: Metrics) -> CloseClient:
     """The org key's Close client (its connection pool is every Close call's)."""
     assert settings.close_api_key is not None
@@ -296,31 +283,150 @@ def _close_client(settings: Settings, metrics: Metrics) -> CloseClient:
     )
 
 
-def _deals(
+class _DealsSide(NamedTuple):
+    """The deal's life in Slack: submissions, their outcomes, the workflow step, the
+    confirmation's buttons."""
+
+    store: SubmissionStore
+    preferences: Preferences
+    notifier: Notifier
+    announcer: Announcer
+    deals: Deals
+    lead_search: LeadSearch
+    workflow: WorkflowSteps
+    changes: ChangeStore
+    confirmation_actions: Changes
+
+
+def _deals_side(
     settings: Settings,
-    store: SubmissionStore,
-    close_clients: CloseClients,
-    catalog: Catalog,
-    notifier: Notifier,
-    announcer: Announcer,
+    sessions: async_sessionmaker[AsyncSession],
+    dialect: str,
+    close: _CloseSide,
+    gateway: SlackGateway,
+    identity: Identity,
+    worker: JobRunner,
     clock: Callable[[], datetime],
-) -> Deals:
-    return Deals(
+) -> _DealsSide:
+    url = settings.close_app_url
+    preferences = Preferences(sessions)
+    # Write-through: no read of the last-used choices after a submission.
+    store = SubmissionStore(sessions, dialect=dialect, on_accepted=preferences.remember)
+    notifier = Notifier(gateway)
+    announcer = Announcer(gateway, settings.deals_channel, close_app_url=url)
+    retry = _retry_policy(settings)
+    steps = StepStore(sessions, dialect=dialect)
+    # A step's submission ends by completing the step: built before Deals, which calls it.
+    completion = StepCompleter(
+        store=steps,
+        submissions=store,
+        slack=gateway,
+        catalog=close.catalog,
+        close_app_url=url,
+        retry=retry,
+        clock=clock,
+    )
+    deals = Deals(
         store=store,
-        close=close_clients.key,
-        close_clients=close_clients,
-        catalog=catalog,
+        close=close.key,
+        catalog=close.catalog,
         notifier=notifier,
-        close_app_url=settings.close_app_url,
+        close_app_url=url,
         announcer=announcer,
-        retry=RetryPolicy(
-            base_seconds=settings.retry_base_seconds,
-            max_seconds=settings.retry_max_seconds,
-            give_up_after_seconds=settings.retry_give_up_seconds,
-            step_give_up_after_seconds=settings.workflow_step_give_up_seconds,
-        ),
+        retry=retry,
         clock=clock,
         write_window=timedelta(seconds=settings.close_timeout_seconds + WRITE_MARGIN_SECONDS),
+        steps=completion,
+        close_clients=close.clients,  # a person's deals are created with their own access
+    )
+    lead_search = LeadSearch(close.key)
+    workflow = WorkflowSteps(
+        store=steps,
+        deals=deals,
+        completion=completion,
+        catalog=close.catalog,
+        identity=identity,
+        close=close.key,
+        lead_search=lead_search,
+        preferences=preferences,
+        slack=gateway,
+        default_pipeline=settings.default_pipeline,
+        retry=retry,
+        lease=timedelta(seconds=settings.worker_lease_seconds),
+        clock=clock,
+        kick=worker.kick,
+    )
+    changes = ChangeStore(sessions, dialect=dialect)
+    actions = Changes(
+        store=store,
+        close=close.key,
+        catalog=close.catalog,
+        identity=identity,
+        notifier=notifier,
+        slack=gateway,
+        announcer=announcer,
+        close_app_url=url,
+        views=changes,
+        clock=clock,
+        close_clients=close.clients,  # Edit/Won/Lost go to Close as the person who pressed
+    )
+    return _DealsSide(
+        store, preferences, notifier, announcer, deals, lead_search, workflow, changes, actions
+    )
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        base_seconds=settings.retry_base_seconds,
+        max_seconds=settings.retry_max_seconds,
+        give_up_after_seconds=settings.retry_give_up_seconds,
+        step_give_up_after_seconds=settings.workflow_step_give_up_seconds,
+    )
+
+
+def _unfurler(
+    settings: Settings, close: _CloseSide, gateway: SlackGateway, identity: Identity
+) -> Unfurler:
+    return Unfurler(
+        slack=gateway,
+        close=close.key,
+        identity=identity,
+        close_app_url=settings.close_app_url,
+        clients=close.clients,
+    )
+
+
+def _background(
+    settings: Settings,
+    metrics: Metrics,
+    close: _CloseSide,
+    gateway: SlackGateway,
+    deals: _DealsSide,
+    worker: JobRunner,
+    clock: Callable[[], datetime],
+) -> CloseSync:
+    """Every kind of job registered with the one runner, and Close's changes coming in."""
+    applier = ChangeApplier(
+        store=deals.changes,
+        submissions=deals.store,
+        close=close.key,
+        catalog=close.catalog,
+        slack=gateway,
+        announcer=deals.announcer,
+        close_app_url=settings.close_app_url,
+        clock=clock,
+        on_finished=lambda change, state: metrics.change_finished(state.value, change.source),
+    )
+    worker.register(submission_jobs(deals.deals))
+    changing = worker.register(change_jobs(applier))
+    worker.register(step_jobs(deals.workflow))
+    return CloseSync(
+        settings=settings,
+        close=close.key,
+        store=deals.changes,
+        holder=worker.name,
+        on_new=partial(worker.kick, changing.name),
+        clock=clock,
     )
 
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ REFRESH_MARGIN = timedelta(minutes=5)
 REFRESH_LEASE = timedelta(seconds=30)
 # How often a process waiting on another's refresh rereads the connection.
 REREAD_SECONDS = 0.05
+# How many people's connections `known` remembers (the longest unread go first).
+KNOWN_PEOPLE = 10_000
 
 
 def _utc_now() -> datetime:
@@ -123,6 +126,7 @@ class CloseAccess:
         start_url: Callable[[str], str | None],
         clock: Callable[[], datetime] = _utc_now,
         holder: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connections = connections
         self.states = states
@@ -136,10 +140,13 @@ class CloseAccess:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # One refresh per connection in this process; across processes the lease does it.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # Called with the Slack user id whenever their connection changes (identity's cache).
-        self.on_change: Callable[[str], None] | None = None
-        # Also called then (the per-person Close clients' memory of who is connected).
-        self.listeners: list[Callable[[str], None]] = []
+        self._monotonic = monotonic
+        # Each person's connection as last read here, with when (`known`): what Identity and
+        # the per-person Close clients decide from. A change made here forgets it at once.
+        self._known: dict[str, tuple[float, Connection | None]] = {}
+        # Moves on for a person whenever their connection changes here (`epoch`): a token
+        # held from before is not reused.
+        self._epochs: dict[str, int] = {}
         self.refresh_margin = REFRESH_MARGIN
         self.lease = REFRESH_LEASE
 
@@ -254,11 +261,28 @@ class CloseAccess:
     def label(self, connection: Connection) -> str:
         return self._label(connection.close_user_id)
 
+    async def known(self, slack_user_id: str, *, within: float) -> Connection | None:
+        """The person's connection as read at most `within` seconds ago (read now if not): a
+        connect, disconnect or breakage in this process is seen at once, one made through
+        another process within `within`."""
+        now = self._monotonic()
+        read = self._known.get(slack_user_id)
+        if read is not None and now - read[0] < within:
+            return read[1]
+        connection = await self.connection(slack_user_id)
+        self._known.pop(slack_user_id, None)
+        self._known[slack_user_id] = (now, connection)
+        while len(self._known) > KNOWN_PEOPLE:
+            del self._known[next(iter(self._known))]
+        return connection
+
+    def epoch(self, slack_user_id: str) -> int:
+        """How many times the person's connection changed in this process."""
+        return self._epochs.get(slack_user_id, 0)
+
     def _changed(self, slack_user_id: str) -> None:
-        if self.on_change is not None:
-            self.on_change(slack_user_id)
-        for listener in self.listeners:
-            listener(slack_user_id)
+        self._known.pop(slack_user_id, None)
+        self._epochs[slack_user_id] = self.epoch(slack_user_id) + 1
 
     # --- acting as the person ---------------------------------------------------------------
 

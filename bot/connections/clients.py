@@ -78,7 +78,8 @@ class PersonClose(CloseClient):
         self.slack_user_id = slack_user_id
         self._token_reuse = token_reuse_seconds
         self._clock = clock
-        self._token: tuple[str, float] | None = None  # (token, reuse until)
+        # (token, reuse until, the connection's epoch it was read in)
+        self._token: tuple[str, float, int] | None = None
         # The tokens this client has held lately, kept out of every error text it makes.
         self._held: deque[str] = deque(maxlen=4)
 
@@ -93,15 +94,13 @@ class PersonClose(CloseClient):
     async def aclose(self) -> None:
         """Nothing to close: the pool is the key client's."""
 
-    def forget_token(self) -> None:
-        self._token = None
-
     def __repr__(self) -> str:
         return f"PersonClose({self.team_id}, {self.slack_user_id})"
 
     async def _access_token(self, rejected: str | None = None) -> str:
         held = self._token
-        if rejected is None and held is not None and held[1] > self._clock():
+        epoch = self._access.epoch(self.slack_user_id)
+        if rejected is None and held is not None and held[1] > self._clock() and held[2] == epoch:
             return held[0]
         try:
             token = await self._access.token_for(
@@ -117,7 +116,7 @@ class PersonClose(CloseClient):
             raise CloseUnavailable(
                 "Close's token endpoint could not refresh the connection just now"
             ) from None
-        self._token = (token, self._clock() + self._token_reuse)
+        self._token = (token, self._clock() + self._token_reuse, epoch)
         if token not in self._held:
             self._held.append(token)
         return token
@@ -197,9 +196,6 @@ class CloseClients:
         self._max_people = max_people
         self._clock = clock
         self._people: OrderedDict[str, PersonClose] = OrderedDict()
-        self._standing: dict[str, tuple[float, Connection | None]] = {}
-        if access is not None:
-            access.listeners.append(self.forget)
 
     @property
     def per_person(self) -> bool:
@@ -251,25 +247,9 @@ class CloseClients:
         except Exception:
             log.warning("Could not tell %s their Close connection broke", slack_user_id)
 
-    def forget(self, slack_user_id: str) -> None:
-        """Their connection changed (connected, disconnected, broke): decide afresh."""
-        self._standing.pop(slack_user_id, None)
-        for key in [k for k, p in self._people.items() if p.slack_user_id == slack_user_id]:
-            self._people[key].forget_token()
-
     async def _connection(self, slack_user_id: str) -> Connection | None:
         assert self.access is not None
-        now = self._clock()
-        known = self._standing.get(slack_user_id)
-        if known is not None and known[0] > now:
-            return known[1]
-        connection = await self.access.connection(slack_user_id)
-        if len(self._standing) >= self._max_people:
-            self._standing = {k: v for k, v in self._standing.items() if v[0] > now}
-            if len(self._standing) >= self._max_people:
-                self._standing.clear()
-        self._standing[slack_user_id] = (now + self._standing_seconds, connection)
-        return connection
+        return await self.access.known(slack_user_id, within=self._standing_seconds)
 
     def _person(self, team_id: str, slack_user_id: str) -> PersonClose:
         """One PersonClose per person (its rate budgets and token reused), LRU-bounded."""

@@ -76,6 +76,7 @@ class Identity:
         catalog: Catalog,
         *,
         links: UserLinkStore | None = None,
+        access: CloseAccess | None = None,
         profile_ttl: float = 3600.0,
         email_link_ttl: timedelta = timedelta(hours=24),
         admin_user_ids: frozenset[str] = frozenset(),
@@ -96,30 +97,15 @@ class Identity:
         self._remembering: set[str] = set()  # users whose link write is under way
         # What Slack's x-oauth-scopes said last: None until a response carried the header.
         self.emails_visible: bool | None = None
-        # People's own Close connections (OAuth), when configured: they outrank the rest.
-        self._access: CloseAccess | None = None
-        self._connections_cached: dict[str, tuple[float, Connection | None]] = {}
-
-    def use_connections(self, access: CloseAccess | None) -> None:
-        """Map connected people to the Close user they connected as (seen at once here after a
-        connect or disconnect in this process, within `link_cache_ttl` from another)."""
+        # People's own Close connections (OAuth), when configured: a connected person maps to
+        # the Close user they connected as (seen at once here after a connect or disconnect in
+        # this process, within `link_cache_ttl` from another).
         self._access = access
-        if access is not None:
-            access.on_change = self._forget_connection
-
-    def _forget_connection(self, user_id: str) -> None:
-        self._connections_cached.pop(user_id, None)
 
     async def _connection(self, user_id: str) -> Connection | None:
         if self._access is None:
             return None
-        now = asyncio.get_running_loop().time()
-        cached = self._connections_cached.get(user_id)
-        if cached and cached[0] > now:
-            return cached[1]
-        found = await self._access.connection(user_id)
-        remember_user(self._connections_cached, user_id, (now + self._link_ttl, found), now)
-        return found
+        return await self._access.known(user_id, within=self._link_ttl)
 
     # --- Slack profiles ---
 

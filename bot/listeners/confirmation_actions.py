@@ -18,7 +18,6 @@ from bot.blocks.messages import (
 )
 from bot.blocks.modal import EDIT_CALLBACK_ID, ModalForm, ModalMetadata, build_opportunity_modal
 from bot.close.errors import CloseError, CloseValidationError
-from bot.deals.announce import Announcer
 from bot.deals.changes import (
     Changes,
     Outcome,
@@ -78,26 +77,8 @@ def _clicked(body: dict[str, Any], answer: ReplyTarget) -> Confirmation | None:
     )
 
 
-def changes_for(services: Services) -> Changes:
-    return Changes(
-        store=services.store,
-        close=services.close,
-        catalog=services.catalog,
-        identity=services.identity,
-        notifier=services.notifier,
-        slack=services.slack_gateway,
-        announcer=services.announcer
-        or Announcer(services.slack_gateway, None, close_app_url=services.settings.close_app_url),
-        close_app_url=services.settings.close_app_url,
-        views=services.changes,
-        clock=services.clock,
-        close_clients=services.close_clients,
-    )
-
-
 def register(app: AsyncApp, services: Services) -> None:
-    # One Changes for every press and save, built here once rather than per click.
-    changes = changes_for(services)
+    changes = services.confirmation_actions
 
     @app.action(EDIT_ACTION_ID)
     async def edit_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:

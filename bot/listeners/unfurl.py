@@ -15,7 +15,7 @@ from bot.listeners.modal_flow import lead_contacts, open_modal
 from bot.listeners.payload import str_at
 from bot.listeners.person import tell_cannot_act
 from bot.services import Services
-from bot.unfurl.service import LinkShared, Unfurler
+from bot.unfurl.service import LinkShared
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,7 @@ def register(app: AsyncApp, services: Services) -> None:
             thread_ts=shared.thread_ts if in_channel else None,
         )
 
-    unfurler = Unfurler(
-        slack=services.slack_gateway,
-        close=services.close,
-        identity=services.identity,
-        close_app_url=services.settings.close_app_url,
-        clients=services.close_clients,
-        tell=tell,
-    )
+    unfurler = services.unfurler
 
     @app.event("link_shared")
     async def link_shared(
@@ -57,7 +50,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 "link_shared %s redelivered (retry %s): previewed once", body["event_id"], retry[0]
             )
             return
-        await unfurler.unfurl(LinkShared.from_event(event, str_at(body, "team_id")))
+        await unfurler.unfurl(LinkShared.from_event(event, str_at(body, "team_id")), tell=tell)
 
     @app.action(PREVIEW_LOG_ACTION_ID)
     async def log_from_preview(ack: AsyncAck, body: dict[str, Any]) -> None:

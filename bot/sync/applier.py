@@ -59,6 +59,7 @@ class ChangeApplier:
         announcer: Announcer,
         close_app_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_finished: Callable[[StoredChange, ChangeState], None] = lambda _change, _state: None,
     ) -> None:
         self.store = store
         self._submissions = submissions
@@ -73,7 +74,7 @@ class ChangeApplier:
             slack=slack, announcer=announcer, claims=store, close_app_url=close_app_url, clock=clock
         )
         # Told of every change that reaches its end here, with its state (metrics count them).
-        self.on_finished: Callable[[StoredChange, ChangeState], None] = lambda _change, _state: None
+        self._on_finished = on_finished
 
     async def process(self, change: StoredChange) -> None:
         """Work one claimed change to its end (or give it back for later). Never raises."""
@@ -98,7 +99,7 @@ class ChangeApplier:
                 if await self.store.finish(
                     change, ChangeState.SKIPPED, "gave up: unexpected error", now=self._clock()
                 ):
-                    self.on_finished(change, ChangeState.SKIPPED)
+                    self._on_finished(change, ChangeState.SKIPPED)
                 return
             log.exception("Could not apply change %s; it will be tried again", change.id)
             now = self._clock()
@@ -268,7 +269,7 @@ class ChangeApplier:
     async def _finish(self, change: StoredChange, state: ChangeState, outcome: str) -> None:
         if not await self.store.finish(change, state, outcome, now=self._clock()):
             raise LostClaim(change.id)
-        self.on_finished(change, state)
+        self._on_finished(change, state)
         log.info("Change %s of %s: %s", change.event.id, change.event.object_id, outcome)
 
 

@@ -88,7 +88,8 @@ class Unfurler:
     Close user (the owner mapping) gets Close data; a guest, a bot or anyone unmapped gets no
     preview. The lead is read with the sharer's own Close access (`clients.for_person`, per
     CLOSE_ACCESS), so a rep whose Close role sees only their leads previews only those; someone
-    who cannot act yet gets the private prompt (`tell`) and no preview. A lead Close does not
+    who cannot act yet gets the private prompt (`unfurl`'s `tell`: the listener's) and no
+    preview. A lead Close does not
     have (or will not show them) gets a neutral "not found"; any other Close failure, no
     preview. Leads are remembered per view (the key's, or one person's), never across views.
     """
@@ -101,14 +102,12 @@ class Unfurler:
         identity: Identity,
         close_app_url: str,
         clients: CloseClients | None = None,
-        tell: TellCannotAct | None = None,
         lead_ttl: float = LEAD_TTL_SECONDS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._slack = slack
         self._close = close
         self._clients = clients
-        self._tell = tell
         self._identity = identity
         self._close_app_url = close_app_url
         self._sleep = sleep
@@ -123,14 +122,15 @@ class Unfurler:
         """False for an event already taken (Slack's retry of it): it is previewed once."""
         return event_id is None or self._deliveries.first(event_id)
 
-    async def unfurl(self, shared: LinkShared) -> None:
-        """Preview every Close lead link of `shared`, in one chat.unfurl; never raises."""
+    async def unfurl(self, shared: LinkShared, *, tell: TellCannotAct | None = None) -> None:
+        """Preview every Close lead link of `shared`, in one chat.unfurl; never raises.
+        `tell`: how to tell a sharer who cannot act in Close yet."""
         try:
-            await self._unfurl(shared)
+            await self._unfurl(shared, tell)
         except Exception:
             log.warning("Link preview failed", exc_info=True)
 
-    async def _unfurl(self, shared: LinkShared) -> None:
+    async def _unfurl(self, shared: LinkShared, tell: TellCannotAct | None) -> None:
         leads = {
             url: lead_id
             for url in shared.urls
@@ -141,7 +141,7 @@ class Unfurler:
         if not await self._may_see_close(shared.user):
             log.info("No preview of %d Close link(s) shared by %s", len(leads), shared.user)
             return
-        close = await self._close_for(shared)
+        close = await self._close_for(shared, tell)
         if close is None:
             return
         ids = sorted(set(leads.values()))
@@ -175,7 +175,9 @@ class Unfurler:
             return False
         return mapping.mapped
 
-    async def _close_for(self, shared: LinkShared) -> CloseClient | None:
+    async def _close_for(
+        self, shared: LinkShared, tell: TellCannotAct | None
+    ) -> CloseClient | None:
         """The sharer's Close client; None (after telling them, when they cannot act yet)."""
         if self._clients is None or not self._clients.per_person or not shared.user:
             return self._close
@@ -185,8 +187,8 @@ class Unfurler:
             )
         except (CloseNotConnected, CloseAccessBroken) as refused:
             log.info("No preview for %s: %s", shared.user, type(refused).__name__)
-            if self._tell is not None:
-                await self._tell(shared, refused)
+            if tell is not None:
+                await tell(shared, refused)
         except Exception as error:  # not knowing whose access means no Close data
             log.info("No preview for %s: %s", shared.user, type(error).__name__)
         return None

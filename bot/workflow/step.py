@@ -3,7 +3,8 @@
 The step is stored before its event is acked (`receive`), read right after the ack (or by the
 worker, for a step left unread by a crash), and then is a submission like any other: created in
 Close by the worker, with its retries and reconciliation. When that submission ends, Slack is
-told with the execution's own token (`functions.completeSuccess` / `completeError`).
+told with the execution's own token (`functions.completeSuccess` / `completeError`): by
+`StepCompleter` (bot/workflow/completion.py).
 """
 
 from __future__ import annotations
@@ -14,27 +15,21 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
-
-from bot.blocks.messages import lead_url
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
-from bot.close.errors import CloseError, CloseHTTPError, CloseNotFound
-from bot.close.models import Opportunity
-from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, Submission, SubmissionState
+from bot.close.errors import CloseError, CloseNotFound
+from bot.deals.models import DealRequest, LeadChoice, ReplyTarget
 from bot.deals.preferences import LastUsed, Preferences
 from bot.deals.prefill import default_status
-from bot.deals.refusals import FIELD_NAMES
 from bot.deals.service import Deals, RetryPolicy, duration
 from bot.identity import Identity
 from bot.jobs import instance_name
 from bot.leads.match import match_lead, search_term
 from bot.leads.search import LeadSearch
-from bot.logs import redact
-from bot.slack.errors import Gone, SlackError, TokenRejected
 from bot.slack.gateway import SlackGateway
 from bot.tasks import spawn
-from bot.workflow.inputs import INPUT_TITLES, InputProblem, StepInputs, is_lead_id, read_deal
+from bot.workflow.completion import StepCompleter, error_code
+from bot.workflow.inputs import InputProblem, StepInputs, is_lead_id, read_deal
 from bot.workflow.models import StepState, WorkflowStep
 from bot.workflow.store import StepStore
 
@@ -42,16 +37,6 @@ log = logging.getLogger(__name__)
 
 CATALOG_WAIT_SECONDS = 5.0
 LEAD_LOOKUP_SECONDS = 10.0
-# Workflow Builder shows the error to the workflow's people: long enough to act on, no longer.
-ERROR_LIMIT = 1000
-# Telling Slack the outcome is retried this long (Slack down, rate limited), then given up.
-TELL_GIVE_UP = timedelta(days=1)
-# Close's field-errors keys -> the step input that sets the field: the modal's mapping, with
-# the two inputs named otherwise (the contact comes only from the text).
-_BLOCK_INPUTS = {"date_won": "close_date", "contact": "text"}
-CLOSE_FIELD_INPUTS = {
-    field: _BLOCK_INPUTS.get(block, block) for field, block in FIELD_NAMES.items()
-}
 
 
 class NotYet(Exception):
@@ -59,21 +44,21 @@ class NotYet(Exception):
 
 
 class WorkflowSteps:
-    """Receives, reads and completes workflow steps; its `succeeded`/`failed` are the
-    `StepCompletion` of a step's submission (bot/deals/outcomes.py, `StepSink`)."""
+    """Receives and reads workflow steps; `completion` tells Slack how each ended (the same
+    `StepCompleter` that `Deals` completes a step's submission with)."""
 
     def __init__(
         self,
         *,
         store: StepStore,
         deals: Deals,
+        completion: StepCompleter,
         catalog: Catalog,
         identity: Identity,
         close: CloseClient,
         lead_search: LeadSearch,
         preferences: Preferences,
         slack: SlackGateway,
-        close_app_url: str,
         default_pipeline: str | None = None,
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(seconds=30),
@@ -83,13 +68,13 @@ class WorkflowSteps:
     ) -> None:
         self.store = store
         self._deals = deals
+        self._completion = completion
         self._catalog = catalog
         self._identity = identity
         self._close = close
         self._lead_search = lead_search
         self._preferences = preferences
         self._slack = slack
-        self._close_app_url = close_app_url
         self._default_pipeline = default_pipeline
         self._retry = retry or RetryPolicy()
         self._lease = lease
@@ -142,7 +127,7 @@ class WorkflowSteps:
         try:
             await self._slack.fail_step(token, execution_id, message)
         except Exception as error:
-            log.error("Could not fail unstored step %s: %s", execution_id, _code(error))
+            log.error("Could not fail unstored step %s: %s", execution_id, error_code(error))
 
     # --- the job: steps left unread, and outcomes not yet told ------------------------------
 
@@ -156,7 +141,7 @@ class WorkflowSteps:
             if step.state == StepState.RECEIVED:
                 await self._read(step)
             else:
-                await self._tell_outcome(step)
+                await self._completion.tell_outcome(step)
         except Exception:
             log.exception("Could not work workflow step %s; it will be taken up again", step.id)
 
@@ -168,7 +153,7 @@ class WorkflowSteps:
             return
         if isinstance(read, InputProblem):
             log.info("Workflow step %s has a bad input: %s", step.id, read.describe())
-            await self._complete(step, error=read.describe())
+            await self._completion.complete(step, error=read.describe())
             return
         request, reply_to = read
         submission, is_new = await self._deals.accept(
@@ -274,7 +259,7 @@ class WorkflowSteps:
         bound = self._retry.step_give_up_after_seconds
         left = bound - (now - step.created_at).total_seconds()
         if left <= 0:
-            await self._complete(
+            await self._completion.complete(
                 step,
                 error=f"Close did not answer for {duration(bound)} while the step was read "
                 f"(last error: {reason}). Nothing was created: run the workflow again once "
@@ -284,164 +269,6 @@ class WorkflowSteps:
         at = now + timedelta(seconds=min(self._retry.delay(step.attempts), left))
         await self.store.retry_at(step, at=at, error=reason, now=now)
         log.info("Workflow step %s will be read again at %s: %s", step.id, at, reason)
-
-    # --- the outcome: Deals calls these where a submission ends ---------------------------
-
-    # Neither raises: a step not told here (the store or Slack failing) stays open, and the
-    # worker tells it once the submission is over (`_tell_outcome`).
-
-    async def succeeded(self, submission: Submission, opportunity: Opportunity) -> None:
-        try:
-            step = await self._step_of(submission)
-            if step is not None:
-                await self._complete(step, outputs=self.outputs(submission, opportunity))
-        except Exception:
-            log.exception("Could not complete the workflow step of submission %s", submission.id)
-
-    async def failed(self, submission: Submission, reason: str, error: Exception | None) -> None:
-        try:
-            step = await self._step_of(submission)
-            if step is None:
-                return
-            refused = isinstance(error, CloseHTTPError)
-            fields = error.field_errors if isinstance(error, CloseHTTPError) else {}
-            await self._complete(step, error=self.failure(reason, refused=refused, fields=fields))
-        except Exception:
-            log.exception("Could not fail the workflow step of submission %s", submission.id)
-
-    async def _step_of(self, submission: Submission) -> WorkflowStep | None:
-        execution_id = submission.reply_to.workflow_step
-        if execution_id is None:
-            return None
-        step = await self.store.get(execution_id)
-        if step is None:
-            log.error(
-                "Submission %s names workflow step %s, which is not stored",
-                submission.id,
-                execution_id,
-            )
-        return step
-
-    async def _tell_outcome(self, step: WorkflowStep) -> None:
-        """The worker's way: the submission is over and Slack was not told (a crash, Slack down)."""
-        submission = await self._deals.store.get(step.submission_id or "")
-        if submission is None:
-            await self._complete(step, error="The app lost track of this step: run it again.")
-            return
-        if submission.state == SubmissionState.CREATED and submission.response:
-            opportunity = Opportunity.model_validate(submission.response)
-            await self._complete(step, outputs=self.outputs(submission, opportunity))
-            return
-        response = submission.response or {}
-        fields = response.get("field-errors")
-        await self._complete(
-            step,
-            error=self.failure(
-                submission.error or "Close did not take it.",
-                refused="status" in response,
-                fields=fields if isinstance(fields, dict) else {},
-            ),
-        )
-
-    def outputs(self, submission: Submission, opportunity: Opportunity) -> dict[str, str]:
-        """The step's outputs, as manifests/*.json declare them."""
-        return {
-            "opportunity_id": opportunity.id,
-            "opportunity_url": lead_url(self._close_app_url, opportunity.lead_id),
-            "lead_id": opportunity.lead_id,
-            "lead_name": opportunity.lead_name or submission.request.lead_name,
-        }
-
-    def failure(self, reason: str, *, refused: bool, fields: Mapping[str, Any]) -> str:
-        """What the workflow is told when Close did not take the deal: Close's field errors,
-        each with the input (or the text) to change."""
-        if fields:
-            return "Close refused it: " + "; ".join(
-                self._field_problem(str(field), str(text)) for field, text in fields.items()
-            )
-        return f"Close refused it: {reason}" if refused else reason
-
-    def _field_problem(self, field: str, said: str) -> str:
-        text = said.strip().rstrip(".")
-        if field.startswith("custom."):
-            custom = self._catalog.custom_field(field.removeprefix("custom."))
-            if custom is not None:
-                return (
-                    f"{field} ({custom.name}): {text} — add “{custom.name}: …” to the step's "
-                    f"“{INPUT_TITLES['text']}”"
-                )
-            return f"{field}: {text}"
-        wrong = CLOSE_FIELD_INPUTS.get(field)
-        if wrong is None:
-            return f"{field}: {text}"
-        return f"{field}: {text} — check the step's “{INPUT_TITLES[wrong]}” input"
-
-    # --- telling Slack -----------------------------------------------------------------------
-
-    async def _complete(
-        self,
-        step: WorkflowStep,
-        *,
-        outputs: dict[str, str] | None = None,
-        error: str | None = None,
-    ) -> None:
-        """completeSuccess (outputs) or completeError (error), then mark the step done. Told
-        twice counts as told; Slack not answering leaves it to the worker, later. Never raises."""
-        execution_id = step.function_execution_id
-        if step.state in (StepState.COMPLETED, StepState.FAILED):
-            return
-        token = step.bot_access_token
-        message = redact(error or "")[:ERROR_LIMIT]
-        try:
-            if outputs is not None:
-                await self._slack.complete_step(token, execution_id, outputs)
-            else:
-                await self._slack.fail_step(token, execution_id, message)
-        except Gone as gone:  # the execution ended: told already (or timed out)
-            log.info("Workflow step %s was told already (%s)", execution_id, gone.code)
-        except TokenRejected as rejected:
-            log.error("Cannot tell Slack about workflow step %s: %s", execution_id, rejected.code)
-        except SlackError as refused:
-            if refused.code == "parameter_validation_failed" and outputs is not None:
-                log.error("Slack refused the outputs of step %s: %s", execution_id, outputs)
-                await self._complete(
-                    step,
-                    error=f"The opportunity {outputs.get('opportunity_id')} is in Close "
-                    f"({outputs.get('opportunity_url')}), but Slack refused this step's outputs.",
-                )
-                return
-            await self._tell_later(step, refused.code)
-            return
-        except (aiohttp.ClientError, TimeoutError) as unreachable:
-            await self._tell_later(step, _code(unreachable))
-            return
-        state = StepState.COMPLETED if outputs is not None else StepState.FAILED
-        await self.store.finish(execution_id, state=state, error=message or None, now=self._clock())
-
-    async def _tell_later(self, step: WorkflowStep, code: str) -> None:
-        now = self._clock()
-        if now - step.created_at > TELL_GIVE_UP:
-            log.error("Gave up telling Slack about workflow step %s: %s", step.id, code)
-            await self.store.finish(
-                step.function_execution_id,
-                state=StepState.FAILED,
-                error=f"Slack could not be told ({code})",
-                now=now,
-            )
-            return
-        at = now + timedelta(seconds=self._retry.delay(max(step.attempts, 1)))
-        log.warning(
-            "Could not tell Slack about workflow step %s (%s); again at %s", step.id, code, at
-        )
-        await self.store.defer(
-            step.function_execution_id, at=at, error=f"telling Slack failed: {code}", now=now
-        )
-
-
-def _code(error: Exception) -> str:
-    if isinstance(error, SlackError):
-        return error.code
-    return type(error).__name__
 
 
 def _describe(error: Exception) -> str:
