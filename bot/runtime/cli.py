@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve_help = (
-        "HTTP server: POST /slack/events and /close/webhook, GET /healthz, /readyz, /metrics; "
+        "HTTP server: POST /slack/events and /close/webhook, GET /healthz, /readyz, /metrics "
+        "(and /close/oauth/start, /close/oauth/callback with Close OAuth configured); "
         "runs the background worker too unless --no-worker"
     )
     serve = commands.add_parser("serve", help=serve_help, description=serve_help)
