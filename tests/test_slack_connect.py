@@ -24,7 +24,7 @@ from bot.listeners.shortcuts import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
 from bot.runtime.doctor import run_doctor
 from bot.runtime.preflight import preflight
 from bot.slack.audience import Audience, AudienceStore
-from bot.slack.errors import NotForThisAudience
+from bot.slack.errors import Gone, NotForThisAudience
 from bot.slack.gateway import SlackGateway
 from bot.store.db import create_engine, normalize_url, session_factory
 from bot.store.migrate import upgrade
@@ -356,6 +356,41 @@ async def test_a_link_pasted_by_a_person_of_another_organization_gets_no_preview
     assert [c.params.get("ts") for c in connect.slack.calls("chat.unfurl")] == [
         mine.shared.message_ts
     ]
+
+
+async def test_a_close_link_in_an_external_channel_is_previewed_with_the_leads_name_only(
+    connect: Sandbox,
+) -> None:
+    """The preview is read by everyone in #acme-shared, Acme's people included: the lead's name
+    (linked), no status, no opportunities, no owner; the same link in #sales shows them."""
+    url = "https://app.close.com/lead/lead_acme/"
+    outside = await connect.driver.paste_links([url], channel_id=SHARED)
+    inside = await connect.driver.paste_links([url], channel_id="C0SALES")
+    for pasted in (outside, inside):
+        await connect.slack.wait_for(
+            "chat.unfurl", lambda c, ts=pasted.shared.message_ts: c.params.get("ts") == ts
+        )
+    shown_outside = json.dumps(connect.slack.unfurls(outside.shared))
+    shown_inside = json.dumps(connect.slack.unfurls(inside.shared))
+    assert "Acme Corp" in shown_outside and "lead_acme" in shown_outside
+    assert "Shared with another organization" in shown_outside
+    for close_data in ("Status:", "open opportunit", "No open opportunities", "Log an opportunity"):
+        assert close_data not in shown_outside
+    assert "Status:" in shown_inside and "Log an opportunity" in shown_inside
+
+
+async def test_the_gateway_refuses_a_preview_with_close_data_in_an_external_channel(
+    sim: SlackSimulator,
+) -> None:
+    slack = gateway(sim)
+    with pytest.raises(NotForThisAudience):
+        await slack.unfurl({"https://x": {"blocks": []}}, channel=SHARED, ts="1.2")
+    assert sim.calls("chat.unfurl") == []
+    with pytest.raises(Gone):  # without Close data it is sent (no such message here: Gone)
+        await slack.unfurl(
+            {"https://x": {"blocks": []}}, channel=SHARED, ts="1.2", close_data=False
+        )
+    assert len(sim.calls("chat.unfurl")) == 1
 
 
 # --- EXTERNAL_CHANNELS=off --------------------------------------------------------------------

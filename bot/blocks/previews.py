@@ -18,6 +18,9 @@ SHOWN_OPPORTUNITIES = 5
 NOT_FOUND_TEXT = (
     ":grey_question: No Close lead to show at this link: it may have been deleted or merged."
 )
+NAME_ONLY_TEXT = (
+    ":lock: Shared with another organization: details stay in Close and in internal channels."
+)
 # Long enough for any real lead name; keeps the button's value far below Slack's 2000.
 _NAME_IN_VALUE = 150
 
@@ -111,6 +114,20 @@ def lead_preview(
         }
     )
     return {"blocks": blocks}
+
+
+def lead_name_only(lead: LeadWithOpportunities, *, close_app_url: str) -> dict[str, Any]:
+    """The unfurl of a lead link where people of another organization read along (a Slack
+    Connect channel): the lead's name, linked — usually the other organization's own — and no
+    Close data (no status, no opportunities, no owner, no count)."""
+    name = fit_mrkdwn(lead.label, 150)
+    note = fit(NAME_ONLY_TEXT, CONTEXT_TEXT)
+    return {
+        "blocks": [
+            _section(f":briefcase: *<{lead_url(close_app_url, lead.id)}|{name}>*"),
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]},
+        ]
+    }
 
 
 def lead_not_found() -> dict[str, Any]:

@@ -205,9 +205,17 @@ class SlackGateway:
         ts: str | None = None,
         unfurl_id: str | None = None,
         source: str | None = None,
+        close_data: bool = True,
     ) -> None:
         """Link previews for a message (`channel` + `ts`) or a link being typed (`unfurl_id`
-        + `source`), keyed by the URLs exactly as they were shared."""
+        + `source`), keyed by the URLs exactly as they were shared.
+
+        A preview is read by everyone in the conversation: with `close_data` (the default),
+        previews of a message in a channel whose readers may not see Close data are refused
+        (NotForThisAudience, nothing sent); say `close_data=False` for ones without it.
+        """
+        if close_data and channel is not None and not await self.may_show_close_data(channel):
+            raise NotForThisAudience("chat.unfurl", channel)
         await _answer(
             "chat.unfurl",
             self.client.chat_unfurl(

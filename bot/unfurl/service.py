@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.blocks.previews import lead_not_found, lead_preview
+from bot.blocks.previews import lead_name_only, lead_not_found, lead_preview
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAccessBroken, CloseError, CloseNotConnected, CloseNotFound
 from bot.close.models import LeadWithOpportunities
@@ -149,18 +149,37 @@ class Unfurler:
             zip(ids, await asyncio.gather(*(self._lead(close, i) for i in ids)), strict=True)
         )
         thread_ts = shared.reply_thread()
+        # Everyone in the conversation reads a preview: where that includes people of another
+        # organization (the gateway decides), the lead's name only.
+        close_data = await self._may_show_close_data(shared)
         unfurls: dict[str, dict[str, Any]] = {}
         for url, lead_id in leads.items():  # keyed by the URL exactly as it was shared
             answered, lead = found[lead_id]
             if not answered:
                 continue
-            unfurls[url] = (
-                lead_preview(lead, close_app_url=self._close_app_url, thread_ts=thread_ts)
-                if lead is not None
-                else lead_not_found()
-            )
+            if lead is None:
+                unfurls[url] = lead_not_found()
+            elif close_data:
+                unfurls[url] = lead_preview(
+                    lead, close_app_url=self._close_app_url, thread_ts=thread_ts
+                )
+            else:
+                unfurls[url] = lead_name_only(lead, close_app_url=self._close_app_url)
         if unfurls:
-            await self._send(shared, unfurls)
+            await self._send(shared, unfurls, close_data=close_data)
+
+    async def _may_show_close_data(self, shared: LinkShared) -> bool:
+        """Whether this preview may carry Close data, by who reads its conversation. A link
+        still in the composer has no conversation yet (left as it is: see the README)."""
+        target = shared.target()
+        channel = target.get("channel") if target else None
+        if channel is None:
+            return True
+        try:
+            return await self._slack.may_show_close_data(channel)
+        except SlackError as error:  # Slack would not say who reads it: show nothing of Close
+            log.info("No Close data in the preview in %s: %s", channel, error.code)
+            return False
 
     async def _may_see_close(self, user_id: str | None) -> bool:
         if not user_id:
@@ -229,7 +248,9 @@ class Unfurler:
         # Never another lead's data under this link (a merged lead, a misrouted answer).
         return lead if lead.id == lead_id else None
 
-    async def _send(self, shared: LinkShared, unfurls: dict[str, dict[str, Any]]) -> None:
+    async def _send(
+        self, shared: LinkShared, unfurls: dict[str, dict[str, Any]], *, close_data: bool
+    ) -> None:
         target = shared.target()
         if target is None:
             log.info("link_shared without channel+ts or unfurl_id+source: nothing to unfurl")
@@ -242,6 +263,7 @@ class Unfurler:
                     ts=target.get("ts"),
                     unfurl_id=target.get("unfurl_id"),
                     source=target.get("source"),
+                    close_data=close_data,
                 )
                 return
             except RateLimited as error:
