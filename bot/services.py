@@ -355,6 +355,7 @@ def _deals_side(
         lease=timedelta(seconds=settings.worker_lease_seconds),
         clock=clock,
         kick=worker.kick,
+        name=worker.name,  # one owner name per process in `claimed_by`
     )
     changes = ChangeStore(sessions, dialect=dialect)
     actions = Changes(

@@ -471,7 +471,7 @@ async def test_a_stalled_worker_cannot_write_over_the_one_that_took_over(tmp_pat
         assert not await store.record_created(
             stalled, lead_id="lead_acme", opportunity_id="oppo_x", response={}, now=later
         )
-        assert not await store.schedule_retry(stalled, at=later, error="x", now=later)
+        assert not await store.retry_at(stalled, at=later, error="x", now=later)
         assert not await store.mark_failed(stalled, error="x", response=None, now=later)
         # The new holder's writes go through; created-but-untold is work until confirmed.
         assert await store.record_created(

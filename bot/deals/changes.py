@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -29,8 +29,8 @@ from bot.deals.announce import Announcer, won_announcement
 from bot.deals.confirmation import Confirmation
 from bot.deals.models import DealRequest, ReplyTarget, Submission
 from bot.deals.notify import Notifier
-from bot.deals.store import OpportunityViews, SubmissionStore
-from bot.deals.telling import IMMEDIATELY, ChangeTeller, ChangeTold
+from bot.deals.store import SubmissionStore
+from bot.deals.telling import IMMEDIATELY, ChangeTeller, ChangeTold, WonClaims
 from bot.identity import Identity
 from bot.logs import redact
 from bot.parsing.money import format_money
@@ -255,6 +255,35 @@ def outcome_status(catalog: Catalog, opportunity: Opportunity, kind: Outcome) ->
             if found is not None:
                 return found
     return None
+
+
+class OpportunityViews(WonClaims, Protocol):
+    """The opportunities as Slack shows them (kept by bot/sync): the app's own changes are
+    recorded there, so the same change coming back from Close is not told a second time."""
+
+    async def ensure_view(
+        self,
+        opportunity_id: str,
+        *,
+        submission_id: str | None,
+        shown: dict[str, Any] | None,
+        version: datetime | None,
+        now: datetime,
+    ) -> object: ...
+
+    async def set_writing(
+        self, opportunity_id: str, until: datetime | None, *, now: datetime
+    ) -> None: ...
+
+    async def record_own_write(
+        self,
+        opportunity_id: str,
+        *,
+        submission_id: str,
+        shown: dict[str, Any],
+        version: datetime | None,
+        now: datetime,
+    ) -> None: ...
 
 
 class Changes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,39 +31,6 @@ from bot.jobs import NOW, ClaimSpec, DurableQueue
 from bot.slack.gateway import MessageRef
 from bot.store.db import insert_once, update_where
 from bot.store.tables import SubmissionRow
-
-
-class OpportunityViews(Protocol):
-    """The opportunities as Slack shows them (kept by bot/sync): the app's own changes are
-    recorded there, so the same change coming back from Close is not told a second time."""
-
-    async def ensure_view(
-        self,
-        opportunity_id: str,
-        *,
-        submission_id: str | None,
-        shown: dict[str, Any] | None,
-        version: datetime | None,
-        now: datetime,
-    ) -> object: ...
-
-    async def set_writing(
-        self, opportunity_id: str, until: datetime | None, *, now: datetime
-    ) -> None: ...
-
-    async def record_own_write(
-        self,
-        opportunity_id: str,
-        *,
-        submission_id: str,
-        shown: dict[str, Any],
-        version: datetime | None,
-        now: datetime,
-    ) -> None: ...
-
-    async def claim_won_announcement(self, opportunity_id: str, *, now: datetime) -> bool: ...
-
-    async def release_won_announcement(self, opportunity_id: str, *, now: datetime) -> None: ...
 
 
 class AuditEntry(Submission):
@@ -389,8 +356,6 @@ class SubmissionStore(DurableQueue[Submission]):
             error=error,
             claimed_until=None,
         )
-
-    schedule_retry = retry_at
 
     async def mark_failed(
         self,

@@ -96,7 +96,7 @@ class StepStore(DurableQueue[WorkflowStep]):
         }
         return await insert_once(
             self._writer,
-            cast(Table, WorkflowStepRow.__table__),
+            _t,
             values,
             WorkflowStep.model_validate,
             lambda: self.get(function_execution_id),
