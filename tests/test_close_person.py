@@ -81,13 +81,20 @@ async def test_under_key_everyone_gets_the_key_client_and_no_lookup() -> None:
         await connect(sb, "U0BOB", "user_bob")  # connected, but CLOSE_ACCESS=key
         assert sb.services.access is not None
         looked: list[str] = []
-        original = sb.services.access.connection
+        access = sb.services.access
+        # Every way the clients read a connection: what they remember, and the store.
+        known, connection = access.known, access.connection
+
+        async def counted_known(slack_user_id: str, *args: Any, **kwargs: Any) -> Any:
+            looked.append(slack_user_id)
+            return await known(slack_user_id, *args, **kwargs)
 
         async def counted(slack_user_id: str) -> Any:
             looked.append(slack_user_id)
-            return await original(slack_user_id)
+            return await connection(slack_user_id)
 
-        sb.services.access.connection = counted  # type: ignore[method-assign]
+        access.known = counted_known  # type: ignore[method-assign]
+        access.connection = counted  # type: ignore[method-assign]
         close = await clients(sb).for_person(TEAM, "U0BOB")
         assert close is sb.services.close and close.view == KEY_VIEW
         mark = len(sb.close.requests)
