@@ -84,10 +84,6 @@ class ConnectionStore:
         self._dialect = dialect
         self._writer = writer_for(sessions)
 
-    async def get(self, team_id: str, slack_user_id: str) -> Connection | None:
-        sealed = await self.sealed(team_id, slack_user_id)
-        return sealed.connection if sealed else None
-
     async def of_user(self, slack_user_id: str) -> Connection | None:
         """The user's connection in any team (Slack user ids are unique across workspaces)."""
         query = (

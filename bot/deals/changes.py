@@ -325,7 +325,7 @@ class Changes:
     async def _close_for(self, actor: str) -> CloseClient:
         """The Close client `actor`'s change goes through: their own access where that is
         theirs (Close records them as the one who changed it), else the key's."""
-        if self._clients is None or not self._clients.per_person:
+        if self._clients is None:  # (under CLOSE_ACCESS=key, for_person answers with no lookup)
             return self._close
         return await self._clients.for_person(None, actor)
 

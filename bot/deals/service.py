@@ -189,7 +189,7 @@ class Deals:
     async def _close_for(self, submission: Submission) -> CloseClient:
         """The Close client that creates it: the person's own access where that is theirs
         (CLOSE_ACCESS), so Close shows them as its creator; else the key's."""
-        if self._clients is None or not self._clients.per_person:
+        if self._clients is None:  # (under CLOSE_ACCESS=key, for_person answers with no lookup)
             return self._close
         return await self._clients.for_person(submission.team_id, submission.slack_user_id)
 

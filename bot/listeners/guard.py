@@ -7,6 +7,7 @@ an event's envelope says of its channel (`is_ext_shared_channel`) is learned her
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -39,6 +40,9 @@ NOT_IN_SHARED_CHANNELS = (
     "Log your opportunity from one of your team's own channels, or from a DM with me."
 )
 # Requests that carry a channel the bot would answer in, under EXTERNAL_CHANNELS=off.
+# What a Slack Connect check may spend before the ack (a workspace name, a channel's audience):
+# past it the request goes on (a post is still checked where it happens) or the note is generic.
+SLACK_BUDGET = 1.0
 _DECLINED_KINDS = frozenset({"command", "message_action", "block_actions"})
 
 
@@ -184,7 +188,7 @@ async def _connect_refusal(
     installing = authorized.team_id if authorized is not None else None
     if stranger(body, installing):
         try:
-            name = await services.slack_gateway.team_name()
+            name = await asyncio.wait_for(services.slack_gateway.team_name(), SLACK_BUDGET)
         except Exception as error:  # the refusal stands; only its wording is poorer
             log.info("Could not read the workspace's name: %s", type(error).__name__)
             name = None
@@ -202,7 +206,7 @@ async def _connect_refusal(
     if kind not in _DECLINED_KINDS:
         return None
     try:
-        audience = await services.slack_gateway.audience(channel_id)
+        audience = await asyncio.wait_for(services.slack_gateway.audience(channel_id), SLACK_BUDGET)
     except Exception as error:  # Slack cannot say: posts are still checked where they happen
         log.info("Could not tell who reads %s: %s", channel_id, type(error).__name__)
         return None

@@ -197,6 +197,3 @@ class ChannelAudiences:
             log.info("Channel %s is now %s (%s)", channel_id, audience.value, source)
         if self._store is not None:
             await self._store.put(channel_id, audience, source=source, now=self._now())
-
-    def forget(self, channel_id: str) -> None:
-        self._known.pop(channel_id, None)

@@ -298,7 +298,11 @@ class SlackGateway:
     async def team_name(self) -> str | None:
         """The installing workspace's name (auth.test, asked once per process)."""
         if self._team_name is None:
-            self._team_name = (await self.auth_test()).team or ""
+            try:
+                self._team_name = (await self.auth_test()).team or ""
+            except SlackError:
+                self._team_name = ""  # asked once: the refusals just say "this workspace's"
+                raise
         return self._team_name or None
 
     async def open_socket_connection(self, app_token: str) -> None:
