@@ -59,7 +59,8 @@ def lead_url(close_app_url: str, lead_id: str) -> str:
     return f"{close_app_url}lead/{quote(lead_id, safe='')}/"
 
 
-def _section(text: str) -> dict[str, Any]:
+def section(text: str) -> dict[str, Any]:
+    """A mrkdwn section, its text cut to Slack's limit."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)}}
 
 
@@ -96,7 +97,7 @@ def summary(opportunity: Opportunity, *, creator: str, verb: str = "logged") -> 
         line += ": " + " · ".join(parts)
     # The fallback `text` is mrkdwn too (notifications, unfurls): escaped like the blocks.
     plain = f"Opportunity {verb} for {opportunity.lead_name or opportunity.lead_id}"
-    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[_section(f":moneybag: {line}")])
+    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[section(f":moneybag: {line}")])
 
 
 def deleted_summary(opportunity: Opportunity, *, creator: str, by: str) -> Message:
@@ -110,7 +111,7 @@ def deleted_summary(opportunity: Opportunity, *, creator: str, by: str) -> Messa
         f"— deleted in Close by {fit(by, 300)}"
     )
     plain = f"Opportunity for {opportunity.lead_name or opportunity.lead_id} deleted in Close"
-    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[_section(line)])
+    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[section(line)])
 
 
 def _button(action_id: str, text: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -161,10 +162,10 @@ def details(
         if value
     ][:10]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "fields": shown} if shown else _section("Opportunity created."),
+        {"type": "section", "fields": shown} if shown else section("Opportunity created."),
     ]
     if opportunity.note:
-        blocks.append(_section(f"*Note*\n{fit_mrkdwn(opportunity.note, SECTION_TEXT - 20)}"))
+        blocks.append(section(f"*Note*\n{fit_mrkdwn(opportunity.note, SECTION_TEXT - 20)}"))
     buttons: list[dict[str, Any]] = [
         {
             "type": "button",
@@ -210,7 +211,7 @@ def queued(lead_name: str) -> Message:
     )
     return Message(
         text=fit_mrkdwn(f"Queued: opportunity for {lead_name}", MESSAGE_TEXT),
-        blocks=[_section(text)],
+        blocks=[section(text)],
     )
 
 
@@ -225,7 +226,7 @@ def failed(lead_name: str, reason: str, *, submission_id: str | None = None) -> 
         f":x: I could not create the opportunity for *{fit_mrkdwn(lead_name, 300)}* in Close: "
         f"{fit_mrkdwn(reason, 1500)}"
     )
-    blocks: list[dict[str, Any]] = [_section(text)]
+    blocks: list[dict[str, Any]] = [section(text)]
     if submission_id:
         blocks.append(
             {
@@ -246,4 +247,4 @@ def failed(lead_name: str, reason: str, *, submission_id: str | None = None) -> 
 
 def notice(text: str) -> Message:
     """A one-line ephemeral answer (help, refusals, hints)."""
-    return Message(text=fit(text, MESSAGE_TEXT), blocks=[_section(text)])
+    return Message(text=fit(text, MESSAGE_TEXT), blocks=[section(text)])

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.blocks.messages import Message
+from bot.blocks.messages import Message, section
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.connections.oauth import CloseOAuth, TokenAnswer, TokenRefused, TokenUnavailable
@@ -407,9 +407,7 @@ class CloseAccess:
             "Close no longer accepts your connection, so what you do in Slack cannot go to "
             "Close as you. Connect again to carry on — anything you submitted waits for it."
         )
-        blocks: list[dict[str, object]] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-        ]
+        blocks: list[dict[str, object]] = [section(text)]
         if url is not None:
             blocks.append(connect_actions(url, "Reconnect Close"))
         await self._dm(slack_user_id, text, blocks)
@@ -418,10 +416,10 @@ class CloseAccess:
     async def _dm(
         self, slack_user_id: str, text: str, blocks: list[dict[str, object]] | None = None
     ) -> None:
-        section = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
         try:
             channel = await self._slack.open_dm(slack_user_id)
-            await self._slack.post_message(channel, Message(text=text, blocks=blocks or [section]))
+            message = Message(text=text, blocks=blocks or [section(text)])
+            await self._slack.post_message(channel, message)
         except SlackError as error:
             log.warning("Could not DM %s: %s", slack_user_id, error.code)
 

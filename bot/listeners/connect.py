@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.blocks.messages import section
 from bot.blocks.text import escape
 from bot.connections.access import CONNECT_ACTION_ID, connect_actions
 from bot.services import Services
@@ -47,7 +48,7 @@ async def connect_prompt(
     asked for something that needs their own connection (CLOSE_ACCESS=personal)."""
     access = services.access
     if access is None:
-        return NOT_CONFIGURED, [_section(NOT_CONFIGURED)]
+        return NOT_CONFIGURED, [section(NOT_CONFIGURED)]
     connection = await access.connection(user_id)
     if connection is not None and not connection.broken:
         head = (
@@ -68,9 +69,9 @@ async def connect_prompt(
         )
     url = await access.connect_link(team_id, user_id)
     if url is None:  # pragma: no cover - settings refuse OAuth without PUBLIC_URL
-        return NOT_CONFIGURED, [_section(NOT_CONFIGURED)]
+        return NOT_CONFIGURED, [section(NOT_CONFIGURED)]
     label = "Reconnect Close" if connection is not None and connection.broken else "Connect Close"
-    return head, [_section(head), connect_actions(url, label)]
+    return head, [section(head), connect_actions(url, label)]
 
 
 async def _disconnect(services: Services, team_id: str, user_id: str) -> str:
@@ -84,10 +85,6 @@ async def _disconnect(services: Services, team_id: str, user_id: str) -> str:
             "Settings > Connected Apps."
         )
     return "You had no Close connection to forget. `/opportunity connect` makes one."
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def register(app: AsyncApp, services: Services) -> None:
