@@ -36,7 +36,7 @@ from bot.blocks.messages import OPEN_IN_CLOSE_ACTION_ID, Message
 from bot.blocks.previews import PREVIEW_LOG_ACTION_ID
 from bot.close.models import Lead, LeadWithOpportunities, Opportunity
 from bot.leads.find import FindResult, FoundLead
-from bot.listeners.find import find_text
+from bot.listeners.find import NOT_A_CLOSE_USER, find_text
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import SlackDriver
 from sandbox.slack_sim import Call, SlackSimulator
@@ -254,6 +254,18 @@ async def test_close_down_or_rate_limited_gets_a_clear_answer(
     shown = await find(sandbox, "find acme")
     assert said in shown["text"]
     assert "Traceback" not in json.dumps(shown)
+
+
+@pytest.mark.parametrize("who", ["U0DAVE", "U0GUEST"])  # no Close account; a guest
+async def test_with_the_orgs_key_someone_who_is_not_a_close_user_is_shown_nothing(
+    sandbox: Sandbox, who: str
+) -> None:
+    seed(sandbox, "lead_acme")
+    shown = await find(sandbox, "find acme", user_id=who)
+    assert shown["text"].startswith(NOT_A_CLOSE_USER)
+    assert "12,000" not in json.dumps(shown) and FIND_LOG_ACTION_ID not in json.dumps(shown)
+    assert sandbox.close.count("POST", "/data/search/") == 0
+    assert sandbox.close.count("GET", "/lead/") == 0
 
 
 # --- Share ------------------------------------------------------------------------------------

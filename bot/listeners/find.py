@@ -46,6 +46,10 @@ FIND_HELP = """*Find a lead*
 each one's status and open opportunities, with *Log an opportunity*, *Open in Close* and *Share* \
 (the lead's card in the channel)."""
 NO_CONNECTION_CHECK = "I could not check your Close connection just now. Please try again."
+# With the org's key (CLOSE_ACCESS=key, or `either` without a connection) Close would show
+# anyone everything: as for previews, only someone mapped to an active Close user is shown it.
+NOT_A_CLOSE_USER = "Sorry, I show Close leads only to people who are Close users."
+MAPPING_BUDGET_SECONDS = 3.0
 
 
 def find_text(text: str) -> str | None:
@@ -104,16 +108,37 @@ def _failed(text: str, error: Exception) -> Message:
 async def _close_or_tell(
     services: Services, user_id: str, team_id: str | None, response_url: str | None
 ) -> CloseClient | None:
-    """The person's Close client; None once they are told why they cannot act."""
+    """The person's Close client; None once they are told why they cannot act (not connected
+    under CLOSE_ACCESS=personal, or not a Close user while it would be the org's key)."""
+    target = ReplyTarget(user_id=user_id, response_url=response_url)
     try:
-        return await close_for(services, user_id, team_id)
+        close = await close_for(services, user_id, team_id)
     except CannotAct:
         await tell_cannot_act(services, team_id, user_id, response_url=response_url)
+        return None
     except TimeoutError:
-        await services.notifier.post(
-            ReplyTarget(user_id=user_id, response_url=response_url), notice(NO_CONNECTION_CHECK)
+        await services.notifier.post(target, notice(NO_CONNECTION_CHECK))
+        return None
+    refusal = await _not_a_close_user(services, user_id) if close.acts_with_key else None
+    if refusal is not None:
+        await services.notifier.post(target, notice(refusal))
+        return None
+    return close
+
+
+async def _not_a_close_user(services: Services, user_id: str) -> str | None:
+    """Why the key's view of Close is not for this person (None: they are a Close user)."""
+    try:
+        mapping = await asyncio.wait_for(
+            services.identity.close_user_for(user_id, remember_later=True),
+            MAPPING_BUDGET_SECONDS,
         )
-    return None
+    except Exception as error:  # not knowing who asks means not showing Close data
+        log.info("find: could not tell who %s is in Close: %s", user_id, type(error).__name__)
+        return f"{NOT_A_CLOSE_USER} I could not check who you are in Close just now: try again."
+    if mapping.mapped:
+        return None
+    return f"{NOT_A_CLOSE_USER} {mapping.explain()}".strip()
 
 
 async def _shareable(services: Services, channel_id: str | None) -> bool:
