@@ -43,7 +43,7 @@ from sandbox.slack_sim import Call, SlackSimulator
 from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
 from tests.blockkit_walk import HOSTILE, injected, limit_problems
 from tests.flows import submit, wait_opportunities, wait_until
-from tests.oauth_flows import button_url, connect_link, consent
+from tests.oauth_flows import button_url, command_answer, connect_link, consent
 from tests.process import APP_TOKEN, Bot
 
 APP = "https://app.close.com/"
@@ -235,6 +235,11 @@ async def test_find_without_text_answers_with_how_to_use_it(sandbox: Sandbox) ->
         shown = await find(sandbox, typed)
         assert shown["text"] == USAGE
     assert sandbox.close.count("POST", "/data/search/") == 0
+
+
+async def test_help_tells_about_find(sandbox: Sandbox) -> None:
+    answer = await command_answer(sandbox.slack, sandbox.driver, "help")
+    assert "`/opportunity find acme`" in answer["text"]
 
 
 @pytest.mark.parametrize(
