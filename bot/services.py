@@ -45,6 +45,7 @@ from bot.sync.applier import ChangeApplier
 from bot.sync.jobs import change_jobs
 from bot.sync.service import CloseSync
 from bot.sync.store import ChangeStore
+from bot.unfurl.deliveries import Deliveries
 from bot.unfurl.service import Unfurler
 from bot.workflow.completion import StepCompleter
 from bot.workflow.jobs import step_jobs
@@ -164,7 +165,7 @@ class Services:
             lead_search=deals.lead_search,
             workflow=deals.workflow,
             confirmation_actions=deals.confirmation_actions,
-            unfurler=_unfurler(settings, close, gateway, identity),
+            unfurler=_unfurler(settings, close, gateway, identity, sessions, clock),
             worker=worker,
             changes=deals.changes,
             sync=sync,
@@ -386,7 +387,12 @@ def _retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def _unfurler(
-    settings: Settings, close: _CloseSide, gateway: SlackGateway, identity: Identity
+    settings: Settings,
+    close: _CloseSide,
+    gateway: SlackGateway,
+    identity: Identity,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
 ) -> Unfurler:
     return Unfurler(
         slack=gateway,
@@ -394,6 +400,10 @@ def _unfurler(
         identity=identity,
         close_app_url=settings.close_app_url,
         clients=close.clients,
+        # Slack's retry of a link_shared reaching another process finds it taken.
+        deliveries=Deliveries(sessions),
+        channels_restricted=bool(settings.allowed_channel_ids),
+        clock=clock,
     )
 
 

@@ -21,6 +21,15 @@ NOT_FOUND_TEXT = (
 NAME_ONLY_TEXT = (
     ":lock: Shared with another organization: details stay in Close and in internal channels."
 )
+# A link still in the message composer: Slack does not say where it will be posted.
+COMPOSER_NAME_ONLY_TEXT = (
+    ":lock: Close details show once the message is posted in a channel that may see them."
+)
+# To the sharer alone, under EXTERNAL_CHANNELS=off in a channel shared with another organization.
+PREVIEW_DECLINED_TEXT = (
+    "I don't preview Close links in channels shared with other organizations. "
+    "Open the link in Close, or share it in one of your team's own channels."
+)
 # Long enough for any real lead name; keeps the button's value far below Slack's 2000.
 _NAME_IN_VALUE = 150
 
@@ -131,12 +140,15 @@ def preview_log_actions(
     }
 
 
-def lead_name_only(lead: LeadWithOpportunities, *, close_app_url: str) -> dict[str, Any]:
+def lead_name_only(
+    lead: LeadWithOpportunities, *, close_app_url: str, note: str = NAME_ONLY_TEXT
+) -> dict[str, Any]:
     """The unfurl of a lead link where people of another organization read along (a Slack
-    Connect channel): the lead's name, linked — usually the other organization's own — and no
-    Close data (no status, no opportunities, no owner, no count)."""
+    Connect channel), or may (a link still in the composer): the lead's name, linked — usually
+    the other organization's own — and no Close data (no status, no opportunities, no owner, no
+    count); `note` says why."""
     name = fit_mrkdwn(lead.label, 150)
-    note = fit(NAME_ONLY_TEXT, CONTEXT_TEXT)
+    note = fit(note, CONTEXT_TEXT)
     return {
         "blocks": [
             _section(f":briefcase: *<{lead_url(close_app_url, lead.id)}|{name}>*"),
