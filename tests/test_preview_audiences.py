@@ -27,6 +27,7 @@ from bot.blocks.previews import (
     NAME_ONLY_TEXT,
     PREVIEW_DECLINED_TEXT,
 )
+from bot.slack.errors import NotForThisAudience
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.unfurl.deliveries import KEEP, PREFIX, Deliveries, receipt_key
@@ -37,7 +38,7 @@ from tests import test_durability_pg
 from tests.flows import wait_until
 from tests.test_durability_pg import second_instance
 from tests.test_link_previews import ACME, APP, lead_reads, seed, unfurl_calls, unfurled
-from tests.test_slack_connect import SHARED, shared_workspace
+from tests.test_slack_connect import SHARED, gateway, shared_workspace
 
 GLOBEX = f"{APP}lead/lead_globex/"
 CLOSE_DATA = ("Status:", "open opportunit", "Log an opportunity", "Bob Baker")
@@ -127,6 +128,21 @@ async def test_with_allowed_channels_a_link_in_the_composer_is_previewed_name_on
         elsewhere = await sb.driver.paste_links([ACME], channel_id="C0GENERAL", user_id="U0BOB")
         await previewed_later(sb, channel_id="C0SALES", user_id="U0BOB")
         assert unfurl_calls(sb, stranger) == [] and unfurl_calls(sb, elsewhere) == []
+
+
+async def test_the_gateway_refuses_close_data_to_a_link_in_the_composer_unless_allow() -> None:
+    async with SlackSimulator(BOT_TOKEN) as sim:
+        typing = sim.share_links("C0SALES", [ACME], user="U0BOB", source="composer")
+        at = {"unfurl_id": typing.unfurl_id, "source": "composer"}
+        preview = {ACME: {"blocks": []}}
+        for policy in ("private", "off"):
+            with pytest.raises(NotForThisAudience):
+                await gateway(sim, policy).unfurl(preview, **at)
+        assert sim.calls("chat.unfurl") == []
+        await gateway(sim, "private").unfurl(preview, **at, close_data=False)
+        await gateway(sim, "allow").unfurl(preview, **at)
+        assert [c.ok for c in sim.calls("chat.unfurl")] == [True, True]
+        assert sim.calls("conversations.info") == []
 
 
 # --- EXTERNAL_CHANNELS=off ----------------------------------------------------------------------
