@@ -218,6 +218,10 @@ async def test_the_echo_of_the_apps_own_create_is_not_stored(polling: Sandbox) -
     assert await add([created("ev_merged", merged)], source="poll", now=now) == 1
     theirs = {**state, "id": "oppo_not_ours"}
     assert await add([created("ev_theirs", theirs)], source="poll", now=now) == 1
+    # Stamped like Close's answer but holding other data: not an echo (Close stamped two
+    # writes alike); the applier asks Close which state is current.
+    tie = {**state, "confidence": 95}
+    assert await add([created("ev_tie", tie)], source="poll", now=now) == 1
 
 
 async def test_the_apps_own_won_is_told_once_not_again_from_closes_event(hooked: Sandbox) -> None:
@@ -341,6 +345,49 @@ async def test_deliveries_received_out_of_order_are_told_in_closes_order(hooked:
     assert "→ $30,000 annual" in told[-1]
     if len(told) == 2:
         assert "$12,000 annual → $20,000 annual" in told[0]
+
+
+@pytest.mark.parametrize("arrival", ["in order", "newest first"])
+async def test_two_changes_close_stamped_alike_end_showing_what_close_has_now(
+    hooked: Sandbox, arrival: str
+) -> None:
+    """Close gave two changes the same `date_updated`: the second is not dropped as "not
+    newer" — the bot reads Close (with the key) and Slack ends showing what Close has now."""
+    sb = hooked
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    if arrival == "newest first":
+        sb.close.hold_deliveries()
+    with sb.close.same_instant():
+        sb.close.change_opportunity(opportunity["id"], {"value": 2000000})
+        sb.close.change_opportunity(opportunity["id"], {"value": 3000000})
+    first, second = sb.close.events[-2:]
+    assert first["date_updated"] == second["date_updated"] and first["id"] != second["id"]
+    path = f"/opportunity/{opportunity['id']}/"
+    start, reads = len(sb.close.requests), sb.close.count("GET", path)
+    if arrival == "newest first":
+        sb.close.release_deliveries(reverse=True)
+    await wait_for(lambda: "30,000" in _text(message(sb, channel, root)))
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    summary = _text(message(sb, channel, root))
+    assert "30,000" in summary and "20,000" not in summary
+    shown = _text(message(sb, channel, details.response["ts"]))
+    assert "30,000" in shown and "20,000" not in shown
+    told = [_text(m) for m in replies(sb, channel, root)]
+    assert told and "→ $30,000 annual" in told[-1]
+    # The tie was settled by one read of the opportunity in Close, with the org's key.
+    tie_reads = [r for r in sb.close.requests[start:] if r.method == "GET" and r.path == path]
+    assert len(tie_reads) == 1
+    assert tie_reads[0].headers.get("authorization", "").startswith("Basic ")
+    counts = await sb.services.changes.counts()
+    assert counts.get(ChangeState.APPLIED.value, 0) + counts.get(ChangeState.SKIPPED.value, 0) >= 2
+    # The same delivery again (same stamp, same data as shown) stays a no-op: no read, no reply.
+    await sb.close.redeliver(second["id"])
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    assert [_text(m) for m in replies(sb, channel, root)] == told
+    assert sb.close.count("GET", path) == reads + 1
 
 
 async def test_webhook_refuses_unsigned_forged_stale_and_junk_never_a_5xx(hooked: Sandbox) -> None:
