@@ -144,7 +144,9 @@ class Services:
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
         )
-        deals = _deals_side(settings, sessions, dialect, close, gateway, identity, worker, clock)
+        deals = _deals_side(
+            settings, sessions, dialect, close, gateway, identity, worker, metrics, clock
+        )
         sync = _background(settings, metrics, close, gateway, deals, worker, clock)
         return cls(
             settings=settings,
@@ -306,6 +308,7 @@ def _deals_side(
     gateway: SlackGateway,
     identity: Identity,
     worker: JobRunner,
+    metrics: Metrics,
     clock: Callable[[], datetime],
 ) -> _DealsSide:
     url = settings.close_app_url
@@ -325,6 +328,7 @@ def _deals_side(
         close_app_url=url,
         retry=retry,
         clock=clock,
+        on_untold=metrics.step_untold,
     )
     deals = Deals(
         store=store,
