@@ -5,15 +5,18 @@ retried — and WORKFLOW_STEP_GIVE_UP_SECONDS cannot outlast it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 from sandbox.functions_sim import TOKEN_LIFE_SECONDS
+from sandbox.stack import running_sandbox
 from tests.test_cli import ROOT, clean_env, run_bot
+from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_operations import scrape, value
-from tests.test_workflow_step import TEXT, done, run_step, step_sandbox, stored_step
+from tests.test_workflow_step import FAST, TEXT, done, run_step, stored_step
 
 UNTOLD = "opportunity_bot_workflow_steps_untold_total"
 
@@ -30,11 +33,22 @@ async def history(database_url: str) -> str:
     return out.decode()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, and PostgreSQL when TEST_DATABASE_URL names a server (a fresh database)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.mark.parametrize("refusal", ["token_expired", "invalid_auth"])
 async def test_a_completion_refused_for_the_steps_token_is_final_counted_and_in_history(
-    tmp_path: Path, refusal: str
+    database_url: str, refusal: str
 ) -> None:
-    async with step_sandbox(tmp_path) as sb:
+    async with running_sandbox(database_url=database_url, **FAST) as sb:
         functions = sb.slack.functions
         if refusal == "token_expired":
             functions.token_life_seconds = 0.0  # the step outlived its token
