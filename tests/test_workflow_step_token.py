@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.workflow.models import STEP_TOKEN_LIFE
 from sandbox.functions_sim import TOKEN_LIFE_SECONDS
 from sandbox.stack import running_sandbox
+from tests.flows import wait_until
 from tests.test_cli import ROOT, clean_env, run_bot
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_operations import scrape, value
@@ -87,6 +90,47 @@ async def test_a_completion_refused_for_the_steps_token_is_final_counted_and_in_
         assert f"Slack refused the step's token ({refusal})" in shown
         assert f"workflow step {other.id}: completed" in shown
         assert run.execution.token not in shown
+
+
+async def test_telling_slack_is_given_up_once_the_steps_token_has_died(tmp_path: Path) -> None:
+    """Slack failing every completion: retried while the token lives (not for a day), then
+    the step is final, untold, and counted."""
+    ahead = [timedelta(0)]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + ahead[0]
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    async with running_sandbox(database_url=database_url, clock=clock, **FAST) as sb:
+        sb.slack.fail_method("functions.completeSuccess", "internal_error", n=10_000)
+        run = await run_step(sb, text=TEXT)
+
+        def tries() -> int:
+            return sum(
+                1
+                for c in sb.slack.calls("functions.completeSuccess")
+                if c.params.get("function_execution_id") == run.execution.id
+            )
+
+        await wait_until(lambda: tries() >= 2)  # told, refused, tried again: still within life
+        ahead[0] = STEP_TOKEN_LIFE + timedelta(seconds=1)
+        step = await stored_step(sb, run, "untold")
+        assert step.error is not None and step.error.startswith(
+            "Slack did not take the completion while the step's token lived (last: "
+            "internal_error): the workflow was not told that the opportunity "
+        )
+        samples = await scrape(sb)
+        assert value(samples, UNTOLD, error="gave_up") == 1
+        given_up = tries()
+        other = await run_step(sb, text=TEXT)  # the worker goes on: no try for the first
+        await wait_until(lambda: len(sb.close.opportunities) == 2)
+        await wait_until(
+            lambda: any(
+                c.params.get("function_execution_id") == other.execution.id
+                for c in sb.slack.calls("functions.completeSuccess")
+            )
+        )
+        assert tries() == given_up
 
 
 def test_a_give_up_longer_than_the_steps_token_lives_is_refused_at_start() -> None:
