@@ -145,7 +145,9 @@ class Services:
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
         )
-        deals = _deals_side(settings, sessions, dialect, close, gateway, identity, worker, clock)
+        deals = _deals_side(
+            settings, sessions, dialect, close, gateway, identity, worker, metrics, clock
+        )
         sync = _background(settings, metrics, close, gateway, deals, worker, clock)
         return cls(
             settings=settings,
@@ -307,6 +309,7 @@ def _deals_side(
     gateway: SlackGateway,
     identity: Identity,
     worker: JobRunner,
+    metrics: Metrics,
     clock: Callable[[], datetime],
 ) -> _DealsSide:
     url = settings.close_app_url
@@ -326,6 +329,7 @@ def _deals_side(
         close_app_url=url,
         retry=retry,
         clock=clock,
+        on_untold=metrics.step_untold,
     )
     deals = Deals(
         store=store,
