@@ -4,8 +4,9 @@ Every call goes through `SlackGateway`, and every error Slack answers comes out 
 bot.slack.errors' categories. Posting a message anywhere (a channel, a thread, a DM) is one
 method, `post_message`: what decides who will read a post belongs there, so no caller can
 forget it:
-with `close_data` (the default) a post that would show Close data to a channel shared with
-another organization raises NotForThisAudience instead (EXTERNAL_CHANNELS, bot.slack.audience).
+with `close_data` (the default) a post — or an update of one, or a link preview — that would show
+Close data to a channel shared with another organization raises NotForThisAudience instead
+(EXTERNAL_CHANNELS, bot.slack.audience).
 """
 
 from __future__ import annotations
@@ -175,7 +176,18 @@ class SlackGateway:
         )
         return MessageRef(channel=response["channel"], ts=response["ts"])
 
-    async def update_message(self, channel: str, ts: str, message: Message) -> None:
+    async def update_message(
+        self, channel: str, ts: str, message: Message, *, close_data: bool = True
+    ) -> None:
+        """Replace the message `ts` in `channel` (chat.update).
+
+        Readers of a channel see an update as they see a post: the same rule as `post_message`
+        (Close data refused with NotForThisAudience where EXTERNAL_CHANNELS keeps it out), so no
+        summary refreshed by Edit/Won/Lost, Close or a worker telling it again can carry Close
+        data into a channel shared with another organization.
+        """
+        if close_data and not await self.may_show_close_data(channel):
+            raise NotForThisAudience("chat.update", channel)
         await _answer(
             "chat.update", self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
         )

@@ -1,0 +1,298 @@
+"""A deal logged in a channel shared with another organization (Slack Connect) under
+EXTERNAL_CHANNELS=private: the person gets one ephemeral note there, the confirmation and its
+thread live in their DM (Edit/Won/Lost and Close -> Slack changes told there too), and nothing
+the channel can read carries Close data; under `allow` it is confirmed in the channel as ever."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
+from bot.deals.models import Submission
+from bot.listeners.guard import NOT_IN_SHARED_CHANNELS
+from bot.slack.audience import Audience
+from bot.sync.webhook import STATE_KEY
+from sandbox.close_sim import CloseSimulator
+from sandbox.slack_driver import SlackDriver
+from sandbox.slack_sim import Call, SlackSimulator
+from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
+from tests.flows import REQUIRED_CUSTOM, open_modal, submit, wait_opportunities, wait_until
+from tests.process import APP_TOKEN, Bot
+from tests.test_confirmation_actions import buttons, message, press
+from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
+from tests.test_slack_connect import SHARED, shared_workspace
+
+ONE_LINER = "Acme 12k 60% close friday"
+DM = "D0ALICE"  # Alice's DM with the app
+# What the shared channel must never read: the value, confidence, status, owner (Close's name).
+CLOSE_DATA = ("12,000", "$12", "15,000", "60%", "Proposal Sent", "Won", "Alice Anders")
+PROPOSAL = {"status": "stat_proposal"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+async def connect_sandbox(policy: str, database_url: str) -> AsyncIterator[Sandbox]:
+    """The bot with #acme-shared (shared with Acme's organization), Close changes by webhook."""
+    slack = SlackSimulator(bot_token=BOT_TOKEN)
+    shared_workspace(slack)
+    async with running_sandbox(
+        database_url=database_url, slack=slack, webhook=True, external_channels=policy
+    ) as sb:
+        await wait_until(lambda: sb.services.changes.get_state(STATE_KEY))
+        yield sb
+
+
+@pytest.fixture
+async def private(database_url: str) -> AsyncIterator[Sandbox]:
+    async for sb in connect_sandbox("private", database_url):
+        yield sb
+
+
+@pytest.fixture
+async def allow(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    async for sb in connect_sandbox("allow", f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"):
+        yield sb
+
+
+def read_by(slack: SlackSimulator, channel: str) -> list[str]:
+    """Everything the Slack simulator recorded for `channel`: each post, update and unfurl
+    the bot sent there (whether Slack took it or not), the messages as they stand, and every
+    ephemeral message in it."""
+    sent = [
+        json.dumps(c.params, ensure_ascii=False)
+        for c in slack.calls()
+        if c.method in ("chat.postMessage", "chat.update", "chat.unfurl")
+        and c.params.get("channel") == channel
+    ]
+    shown = [json.dumps(m, ensure_ascii=False) for m in slack.messages(channel)]
+    ephemeral = [json.dumps(e, ensure_ascii=False) for e in slack.ephemerals(channel)]
+    return sent + shown + ephemeral
+
+
+def assert_no_close_data(slack: SlackSimulator, channel: str) -> None:
+    for seen in read_by(slack, channel):
+        for close_data in CLOSE_DATA:
+            assert close_data not in seen, (close_data, seen)
+
+
+async def details_in(slack: SlackSimulator, channel: str, *, since: int = 0) -> Call:
+    """The details message (with Edit/Won/Lost) the bot posted in `channel`."""
+    return await slack.wait_for(
+        "chat.postMessage",
+        lambda c: (
+            c.ok
+            and c.response.get("channel") == channel
+            and EDIT_ACTION_ID in json.dumps(c.params.get("blocks"))
+        ),
+        since=since,
+    )
+
+
+async def confirmed(sb: Sandbox, opportunity_id: str) -> Submission | None:
+    """The submission, once its confirmation is stored with it."""
+    submission = await sb.services.deals.store.by_opportunity(opportunity_id)
+    return submission if submission is not None and submission.confirmed_at else None
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    return [json.dumps(m.get("blocks") or m.get("text"), ensure_ascii=False) for m in messages]
+
+
+async def log_in_shared(sb: Sandbox) -> tuple[dict[str, Any], Call]:
+    """`/opportunity Acme 12k 60% close friday` in #acme-shared, Create pressed."""
+    view_id = await open_modal(sb, ONE_LINER, channel_id=SHARED)
+    mark = sb.slack.mark()
+    await submit(sb, view_id, PROPOSAL)
+    [opportunity] = await wait_opportunities(sb, 1)
+    return opportunity, await details_in(sb.slack, DM, since=mark)
+
+
+# --- EXTERNAL_CHANNELS=private: the confirmation lives in the DM -------------------------------
+
+
+async def test_under_private_the_confirmation_is_in_the_dm_and_the_channel_gets_one_note(
+    private: Sandbox,
+) -> None:
+    sb = private
+    opportunity, details = await log_in_shared(sb)
+    assert opportunity["value"] == 1200000 and opportunity["confidence"] == 60
+    root = details.params["thread_ts"]
+    # The DM: the summary with its values, and in its thread the details with Edit/Won/Lost.
+    summary = message(sb, DM, root)
+    assert "12,000" in texts([summary])[0] and "Proposal Sent" in texts([summary])[0]
+    shown = message(sb, DM, details.response["ts"])
+    assert buttons(shown) == ["open_in_close", EDIT_ACTION_ID, WON_ACTION_ID, LOST_ACTION_ID]
+    assert "60%" in texts([shown])[0]
+    # The channel: one ephemeral note for Alice, nothing posted for everyone.
+    [note] = sb.slack.ephemerals(SHARED, "U0ALICE")
+    assert "your DMs" in note["text"] and "Acme Corp" in note["text"]
+    assert sb.slack.messages(SHARED) == []
+    assert sb.slack.calls("response_url") == []  # nothing fell back
+    # The modal says where it went.
+    [created] = [
+        c
+        for c in sb.slack.calls("views.update")
+        if "Created the opportunity" in json.dumps(c.params)
+    ]
+    assert "in your DMs" in json.dumps(created.params)
+    # Stored: the confirmation points at the DM (changes are told there).
+    submission = await wait_until(lambda: confirmed(sb, opportunity["id"]))
+    assert (submission.notice_channel, submission.thread_channel) == (DM, DM)
+    assert submission.details_ts == details.response["ts"]
+
+    # Won pressed on the DM's details: saved in Close, told in the DM's thread.
+    await press(sb, details, WON_ACTION_ID)
+    await wait_until(lambda: any("marked it" in t for t in texts(sb.slack.thread(DM, root))))
+    [won] = [o for o in sb.close.opportunities if o["id"] == opportunity["id"]]
+    assert won["status_type"] == "won"
+    assert WON_ACTION_ID not in buttons(message(sb, DM, details.response["ts"]))
+
+    # A change made in Close: told in the DM's thread too, the DM's summary follows it.
+    sb.close.change_opportunity(opportunity["id"], {"value": 1500000})
+    await wait_until(
+        lambda: any("changed it in Close" in t for t in texts(sb.slack.thread(DM, root)))
+    )
+    # (Close -> Slack tells the news first, then refreshes the summary.)
+    await wait_until(lambda: "15,000" in texts([message(sb, DM, root)])[0])
+
+    await sb.close.wait_deliveries_idle()
+    assert_no_close_data(sb.slack, SHARED)
+    assert len(sb.slack.ephemerals(SHARED)) == 1
+
+
+async def test_under_private_a_queued_deal_is_queued_and_confirmed_in_the_dm_with_one_note(
+    private: Sandbox,
+) -> None:
+    sb = private
+    view_id = await open_modal(sb, ONE_LINER, channel_id=SHARED)
+    sb.close.fail(2, 500, paths=["/opportunity/"], methods=["POST"])
+    await submit(sb, view_id, PROPOSAL)
+    await wait_opportunities(sb, 1, timeout=10)
+    details = await details_in(sb.slack, DM)
+    queued = await sb.slack.wait_for("chat.postMessage", lambda c: "Queued" in str(c.params))
+    assert queued.response["channel"] == DM
+    # The queued notice became the summary, in place, in the DM.
+    assert details.params["thread_ts"] == queued.response["ts"]
+    assert "12,000" in texts([message(sb, DM, queued.response["ts"])])[0]
+    [note] = sb.slack.ephemerals(SHARED, "U0ALICE")  # said once, when it was queued
+    assert "your DMs" in note["text"]
+    assert sb.slack.messages(SHARED) == []
+    assert_no_close_data(sb.slack, SHARED)
+
+
+async def test_a_notice_in_a_channel_shared_since_becomes_a_line_without_close_data(
+    private: Sandbox,
+) -> None:
+    """Queued in #sales; #sales is shared with Acme's organization before Close answers: the
+    notice is not updated with the summary but replaced by a line naming the lead only, and
+    the confirmation goes to the DM."""
+    sb = private
+    view_id = await open_modal(sb, ONE_LINER, channel_id="C0SALES")
+    # Close stays down until the channel is shared.
+    sb.close.fail(1000, 500, paths=["/opportunity/"], methods=["POST"])
+    await submit(sb, view_id, PROPOSAL)
+    queued = await sb.slack.wait_for(
+        "chat.postMessage", lambda c: "Queued" in str(c.params), timeout=10
+    )
+    assert queued.response["channel"] == "C0SALES"
+    await sb.driver.event(sb.slack.share_channel("C0SALES", "T0ACME"))
+    audiences = sb.services.slack_gateway.audiences
+    await wait_until(lambda: audiences.known("C0SALES") is Audience.EXTERNAL)
+    mark = sb.slack.mark()
+    sb.close.clear_faults()
+    await wait_opportunities(sb, 1, timeout=10)
+    details = await details_in(sb.slack, DM, since=mark)
+    [line] = [m for m in sb.slack.messages("C0SALES") if m["ts"] == queued.response["ts"]]
+    assert "is logged in Close" in texts([line])[0] and "Acme Corp" in texts([line])[0]
+    assert "12,000" in texts([message(sb, DM, details.params["thread_ts"])])[0]
+    [note] = sb.slack.ephemerals("C0SALES", "U0ALICE")
+    assert "your DMs" in note["text"]
+    # Nothing with Close data went to #sales since it was shared.
+    for call in sb.slack.calls()[mark:]:
+        if call.params.get("channel") == "C0SALES":
+            assert not any(data in json.dumps(call.params) for data in CLOSE_DATA), call.params
+
+
+# --- EXTERNAL_CHANNELS=allow and off ------------------------------------------------------------
+
+
+async def test_under_allow_the_deal_is_confirmed_in_the_shared_channel(allow: Sandbox) -> None:
+    sb = allow
+    view_id = await open_modal(sb, ONE_LINER, channel_id=SHARED)
+    mark = sb.slack.mark()
+    await submit(sb, view_id, PROPOSAL)
+    await wait_opportunities(sb, 1)
+    details = await details_in(sb.slack, SHARED, since=mark)
+    assert "12,000" in texts([message(sb, SHARED, details.params["thread_ts"])])[0]
+    assert sb.slack.ephemerals(SHARED) == []
+    assert sb.slack.messages(DM) == []
+
+
+async def test_under_off_nothing_is_created_from_a_shared_channel(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    async for sb in connect_sandbox("off", url):
+        result = await sb.driver.slash_command(ONE_LINER, channel_id=SHARED)
+        assert result.response.json()["text"] == NOT_IN_SHARED_CHANNELS
+        assert sb.slack.calls("views.open") == []
+        assert sb.close.opportunities == [] and sb.slack.messages(DM) == []
+
+
+# --- Socket Mode ----------------------------------------------------------------------------------
+
+
+async def test_socket_mode_under_private_the_confirmation_is_in_the_dm(tmp_path: Path) -> None:
+    close = CloseSimulator(api_key=CLOSE_API_KEY)
+    slack = SlackSimulator(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
+    async with close, slack:
+        shared_workspace(slack)
+        bot = Bot(
+            close, slack, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", tmp_path, "socket"
+        )
+        try:
+            await bot.start()
+            await slack.socket_mode.wait_connections(1)
+            async with SlackDriver(slack, "", SIGNING_SECRET, socket_mode=True) as driver:
+                result = await driver.slash_command(ONE_LINER, channel_id=SHARED)
+                view = await driver.wait_for_view(result.trigger_id, timeout=10)
+                await slack.wait_for(
+                    "views.update", lambda c: c.params.get("view_id") == view["id"], 10
+                )
+                response = await driver.submit_view(
+                    view["id"], values={**REQUIRED_CUSTOM, **PROPOSAL}
+                )
+                assert response.status_code == 200, response.text
+                await wait_until(lambda: len(close.opportunities) == 1, timeout=10)
+                details = await slack.wait_for(
+                    "chat.postMessage",
+                    lambda c: (
+                        c.ok
+                        and c.response.get("channel") == DM
+                        and EDIT_ACTION_ID in json.dumps(c.params.get("blocks"))
+                    ),
+                    10,
+                )
+                summary = message_in(slack, DM, details.params["thread_ts"])
+                assert "12,000" in json.dumps(summary)
+                await wait_until(lambda: slack.ephemerals(SHARED, "U0ALICE"), timeout=10)
+                assert slack.messages(SHARED) == []
+                assert_no_close_data(slack, SHARED)
+        finally:
+            bot.stop()
+
+
+def message_in(slack: SlackSimulator, channel: str, ts: str) -> dict[str, Any]:
+    return next(m for m in slack.messages(channel) if m["ts"] == ts)
