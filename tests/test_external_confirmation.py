@@ -24,7 +24,8 @@ from sandbox.slack_sim import Call, SlackSimulator
 from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
 from tests.flows import REQUIRED_CUSTOM, open_modal, submit, wait_opportunities, wait_until
 from tests.process import APP_TOKEN, Bot
-from tests.test_confirmation_actions import buttons, message, press
+from tests.test_close_sync import settled
+from tests.test_confirmation_actions import buttons, log_deal, message, press
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_slack_connect import SHARED, shared_workspace
 
@@ -225,6 +226,58 @@ async def test_a_notice_in_a_channel_shared_since_becomes_a_line_without_close_d
     for call in sb.slack.calls()[mark:]:
         if call.params.get("channel") == "C0SALES":
             assert not any(data in json.dumps(call.params) for data in CLOSE_DATA), call.params
+
+
+# --- a deal whose thread is in a channel shared since: its changes are told in the DM -----------
+
+
+async def share(sb: Sandbox, channel: str) -> None:
+    """`channel` is shared with Acme's organization, and the bot has heard (channel_shared)."""
+    await sb.driver.event(sb.slack.share_channel(channel, "T0ACME"))
+    audiences = sb.services.slack_gateway.audiences
+    await wait_until(lambda: audiences.known(channel) is Audience.EXTERNAL)
+
+
+def sent_to(sb: Sandbox, channel: str, since: int) -> list[Call]:
+    return [c for c in sb.slack.calls()[since:] if c.params.get("channel") == channel]
+
+
+async def test_changes_of_a_deal_logged_before_its_channel_was_shared_are_told_in_the_dm(
+    private: Sandbox,
+) -> None:
+    sb = private
+    opportunity, details = await log_deal(sb, ONE_LINER)  # in #sales, internal then
+    assert details.response["channel"] == "C0SALES"
+    await share(sb, "C0SALES")
+    mark = sb.slack.mark()
+
+    # Changed in Close: a new message in Alice's DM names the deal and says what changed.
+    sb.close.change_opportunity(opportunity["id"], {"value": 1500000})
+    told = await sb.slack.wait_for(
+        "chat.postMessage",
+        lambda c: (
+            c.ok and c.response.get("channel") == DM and "changed it in Close" in str(c.params)
+        ),
+        since=mark,
+    )
+    assert "Acme Corp" in json.dumps(told.params) and "15,000" in json.dumps(told.params)
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+
+    # Won pressed on the details left in #sales: saved in Close, told in the DM too.
+    await press(sb, details, WON_ACTION_ID)
+    await sb.slack.wait_for(
+        "chat.postMessage",
+        lambda c: c.ok and c.response.get("channel") == DM and "marked it" in str(c.params),
+        since=mark,
+    )
+    [won] = [o for o in sb.close.opportunities if o["id"] == opportunity["id"]]
+    assert won["status_type"] == "won"
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    # #sales, shared now, got nothing more: its summary and details are left as they were.
+    assert sent_to(sb, "C0SALES", mark) == []
+    assert "15,000" not in json.dumps(sb.slack.messages("C0SALES"))
 
 
 # --- EXTERNAL_CHANNELS=allow and off ------------------------------------------------------------
