@@ -9,14 +9,17 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID
+from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID, Message
 from bot.deals.models import Submission
 from bot.listeners.guard import NOT_IN_SHARED_CHANNELS
 from bot.slack.audience import Audience
+from bot.slack.errors import NotForThisAudience
+from bot.slack.gateway import SlackGateway
 from bot.sync.webhook import STATE_KEY
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import SlackDriver
@@ -120,6 +123,39 @@ async def log_in_shared(sb: Sandbox) -> tuple[dict[str, Any], Call]:
     await submit(sb, view_id, PROPOSAL)
     [opportunity] = await wait_opportunities(sb, 1)
     return opportunity, await details_in(sb.slack, DM, since=mark)
+
+
+# --- the gateway: an update is read like a post ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "refused"), [("private", True), ("off", True), ("allow", False)]
+)
+async def test_the_gateway_refuses_an_update_with_close_data_in_an_external_channel(
+    policy: str, refused: bool
+) -> None:
+    async with SlackSimulator(BOT_TOKEN) as sim:
+        shared_workspace(sim)
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=sim.api_url)
+        slack = SlackGateway(client, external_channels=cast(Any, policy))
+        posted = await slack.post_message(
+            SHARED, Message(text="Acme Corp", blocks=[]), close_data=False
+        )
+        summary = Message(text="Acme Corp: $12,000, 60%", blocks=[])
+        if refused:
+            with pytest.raises(NotForThisAudience) as error:
+                await slack.update_message(SHARED, posted.ts, summary)
+            assert error.value.method == "chat.update"
+            assert sim.calls("chat.update") == []
+        else:
+            await slack.update_message(SHARED, posted.ts, summary)
+        # Without Close data it goes through; internal channels and DMs take Close data.
+        line = Message(text="The opportunity for Acme Corp is logged", blocks=[])
+        await slack.update_message(SHARED, posted.ts, line, close_data=False)
+        assert [m["text"] for m in sim.messages(SHARED)] == [line.text]
+        inside = await slack.post_message("C0SALES", line)
+        await slack.update_message("C0SALES", inside.ts, summary)
+        assert [m["text"] for m in sim.messages("C0SALES")] == [summary.text]
 
 
 # --- EXTERNAL_CHANNELS=private: the confirmation lives in the DM -------------------------------
