@@ -14,9 +14,16 @@ from typing import Any, cast
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.messages import EDIT_ACTION_ID, LOST_ACTION_ID, WON_ACTION_ID, Message
+from bot.blocks.messages import (
+    EDIT_ACTION_ID,
+    LOST_ACTION_ID,
+    RETRY_ACTION_ID,
+    WON_ACTION_ID,
+    Message,
+)
 from bot.deals.models import Submission
 from bot.listeners.guard import NOT_IN_SHARED_CHANNELS
+from bot.listeners.shortcuts import MESSAGE_SHORTCUT
 from bot.slack.audience import Audience
 from bot.slack.errors import NotForThisAudience
 from bot.slack.gateway import SlackGateway
@@ -30,7 +37,7 @@ from tests.process import APP_TOKEN, Bot
 from tests.test_close_sync import settled
 from tests.test_confirmation_actions import buttons, log_deal, message, press
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
-from tests.test_slack_connect import SHARED, shared_workspace
+from tests.test_slack_connect import EXTERNAL_USER, SHARED, shared_workspace
 
 ONE_LINER = "Acme 12k 60% close friday"
 DM = "D0ALICE"  # Alice's DM with the app
@@ -262,6 +269,46 @@ async def test_a_notice_in_a_channel_shared_since_becomes_a_line_without_close_d
     for call in sb.slack.calls()[mark:]:
         if call.params.get("channel") == "C0SALES":
             assert not any(data in json.dumps(call.params) for data in CLOSE_DATA), call.params
+
+
+async def test_from_a_message_in_a_shared_channels_thread_the_note_is_in_that_thread(
+    private: Sandbox,
+) -> None:
+    sb = private
+    parent = sb.slack.add_message(SHARED, "How did the call go?", user=EXTERNAL_USER)
+    reply = sb.slack.add_message(SHARED, "Signed! Acme Corp 12k ARR", thread_ts=parent["ts"])
+    mark = sb.slack.mark()
+    result = await sb.driver.message_shortcut(MESSAGE_SHORTCUT, message=reply, channel_id=SHARED)
+    view = await sb.driver.wait_for_view(result.trigger_id)
+    await sb.slack.wait_for(
+        "views.update", lambda c: c.params.get("view_id") == view["id"], since=mark
+    )
+    await submit(sb, view["id"])
+    await wait_opportunities(sb, 1)
+    details = await details_in(sb.slack, DM, since=mark)
+    # In the DM, the thread is the DM summary's own (not the channel's thread).
+    assert "12,000" in texts([message(sb, DM, details.params["thread_ts"])])[0]
+    [note] = sb.slack.ephemerals(SHARED, "U0ALICE")
+    assert note["thread_ts"] == parent["ts"] and "your DMs" in note["text"]
+    assert [m["ts"] for m in sb.slack.messages(SHARED)] == [parent["ts"], reply["ts"]]
+    assert_no_close_data(sb.slack, SHARED)
+
+
+async def test_under_private_a_failure_is_told_in_the_dm_with_one_note(private: Sandbox) -> None:
+    sb = private
+    view_id = await open_modal(sb, ONE_LINER, channel_id=SHARED)
+    sb.close.fail(1, 402, paths=["/opportunity/"], methods=["POST"])
+    mark = sb.slack.mark()
+    await submit(sb, view_id, PROPOSAL)
+    failed = await sb.slack.wait_for(
+        "chat.postMessage", lambda c: "could not create" in str(c.params), since=mark
+    )
+    assert failed.response["channel"] == DM and RETRY_ACTION_ID in json.dumps(failed.params)
+    await wait_until(lambda: sb.slack.ephemerals(SHARED, "U0ALICE"))
+    [note] = sb.slack.ephemerals(SHARED, "U0ALICE")
+    assert "could not log" in note["text"] and "your DMs" in note["text"]
+    assert sb.slack.messages(SHARED) == [] and sb.close.opportunities == []
+    assert_no_close_data(sb.slack, SHARED)
 
 
 # --- a deal whose thread is in a channel shared since: its changes are told in the DM -----------
