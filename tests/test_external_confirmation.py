@@ -165,6 +165,17 @@ async def test_the_gateway_refuses_an_update_with_close_data_in_an_external_chan
         assert [m["text"] for m in sim.messages("C0SALES")] == [summary.text]
 
 
+async def test_a_channel_the_app_cannot_see_keeps_its_place_for_the_usual_fallback() -> None:
+    """A private channel the app is not in: conversations.info says channel_not_found, and so
+    would chat.postMessage; the confirmation is not moved (the person hears through the
+    response_url, then a DM, as for any channel that refuses the app: tests/test_spine.py)."""
+    async with SlackSimulator(BOT_TOKEN) as sim:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=sim.api_url)
+        slack = SlackGateway(client, external_channels="private")
+        place = await slack.confirmation_place("C0PRIVATE", "U0ALICE", thread_ts="1.2")
+        assert (place.channel, place.thread_ts, place.moved_from) == ("C0PRIVATE", "1.2", None)
+
+
 # --- EXTERNAL_CHANNELS=private: the confirmation lives in the DM -------------------------------
 
 

@@ -27,7 +27,7 @@ from bot.slack.audience import (
     ExternalChannels,
     may_show_close_data,
 )
-from bot.slack.errors import NotForThisAudience, SlackError, slack_error
+from bot.slack.errors import Gone, NotForThisAudience, SlackError, slack_error
 
 if TYPE_CHECKING:
     from bot.blocks.messages import Message
@@ -127,11 +127,16 @@ class SlackGateway:
     ) -> Place:
         """Where the confirmation of a deal `user_id` logged from `channel_id` (and thread)
         goes: there, unless Close data may not be shown there, then the person's DM. A channel
-        Slack will not describe counts as one that may not (nothing leaks on a doubt)."""
+        Slack will not describe counts as one that may not (nothing leaks on a doubt) — but one
+        that is not there for the app (a private channel it is not in) stays: nothing can be
+        posted there, so the caller falls back as for any channel that refuses the app (the
+        response_url, then a DM), and post_message keeps Close data out whatever happens."""
         if channel_id is None:
             return Place(channel=user_id)
         try:
             allowed = await self.may_show_close_data(channel_id)
+        except Gone:
+            return Place(channel=channel_id, thread_ts=thread_ts)
         except SlackError as error:
             log.info("Who reads %s is unknown (%s): confirming by DM", channel_id, error.code)
             allowed = False
