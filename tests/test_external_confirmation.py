@@ -322,6 +322,22 @@ async def test_under_private_a_failure_is_told_in_the_dm_with_one_note(private: 
     assert_no_close_data(sb.slack, SHARED)
 
 
+async def test_a_workflow_step_told_to_confirm_in_a_shared_channel_says_the_lead_only(
+    private: Sandbox,
+) -> None:
+    """A workflow step never DMs: the channel it names gets a line naming the lead only."""
+    sb = private
+    text = "Acme Corp $12k ARR 60% close 2027-03-31 Source: Inbound"
+    run = await sb.driver.function_executed({"owner": "U0ALICE", "text": text, "channel": SHARED})
+    assert run.response.status_code == 200, run.response.text
+    execution = await sb.slack.functions.wait_done(run.execution.id, 10)
+    assert execution.state == "completed", execution.error
+    [line] = sb.slack.messages(SHARED)
+    assert "Acme Corp" in texts([line])[0] and "is logged in Close" in texts([line])[0]
+    assert sb.slack.messages(DM) == [] and sb.slack.ephemerals(SHARED) == []
+    assert_no_close_data(sb.slack, SHARED)
+
+
 # --- a deal whose thread is in a channel shared since: its changes are told in the DM -----------
 
 
