@@ -4,6 +4,8 @@ One sequence of steps — the summary and the details updated in place, one repl
 and under the deals-channel announcement, the deals channel's cheer for a win — run by a step
 runner the caller picks: `IMMEDIATELY` (the app's own change, told as it is made) or Close ->
 Slack's, which records each step and comes back after a rate limit (bot/sync/applier.py).
+A confirmation in a channel that may not read Close data (EXTERNAL_CHANNELS) is left as it is
+there: the change is told in the creator's DM instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from bot.deals.announce import Announcer
 from bot.deals.confirmation import Confirmation, Part
 from bot.deals.models import ReplyTarget
 from bot.deals.notify import Notifier
-from bot.slack.errors import SlackError
+from bot.slack.errors import Gone, SlackError
 from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
@@ -141,13 +143,16 @@ class ChangeTeller:
         """The confirmation's channels whose readers may not see Close data (EXTERNAL_CHANNELS:
         shared with another organization since it was logged, or logged under `allow` before
         `private`): their summary and details are left as they are, the change is told in the
-        creator's DM. A channel Slack will not describe counts as one (nothing leaks on a doubt)."""
+        creator's DM. A channel Slack will not describe counts as one (nothing leaks on a doubt),
+        but not one that is gone for the app: its steps find that out and forget it, as ever."""
         channels = {part.channel for part in (confirmation.summary, confirmation.thread) if part}
         withheld: set[str] = set()
         for channel in channels:
             try:
                 if not await self._slack.may_show_close_data(channel):
                     withheld.add(channel)
+            except Gone:
+                continue
             except SlackError as error:
                 log.info("Who reads %s is unknown (%s): telling by DM", channel, error.code)
                 withheld.add(channel)
