@@ -301,13 +301,14 @@ async def test_under_private_the_command_in_an_external_channel_still_opens_the_
 
 
 async def test_under_private_no_close_data_reaches_an_external_channel(connect: Sandbox) -> None:
-    """Until the confirmation is moved to the DM (wired by its own change), the gateway alone
-    keeps the deal's value out of the shared channel."""
+    """The confirmation goes to the person's DM (tests/test_external_confirmation.py has the
+    whole of it): the deal's value stays out of the shared channel."""
     view_id = await open_modal(connect, "Acme Corp 12k 60%", channel_id=SHARED)
     await submit(connect, view_id)
     await wait_opportunities(connect, 1)
-    # The confirmation, refused in the channel, reaches the person another way.
-    await connect.slack.wait_for("response_url", lambda c: "Acme" in json.dumps(c.params))
+    await connect.slack.wait_for(
+        "chat.postMessage", lambda c: c.response.get("channel") == "D0ALICE"
+    )
     assert SHARED in infos(connect.slack)
     assert all("12,000" not in json.dumps(m) for m in connect.slack.messages(SHARED))
 

@@ -4,8 +4,9 @@ Every call goes through `SlackGateway`, and every error Slack answers comes out 
 bot.slack.errors' categories. Posting a message anywhere (a channel, a thread, a DM) is one
 method, `post_message`: what decides who will read a post belongs there, so no caller can
 forget it:
-with `close_data` (the default) a post that would show Close data to a channel shared with
-another organization raises NotForThisAudience instead (EXTERNAL_CHANNELS, bot.slack.audience).
+with `close_data` (the default) a post — or an update of one, or a link preview — that would show
+Close data to a channel shared with another organization raises NotForThisAudience instead
+(EXTERNAL_CHANNELS, bot.slack.audience).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bot.slack.audience import (
     may_show_close_data,
     preview_scope,
 )
-from bot.slack.errors import NotForThisAudience, SlackError, slack_error
+from bot.slack.errors import Gone, NotForThisAudience, SlackError, slack_error
 
 if TYPE_CHECKING:
     from bot.blocks.messages import Message
@@ -142,11 +143,16 @@ class SlackGateway:
     ) -> Place:
         """Where the confirmation of a deal `user_id` logged from `channel_id` (and thread)
         goes: there, unless Close data may not be shown there, then the person's DM. A channel
-        Slack will not describe counts as one that may not (nothing leaks on a doubt)."""
+        Slack will not describe counts as one that may not (nothing leaks on a doubt) — but one
+        that is not there for the app (a private channel it is not in) stays: nothing can be
+        posted there, so the caller falls back as for any channel that refuses the app (the
+        response_url, then a DM), and post_message keeps Close data out whatever happens."""
         if channel_id is None:
             return Place(channel=user_id)
         try:
             allowed = await self.may_show_close_data(channel_id)
+        except Gone:
+            return Place(channel=channel_id, thread_ts=thread_ts)
         except SlackError as error:
             log.info("Who reads %s is unknown (%s): confirming by DM", channel_id, error.code)
             allowed = False
@@ -191,7 +197,18 @@ class SlackGateway:
         )
         return MessageRef(channel=response["channel"], ts=response["ts"])
 
-    async def update_message(self, channel: str, ts: str, message: Message) -> None:
+    async def update_message(
+        self, channel: str, ts: str, message: Message, *, close_data: bool = True
+    ) -> None:
+        """Replace the message `ts` in `channel` (chat.update).
+
+        Readers of a channel see an update as they see a post: the same rule as `post_message`
+        (Close data refused with NotForThisAudience where EXTERNAL_CHANNELS keeps it out), so no
+        summary refreshed by Edit/Won/Lost, Close or a worker telling it again can carry Close
+        data into a channel shared with another organization.
+        """
+        if close_data and not await self.may_show_close_data(channel):
+            raise NotForThisAudience("chat.update", channel)
         await _answer(
             "chat.update", self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
         )
