@@ -268,8 +268,13 @@ async def test_channel_shared_and_unshared_events_flip_the_audience(connect: San
     store = AudienceStore(
         session_factory(connect.services.engine), dialect=connect.services.engine.dialect.name
     )
-    stored = await store.get("C0SALES")
-    assert stored is not None and stored[0] is Audience.EXTERNAL
+
+    async def stored_external() -> bool:
+        # Written through the store after the process's memory learned it: wait for it.
+        stored = await store.get("C0SALES")
+        return stored is not None and stored[0] is Audience.EXTERNAL
+
+    await wait_until(stored_external)
     await handled_alone(connect, slack.unshare_channel("C0SALES", "T0ACME"))
     await wait_until(lambda: audiences.known("C0SALES") is Audience.INTERNAL)
     # Unshared from one organization while still shared with another: still external (first
