@@ -23,6 +23,7 @@ from bot.close.client import CloseClient
 from bot.close.models import Contact
 from bot.connections import CloseAccess, CloseClients, build_access
 from bot.deals.announce import Announcer
+from bot.deals.attribution import Attribution
 from bot.deals.changes import Changes
 from bot.deals.jobs import submission_jobs
 from bot.deals.notify import Notifier
@@ -326,6 +327,7 @@ def _deals_side(
         retry=retry,
         clock=clock,
     )
+    changes = ChangeStore(sessions, dialect=dialect)
     deals = Deals(
         store=store,
         close=close.key,
@@ -338,6 +340,8 @@ def _deals_side(
         write_window=timedelta(seconds=settings.close_timeout_seconds + WRITE_MARGIN_SECONDS),
         steps=completion,
         close_clients=close.clients,  # a person's deals are created with their own access
+        # With the key, `created_by` = who logged it; Close's answer kept for `doctor`.
+        attribution=Attribution(identity, changes, clock),
     )
     lead_search = LeadSearch(close.key)
     workflow = WorkflowSteps(
@@ -357,7 +361,6 @@ def _deals_side(
         kick=worker.kick,
         name=worker.name,  # one owner name per process in `claimed_by`
     )
-    changes = ChangeStore(sessions, dialect=dialect)
     actions = Changes(
         store=store,
         close=close.key,

@@ -21,6 +21,7 @@ from bot.close.errors import (
 from bot.close.models import Lead, Opportunity
 from bot.connections import CloseClients
 from bot.deals.announce import Announcer
+from bot.deals.attribution import Attribution
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
 from bot.deals.notify import Notifier
 from bot.deals.outcomes import (
@@ -84,8 +85,11 @@ class Deals:
         write_window: timedelta = timedelta(seconds=20),
         steps: StepCompletion | None = None,
         close_clients: CloseClients | None = None,
+        attribution: Attribution | None = None,
     ) -> None:
         self.store = store
+        # Who Close shows as the creator of a deal the key creates (`created_by`).
+        self._attribution = attribution or Attribution(None, None, clock)
         # Whose Close a submission is created with (CLOSE_ACCESS): None, the key's always.
         self._clients = close_clients
         # How long a create sent by an earlier attempt may still be on its way to Close (the
@@ -246,6 +250,7 @@ class Deals:
         if opportunity is None:
             request = submission.request
             body = request.to_create(lead_id)
+            creator = await self._attribution.creator(submission, close)
             sent = {
                 "method": "POST",
                 "path": "/opportunity/",
@@ -253,6 +258,7 @@ class Deals:
                 "json": body.to_close(),
                 "attempt": submission.attempts,
                 "at": self._clock().isoformat(),
+                "on_behalf_of": creator,  # `created_by`, unless Close refuses it from the key
             }
             # Audited before it goes out; also the last check that the claim is still ours.
             if not await self.store.record_sent(
@@ -260,8 +266,10 @@ class Deals:
             ):
                 raise LostClaim(submission.id)
             opportunity = await close.create_opportunity(
-                body, tz_offset_hours=request.tz_offset_hours
+                body, tz_offset_hours=request.tz_offset_hours, on_behalf_of=creator
             )
+            if creator is not None:
+                await self._attribution.learned(close)
             log.info("Created %s for submission %s", opportunity.id, submission.id)
         await self._record_created(submission, lead_id, opportunity)
         return opportunity
