@@ -22,6 +22,7 @@ from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
 from bot.connections import CloseAccess, CloseClients, build_access
+from bot.connections.access import Connected
 from bot.deals.announce import Announcer
 from bot.deals.attribution import Attribution
 from bot.deals.changes import Changes
@@ -194,6 +195,10 @@ class Services:
         self.sync.start(serving_http=serving_http, webhook_elsewhere=webhook_elsewhere)
         self._resident = set(asyncio.all_tasks())
 
+    async def connected(self, connected: Connected) -> None:
+        """Someone just (re)connected their Close account: what of theirs waited for it goes on."""
+        await self.deals.resume_waiting(connected.slack_user_id)
+
     def begin_stop(self) -> None:
         """The first thing on SIGTERM/SIGINT: not ready any more, no new work claimed. What is
         in flight goes on; `stop` waits for it (within WORK_GRACE_SECONDS of now)."""
@@ -342,6 +347,7 @@ def _deals_side(
         close_clients=close.clients,  # a person's deals are created with their own access
         # With the key, `created_by` = who logged it; Close's answer kept for `doctor`.
         attribution=Attribution(identity, changes, clock),
+        kick=worker.kick,  # someone reconnected: their waiting submissions go at once
     )
     lead_search = LeadSearch(close.key)
     workflow = WorkflowSteps(

@@ -50,6 +50,11 @@ RECONCILE_SKEW = timedelta(minutes=5)
 ACCESS_WAIT = timedelta(seconds=60)
 
 
+def access_wait(slack_user_id: str) -> str:
+    """How a submission waiting for its person's Close access begins its `error`."""
+    return f"waiting for <@{slack_user_id}> to connect Close again"
+
+
 class EarlierWriteInFlight(Exception):
     """An earlier attempt's create may still be on its way to Close: look after `until`."""
 
@@ -86,6 +91,7 @@ class Deals:
         steps: StepCompletion | None = None,
         close_clients: CloseClients | None = None,
         attribution: Attribution | None = None,
+        kick: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         # Who Close shows as the creator of a deal the key creates (`created_by`).
@@ -114,6 +120,8 @@ class Deals:
         )
         # When the app has the workflow step: its submissions end by completing the step.
         self.steps = steps
+        # Wakes the job runner (Services: the runner's kick).
+        self._kick = kick
 
     async def accept(
         self,
@@ -135,6 +143,18 @@ class Deals:
             team_id=team_id,
             now=received_at or self._clock(),
         )
+
+    async def resume_waiting(self, slack_user_id: str) -> int:
+        """They (re)connected Close: their submissions waiting for that are due now (in the
+        database, so whichever process works submissions sees it) and the runner here is
+        woken. How many."""
+        resumed = await self.store.due_now(
+            slack_user_id, waiting=access_wait(slack_user_id), now=self._clock()
+        )
+        if resumed:
+            log.info("%d submission(s) of %s resume now", resumed, slack_user_id)
+            self._kick()
+        return resumed
 
     async def process(self, submission: Submission) -> None:
         """Work one claimed submission until the user is told an outcome. Never raises.
@@ -195,7 +215,12 @@ class Deals:
         (CLOSE_ACCESS), so Close shows them as its creator; else the key's."""
         if self._clients is None:  # (under CLOSE_ACCESS=key, for_person answers with no lookup)
             return self._close
-        return await self._clients.for_person(submission.team_id, submission.slack_user_id)
+        # One that waited for them to reconnect rereads their connection: they may have done
+        # so through another process, which this one's remembered answer would not show yet.
+        waited = (submission.error or "").startswith(access_wait(submission.slack_user_id))
+        return await self._clients.for_person(
+            submission.team_id, submission.slack_user_id, fresh=waited
+        )
 
     async def _wait_for_access(
         self, submission: Submission, error: CloseNotConnected | CloseAccessBroken
@@ -203,7 +228,7 @@ class Deals:
         """Their Close access must be mended first: it waits for them (never created with
         anyone else's, never given up), and they are asked once to reconnect."""
         now = self._clock()
-        why = f"waiting for <@{submission.slack_user_id}> to connect Close again ({error})"
+        why = f"{access_wait(submission.slack_user_id)} ({error})"
         at = now + min(ACCESS_WAIT, timedelta(seconds=self.retry.max_seconds))
         if not await self.store.retry_at(submission, at=at, error=why, now=now):
             raise LostClaim(submission.id)
