@@ -366,6 +366,7 @@ def _deals_side(
         clock=clock,
         kick=worker.kick,
         name=worker.name,  # one owner name per process in `claimed_by`
+        clients=close.clients,  # the lead is read with the owner's own access
     )
     actions = Changes(
         store=store,

@@ -33,7 +33,7 @@ from bot.deals.outcomes import (
     StepSink,
     confirm,
 )
-from bot.deals.refusals import STALE_METADATA_FIELDS, describe_close_error
+from bot.deals.refusals import STALE_METADATA_FIELDS, cannot_act, describe_close_error
 from bot.deals.store import SubmissionStore
 from bot.jobs import Backoff, LostClaim
 from bot.slack.after_ack import ack_settled
@@ -192,7 +192,7 @@ class Deals:
             ):
                 raise LostClaim(submission.id) from None
         except (CloseNotConnected, CloseAccessBroken) as error:
-            await self._wait_for_access(work, error)
+            await self._wait_for_access(work, error, sink)
         except CloseRateLimited as error:
             await self._retry_later(work, error, sink)
         except (CloseValidationError, CloseAuthError) as error:
@@ -223,11 +223,21 @@ class Deals:
         )
 
     async def _wait_for_access(
-        self, submission: Submission, error: CloseNotConnected | CloseAccessBroken
+        self,
+        submission: Submission,
+        error: CloseNotConnected | CloseAccessBroken,
+        sink: OutcomeSink,
     ) -> None:
         """Their Close access must be mended first: it waits for them (never created with
-        anyone else's, never given up), and they are asked once to reconnect."""
+        anyone else's, never given up), and they are asked once to reconnect. But a workflow
+        step's: past the step's bound, it fails saying what to do (a run cannot wait for ever)."""
         now = self._clock()
+        waited = (now - sink.waiting_since(submission)).total_seconds()
+        if submission.reply_to.workflow_step is not None and waited >= sink.give_up_after:
+            who = f"<@{submission.slack_user_id}>"
+            broken = isinstance(error, CloseAccessBroken)
+            await self._fail(submission, cannot_act(who, broken=broken), error, sink)
+            return
         why = f"{access_wait(submission.slack_user_id)} ({error})"
         at = now + min(ACCESS_WAIT, timedelta(seconds=self.retry.max_seconds))
         if not await self.store.retry_at(submission, at=at, error=why, now=now):
