@@ -9,7 +9,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -23,10 +23,9 @@ from bot.close.errors import (
 from bot.close.models import Opportunity, OpportunityCreate
 from bot.connections.access import AccessBroken, AccessUnavailable, CloseAccess, NotConnected
 from bot.connections.store import Connection
+from bot.connections.wording import Mode
 
 log = logging.getLogger(__name__)
-
-Mode = Literal["key", "personal", "either"]
 
 # A token from `token_for` is good for 5 minutes at least (it refreshes within that margin):
 # reused this long without asking the database again.
