@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.blocks.messages import WON_ACTION_ID
+from bot.blocks.messages import EDIT_ACTION_ID, WON_ACTION_ID
 from bot.deals.service import ACCESS_WAIT
 from sandbox.slack_sim import Call
 from sandbox.stack import Sandbox, running_sandbox
@@ -168,3 +168,25 @@ async def test_won_with_a_revoked_connection_is_not_saved_with_the_key_and_says_
         assert [r for r in sb.close.requests if r.method == "PUT"] == []
         [opportunity] = sb.close.opportunities
         assert opportunity["status_id"] != "stat_won"
+
+
+async def test_an_edit_that_moves_the_deal_to_a_new_lead_makes_that_lead_as_the_editor() -> None:
+    async with sandbox("personal") as sb:
+        details = await _log_as_bob(sb)
+        result = await sb.driver.press_button(
+            channel_id=details.response["channel"],
+            message_ts=details.response["ts"],
+            action_id=EDIT_ACTION_ID,
+            user_id="U0BOB",
+        )
+        view = await sb.driver.wait_for_view(result.trigger_id)
+        await sb.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
+        mark = len(sb.close.requests)
+        response = await sb.driver.submit_view(
+            view["id"], values={"lead": "new:Brand New Prospects"}, user_id="U0BOB"
+        )
+        assert response.status_code == 200, response.text
+        await wait_until(lambda: any(r.method == "PUT" for r in sb.close.requests[mark:]))
+        [made] = [r for r in sb.close.requests[mark:] if r.method == "POST" and r.path == "/lead/"]
+        token = made.headers["authorization"].removeprefix("Bearer ")
+        assert sb.close.bearer_user(token) == "user_bob"  # not the key, on his behalf
