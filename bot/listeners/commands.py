@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.connections.wording import help_line
-from bot.listeners import admin_commands, connect
+from bot.listeners import admin_commands, connect, find
 from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
@@ -29,6 +29,8 @@ def register(app: AsyncApp, services: Services) -> None:
                 + "\n\n"
                 + admin_commands.MAPPING_HELP
                 + "\n\n"
+                + find.FIND_HELP
+                + "\n\n"
                 + help_line(services.close_clients.mode),
                 response_type="ephemeral",
             )
@@ -40,6 +42,17 @@ def register(app: AsyncApp, services: Services) -> None:
                 team_id=str(body.get("team_id") or ""),
                 user_id=str(body.get("user_id") or ""),
                 respond=respond,
+            )
+            return
+        looked_for = find.find_text(text)
+        if looked_for is not None:
+            await find.handle(
+                services,
+                looked_for,
+                user_id=str(body.get("user_id") or ""),
+                team_id=str(body.get("team_id") or "") or None,
+                channel_id=body.get("channel_id"),
+                response_url=body.get("response_url"),
             )
             return
         subcommand = admin_commands.parse_subcommand(text)

@@ -18,7 +18,7 @@ No typing: a message's ⋯ menu > *Create opportunity*, or the ⚡ menu > *Log o
 The confirmation's *Edit*, *Won* and *Lost* buttons change it in Close."""
 
 # Words of the command that are not a lead; a lone near-miss of one is a typo, not a company.
-SUBCOMMANDS = ("help", "whoami", "link", "unlink", "connect", "disconnect")
+SUBCOMMANDS = ("help", "find", "whoami", "link", "unlink", "connect", "disconnect")
 
 
 def looks_like_help(text: str) -> bool:

@@ -24,7 +24,9 @@ from bot.slack.audience import (
     AudienceStore,
     ChannelAudiences,
     ExternalChannels,
+    PreviewScope,
     may_show_close_data,
+    preview_scope,
 )
 from bot.slack.errors import NotForThisAudience, SlackError, slack_error
 
@@ -121,6 +123,20 @@ class SlackGateway:
             return True
         return may_show_close_data(await self.audience(channel_id), self.external_channels)
 
+    async def preview_scope(self, channel_id: str | None) -> PreviewScope:
+        """What a link preview read in `channel_id` may show (None: a link still in the
+        composer, no conversation known). A channel Slack will not describe is not known
+        either: the lead's name only there (nothing leaks on a doubt)."""
+        if self.external_channels in (None, "allow"):
+            return preview_scope(None, self.external_channels)  # no need to ask who reads it
+        audience: Audience | None = None
+        if channel_id is not None:
+            try:
+                audience = await self.audience(channel_id)
+            except SlackError as error:
+                log.info("Who reads %s is unknown (%s): no Close data", channel_id, error.code)
+        return preview_scope(audience, self.external_channels)
+
     async def confirmation_place(
         self, channel_id: str | None, user_id: str, *, thread_ts: str | None = None
     ) -> Place:
@@ -211,11 +227,13 @@ class SlackGateway:
         + `source`), keyed by the URLs exactly as they were shared.
 
         A preview is read by everyone in the conversation: with `close_data` (the default),
-        previews of a message in a channel whose readers may not see Close data are refused
-        (NotForThisAudience, nothing sent); say `close_data=False` for ones without it.
+        previews where its readers may not see Close data (`preview_scope`: a channel shared
+        with another organization, or a link still in the composer, whose channel is not
+        known) are refused (NotForThisAudience, nothing sent); say `close_data=False` for ones
+        without it.
         """
-        if close_data and channel is not None and not await self.may_show_close_data(channel):
-            raise NotForThisAudience("chat.unfurl", channel)
+        if close_data and await self.preview_scope(channel) is not PreviewScope.CLOSE_DATA:
+            raise NotForThisAudience("chat.unfurl", channel or unfurl_id or "")
         await _answer(
             "chat.unfurl",
             self.client.chat_unfurl(
