@@ -99,7 +99,9 @@ async def test_reconnecting_resumes_the_waiting_submissions_at_once_not_at_their
     # ACCESS_WAIT (60 s), so only the reconnect itself can make it go on within seconds.
     wait = ACCESS_WAIT.total_seconds()
     async with sandbox(access, database_url=database_url, retry_max_seconds=wait) as sb:
-        view_ids = [await open_modal(sb, "Globex 5k", user_id="U0BOB") for _ in range(2)]
+        # Two different deals: identical ones retried at the same instant can reconcile to one
+        # opportunity (a race of the reconciliation, not of this).
+        view_ids = [await open_modal(sb, f"Globex {k}k", user_id="U0BOB") for k in (5, 7)]
         sb.close.revoke("user_bob")
         for view_id in view_ids:
             await submit(sb, view_id, user_id="U0BOB")
@@ -116,6 +118,7 @@ async def test_reconnecting_resumes_the_waiting_submissions_at_once_not_at_their
         assert walk.page.status_code == 200, walk.page.text
         created = await wait_opportunities(sb, 2, timeout=wait / 6)  # 10 s, not the 60 s wait
         assert [o["created_by"] for o in created] == ["user_bob", "user_bob"]
+        assert sorted(o["value"] for o in created) == [500_000, 700_000]
 
 
 async def _log_as_bob(sb: Sandbox) -> Call:
