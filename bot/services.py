@@ -326,8 +326,7 @@ def _deals_side(
     announcer = Announcer(gateway, settings.deals_channel, close_app_url=url)
     retry = _retry_policy(settings)
     steps = StepStore(sessions, dialect=dialect)
-    # A step's submission ends by completing the step: built before Deals, which calls it.
-    completion = StepCompleter(
+    completion = StepCompleter(  # ends a step's submission: built before Deals, which calls it
         store=steps,
         submissions=store,
         slack=gateway,
@@ -337,7 +336,7 @@ def _deals_side(
         clock=clock,
         on_untold=metrics.step_untold,
     )
-    changes = ChangeStore(sessions, dialect=dialect)
+    changes = ChangeStore(sessions, dialect=dialect)  # also: whether Close took created_by
     deals = Deals(
         store=store,
         close=close.key,
@@ -350,8 +349,7 @@ def _deals_side(
         write_window=timedelta(seconds=settings.close_timeout_seconds + WRITE_MARGIN_SECONDS),
         steps=completion,
         close_clients=close.clients,  # a person's deals are created with their own access
-        # With the key, `created_by` = who logged it; Close's answer kept for `doctor`.
-        attribution=Attribution(identity, changes, clock),
+        attribution=Attribution(identity, changes, clock),  # with the key: `created_by`
         kick=worker.kick,  # someone reconnected: their waiting submissions go at once
     )
     lead_search = LeadSearch(close.key)
