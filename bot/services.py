@@ -22,7 +22,9 @@ from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
 from bot.connections import CloseAccess, CloseClients, build_access
+from bot.connections.access import Connected
 from bot.deals.announce import Announcer
+from bot.deals.attribution import Attribution
 from bot.deals.changes import Changes
 from bot.deals.jobs import submission_jobs
 from bot.deals.notify import Notifier
@@ -196,6 +198,10 @@ class Services:
         self.sync.start(serving_http=serving_http, webhook_elsewhere=webhook_elsewhere)
         self._resident = set(asyncio.all_tasks())
 
+    async def connected(self, connected: Connected) -> None:
+        """Someone just (re)connected their Close account: what of theirs waited for it goes on."""
+        await self.deals.resume_waiting(connected.slack_user_id)
+
     def begin_stop(self) -> None:
         """The first thing on SIGTERM/SIGINT: not ready any more, no new work claimed. What is
         in flight goes on; `stop` waits for it (within WORK_GRACE_SECONDS of now)."""
@@ -320,8 +326,7 @@ def _deals_side(
     announcer = Announcer(gateway, settings.deals_channel, close_app_url=url)
     retry = _retry_policy(settings)
     steps = StepStore(sessions, dialect=dialect)
-    # A step's submission ends by completing the step: built before Deals, which calls it.
-    completion = StepCompleter(
+    completion = StepCompleter(  # ends a step's submission: built before Deals, which calls it
         store=steps,
         submissions=store,
         slack=gateway,
@@ -331,6 +336,7 @@ def _deals_side(
         clock=clock,
         on_untold=metrics.step_untold,
     )
+    changes = ChangeStore(sessions, dialect=dialect)  # also: whether Close took created_by
     deals = Deals(
         store=store,
         close=close.key,
@@ -343,6 +349,8 @@ def _deals_side(
         write_window=timedelta(seconds=settings.close_timeout_seconds + WRITE_MARGIN_SECONDS),
         steps=completion,
         close_clients=close.clients,  # a person's deals are created with their own access
+        attribution=Attribution(identity, changes, clock),  # with the key: `created_by`
+        kick=worker.kick,  # someone reconnected: their waiting submissions go at once
     )
     lead_search = LeadSearch(close.key)
     workflow = WorkflowSteps(
@@ -361,8 +369,8 @@ def _deals_side(
         clock=clock,
         kick=worker.kick,
         name=worker.name,  # one owner name per process in `claimed_by`
+        clients=close.clients,  # the lead is read with the owner's own access
     )
-    changes = ChangeStore(sessions, dialect=dialect)
     actions = Changes(
         store=store,
         close=close.key,

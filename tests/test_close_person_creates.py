@@ -6,21 +6,36 @@ they connect again, after which it is created as them."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.blocks.messages import WON_ACTION_ID
+from bot.blocks.messages import EDIT_ACTION_ID, WON_ACTION_ID
+from bot.deals.service import ACCESS_WAIT
 from sandbox.slack_sim import Call
 from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import open_modal, submit, wait_opportunities, wait_until
 from tests.oauth_flows import connect_link, consent, posted
+from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 @asynccontextmanager
-async def sandbox(access: str) -> AsyncIterator[Sandbox]:
-    async with running_sandbox(oauth=True, close_access=access) as sb:
+async def sandbox(access: str, **overrides: Any) -> AsyncIterator[Sandbox]:
+    async with running_sandbox(oauth=True, close_access=access, **overrides) as sb:
         sb.close.restrict("user_bob")  # Bob's Close role sees only his own leads
         sb.close.own_lead("lead_globex", "user_bob")
         walk = await consent(sb.close, await connect_link(sb, "U0BOB"), user="user_bob")
@@ -76,6 +91,36 @@ async def test_a_revoked_connection_leaves_the_submission_waiting_then_it_goes_o
         assert len(reconnect_prompts) == 1
 
 
+@pytest.mark.parametrize("access", ["personal", "either"])
+async def test_reconnecting_resumes_the_waiting_submissions_at_once_not_at_their_next_look(
+    access: str, database_url: str
+) -> None:
+    # A retry ceiling as in production: a waiting submission is looked at again only after
+    # ACCESS_WAIT (60 s), so only the reconnect itself can make it go on within seconds.
+    wait = ACCESS_WAIT.total_seconds()
+    async with sandbox(access, database_url=database_url, retry_max_seconds=wait) as sb:
+        # Two different deals: identical ones retried at the same instant can reconcile to one
+        # opportunity (a race of the reconciliation, not of this).
+        view_ids = [await open_modal(sb, f"Globex {k}k", user_id="U0BOB") for k in (5, 7)]
+        sb.close.revoke("user_bob")
+        for view_id in view_ids:
+            await submit(sb, view_id, user_id="U0BOB")
+
+        async def both_waiting() -> bool:
+            entries = await sb.services.store.recent(slack_user_id="U0BOB", limit=2)
+            return len(entries) == 2 and all(
+                e.state == "pending" and "connect Close again" in (e.error or "") for e in entries
+            )
+
+        await wait_until(both_waiting)
+        assert sb.close.opportunities == []
+        walk = await consent(sb.close, await connect_link(sb, "U0BOB"), user="user_bob")
+        assert walk.page.status_code == 200, walk.page.text
+        created = await wait_opportunities(sb, 2, timeout=wait / 6)  # 10 s, not the 60 s wait
+        assert [o["created_by"] for o in created] == ["user_bob", "user_bob"]
+        assert sorted(o["value"] for o in created) == [500_000, 700_000]
+
+
 async def _log_as_bob(sb: Sandbox) -> Call:
     """Bob logs a Globex deal (created as him); returns its details post (the buttons)."""
     view_id = await open_modal(sb, "Globex 5k", user_id="U0BOB")
@@ -126,3 +171,25 @@ async def test_won_with_a_revoked_connection_is_not_saved_with_the_key_and_says_
         assert [r for r in sb.close.requests if r.method == "PUT"] == []
         [opportunity] = sb.close.opportunities
         assert opportunity["status_id"] != "stat_won"
+
+
+async def test_an_edit_that_moves_the_deal_to_a_new_lead_makes_that_lead_as_the_editor() -> None:
+    async with sandbox("personal") as sb:
+        details = await _log_as_bob(sb)
+        result = await sb.driver.press_button(
+            channel_id=details.response["channel"],
+            message_ts=details.response["ts"],
+            action_id=EDIT_ACTION_ID,
+            user_id="U0BOB",
+        )
+        view = await sb.driver.wait_for_view(result.trigger_id)
+        await sb.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
+        mark = len(sb.close.requests)
+        response = await sb.driver.submit_view(
+            view["id"], values={"lead": "new:Brand New Prospects"}, user_id="U0BOB"
+        )
+        assert response.status_code == 200, response.text
+        await wait_until(lambda: any(r.method == "PUT" for r in sb.close.requests[mark:]))
+        [made] = [r for r in sb.close.requests[mark:] if r.method == "POST" and r.path == "/lead/"]
+        token = made.headers["authorization"].removeprefix("Bearer ")
+        assert sb.close.bearer_user(token) == "user_bob"  # not the key, on his behalf

@@ -28,6 +28,7 @@ from bot.connections.store import (
     StateProblem,
     StateStore,
 )
+from bot.connections.wording import Mode, connected_dm
 from bot.settings import Settings
 from bot.slack.errors import SlackError
 from bot.slack.gateway import SlackGateway
@@ -127,8 +128,11 @@ class CloseAccess:
         clock: Callable[[], datetime] = _utc_now,
         holder: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        mode: Mode = "either",
     ) -> None:
         self.connections = connections
+        # CLOSE_ACCESS: what a connection changes, as the connected DM says.
+        self.mode: Mode = mode
         self.states = states
         self._sealer = sealer
         self.oauth = oauth
@@ -241,11 +245,7 @@ class CloseAccess:
         return user.label if user is not None else close_user_id
 
     async def _tell_connected(self, connected: Connected) -> None:
-        text = (
-            f"You are connected to Close as *{connected.label}*. What you do with "
-            "`/opportunity` can now go to Close as you. `/opportunity disconnect` undoes it."
-        )
-        await self._dm(connected.slack_user_id, text)
+        await self._dm(connected.slack_user_id, connected_dm(connected.label, self.mode))
 
     async def disconnect(self, team_id: str, slack_user_id: str) -> bool:
         """Forget the person's tokens; True if there were any."""
@@ -501,4 +501,5 @@ def build_access(
         slack=slack,
         start_url=settings.close_oauth_start_url,
         clock=clock,
+        mode=settings.access,
     )

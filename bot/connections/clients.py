@@ -9,7 +9,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -23,10 +23,9 @@ from bot.close.errors import (
 from bot.close.models import Opportunity, OpportunityCreate
 from bot.connections.access import AccessBroken, AccessUnavailable, CloseAccess, NotConnected
 from bot.connections.store import Connection
+from bot.connections.wording import Mode
 
 log = logging.getLogger(__name__)
-
-Mode = Literal["key", "personal", "either"]
 
 # A token from `token_for` is good for 5 minutes at least (it refreshes within that margin):
 # reused this long without asking the database again.
@@ -202,13 +201,17 @@ class CloseClients:
         """False under `key`: everyone's client is the key's, decided without a lookup."""
         return self.mode != "key"
 
-    async def for_person(self, team_id: str | None, slack_user_id: str) -> CloseClient:
+    async def for_person(
+        self, team_id: str | None, slack_user_id: str, *, fresh: bool = False
+    ) -> CloseClient:
         """The client that acts for this Slack user. Raises CloseNotConnected (`personal`, not
         connected) or CloseAccessBroken (their connection needs a reconnect). `team_id` (the
-        payload's, may be None) is not needed to decide: the connection's own team is used."""
+        payload's, may be None) is not needed to decide: the connection's own team is used.
+        `fresh`: read their connection now, not as remembered (work that waited for them to
+        reconnect, perhaps through another process)."""
         if self.mode == "key" or self.access is None:
             return self.key
-        connection = await self._connection(slack_user_id) if slack_user_id else None
+        connection = await self._connection(slack_user_id, fresh) if slack_user_id else None
         if connection is None:
             if self.mode == "personal":
                 raise CloseNotConnected(slack_user_id)
@@ -247,9 +250,10 @@ class CloseClients:
         except Exception:
             log.warning("Could not tell %s their Close connection broke", slack_user_id)
 
-    async def _connection(self, slack_user_id: str) -> Connection | None:
+    async def _connection(self, slack_user_id: str, fresh: bool = False) -> Connection | None:
         assert self.access is not None
-        return await self.access.known(slack_user_id, within=self._standing_seconds)
+        within = 0.0 if fresh else self._standing_seconds
+        return await self.access.known(slack_user_id, within=within)
 
     def _person(self, team_id: str, slack_user_id: str) -> PersonClose:
         """One PersonClose per person (its rate budgets and token reused), LRU-bounded."""

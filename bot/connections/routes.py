@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.connections.access import CloseAccess, ConnectRefused
+from bot.connections.access import CloseAccess, Connected, ConnectRefused
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,21 @@ def _param(request: Request, name: str) -> str | None:
     return value.strip()
 
 
-def oauth_routes(access: Callable[[], CloseAccess | None]) -> list[BaseRoute]:
-    """The two routes; `access()` is None when OAuth is not configured (they say so)."""
+OnConnected = Callable[[Connected], Awaitable[object]]
+
+
+async def _nothing(_connected: Connected) -> None:
+    return None
+
+
+def oauth_routes(
+    access: Callable[[], CloseAccess | None], *, on_connected: OnConnected = _nothing
+) -> list[BaseRoute]:
+    """The two routes; `access()` is None when OAuth is not configured (they say so).
+    `on_connected`: awaited after a connection is stored (what waited for it goes on)."""
     return [
         Route(START_PATH, start_endpoint(access), methods=["GET"]),
-        Route(CALLBACK_PATH, callback_endpoint(access), methods=["GET"]),
+        Route(CALLBACK_PATH, callback_endpoint(access, on_connected), methods=["GET"]),
     ]
 
 
@@ -130,7 +140,7 @@ def start_endpoint(
 
 
 def callback_endpoint(
-    access: Callable[[], CloseAccess | None],
+    access: Callable[[], CloseAccess | None], on_connected: OnConnected = _nothing
 ) -> Callable[[Request], Awaitable[Response]]:
     async def callback(request: Request) -> Response:
         service = access()
@@ -156,6 +166,12 @@ def callback_endpoint(
                 ],
                 status=500,
                 ok=False,
+            )
+        try:
+            await on_connected(connected)
+        except Exception:  # they are connected: what waits for them goes on at its next look
+            log.exception(
+                "Could not resume what waited for %s's connection", connected.slack_user_id
             )
         return page(
             f"Connected as {connected.label}",

@@ -36,3 +36,18 @@ def describe_close_error(error: CloseHTTPError) -> str:
     if error.field_errors:
         return "; ".join(f"{field}: {text}" for field, text in error.field_errors.items())
     return "; ".join(error.errors) or error.message or f"HTTP {error.status_code}"
+
+
+def cannot_act(who: str, *, broken: bool) -> str:
+    """Why a workflow step that acts as `who` in Close cannot, and what they do about it."""
+    if broken:
+        return (
+            f"Close no longer accepts {who}'s connection, and this app acts in Close as each "
+            "person. They reconnect with `/opportunity connect` in Slack, then run the "
+            "workflow again. Nothing was created."
+        )
+    return (
+        f"{who} has not connected their Close account, and this app acts in Close as each "
+        "person. They run `/opportunity connect` in Slack, then run the workflow again. "
+        "Nothing was created."
+    )

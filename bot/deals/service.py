@@ -21,6 +21,7 @@ from bot.close.errors import (
 from bot.close.models import Lead, Opportunity
 from bot.connections import CloseClients
 from bot.deals.announce import Announcer
+from bot.deals.attribution import Attribution
 from bot.deals.models import DealRequest, ReplyTarget, Submission, SubmissionState
 from bot.deals.notify import Notifier
 from bot.deals.outcomes import (
@@ -32,7 +33,7 @@ from bot.deals.outcomes import (
     StepSink,
     confirm,
 )
-from bot.deals.refusals import STALE_METADATA_FIELDS, describe_close_error
+from bot.deals.refusals import STALE_METADATA_FIELDS, cannot_act, describe_close_error
 from bot.deals.store import SubmissionStore
 from bot.jobs import Backoff, LostClaim
 from bot.slack.after_ack import ack_settled
@@ -47,6 +48,11 @@ RECONCILE_SKEW = timedelta(minutes=5)
 # the retry ceiling, if lower): it waits for them however long (no give-up), and goes on
 # within this long of their reconnecting.
 ACCESS_WAIT = timedelta(seconds=60)
+
+
+def access_wait(slack_user_id: str) -> str:
+    """How a submission waiting for its person's Close access begins its `error`."""
+    return f"waiting for <@{slack_user_id}> to connect Close again"
 
 
 class EarlierWriteInFlight(Exception):
@@ -84,8 +90,12 @@ class Deals:
         write_window: timedelta = timedelta(seconds=20),
         steps: StepCompletion | None = None,
         close_clients: CloseClients | None = None,
+        attribution: Attribution | None = None,
+        kick: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        # Who Close shows as the creator of a deal the key creates (`created_by`).
+        self._attribution = attribution or Attribution(None, None, clock)
         # Whose Close a submission is created with (CLOSE_ACCESS): None, the key's always.
         self._clients = close_clients
         # How long a create sent by an earlier attempt may still be on its way to Close (the
@@ -110,6 +120,8 @@ class Deals:
         )
         # When the app has the workflow step: its submissions end by completing the step.
         self.steps = steps
+        # Wakes the job runner (Services: the runner's kick).
+        self._kick = kick
 
     async def accept(
         self,
@@ -131,6 +143,18 @@ class Deals:
             team_id=team_id,
             now=received_at or self._clock(),
         )
+
+    async def resume_waiting(self, slack_user_id: str) -> int:
+        """They (re)connected Close: their submissions waiting for that are due now (in the
+        database, so whichever process works submissions sees it) and the runner here is
+        woken. How many."""
+        resumed = await self.store.due_now(
+            slack_user_id, waiting=access_wait(slack_user_id), now=self._clock()
+        )
+        if resumed:
+            log.info("%d submission(s) of %s resume now", resumed, slack_user_id)
+            self._kick()
+        return resumed
 
     async def process(self, submission: Submission) -> None:
         """Work one claimed submission until the user is told an outcome. Never raises.
@@ -168,7 +192,7 @@ class Deals:
             ):
                 raise LostClaim(submission.id) from None
         except (CloseNotConnected, CloseAccessBroken) as error:
-            await self._wait_for_access(work, error)
+            await self._wait_for_access(work, error, sink)
         except CloseRateLimited as error:
             await self._retry_later(work, error, sink)
         except (CloseValidationError, CloseAuthError) as error:
@@ -191,15 +215,30 @@ class Deals:
         (CLOSE_ACCESS), so Close shows them as its creator; else the key's."""
         if self._clients is None:  # (under CLOSE_ACCESS=key, for_person answers with no lookup)
             return self._close
-        return await self._clients.for_person(submission.team_id, submission.slack_user_id)
+        # One that waited for them to reconnect rereads their connection: they may have done
+        # so through another process, which this one's remembered answer would not show yet.
+        waited = (submission.error or "").startswith(access_wait(submission.slack_user_id))
+        return await self._clients.for_person(
+            submission.team_id, submission.slack_user_id, fresh=waited
+        )
 
     async def _wait_for_access(
-        self, submission: Submission, error: CloseNotConnected | CloseAccessBroken
+        self,
+        submission: Submission,
+        error: CloseNotConnected | CloseAccessBroken,
+        sink: OutcomeSink,
     ) -> None:
         """Their Close access must be mended first: it waits for them (never created with
-        anyone else's, never given up), and they are asked once to reconnect."""
+        anyone else's, never given up), and they are asked once to reconnect. But a workflow
+        step's: past the step's bound, it fails saying what to do (a run cannot wait for ever)."""
         now = self._clock()
-        why = f"waiting for <@{submission.slack_user_id}> to connect Close again ({error})"
+        waited = (now - sink.waiting_since(submission)).total_seconds()
+        if submission.reply_to.workflow_step is not None and waited >= sink.give_up_after:
+            who = f"<@{submission.slack_user_id}>"
+            broken = isinstance(error, CloseAccessBroken)
+            await self._fail(submission, cannot_act(who, broken=broken), error, sink)
+            return
+        why = f"{access_wait(submission.slack_user_id)} ({error})"
         at = now + min(ACCESS_WAIT, timedelta(seconds=self.retry.max_seconds))
         if not await self.store.retry_at(submission, at=at, error=why, now=now):
             raise LostClaim(submission.id)
@@ -246,6 +285,7 @@ class Deals:
         if opportunity is None:
             request = submission.request
             body = request.to_create(lead_id)
+            creator = await self._attribution.creator(submission, close)
             sent = {
                 "method": "POST",
                 "path": "/opportunity/",
@@ -253,6 +293,7 @@ class Deals:
                 "json": body.to_close(),
                 "attempt": submission.attempts,
                 "at": self._clock().isoformat(),
+                "on_behalf_of": creator,  # `created_by`, unless Close refuses it from the key
             }
             # Audited before it goes out; also the last check that the claim is still ours.
             if not await self.store.record_sent(
@@ -260,8 +301,10 @@ class Deals:
             ):
                 raise LostClaim(submission.id)
             opportunity = await close.create_opportunity(
-                body, tz_offset_hours=request.tz_offset_hours
+                body, tz_offset_hours=request.tz_offset_hours, on_behalf_of=creator
             )
+            if creator is not None:
+                await self._attribution.learned(close)
             log.info("Created %s for submission %s", opportunity.id, submission.id)
         await self._record_created(submission, lead_id, opportunity)
         return opportunity

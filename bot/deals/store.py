@@ -357,6 +357,25 @@ class SubmissionStore(DurableQueue[Submission]):
             claimed_until=None,
         )
 
+    async def due_now(self, slack_user_id: str, *, waiting: str, now: datetime) -> int:
+        """The person's pending submissions whose `error` begins with `waiting` (what they
+        wait for has happened): due at once rather than at their `next_attempt_at`. How many."""
+        statement = (
+            update(_t)
+            .where(
+                _t.c.slack_user_id == slack_user_id,
+                _t.c.state == SubmissionState.PENDING.value,
+                _t.c.next_attempt_at > now,
+                _t.c.error.startswith(waiting, autoescape=True),
+            )
+            .values(next_attempt_at=now, updated_at=now)
+        )
+
+        def write(connection: Connection) -> int:
+            return int(connection.execute(statement).rowcount)
+
+        return await self._writer.run_core(write, one_statement=True)
+
     async def mark_failed(
         self,
         submission: Submission,

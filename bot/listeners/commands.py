@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.connections.wording import help_line
 from bot.listeners import admin_commands, connect, find
 from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
@@ -30,7 +31,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 + "\n\n"
                 + find.FIND_HELP
                 + "\n\n"
-                + connect.CONNECT_HELP,
+                + help_line(services.close_clients.mode),
                 response_type="ephemeral",
             )
             return

@@ -325,8 +325,9 @@ async def save_edit(
 
     try:
         lead_id = request.lead.id or created_lead(metadata, request.lead_name)
-        if lead_id is None:  # moved to a lead that is new in Close
-            lead_id = (await services.close.create_lead(request.lead_name)).id
+        if lead_id is None:  # moved to a lead that is new in Close: made as the editor
+            close = await services.close_clients.for_person(None, actor)
+            lead_id = (await close.create_lead(request.lead_name)).id
             metadata = with_created_lead(metadata, lead_id, request.lead_name)
         body = put_body(request, changed, owner_close_id=owner_close_id, lead_id=lead_id)
         before, after = await changes.put(actor, submission, body)

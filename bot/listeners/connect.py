@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.blocks.messages import section
 from bot.blocks.text import escape
 from bot.connections.access import CONNECT_ACTION_ID, connect_actions
+from bot.connections.wording import after_disconnect, must_connect_first, what_connecting_does
 from bot.services import Services
 
 NOT_CONFIGURED = (
@@ -19,11 +20,8 @@ NOT_CONFIGURED = (
     "you log goes to Close through the app's own key."
 )
 
-CONNECT_HELP = """*Your own Close account*
-• `/opportunity connect` connects your Close account, so what you do here goes to Close as you \
-(and you see what Close lets you see). `/opportunity disconnect` forgets it."""
-
 VERBS = ("connect", "disconnect")
+LINK_LIFE = "The link works once, for 10 minutes."
 
 
 def is_connect_command(text: str) -> bool:
@@ -49,6 +47,7 @@ async def connect_prompt(
     access = services.access
     if access is None:
         return NOT_CONFIGURED, [section(NOT_CONFIGURED)]
+    mode = services.close_clients.mode
     connection = await access.connection(user_id)
     if connection is not None and not connection.broken:
         head = (
@@ -58,15 +57,9 @@ async def connect_prompt(
     elif connection is not None:
         head = "Close no longer accepts your connection. Connect again to act as yourself."
     elif first:
-        head = (
-            "Connect your Close account first: here, what you do goes to Close as you, and "
-            "you see what Close lets you see. The link works once, for 10 minutes."
-        )
+        head = f"{must_connect_first(mode)} {LINK_LIFE}"
     else:
-        head = (
-            "Connect your Close account so that what you do here goes to Close as you. "
-            "The link works once, for 10 minutes."
-        )
+        head = f"{what_connecting_does(mode)} {LINK_LIFE}"
     url = await access.connect_link(team_id, user_id)
     if url is None:  # pragma: no cover - settings refuse OAuth without PUBLIC_URL
         return NOT_CONFIGURED, [section(NOT_CONFIGURED)]
@@ -80,9 +73,9 @@ async def _disconnect(services: Services, team_id: str, user_id: str) -> str:
         return NOT_CONFIGURED
     if await access.disconnect(team_id, user_id):
         return (
-            "Disconnected: I forgot your Close tokens. What you do here now goes through the "
-            "app's own Close key. To remove the app from your Close account too: Close > "
-            "Settings > Connected Apps."
+            "Disconnected: I forgot your Close tokens. "
+            f"{after_disconnect(services.close_clients.mode)} To remove the app from your "
+            "Close account too: Close > Settings > Connected Apps."
         )
     return "You had no Close connection to forget. `/opportunity connect` makes one."
 

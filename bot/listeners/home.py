@@ -15,10 +15,12 @@ from bot.blocks.home import (
     HomeEntry,
     home_view,
 )
+from bot.close.client import CloseClient
 from bot.close.errors import CloseError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.models import Submission, SubmissionState
 from bot.listeners.payload import str_at
+from bot.listeners.person import CannotAct, close_for
 from bot.listeners.shortcuts import open_with_picker
 from bot.services import Services
 from bot.slack.errors import SlackError
@@ -31,9 +33,12 @@ CLOSE_BUDGET_SECONDS = 3.0
 CLOSE_CONCURRENCY = 4
 
 
-async def recent_entries(services: Services, user_id: str) -> list[HomeEntry]:
-    """The user's latest opportunities logged through the bot, refreshed from Close when it answers
-    within the budget (else as they were logged)."""
+async def recent_entries(
+    services: Services, user_id: str, team_id: str | None = None
+) -> list[HomeEntry]:
+    """The user's latest opportunities logged through the bot, refreshed from Close with their own
+    access (CLOSE_ACCESS) when it answers within the budget (else as they were logged, or last
+    told: without usable access of theirs, Close is not asked)."""
     submissions = [
         s
         for s in await services.store.recent(slack_user_id=user_id, limit=SCAN_LIMIT)
@@ -46,6 +51,7 @@ async def recent_entries(services: Services, user_id: str) -> list[HomeEntry]:
     # to ask Close again (App Home opens often; ten GETs each time add up).
     synced = services.sync.mode != "off"
     gate = asyncio.Semaphore(CLOSE_CONCURRENCY)
+    close = await _their_close(services, user_id, team_id) if submissions else None
 
     async def current(submission: Submission) -> HomeEntry | None:
         view = views.get(submission.opportunity_id or "")
@@ -59,9 +65,11 @@ async def recent_entries(services: Services, user_id: str) -> list[HomeEntry]:
             return HomeEntry(opportunity=stored, deleted=True)
         if synced and view is not None:
             return HomeEntry(opportunity=stored)
+        if close is None:
+            return HomeEntry(opportunity=stored, current=False)
         try:
             async with gate:
-                fresh = await services.close.get_opportunity(stored.id)
+                fresh = await close.get_opportunity(stored.id)
             return HomeEntry(opportunity=fresh)
         except CloseNotFound:
             return HomeEntry(opportunity=stored, deleted=True)
@@ -89,9 +97,21 @@ async def recent_entries(services: Services, user_id: str) -> list[HomeEntry]:
     return entries
 
 
+async def _their_close(services: Services, user_id: str, team_id: str | None) -> CloseClient | None:
+    """The Close client reading for them (None: they have no usable access, or it could not be
+    read in time: Home shows what it knows rather than read with anyone else's)."""
+    try:
+        return await close_for(services, user_id, team_id)
+    except (*CannotAct, TimeoutError):
+        return None
+    except Exception:
+        log.warning("Home: could not tell whose Close reads for %s", user_id, exc_info=True)
+        return None
+
+
 async def publish_home(services: Services, user_id: str, team_id: str = "") -> None:
     view = home_view(
-        await recent_entries(services, user_id),
+        await recent_entries(services, user_id, team_id or None),
         close_app_url=services.settings.close_app_url,
         connection=await home_connection(services, user_id, team_id),
     )
@@ -102,7 +122,10 @@ async def publish_home(services: Services, user_id: str, team_id: str = "") -> N
 
 
 async def home_connection(services: Services, user_id: str, team_id: str) -> HomeConnection:
-    """Connected as whom, or a fresh *Connect Close* link (Home is republished at each open)."""
+    """Connected as whom, or a fresh *Connect Close* link (Home is republished at each open).
+    A link (its state stored) is minted only where the button shows: not without OAuth, not for
+    someone connected, and not under CLOSE_ACCESS=key, where Close is always reached with the
+    key (`/opportunity connect` still links who they are)."""
     access = services.access
     if access is None:
         return HomeConnection()
@@ -110,6 +133,8 @@ async def home_connection(services: Services, user_id: str, team_id: str) -> Hom
         connection = await access.connection(user_id)
         if connection is not None and not connection.broken:
             return HomeConnection(connected_as=access.label(connection))
+        if not services.close_clients.per_person:
+            return HomeConnection()
         url = await access.connect_link(team_id, user_id)
     except Exception:  # the Home tab shows without the line rather than not at all
         log.warning("Home: no Close connection line for %s", user_id, exc_info=True)

@@ -18,6 +18,7 @@ from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAuthError, CloseError
 from bot.connections.store import ConnectionStore
+from bot.deals import attribution
 from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_scopes
 from bot.identity.store import UserLinkStore
 from bot.logs import RedactSecrets
@@ -100,6 +101,7 @@ async def run_doctor(settings: Settings, *, out: TextIO | None = None) -> int:
             )
             await _check_sync(report, settings, close, engine, catalog is not None)
             await _check_oauth(report, settings, engine)
+            await _check_attribution(report, engine)
             if slack_ok and catalog is not None:
                 identity = Identity(
                     slack, catalog, links=links, admin_user_ids=frozenset(settings.admin_user_ids)
@@ -395,6 +397,23 @@ async def _check_oauth(report: _Report, settings: Settings, engine: AsyncEngine 
     people = "1 person" if connected == 1 else f"{connected} people"
     must = f", {broken} of whom must reconnect" if broken else ""
     report.ok(f"{people} connected their own Close account{must}")
+
+
+async def _check_attribution(report: _Report, engine: AsyncEngine | None) -> None:
+    """Whether Close took `created_by` from the key, as the bot last learned it."""
+    if engine is None:
+        return
+    try:
+        state = await ChangeStore(session_factory(engine), dialect=engine.dialect.name).get_state(
+            attribution.STATE_KEY
+        )
+    except Exception:  # an older schema: its tables come with the next start
+        return
+    fine, text = attribution.describe(state)
+    if fine:
+        report.ok(text)
+    else:
+        report.warn(text)
 
 
 async def _check_subscription(

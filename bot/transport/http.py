@@ -242,7 +242,7 @@ def create_http_app(
         routes=[
             Route("/slack/events", slack_events_endpoint(services, bolt, secret), methods=["POST"]),
             Route("/close/webhook", close_webhook_endpoint(services), methods=["POST"]),
-            *oauth_routes(lambda: services.access),
+            *oauth_routes(lambda: services.access, on_connected=services.connected),
             *ops_routes(services),
         ],
         lifespan=_lifespan(services, run_worker=run_worker, before_start=before_start),
@@ -388,5 +388,5 @@ def create_ops_app(services: Services, *, oauth: bool = False) -> Starlette:
     Mode with a PUBLIC_URL serves them on PORT)."""
     routes = ops_routes(services)
     if oauth:
-        routes += oauth_routes(lambda: services.access)
+        routes += oauth_routes(lambda: services.access, on_connected=services.connected)
     return Starlette(routes=routes)

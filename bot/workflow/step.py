@@ -17,10 +17,12 @@ from typing import Any
 
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
-from bot.close.errors import CloseError, CloseNotFound
+from bot.close.errors import CloseAccessBroken, CloseError, CloseNotConnected, CloseNotFound
+from bot.connections import CloseClients
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget
 from bot.deals.preferences import LastUsed, Preferences
 from bot.deals.prefill import default_status
+from bot.deals.refusals import cannot_act
 from bot.deals.service import Deals, RetryPolicy, duration
 from bot.identity import Identity
 from bot.jobs import instance_name
@@ -65,6 +67,7 @@ class WorkflowSteps:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str | None = None,
         kick: Callable[[], None] = lambda: None,
+        clients: CloseClients | None = None,
     ) -> None:
         self.store = store
         self._deals = deals
@@ -72,6 +75,8 @@ class WorkflowSteps:
         self._catalog = catalog
         self._identity = identity
         self._close = close
+        # Whose Close the step reads the lead with (CLOSE_ACCESS): None, the key's always.
+        self._clients = clients
         self._lead_search = lead_search
         self._preferences = preferences
         self._slack = slack
@@ -148,6 +153,9 @@ class WorkflowSteps:
     async def _read(self, step: WorkflowStep) -> None:
         try:
             read = await self._request(step)
+        except (CloseNotConnected, CloseAccessBroken) as error:
+            await self._cannot_act(step, error)
+            return
         except (NotYet, CloseError, TimeoutError) as error:
             await self._not_yet(step, error)
             return
@@ -197,7 +205,7 @@ class WorkflowSteps:
         )
         if isinstance(deal, InputProblem):
             return deal
-        lead = await self._lead(deal.lead)
+        lead = await self._lead(deal.lead, await self._close_for(step, owner))
         if isinstance(lead, InputProblem):
             return lead
         choice, lead_name = lead
@@ -230,13 +238,38 @@ class WorkflowSteps:
             log.info("Last used choices of %s unavailable: %s", owner, type(error).__name__)
             return None
 
-    async def _lead(self, given: str) -> tuple[LeadChoice, str] | InputProblem:
+    async def _close_for(self, step: WorkflowStep, owner: str) -> CloseClient:
+        """The Close client of the person the step acts for: the owner it names (the step's
+        submission is theirs, created by the worker with their access too). Raises
+        CloseNotConnected / CloseAccessBroken."""
+        if self._clients is None:  # (under CLOSE_ACCESS=key, for_person answers with no lookup)
+            return self._close
+        return await self._clients.for_person(step.team_id, owner)
+
+    async def _cannot_act(
+        self, step: WorkflowStep, error: CloseNotConnected | CloseAccessBroken
+    ) -> None:
+        """The person has no usable Close access (CLOSE_ACCESS=personal, or a broken
+        connection). The step fails at once, saying what to do: unlike a submission, which
+        waits for them, a workflow run cannot be held for a connect that may come hours later
+        (past WORKFLOW_STEP_GIVE_UP_SECONDS it would fail anyway, having told no one), and its
+        inputs stay in the workflow's run to run it again."""
+        profile = await self._identity.profile(error.slack_user_id)
+        who = profile.label if profile else error.slack_user_id
+        broken = isinstance(error, CloseAccessBroken)
+        if broken and self._clients is not None:
+            await self._clients.tell_broken(step.team_id, error.slack_user_id)  # one DM
+        message = cannot_act(who, broken=broken)
+        log.info("Workflow step %s: %s cannot act in Close yet", step.id, error.slack_user_id)
+        await self._completion.complete(step, error=message)
+
+    async def _lead(self, given: str, close: CloseClient) -> tuple[LeadChoice, str] | InputProblem:
         """A lead id that Close has, else the lead the name matches like the one-tap
         preselection does, else a new lead by that name."""
         name = " ".join(given.split())
         if is_lead_id(name):
             try:
-                lead = await self._close.get_lead(name)
+                lead = await close.get_lead(name)
             except CloseNotFound:
                 return InputProblem(
                     input="lead",
@@ -246,7 +279,9 @@ class WorkflowSteps:
             return LeadChoice(id=lead.id), lead.label
         # Well within the claim's lease: a slow Close is a retry, not a second reader.
         budget = min(LEAD_LOOKUP_SECONDS, self._lease.total_seconds() / 2)
-        candidates = await self._lead_search.lookup(search_term(name), limit=20, timeout=budget)
+        candidates = await self._lead_search.lookup(
+            search_term(name), limit=20, timeout=budget, close=close
+        )
         match = match_lead(name, candidates)
         if match.lead is not None:
             return LeadChoice(id=match.lead.id), match.lead.label
