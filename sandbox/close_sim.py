@@ -869,7 +869,8 @@ class CloseSimulator(CloseEvents, CloseOAuthSim):
                 if bound is None:
                     raise bad_request({key: "Enter a valid date/time."})
                 items = [o for o in items if _after(o["date_created"], bound, sign)]
-        page = _page(items, request)
+        items = _by_date_won(items, q)
+        page = _page(_ordered(items, q.get("_order_by")), request)
         page["data"] = [self._opp_out(o) for o in page["data"]]
         return page
 
@@ -1247,6 +1248,39 @@ class CloseSimulator(CloseEvents, CloseOAuthSim):
 
 
 # --- module helpers ----------------------------------------------------------------------
+
+
+# `date_won__lt=2026-12-07`…: a date compared as Close compares them (no date: never matches).
+_DATE_WON_FILTERS: dict[str, Callable[[str, str], bool]] = {
+    "date_won__lt": lambda won, bound: won < bound,
+    "date_won__lte": lambda won, bound: won <= bound,
+    "date_won__gt": lambda won, bound: won > bound,
+    "date_won__gte": lambda won, bound: won >= bound,
+}
+
+
+def _by_date_won(items: list[Json], query: Any) -> list[Json]:
+    for key, keep in _DATE_WON_FILTERS.items():
+        raw = query.get(key)
+        if not raw:
+            continue
+        try:
+            bound = date.fromisoformat(raw[:10]).isoformat()
+        except ValueError as exc:
+            raise bad_request({key: "Enter a valid date."}) from exc
+        items = [o for o in items if o.get("date_won") and keep(str(o["date_won"])[:10], bound)]
+    return items
+
+
+def _ordered(items: list[Json], order_by: str | None) -> list[Json]:
+    """`_order_by=date_won` (or `-date_won`, `date_created`…): missing values last, as Close."""
+    if not order_by:
+        return items
+    key = order_by.lstrip("-")
+    present = [o for o in items if o.get(key) is not None]
+    missing = [o for o in items if o.get(key) is None]
+    present.sort(key=lambda o: str(o[key]), reverse=order_by.startswith("-"))
+    return present + missing
 
 
 def _page(items: list[Json], request: Request, *, maximum: int = 100) -> Json:

@@ -10,6 +10,7 @@ from bot.listeners import (
     confirmation_actions,
     connect,
     home,
+    nudges,
     options,
     shared_channels,
     shortcuts,
@@ -29,6 +30,7 @@ def register(app: AsyncApp, services: Services) -> None:
     shortcuts.register(app, services)
     confirmation_actions.register(app, services)
     home.register(app, services)
+    nudges.register(app, services)
     workflow.register(app, services)
     unfurl.register(app, services)
     shared_channels.register(app, services)

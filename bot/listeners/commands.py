@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.listeners import admin_commands, connect
+from bot.listeners import admin_commands, connect, nudges
 from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
@@ -39,6 +39,11 @@ def register(app: AsyncApp, services: Services) -> None:
                 team_id=str(body.get("team_id") or ""),
                 user_id=str(body.get("user_id") or ""),
                 respond=respond,
+            )
+            return
+        if nudges.is_nudges_command(text):
+            await nudges.handle_command(
+                services, text, user_id=str(body.get("user_id") or ""), respond=respond
             )
             return
         subcommand = admin_commands.parse_subcommand(text)
