@@ -81,7 +81,7 @@ def nudge_message(send_id: str, payload: NudgePayload, *, close_app_url: str) ->
     """The DM: a line per overdue deal with its one-tap buttons (or what was done), then
     "and N more" linking to Close."""
     total = len(payload.lines) + payload.more
-    deals = "deal is" if total == 1 else "deals are"
+    deals = "deals is" if total == 1 else "deals are"
     blocks: list[dict[str, Any]] = [
         section(f":alarm_clock: *{total} of your {deals} past the expected close date.*")
     ]

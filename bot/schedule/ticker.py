@@ -15,7 +15,8 @@ class Ticker:
     next one goes on (the work it plans is stored, so nothing is lost in between)."""
 
     def __init__(self, tick: Callable[[], Awaitable[object]], *, every: float, name: str) -> None:
-        self._tick = tick
+        # One look now (the loop's, or anyone's who needs it at once).
+        self.tick = tick
         self._every = every
         self._name = name
         self._task: asyncio.Task[None] | None = None
@@ -34,7 +35,7 @@ class Ticker:
     async def _loop(self) -> None:
         while True:
             try:
-                await self._tick()
+                await self.tick()
             except Exception:
                 log.exception("%s: this look failed; the next one goes on", self._name)
             await asyncio.sleep(self._every)
