@@ -140,7 +140,7 @@ async def test_owners_in_tokyo_and_los_angeles_are_nudged_at_their_own_nine(
         clock.now = LA_NINE
         alice = await done(sb, "U0ALICE", "2026-12-07")
         assert alice.state == "sent"
-        [dm] = dms(sb.slack, "U0ALICE")
+        assert len(dms(sb.slack, "U0ALICE")) == 1
         assert "Globex" in texts(dm_message(sb, alice))
         assert "expected Tue 1 Dec 2026" in texts(dm_message(sb, alice))
         # Carol's 09:00 has not come (02:00 on the 8th in Tokyo): nothing stored for her.
