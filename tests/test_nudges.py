@@ -204,14 +204,15 @@ async def test_two_app_instances_on_one_database_send_one_dm(database_url: str) 
 
 
 async def test_a_restart_the_same_day_sends_no_second_nudge(database_url: str) -> None:
-    clock = Clock(TOKYO_NINE)
+    # The app was down at her 09:00 and comes back at 11:00: that day's nudge goes at once.
+    clock = Clock(TOKYO_NINE + timedelta(hours=2))
     close, slack = CloseSimulator(api_key=CLOSE_API_KEY), SlackSimulator(bot_token=BOT_TOKEN)
     overdue(close, "user_carol", "lead_acme")
     async with running_sandbox(
         database_url=database_url, clock=clock, close=close, slack=slack, **FAST
     ) as sb:
-        # Started after her 09:00: that day's nudge goes at once.
-        await done(sb, "U0CAROL", "2026-12-08")
+        send = await done(sb, "U0CAROL", "2026-12-08")
+        assert send.state == "sent" and send.due_at == TOKYO_NINE
     clock.now = TOKYO_NINE + timedelta(hours=3)
     async with running_sandbox(
         database_url=database_url, clock=clock, close=close, slack=slack, **FAST

@@ -114,20 +114,6 @@ class ScheduledSends(DurableQueue[ScheduledSend]):
 
         return await self._writer.run_core(write)
 
-    async def known(
-        self, kind: str, period_keys: Sequence[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
-        """Which (recipient, period) of `kind` are stored already."""
-        if not period_keys:
-            return set()
-        recipients = sorted({r for r, _ in period_keys})
-        periods = sorted({p for _, p in period_keys})
-        query = select(_t.c.recipient, _t.c.period).where(
-            _t.c.kind == kind, _t.c.recipient.in_(recipients), _t.c.period.in_(periods)
-        )
-        async with self._sessions() as session:
-            return {(row.recipient, row.period) for row in await session.execute(query)}
-
     async def get(self, send_id: str) -> ScheduledSend | None:
         async with self._sessions() as session:
             row = await session.get(ScheduledSendRow, send_id)
