@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bot.app import build_app
-from bot.schedule.store import ScheduledSend
+from bot.schedule.store import Planned, ScheduledSend
 from bot.services import Services
 from bot.transport.http import create_http_app
 from sandbox.close_sim import CloseSimulator
@@ -373,3 +373,41 @@ async def test_people_of_another_organization_are_never_nudged(tmp_path: Path) -
         await done(sb, "U0ALICE", "2026-12-07")  # the planner has looked at everyone
         assert await sb.services.scheduled_sends.find("nudge", "U0EXTERN", "2026-12-08") is None
         assert dms(slack, "U0EXTERN") == []
+
+
+async def test_a_nudge_slack_refused_once_is_sent_once_later(database_url: str) -> None:
+    clock = Clock(TOKYO_NINE)
+    async with stack(clock, database_url) as sb:
+        sb.slack.fail_method("chat.postMessage", "ratelimited", retry_after=0.05)
+        overdue(sb, "user_carol", "lead_acme")
+        store = sb.services.scheduled_sends
+
+        async def put_off() -> bool:
+            send = await store.find("nudge", "U0CAROL", "2026-12-08")
+            return send is not None and send.error == "Slack: ratelimited"
+
+        await wait_until(put_off)
+        assert dms(sb.slack, "U0CAROL") == []
+        clock.now = TOKYO_NINE + timedelta(seconds=1)  # past Slack's Retry-After
+        send = await done(sb, "U0CAROL", "2026-12-08")
+        assert send.state == "sent"
+        assert len(dms(sb.slack, "U0CAROL")) == 1
+
+
+async def test_a_nudge_whose_sender_died_mid_post_is_never_posted_again(
+    database_url: str,
+) -> None:
+    clock = Clock(START)  # before Carol's 09:00: the app leaves her nudge alone for now
+    async with stack(clock, database_url) as sb:
+        overdue(sb, "user_carol", "lead_acme")
+        store = sb.services.scheduled_sends
+        planned = Planned(kind="nudge", recipient="U0CAROL", period="2026-12-08", due_at=TOKYO_NINE)
+        assert await store.plan([planned], now=START) == 1
+        # Another process claims it at 09:00, is about to post it, and dies.
+        lease = timedelta(seconds=sb.settings.worker_lease_seconds)
+        [dying] = await store.claim_due(now=TOKYO_NINE, lease=lease, owner="dying")
+        assert await store.posting(dying, now=TOKYO_NINE)
+        clock.now = TOKYO_NINE + lease + timedelta(seconds=1)  # its lease runs out
+        send = await done(sb, "U0CAROL", "2026-12-08")
+        assert send.state == "skipped"
+        assert dms(sb.slack, "U0CAROL") == []

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+import aiohttp
+
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError
 from bot.identity import Identity
@@ -82,6 +84,14 @@ class NudgeSender:
         await self._post(job, payload)
 
     async def _post(self, job: ScheduledSend, payload: NudgePayload) -> None:
+        """One DM, never two: a post whose outcome is unknown (the process died, or Slack
+        stopped answering mid-request) is not made again — a nudge missed beats a nudge twice."""
+        if job.posting_at is not None:
+            log.warning("Nudge %s may have been posted by a holder that died: not again", job.id)
+            await self._skip(job, "its post's outcome is unknown")
+            return
+        if not await self._sends.posting(job, now=self._clock()):
+            return  # another worker took it over
         message = nudge_message(job.id, payload, close_app_url=self._close_app_url)
         try:
             # To the person's id: their DM with the app, no conversations.open needed.
@@ -89,9 +99,12 @@ class NudgeSender:
         except (Gone, NotAllowed) as error:
             await self._skip(job, f"Slack: {error.code}")
             return
-        except SlackError as error:
+        except SlackError as error:  # Slack answered: nothing was posted
             wait = error.retry_after if isinstance(error, RateLimited) else None
             await self._retry(job, f"Slack: {error.code}", wait)
+            return
+        except aiohttp.ClientConnectorError:  # never reached Slack: nothing was posted
+            await self._retry(job, "Slack: unreachable", None)
             return
         stored = await self._sends.sent(
             job,

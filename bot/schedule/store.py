@@ -42,6 +42,9 @@ class ScheduledSend(BaseModel):
     state: str
     due_at: datetime
     attempts: int
+    claimed_by: str | None = None
+    error: str | None = None  # why it was put off or skipped
+    posting_at: datetime | None = None
     sent_at: datetime | None = None
     message_channel: str | None = None
     message_ts: str | None = None
@@ -153,6 +156,10 @@ class ScheduledSends(DurableQueue[ScheduledSend]):
             error=None,
         )
 
+    async def posting(self, send: ScheduledSend, *, now: datetime) -> bool:
+        """About to post: if this holder dies before `sent`, the send is not posted again."""
+        return await self._held_update(send, now, posting_at=now)
+
     async def skipped(self, send: ScheduledSend, *, why: str, now: datetime) -> bool:
         """Nothing to send (no overdue deal, switched off, not mapped): done all the same."""
         return await self._held_update(send, now, state=SKIPPED, error=why, claimed_until=None)
@@ -160,8 +167,9 @@ class ScheduledSends(DurableQueue[ScheduledSend]):
     async def retry_at(
         self, send: ScheduledSend, *, at: datetime, error: str, now: datetime
     ) -> bool:
+        """Not sent, for sure (Close or Slack answered no): due again at `at`."""
         return await self._held_update(
-            send, now, next_attempt_at=at, error=error, claimed_until=None
+            send, now, next_attempt_at=at, error=error, claimed_until=None, posting_at=None
         )
 
     async def hand_back(self, send: ScheduledSend, *, now: datetime) -> bool:

@@ -297,6 +297,9 @@ class ScheduledSendRow(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text)
+    # Set just before the message is posted, cleared when Slack says it was not: a claim that
+    # finds it set (its holder died mid-post) does not post again, so never twice.
+    posting_at: Mapped[datetime | None] = mapped_column(nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
     message_channel: Mapped[str | None] = mapped_column(String(32))
     message_ts: Mapped[str | None] = mapped_column(String(32))

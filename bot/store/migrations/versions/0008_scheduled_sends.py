@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("claimed_until", when, nullable=True),
         sa.Column("claimed_by", sa.String(128), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
+        sa.Column("posting_at", when, nullable=True),
         sa.Column("sent_at", when, nullable=True),
         sa.Column("message_channel", sa.String(32), nullable=True),
         sa.Column("message_ts", sa.String(32), nullable=True),
