@@ -1,6 +1,7 @@
 """Load benchmark: the bot and a bare-Bolt baseline under the same signed Slack traffic, measured.
 
-Run it with `python -m bench.load` (`--quick` for ~10 s, `--scale` for the faulty-Close run).
+Run it with `python -m bench.load` (`--quick` for ~10 s, `--scale` for the faulty-Close run,
+`--burst` for rounds of flows sent as fast as a fixed number in flight allows).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,18 @@ class Config:
     layout: str = "one"
     database: str = "sqlite"
     database_admin_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    burst: Burst | None = None
+
+
+@dataclass(frozen=True)
+class Burst:
+    """`rounds` rounds of `flows` flows each, `in_flight` at a time (no rate: each flow starts
+    as soon as one ends), a `pause` between rounds: a team's stand-up, not a steady day."""
+
+    flows: int = 300
+    in_flight: int = 20
+    rounds: int = 3
+    pause: float = 1.0
 
 
 @dataclass
@@ -188,6 +201,9 @@ class LoadRun:
         self.rec = Recorder()
 
     async def run(self) -> None:
+        if self.config.burst is not None:
+            await self._run_burst(self.config.burst)
+            return
         count = int(self.config.duration * self.config.rate)
         start = time.perf_counter() + 0.2
         tasks: list[asyncio.Task[None]] = []
@@ -199,6 +215,20 @@ class LoadRun:
             self.rec.send_lag.append(max(0.0, time.perf_counter() - planned))
             tasks.append(asyncio.create_task(self._guarded(make_flow(i, self.run_id))))
         await asyncio.gather(*tasks)
+
+    async def _run_burst(self, burst: Burst) -> None:
+        index = 0
+        for round_ in range(burst.rounds):
+            if round_:
+                await asyncio.sleep(burst.pause)
+            flows = iter(range(index, index + burst.flows))
+            index += burst.flows
+
+            async def lane(flows: Iterator[int] = flows) -> None:
+                for i in flows:  # one iterator shared by every lane: each flow runs once
+                    await self._guarded(make_flow(i, self.run_id))
+
+            await asyncio.gather(*(lane() for _ in range(burst.in_flight)))
 
     async def _guarded(self, flow: Flow) -> None:
         try:
@@ -673,6 +703,13 @@ def config_dict(config: Config) -> dict[str, Any]:
         "scale": config.scale,
         "layout": config.layout,
         "database": config.database,
+        "burst": None
+        if config.burst is None
+        else {
+            "flows": config.burst.flows,
+            "in_flight": config.burst.in_flight,
+            "rounds": config.burst.rounds,
+        },
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "command": "python -m bench.load " + " ".join(sys.argv[1:]),
@@ -691,13 +728,23 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--scale", action="store_true", help="Close 429s a third of calls, 5%% take 10 s"
     )
+    parser.add_argument(
+        "--burst",
+        nargs="?",
+        const="300x20x3",
+        metavar="FLOWSxIN_FLIGHTxROUNDS",
+        help="rounds of flows, a fixed number in flight, instead of a steady --rate "
+        "(alone: 300x20x3, 3 rounds of 300 flows, 20 at a time)",
+    )
     parser.add_argument("--only", choices=["bot", "baseline"], help="run one app, not both")
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for Close (30/240)")
     parser.add_argument(
         "--settle", type=float, default=5.0, help="quiet seconds in Close before counting (5)"
     )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--name", help="result file name (latest, or scale with --scale)")
+    parser.add_argument(
+        "--name", help="result file name (latest, or scale with --scale, burst with --burst)"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument(
         "--profile", type=Path, help="write py-spy samples of each app here (needs py-spy)"
@@ -724,6 +771,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         layout = Layout.parse(args.layout)
     except ValueError as error:
         parser.error(str(error))
+    burst = None
+    if args.burst:
+        try:
+            flows, in_flight, rounds = (int(n) for n in args.burst.lower().split("x"))
+        except ValueError:
+            parser.error(f"--burst {args.burst}: say FLOWSxIN_FLIGHTxROUNDS, e.g. 300x20x3")
+        burst = Burst(flows=flows, in_flight=in_flight, rounds=rounds)
     if layout.web > 1 and args.database != "postgresql":
         parser.error(f"--layout {args.layout}: several server processes need --database postgresql")
     return Config(
@@ -736,12 +790,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         settle=args.settle,
         targets=(args.only,) if args.only else ("bot", "baseline"),
         out_dir=args.out_dir,
-        name=args.name or ("scale" if args.scale else "latest"),
+        name=args.name or ("scale" if args.scale else "burst" if args.burst else "latest"),
         markdown=args.markdown,
         profile=args.profile,
         layout=args.layout,
         database=args.database,
         database_admin_url=args.database_url,
+        burst=burst,
     )
 
 

@@ -321,10 +321,17 @@ def rows(report: dict[str, Any]) -> list[tuple[str, Any, Any]]:
 
 def render_table(report: dict[str, Any]) -> str:
     config = report["config"]
+    burst = config.get("burst")
+    load = (
+        f"{burst['rounds']} rounds of {burst['flows']} flows (command + submission), "
+        f"{burst['in_flight']} in flight"
+        if burst
+        else f"{config['rate_per_second']:g} commands/s + {config['rate_per_second']:g} "
+        f"submissions/s for {config['duration_seconds']:g} s"
+    )
     lines = [
         f"`{config['command']}` — {config['cpus']} CPUs, Python {config['python']}, "
-        f"{config['rate_per_second']:g} commands/s + {config['rate_per_second']:g} submissions/s "
-        f"for {config['duration_seconds']:g} s, Close latency {config['close_latency_seconds']:g} s"
+        f"{load}, Close latency {config['close_latency_seconds']:g} s"
         + (
             ", Close faults: 429 on every 3rd call, 5% of calls take 10 s"
             if config["scale"]

@@ -61,6 +61,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._add_slack_families(self.registry)
         self._add_close_families(self.registry)
+        self._add_step_families(self.registry)
         self._add_store_gauges(self.registry)
         self._add_process_gauges(self.registry)
         # Several scrapers (or a fast one) within this many seconds share one read of the store.
@@ -116,6 +117,18 @@ class Metrics:
             "Changes made in Close that reached their end here, by state (applied: told in "
             "Slack; skipped: nothing to tell) and source (webhook, poll)",
             ["state", "source"],
+            registry=r,
+        )
+
+    def _add_step_families(self, r: CollectorRegistry) -> None:
+        """Workflow steps this process could not report back to their workflow."""
+        self.steps_untold = Counter(
+            PREFIX + "workflow_steps_untold",
+            "Workflow Builder steps whose outcome Slack was never told (the workflow shows no "
+            "result), by error: token_expired, invalid_auth… (Slack refused the step's own "
+            "short-lived token, final), or gave_up (Slack did not take the completion while "
+            "the token lived)",
+            ["error"],
             registry=r,
         )
 
@@ -201,6 +214,9 @@ class Metrics:
 
     def change_finished(self, state: str, source: str) -> None:
         self.changes.labels(state, source).inc()
+
+    def step_untold(self, error: str) -> None:
+        self.steps_untold.labels(error).inc()
 
     # --- scraping ----------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from bot.sync.applier import ChangeApplier
 from bot.sync.jobs import change_jobs
 from bot.sync.service import CloseSync
 from bot.sync.store import ChangeStore
+from bot.unfurl.deliveries import Deliveries
 from bot.unfurl.service import Unfurler
 from bot.workflow.completion import StepCompleter
 from bot.workflow.jobs import step_jobs
@@ -157,7 +158,9 @@ class Services:
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
         )
-        deals = _deals_side(settings, sessions, dialect, close, gateway, identity, worker, clock)
+        deals = _deals_side(
+            settings, sessions, dialect, close, gateway, identity, worker, metrics, clock
+        )
         sync = _background(settings, metrics, close, gateway, deals, worker, clock)
         scheduled = _scheduled(
             settings, sessions, dialect, close, gateway, identity, deals, worker, clock
@@ -180,7 +183,7 @@ class Services:
             lead_search=deals.lead_search,
             workflow=deals.workflow,
             confirmation_actions=deals.confirmation_actions,
-            unfurler=_unfurler(settings, close, gateway, identity),
+            unfurler=_unfurler(settings, close, gateway, identity, sessions, clock),
             worker=worker,
             changes=deals.changes,
             sync=sync,
@@ -328,6 +331,7 @@ def _deals_side(
     gateway: SlackGateway,
     identity: Identity,
     worker: JobRunner,
+    metrics: Metrics,
     clock: Callable[[], datetime],
 ) -> _DealsSide:
     url = settings.close_app_url
@@ -347,6 +351,7 @@ def _deals_side(
         close_app_url=url,
         retry=retry,
         clock=clock,
+        on_untold=metrics.step_untold,
     )
     deals = Deals(
         store=store,
@@ -408,7 +413,12 @@ def _retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def _unfurler(
-    settings: Settings, close: _CloseSide, gateway: SlackGateway, identity: Identity
+    settings: Settings,
+    close: _CloseSide,
+    gateway: SlackGateway,
+    identity: Identity,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
 ) -> Unfurler:
     return Unfurler(
         slack=gateway,
@@ -416,6 +426,10 @@ def _unfurler(
         identity=identity,
         close_app_url=settings.close_app_url,
         clients=close.clients,
+        # Slack's retry of a link_shared reaching another process finds it taken.
+        deliveries=Deliveries(sessions),
+        channels_restricted=bool(settings.allowed_channel_ids),
+        clock=clock,
     )
 
 

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.schedule.timing import parse_time_of_day
+from bot.workflow.models import STEP_GIVE_UP_LIMIT_SECONDS
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
 
@@ -75,7 +76,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 300.0
     retry_give_up_seconds: float = 6 * 3600.0
     # A Workflow Builder step waits at most this long (from when Slack ran it) for Close, then
-    # fails with a clear error: a workflow should not sit "in progress" for hours.
+    # fails with a clear error: a workflow should not sit "in progress" for hours. At most
+    # STEP_GIVE_UP_LIMIT_SECONDS: Slack's token for completing the step dies soon after.
     workflow_step_give_up_seconds: float = Field(default=600.0, gt=0)
     # Close -> Slack: with a public URL (HTTP mode) Close pushes changes to PUBLIC_URL/close/webhook;
     # without one the event log is read every CLOSE_EVENTS_POLL_SECONDS (0: never).
@@ -96,6 +98,19 @@ class Settings(BaseSettings):
     nudge_time: str = "09:00"
     # How often scheduled sends that fell due are looked for (no Close call: cheap).
     schedule_plan_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("workflow_step_give_up_seconds")
+    @classmethod
+    def _within_the_steps_token_life(cls, value: float) -> float:
+        """Refused, not clamped: a longer wait cannot work (the step's token dies first and
+        the workflow is never told), and whoever set it learns so at start, not from a log."""
+        if value > STEP_GIVE_UP_LIMIT_SECONDS:
+            raise ValueError(
+                f"must be at most {STEP_GIVE_UP_LIMIT_SECONDS:.0f} (got {value:g}): Slack's token "
+                "for completing a workflow step lives about 15 minutes from the step's start, so "
+                "a step still waiting for Close after that could never be told how it ended"
+            )
+        return value
 
     @field_validator("admin_user_ids", "allowed_user_ids", "allowed_channel_ids", mode="before")
     @classmethod

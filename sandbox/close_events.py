@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -12,7 +13,7 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -167,6 +168,9 @@ class CloseEvents:
         self._event_order: dict[str, int] = {}
         self._event_seq = itertools.count(1)
         self._last_tick: datetime | None = None
+        # Inside `same_instant`: every change is stamped with the block's first instant.
+        self._same_instant = False
+        self._instant: datetime | None = None
         self._drop = 0
         self._duplicate = 0
         self._holding = False
@@ -179,12 +183,27 @@ class CloseEvents:
     # --- recording ---
 
     def _tick(self) -> datetime:
-        """Now, but strictly after the previous tick, so events for one object keep their order."""
+        """Now, but strictly after the previous tick, so events for one object keep their order
+        (inside `same_instant`, the block's first tick again)."""
+        if self._same_instant and self._instant is not None:
+            return self._instant
         now = datetime.now(UTC)
         if self._last_tick is not None and now <= self._last_tick:
             now = self._last_tick + timedelta(microseconds=1)
         self._last_tick = now
+        if self._same_instant:
+            self._instant = now
         return now
+
+    @contextlib.contextmanager
+    def same_instant(self) -> Iterator[None]:
+        """Changes made inside are stamped alike (one `date_updated`), as Close stamps writes
+        that land together: each still its own event, with its own data."""
+        self._same_instant, self._instant = True, None
+        try:
+            yield
+        finally:
+            self._same_instant, self._instant = False, None
 
     def _api_actor(self, request: Request) -> Actor:
         return Actor(

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from sandbox.demo_private import DemoFailed, connect_close, deal_in_a_shared_channel
 from sandbox.render import render_message, render_view
 from sandbox.stack import Sandbox, running_sandbox
 
@@ -86,15 +87,16 @@ async def run_demo() -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         return await _demo()
-    except TimeoutError as error:
+    except (TimeoutError, DemoFailed) as error:
         print(f"The demo did not complete: {error}", file=sys.stderr)
         return 1
 
 
 async def _demo() -> int:
     _say("Starting local Slack and Close simulators and the bot (HTTP, signed requests)…")
-    # The bot's own address is its PUBLIC_URL: Close's changes come back by webhook.
-    async with running_sandbox(webhook=True) as sandbox:
+    # The bot's own address is its PUBLIC_URL: Close's changes come back by webhook, and people
+    # may connect their own Close (the simulator's OAuth app).
+    async with running_sandbox(oauth=True) as sandbox:
         slack, close, driver = sandbox.slack, sandbox.close, sandbox.driver
         _say(f"  bot listening at {sandbox.events_url}")
         _say()
@@ -135,6 +137,8 @@ async def _demo() -> int:
         _say("  " + json.dumps(stored, indent=2, default=str).replace("\n", "\n  "))
         await _changed_in_close(sandbox, parent_ts)
         await _link_preview(sandbox)
+        await connect_close(sandbox)
+        await deal_in_a_shared_channel(sandbox)
     _say()
     _say("Demo complete: no Slack or Close account was used.")
     return 0

@@ -18,6 +18,8 @@ import httpx
 MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "http.json"
 COMPLETE_METHODS = frozenset({"functions.completeSuccess", "functions.completeError"})
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+# Seconds an execution's `xwfp-` token lives from the step's start (Slack: about 15 minutes).
+TOKEN_LIFE_SECONDS = 15 * 60.0
 
 Json = dict[str, Any]
 
@@ -49,6 +51,7 @@ class FunctionExecution:
     token: str  # xwfp-…: only this execution's completions take it
     workflow_execution_id: str
     inputs: Json
+    started_at: float = field(default_factory=time.monotonic)
     state: str = RUNNING
     outputs: Json | None = None
     error: str | None = None
@@ -93,6 +96,9 @@ class Functions:
         self.executions: dict[str, FunctionExecution] = {}
         self._changed = asyncio.Condition()
         self.updated = int(time.time())
+        # How long each execution's token lives (0: dead on arrival, as for a step that waited
+        # past Slack's 15 minutes); read at each completion, settable at any time.
+        self.token_life_seconds = TOKEN_LIFE_SECONDS
 
     @property
     def definitions(self) -> dict[str, Json]:
@@ -180,6 +186,8 @@ class Functions:
                 raise FunctionRefused("function_execution_not_found")
             if token != execution.token:
                 raise FunctionRefused("invalid_auth")  # another execution's token
+            if time.monotonic() - execution.started_at >= self.token_life_seconds:
+                raise FunctionRefused("token_expired")
             if execution.done:
                 raise FunctionRefused("execution_not_in_running_state")
             if method == "functions.completeSuccess":

@@ -416,6 +416,43 @@ class SlackDriver:
         response = await self._interaction(payload)
         return InteractionResult(response, trigger_id, response_url)
 
+    async def press_ephemeral_button(
+        self, ephemeral: dict[str, Any], *, action_id: str, block_id: str | None = None
+    ) -> InteractionResult:
+        """Click a button in an ephemeral message (one of `sim.ephemerals()`), as the person
+        who sees it: Slack sends no `message` then, and the container says `is_ephemeral`."""
+        button = _find_in_blocks(ephemeral.get("blocks") or [], action_id, block_id)
+        if button is None:
+            raise KeyError(f"no element {action_id!r} in the ephemeral {ephemeral['ts']}")
+        found_block_id, element = button
+        user_id, channel_id = str(ephemeral["user"]), str(ephemeral["channel"])
+        trigger_id = self.sim.issue_trigger(user_id)
+        response_url = self.sim.issue_response_url(channel_id, user_id)
+        action: dict[str, Any] = {
+            "type": element.get("type", "button"),
+            "action_id": action_id,
+            "block_id": found_block_id,
+            "text": element.get("text"),
+            "value": element.get("value"),
+            "action_ts": self._action_ts(),
+        }
+        payload = {
+            **self._base("block_actions", user_id),
+            "container": {
+                "type": "message",
+                "message_ts": ephemeral["ts"],
+                "channel_id": channel_id,
+                "is_ephemeral": True,
+            },
+            "trigger_id": trigger_id,
+            "channel": self._channel(channel_id),
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [action],
+        }
+        response = await self._interaction(payload)
+        return InteractionResult(response, trigger_id, response_url)
+
     # -- shortcuts -------------------------------------------------------------------------------
 
     async def message_shortcut(

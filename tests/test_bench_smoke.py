@@ -39,3 +39,19 @@ def test_bench_runs_both_apps_and_every_submission_lands_once(tmp_path: Path) ->
     assert baseline["submissions"]["created"] == 0  # the baseline never calls Close
     checks = {c["check"]: c for c in report["checks"]}
     assert checks["every accepted submission created exactly once"]["ok"] is True
+
+
+def test_bench_burst_sends_rounds_with_a_fixed_number_in_flight(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--burst", "5x2x2", "--think", "0.2", "--only", "bot",
+         "--close-latency", "0.05", "--drain-timeout", "10", "--settle", "0.5", "--out-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (tmp_path / "burst.md").read_text() in run.stdout + "\n", run.stderr[-2000:]
+    report = json.loads((tmp_path / "burst.json").read_text())
+    assert report["config"]["burst"] == {"flows": 5, "in_flight": 2, "rounds": 2}
+    bot = report["bot"]
+    assert bot["load"]["commands_sent"] == 10
+    assert bot["ack_ms"]["submission"]["count"] == 10
+    assert bot["submissions"]["created"] == bot["submissions"]["accepted"] == 10
+    assert "2 rounds of 5 flows (command + submission), 2 in flight" in run.stdout

@@ -97,6 +97,9 @@ def test_demo_runs_the_whole_flow_without_accounts(tmp_path: Path) -> None:
     assert "/opportunity Acme Corp 12k annual 60% close next friday" in result.stdout
     assert "https://app.close.com/lead/lead_acme/" in result.stdout
     assert '"value": 1200000' in result.stdout
+    # A person connects their own Close; a deal logged in a shared channel stays out of it.
+    assert "Connected as Alice Anders (alice@example.com)" in result.stdout
+    assert "No Close value (8,000, 40%) reached #acme-shared." in result.stdout
     assert "Demo complete" in result.stdout
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,22 +27,44 @@ from sandbox.stack import Sandbox, running_sandbox, sandbox_settings
 from tests.flows import wait_until
 from tests.test_app_home import published_home, sections
 from tests.test_confirmation_actions import buttons, log_deal, message, open_edit, press
+from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 FAST_POLL = 0.2
 
 
-@pytest.fixture
-async def hooked(tmp_path: Path) -> AsyncIterator[Sandbox]:
+@contextlib.asynccontextmanager
+async def webhook_sandbox(database_url: str) -> AsyncIterator[Sandbox]:
     """The bot with PUBLIC_URL = its own address: Close delivers changes by webhook."""
     async with running_sandbox(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
-        webhook=True,
-        deals_channel="C0GENERAL",
+        database_url=database_url, webhook=True, deals_channel="C0GENERAL"
     ) as sb:
         for _ in range(250):  # the subscription is set up in the background at start
             if await sb.services.changes.get_state(STATE_KEY):
                 break
             await asyncio.sleep(0.02)
+        yield sb
+
+
+@pytest.fixture
+async def hooked(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    async with webhook_sandbox(f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}") as sb:
+        yield sb
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, and PostgreSQL when TEST_DATABASE_URL names a server (a fresh database)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def hooked_anywhere(database_url: str) -> AsyncIterator[Sandbox]:
+    async with webhook_sandbox(database_url) as sb:
         yield sb
 
 
@@ -220,6 +243,32 @@ async def test_the_echo_of_the_apps_own_create_is_not_stored(polling: Sandbox) -
     assert await add([created("ev_theirs", theirs)], source="poll", now=now) == 1
 
 
+async def test_a_created_event_stamped_like_the_apps_own_create_with_other_data_is_kept(
+    hooked_anywhere: Sandbox,
+) -> None:
+    """Stamped like Close's answer to the app's create but holding other data: not its echo
+    (Close stamped two writes alike); the applier asks Close which state is current."""
+    sb = hooked_anywhere
+    opportunity, _details = await log_deal(sb, "Acme Corp 12k annual")
+    state = dict(opportunity)
+    now = datetime.now(UTC)
+
+    def created(event_id: str, data: dict[str, Any]) -> CloseEvent:
+        return CloseEvent(
+            id=event_id,
+            object_type="opportunity",
+            object_id=data["id"],
+            action="created",
+            date_updated=data["date_updated"],
+            data=data,
+        )
+
+    add = sb.services.changes.add
+    assert await add([created("ev_echo", state)], source="poll", now=now) == 0
+    tie = {**state, "confidence": 95}
+    assert await add([created("ev_tie", tie)], source="poll", now=now) == 1
+
+
 async def test_the_apps_own_won_is_told_once_not_again_from_closes_event(hooked: Sandbox) -> None:
     sb = hooked
     _opportunity, details = await log_deal(sb)
@@ -341,6 +390,49 @@ async def test_deliveries_received_out_of_order_are_told_in_closes_order(hooked:
     assert "→ $30,000 annual" in told[-1]
     if len(told) == 2:
         assert "$12,000 annual → $20,000 annual" in told[0]
+
+
+@pytest.mark.parametrize("arrival", ["in order", "newest first"])
+async def test_two_changes_close_stamped_alike_end_showing_what_close_has_now(
+    hooked_anywhere: Sandbox, arrival: str
+) -> None:
+    """Close gave two changes the same `date_updated`: the second is not dropped as "not
+    newer" — the bot reads Close (with the key) and Slack ends showing what Close has now."""
+    sb = hooked_anywhere
+    opportunity, details = await log_deal(sb, "Acme Corp 12k annual")
+    channel, root = details.response["channel"], details.params["thread_ts"]
+    if arrival == "newest first":
+        sb.close.hold_deliveries()
+    with sb.close.same_instant():
+        sb.close.change_opportunity(opportunity["id"], {"value": 2000000})
+        sb.close.change_opportunity(opportunity["id"], {"value": 3000000})
+    first, second = sb.close.events[-2:]
+    assert first["date_updated"] == second["date_updated"] and first["id"] != second["id"]
+    path = f"/opportunity/{opportunity['id']}/"
+    start, reads = len(sb.close.requests), sb.close.count("GET", path)
+    if arrival == "newest first":
+        sb.close.release_deliveries(reverse=True)
+    await wait_for(lambda: "30,000" in _text(message(sb, channel, root)))
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    summary = _text(message(sb, channel, root))
+    assert "30,000" in summary and "20,000" not in summary
+    shown = _text(message(sb, channel, details.response["ts"]))
+    assert "30,000" in shown and "20,000" not in shown
+    told = [_text(m) for m in replies(sb, channel, root)]
+    assert told and "→ $30,000 annual" in told[-1]
+    # The tie was settled by one read of the opportunity in Close, with the org's key.
+    tie_reads = [r for r in sb.close.requests[start:] if r.method == "GET" and r.path == path]
+    assert len(tie_reads) == 1
+    assert tie_reads[0].headers.get("authorization", "").startswith("Basic ")
+    counts = await sb.services.changes.counts()
+    assert counts.get(ChangeState.APPLIED.value, 0) + counts.get(ChangeState.SKIPPED.value, 0) >= 2
+    # The same delivery again (same stamp, same data as shown) stays a no-op: no read, no reply.
+    await sb.close.redeliver(second["id"])
+    await sb.close.wait_deliveries_idle()
+    await settled(sb)
+    assert [_text(m) for m in replies(sb, channel, root)] == told
+    assert sb.close.count("GET", path) == reads + 1
 
 
 async def test_webhook_refuses_unsigned_forged_stale_and_junk_never_a_5xx(hooked: Sandbox) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from bot import logs
 from sandbox import demo, stack
+from sandbox.close_oauth import OAUTH_CLIENT_SECRET
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import SlackDriver
 from sandbox.slack_sim import SlackSimulator
@@ -109,7 +110,9 @@ async def test_the_demo_prints_no_secret(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr()
     printed = out.out + out.err
     assert "Demo complete" in printed
-    for secret in (stack.BOT_TOKEN, stack.SIGNING_SECRET, stack.CLOSE_API_KEY):
+    secrets = (stack.BOT_TOKEN, stack.SIGNING_SECRET, stack.CLOSE_API_KEY)
+    # The demo connects a person's Close too: the OAuth app's secret and the sealing key.
+    for secret in (*secrets, OAUTH_CLIENT_SECRET, stack.TOKEN_ENCRYPTION_KEY):
         assert secret not in printed
 
 

@@ -268,8 +268,13 @@ async def test_channel_shared_and_unshared_events_flip_the_audience(connect: San
     store = AudienceStore(
         session_factory(connect.services.engine), dialect=connect.services.engine.dialect.name
     )
-    stored = await store.get("C0SALES")
-    assert stored is not None and stored[0] is Audience.EXTERNAL
+
+    async def stored_external() -> bool:
+        # Written through the store after the process's memory learned it: wait for it.
+        stored = await store.get("C0SALES")
+        return stored is not None and stored[0] is Audience.EXTERNAL
+
+    await wait_until(stored_external)
     await handled_alone(connect, slack.unshare_channel("C0SALES", "T0ACME"))
     await wait_until(lambda: audiences.known("C0SALES") is Audience.INTERNAL)
     # Unshared from one organization while still shared with another: still external (first
@@ -301,13 +306,14 @@ async def test_under_private_the_command_in_an_external_channel_still_opens_the_
 
 
 async def test_under_private_no_close_data_reaches_an_external_channel(connect: Sandbox) -> None:
-    """Until the confirmation is moved to the DM (wired by its own change), the gateway alone
-    keeps the deal's value out of the shared channel."""
+    """The confirmation goes to the person's DM (tests/test_external_confirmation.py has the
+    whole of it): the deal's value stays out of the shared channel."""
     view_id = await open_modal(connect, "Acme Corp 12k 60%", channel_id=SHARED)
     await submit(connect, view_id)
     await wait_opportunities(connect, 1)
-    # The confirmation, refused in the channel, reaches the person another way.
-    await connect.slack.wait_for("response_url", lambda c: "Acme" in json.dumps(c.params))
+    await connect.slack.wait_for(
+        "chat.postMessage", lambda c: c.response.get("channel") == "D0ALICE"
+    )
     assert SHARED in infos(connect.slack)
     assert all("12,000" not in json.dumps(m) for m in connect.slack.messages(SHARED))
 

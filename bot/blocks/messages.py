@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
@@ -213,6 +213,50 @@ def queued(lead_name: str) -> Message:
         text=fit_mrkdwn(f"Queued: opportunity for {lead_name}", MESSAGE_TEXT),
         blocks=[section(text)],
     )
+
+
+# What became of a deal logged in a channel shared with another organization, said there
+# without Close data (EXTERNAL_CHANNELS=private): only the lead's name, which may be shown.
+Outcome = Literal["queued", "logged", "failed"]
+SHARED_CHANNEL = "this channel is shared with another organization"
+
+
+def withheld(lead_name: str, outcome: Outcome) -> Message:
+    """The channel's line in place of a confirmation (or failure) it may not read: lead only."""
+    lead = fit_mrkdwn(lead_name, 300)
+    said = {
+        "queued": f":hourglass_flowing_sand: Logging the opportunity for *{lead}* in Close.",
+        "logged": f":white_check_mark: The opportunity for *{lead}* is logged in Close.",
+        "failed": f":x: The opportunity for *{lead}* could not be logged in Close.",
+    }[outcome]
+    text = f"{said} Its details are not shown here: {SHARED_CHANNEL}."
+    plain = f"Opportunity for {lead_name}: details not shown in a shared channel"
+    return Message(text=fit_mrkdwn(plain, MESSAGE_TEXT), blocks=[section(text)])
+
+
+def in_your_dms(lead_name: str, outcome: Outcome) -> str:
+    """The ephemeral note in that channel for the person who logged it: where it went."""
+    lead = fit_mrkdwn(lead_name, 300)
+    said = {
+        "queued": f"Close is not answering yet: I will keep trying to log *{lead}*, and",
+        "logged": f"The opportunity for *{lead}* is logged:",
+        "failed": f"I could not log the opportunity for *{lead}*:",
+    }[outcome]
+    where = (
+        "confirm it in your DMs with me"
+        if outcome == "queued"
+        else "the details are in your DMs with me"
+    )
+    return f":lock: {said} {where}, since {SHARED_CHANNEL}."
+
+
+def elsewhere(opportunity: Opportunity, change: Message, *, logged_in: str) -> Message:
+    """A change told in the creator's DM because the deal's thread is in a channel that may not
+    read it (`logged_in`): the change, under a line naming the deal."""
+    lead = fit_mrkdwn(opportunity.lead_name or opportunity.lead_id, 200)
+    head = section(f":moneybag: The opportunity for *{lead}* you logged in <#{logged_in}>")
+    plain = f"{opportunity.lead_name or opportunity.lead_id}: {change.text}"
+    return Message(text=fit(plain, MESSAGE_TEXT), blocks=[head, *change.blocks])
 
 
 def failed(lead_name: str, reason: str, *, submission_id: str | None = None) -> Message:

@@ -21,6 +21,15 @@ NOT_FOUND_TEXT = (
 NAME_ONLY_TEXT = (
     ":lock: Shared with another organization: details stay in Close and in internal channels."
 )
+# A link still in the message composer: Slack does not say where it will be posted.
+COMPOSER_NAME_ONLY_TEXT = (
+    ":lock: Close details show once the message is posted in a channel that may see them."
+)
+# To the sharer alone, under EXTERNAL_CHANNELS=off in a channel shared with another organization.
+PREVIEW_DECLINED_TEXT = (
+    "I don't preview Close links in channels shared with other organizations. "
+    "Open the link in Close, or share it in one of your team's own channels."
+)
 # Long enough for any real lead name; keeps the button's value far below Slack's 2000.
 _NAME_IN_VALUE = 150
 
@@ -70,10 +79,10 @@ def opportunity_line(opportunity: Opportunity) -> str:
     return "• " + " · ".join(parts)
 
 
-def lead_preview(
-    lead: LeadWithOpportunities, *, close_app_url: str, thread_ts: str | None = None
-) -> dict[str, Any]:
-    """One unfurl (`{"blocks": [...]}`) for `lead`; `thread_ts` goes into the button's value.
+def lead_summary(lead: LeadWithOpportunities, *, close_app_url: str) -> list[dict[str, Any]]:
+    """The lead's card without buttons: its name (linked to its page in Close), its status, its
+    open opportunities (the five most relevant, then "and N more"). Previews, find and the
+    card find shares in a channel all show a lead this way.
 
     Every text from Close is escaped (no live `<!channel>`, no link of Close's making): the
     lead's name links to the page this app builds from the lead's id, nowhere else.
@@ -97,31 +106,49 @@ def lead_preview(
     if count > SHOWN_OPPORTUNITIES:
         more = f"and {count - SHOWN_OPPORTUNITIES} more"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-    ref = PreviewRef(
-        lead_id=lead.id, lead_name=fit(lead.label, _NAME_IN_VALUE), thread_ts=thread_ts
-    )
-    blocks.append(
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": PREVIEW_LOG_ACTION_ID,
-                    "text": {"type": "plain_text", "text": fit("Log an opportunity", BUTTON_TEXT)},
-                    "value": ref.encode(),
-                }
-            ],
-        }
-    )
+    return blocks
+
+
+def lead_preview(
+    lead: LeadWithOpportunities, *, close_app_url: str, thread_ts: str | None = None
+) -> dict[str, Any]:
+    """One unfurl (`{"blocks": [...]}`) for `lead`: its card and *Log an opportunity*;
+    `thread_ts` goes into the button's value."""
+    blocks = lead_summary(lead, close_app_url=close_app_url)
+    blocks.append(preview_log_actions(lead, thread_ts=thread_ts))
     return {"blocks": blocks}
 
 
-def lead_name_only(lead: LeadWithOpportunities, *, close_app_url: str) -> dict[str, Any]:
+def preview_log_actions(
+    lead: LeadWithOpportunities, *, thread_ts: str | None = None
+) -> dict[str, Any]:
+    """The card's *Log an opportunity*: opens the modal with the lead chosen, the confirmation
+    in the thread of the message the card is on (or `thread_ts`)."""
+    ref = PreviewRef(
+        lead_id=lead.id, lead_name=fit(lead.label, _NAME_IN_VALUE), thread_ts=thread_ts
+    )
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": PREVIEW_LOG_ACTION_ID,
+                "text": {"type": "plain_text", "text": fit("Log an opportunity", BUTTON_TEXT)},
+                "value": ref.encode(),
+            }
+        ],
+    }
+
+
+def lead_name_only(
+    lead: LeadWithOpportunities, *, close_app_url: str, note: str = NAME_ONLY_TEXT
+) -> dict[str, Any]:
     """The unfurl of a lead link where people of another organization read along (a Slack
-    Connect channel): the lead's name, linked — usually the other organization's own — and no
-    Close data (no status, no opportunities, no owner, no count)."""
+    Connect channel), or may (a link still in the composer): the lead's name, linked — usually
+    the other organization's own — and no Close data (no status, no opportunities, no owner, no
+    count); `note` says why."""
     name = fit_mrkdwn(lead.label, 150)
-    note = fit(NAME_ONLY_TEXT, CONTEXT_TEXT)
+    note = fit(note, CONTEXT_TEXT)
     return {
         "blocks": [
             _section(f":briefcase: *<{lead_url(close_app_url, lead.id)}|{name}>*"),

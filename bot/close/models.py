@@ -152,6 +152,10 @@ class Opportunity(CloseObject):
     note: str | None = None
     date_created: str | None = None
     date_updated: str | None = None
+    date_lost: str | None = None
+    # Close's yearly figures (monthly x 12): what the digest adds up.
+    annualized_value: int | None = None
+    annualized_expected_value: int | None = None
     custom: dict[str, Any] = Field(default_factory=dict)
 
 

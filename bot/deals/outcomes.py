@@ -30,7 +30,8 @@ from bot.deals.notify import Notifier, Posted
 from bot.deals.prefill import form_from_request
 from bot.deals.refusals import block_for_field, describe_close_error
 from bot.deals.store import SubmissionStore
-from bot.slack.gateway import MessageRef
+from bot.slack.audience import dm_by_id
+from bot.slack.gateway import MessageRef, Place
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class OutcomeSink(Protocol):
         ...
 
     def waiting_since(self, submission: Submission) -> datetime: ...
+
+    async def place(self) -> Place:
+        """Where the confirmation goes: the conversation, or the person's DM (`moved_from`)."""
+        ...
 
     async def queued(self, submission: Submission) -> None:
         """Close is not answering: it is kept and retried."""
@@ -101,7 +106,13 @@ async def confirm(
 
 class ChannelSink:
     """The conversation the submission came from: its channel (and thread), else the command's
-    response_url, else a DM. Without `fallback` (a workflow step), its channel or nowhere."""
+    response_url, else a DM. Without `fallback` (a workflow step), its channel or nowhere.
+
+    Where the channel's readers may not see Close data (shared with another organization,
+    EXTERNAL_CHANNELS=private), the whole confirmation — queued notice, summary, details, its
+    thread — goes to the person's DM instead, and they get one ephemeral note in the channel
+    saying so; the channel itself gets nothing with Close data (a workflow step, which never
+    DMs, gets a line naming the lead only)."""
 
     def __init__(
         self, target: ReplyTarget, outlets: Outlets, *, fallback: bool, give_up_after: float
@@ -110,31 +121,48 @@ class ChannelSink:
         self._out = outlets
         self._fallback = fallback
         self.give_up_after = give_up_after
+        self._place: Place | None = None
 
     def waiting_since(self, submission: Submission) -> datetime:
         return submission.first_attempt_at or submission.created_at
 
+    async def place(self) -> Place:
+        """Where the confirmation goes, asked of the gateway once per attempt."""
+        if self._place is None:
+            self._place = await self._out.notifier.place(self._target)
+        return self._place
+
     async def queued(self, submission: Submission) -> None:
-        posted = await self._post(self._target, messages.queued(submission.request.lead_name))
+        lead = submission.request.lead_name
+        place = await self.place()
+        target = await self._where(place) or self._target
+        # The lead's name alone: it may stay in the channel (a workflow step's), if it must.
+        posted = await self._post(target, messages.queued(lead), close_data=False)
         if posted and posted.threadable and posted.channel and posted.ts:
             # Replaced by the confirmation (or the failure) in place, whoever tells it.
             await self._out.store.set_notice(
                 submission.id, MessageRef(posted.channel, posted.ts), now=self._out.clock()
             )
+        if posted and place.moved_from is not None and self._fallback:
+            await self._note(place, lead, "queued")
 
     async def created(
         self, submission: Submission, opportunity: Opportunity
     ) -> Confirmation | None:
-        target, out = self._target, self._out
+        out = self._out
         announced = (
             await out.announcer.created(
-                opportunity, creator=submission.slack_user_id, logged_in=target.channel_id
+                opportunity, creator=submission.slack_user_id, logged_in=self._target.channel_id
             )
             if out.announcer
             else None
         )
-        if not target.channel_id and not self._fallback:
+        if not self._target.channel_id and not self._fallback:
             return None  # the workflow said where nothing goes: only the deals channel hears of it
+        place = await self.place()
+        target, notice = await self._told_at(submission, place, "logged")
+        if target is None:
+            return None
         # The details' buttons (Edit, Won, Lost) carry which submission, and its announcement.
         confirmation = Confirmation(
             submission.id,
@@ -146,14 +174,15 @@ class ChannelSink:
         details = messages.details(
             opportunity, close_app_url=out.close_app_url, ref=confirmation.ref
         )
-        queued = Confirmation.of(submission).summary
-        if queued is not None and await out.notifier.update(queued.channel, queued.ts, summary):
-            thread = MessageRef(queued.channel, target.thread_ts or queued.ts)
-            return await self._details_in(confirmation, queued, thread, details)
+        if notice is not None and await out.notifier.update(notice.channel, notice.ts, summary):
+            thread = MessageRef(notice.channel, target.thread_ts or notice.ts)
+            return await self._details_in(target, confirmation, notice, thread, details)
         posted = await self._post(target, summary)
         if posted is None:
             log.error("Could not tell %s about %s", submission.slack_user_id, opportunity.id)
             return None
+        if place.moved_from is not None:
+            await self._note(place, submission.request.lead_name, "logged")
         if not (posted.threadable and posted.channel and posted.ts):
             await self._post(target, details)
             return None
@@ -163,17 +192,18 @@ class ChannelSink:
         await out.store.set_notice(submission.id, told, now=out.clock())
         root = target.thread_ts if posted.via == "channel" and target.thread_ts else told.ts
         thread = MessageRef(told.channel, root)
-        return await self._details_in(confirmation, told, thread, details)
+        return await self._details_in(target, confirmation, told, thread, details)
 
     async def _details_in(
         self,
+        target: ReplyTarget,
         confirmation: Confirmation,
         summary: MessageRef,
         thread: MessageRef,
         details: messages.Message,
     ) -> Confirmation:
         """Post the details in `thread`: the confirmation, where changes are told later."""
-        target = self._target.model_copy(update={"channel_id": thread.channel})
+        target = target.model_copy(update={"channel_id": thread.channel})
         posted = await self._post(target, details, thread_ts=thread.ts)
         return replace(
             confirmation,
@@ -186,18 +216,69 @@ class ChannelSink:
 
     async def failed(self, submission: Submission, reason: str, error: Exception | None) -> None:
         message = messages.failed(submission.request.lead_name, reason, submission_id=submission.id)
-        summary = Confirmation.of(submission).summary
-        if summary is not None and await self._out.notifier.update(
-            summary.channel, summary.ts, message
+        place = await self.place()
+        target, notice = await self._told_at(submission, place, "failed")
+        if target is None:
+            return
+        if notice is not None and await self._out.notifier.update(
+            notice.channel, notice.ts, message
         ):
             return
-        await self._post(self._target, message)
+        if await self._post(target, message) and place.moved_from is not None:
+            await self._note(place, submission.request.lead_name, "failed")
+
+    async def _where(self, place: Place) -> ReplyTarget | None:
+        """The target the outcome is told at: the conversation it came from, or the person's
+        DM when that conversation's readers may not see Close data (None: a workflow step's,
+        which is never told in a DM)."""
+        if place.moved_from is None:
+            return self._target
+        if not self._fallback:
+            return None
+        return await self._out.notifier.in_dm(self._target)
+
+    async def _told_at(
+        self, submission: Submission, place: Place, outcome: messages.Outcome
+    ) -> tuple[ReplyTarget | None, MessageRef | None]:
+        """Where `outcome` is told, and the stored notice it replaces in place (if any).
+
+        A notice the channel can read, where Close data may not go (posted before the channel
+        was shared, or a workflow step's queued line), is never updated with the outcome: it
+        becomes a line naming the lead only — it said it would update, and the channel's readers
+        learn that it landed without what they may not see (deleting it would leave them
+        wondering). A workflow step, which never DMs, gets that line in the channel (None)."""
+        target = await self._where(place)
+        notice = Confirmation.of(submission).summary
+        if place.moved_from is None or (notice is not None and dm_by_id(notice.channel)):
+            return target, notice
+        line = messages.withheld(submission.request.lead_name, outcome)
+        if notice is not None:
+            await self._out.notifier.update(notice.channel, notice.ts, line, close_data=False)
+        elif target is None:
+            await self._post(self._target, line, close_data=False)
+        return target, None
+
+    async def _note(self, place: Place, lead_name: str, outcome: messages.Outcome) -> None:
+        """The person's one ephemeral note in the channel they logged it from: it is in the DM."""
+        if place.moved_from is None:
+            return
+        await self._out.notifier.note(
+            place.moved_from,
+            self._target.user_id,
+            messages.in_your_dms(lead_name, outcome),
+            thread_ts=self._target.thread_ts,
+        )
 
     async def _post(
-        self, target: ReplyTarget, message: messages.Message, *, thread_ts: str | None = None
+        self,
+        target: ReplyTarget,
+        message: messages.Message,
+        *,
+        thread_ts: str | None = None,
+        close_data: bool = True,
     ) -> Posted | None:
         return await self._out.notifier.post(
-            target, message, thread_ts=thread_ts, fallback=self._fallback
+            target, message, thread_ts=thread_ts, fallback=self._fallback, close_data=close_data
         )
 
 
@@ -217,6 +298,9 @@ class ModalSink:
     def waiting_since(self, submission: Submission) -> datetime:
         return self._inner.waiting_since(submission)
 
+    async def place(self) -> Place:
+        return await self._inner.place()
+
     async def queued(self, submission: Submission) -> None:
         await self._show(submission, queued_view(submission.request.lead_name))
         await self._inner.queued(submission)
@@ -224,9 +308,12 @@ class ModalSink:
     async def created(
         self, submission: Submission, opportunity: Opportunity
     ) -> Confirmation | None:
-        where = (
-            "The confirmation is in the channel's thread." if submission.reply_to.channel_id else ""
-        )
+        place = await self._inner.place()
+        where = ""
+        if place.moved_from is not None:
+            where = f"The confirmation is in your DMs with me: {messages.SHARED_CHANNEL}."
+        elif submission.reply_to.channel_id:
+            where = "The confirmation is in the channel's thread."
         await self._show(
             submission,
             created_view(opportunity, close_app_url=self._out.close_app_url, where=where),
@@ -329,6 +416,9 @@ class StepSink:
 
     def waiting_since(self, submission: Submission) -> datetime:
         return submission.created_at  # when Slack ran the step
+
+    async def place(self) -> Place:
+        return await self._inner.place()
 
     async def queued(self, submission: Submission) -> None:
         await self._inner.queued(submission)

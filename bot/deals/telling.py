@@ -4,6 +4,8 @@ One sequence of steps — the summary and the details updated in place, one repl
 and under the deals-channel announcement, the deals channel's cheer for a win — run by a step
 runner the caller picks: `IMMEDIATELY` (the app's own change, told as it is made) or Close ->
 Slack's, which records each step and comes back after a rate limit (bot/sync/applier.py).
+A confirmation in a channel that may not read Close data (EXTERNAL_CHANNELS) is left as it is
+there: the change is told in the creator's DM instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from bot.deals.announce import Announcer
 from bot.deals.confirmation import Confirmation, Part
 from bot.deals.models import ReplyTarget
 from bot.deals.notify import Notifier
-from bot.slack.errors import SlackError
+from bot.slack.errors import Gone, SlackError
 from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ class ChangeTeller:
         self._clock = clock
 
     async def tell(self, confirmation: Confirmation, told: ChangeTold, steps: StepRunner) -> None:
-        planned = self._plan(confirmation, told)
+        planned = self._plan(confirmation, told, await self._withheld(confirmation))
         for step in steps.order:
             if step in planned:
                 await steps.run(step, planned[step].act, touches=planned[step].touches)
@@ -137,10 +139,35 @@ class ChangeTeller:
             await self._claims.release_won_announcement(opportunity.id, now=self._clock())
             raise
 
-    def _plan(self, confirmation: Confirmation, told: ChangeTold) -> dict[Step, _Planned]:
+    async def _withheld(self, confirmation: Confirmation) -> frozenset[str]:
+        """The confirmation's channels whose readers may not see Close data (EXTERNAL_CHANNELS:
+        shared with another organization since it was logged, or logged under `allow` before
+        `private`): their summary and details are left as they are, the change is told in the
+        creator's DM. A channel Slack will not describe counts as one (nothing leaks on a doubt),
+        but not one that is gone for the app: its steps find that out and forget it, as ever."""
+        channels = {part.channel for part in (confirmation.summary, confirmation.thread) if part}
+        withheld: set[str] = set()
+        for channel in channels:
+            try:
+                if not await self._slack.may_show_close_data(channel):
+                    withheld.add(channel)
+            except Gone:
+                continue
+            except SlackError as error:
+                log.info("Who reads %s is unknown (%s): telling by DM", channel, error.code)
+                withheld.add(channel)
+        return frozenset(withheld)
+
+    def _plan(
+        self, confirmation: Confirmation, told: ChangeTold, withheld: frozenset[str]
+    ) -> dict[Step, _Planned]:
         planned: dict[Step, _Planned] = {}
         opportunity, reply, thread = told.opportunity, told.reply, confirmation.thread
         summary, details = confirmation.summary, confirmation.details
+        if summary is not None and summary.channel in withheld:
+            summary = None
+        if details is not None and details.channel in withheld:
+            details = None
         if summary is not None and (
             not told.against_shown or reply is not None or told.cheer is not None
         ):
@@ -162,7 +189,10 @@ class ChangeTeller:
             planned["details"] = _Planned(
                 self._update(details.channel, details.ts, fields), "details"
             )
-        if reply is not None and (thread is not None or told.answer is not None):
+        if reply is not None and thread is not None and thread.channel in withheld:
+            told_there = messages.elsewhere(opportunity, reply, logged_in=thread.channel)
+            planned["reply"] = _Planned(self._in_dm(told, told_there), None)
+        elif reply is not None and (thread is not None or told.answer is not None):
             planned["reply"] = _Planned(self._reply(confirmation, told, reply), "thread")
         announcement = confirmation.announcement
         if reply is not None and announcement is not None and announcement != thread:
@@ -185,6 +215,20 @@ class ChangeTeller:
             response_url=answer.response_url,
         )
         return lambda: self._notifier.post(target, reply, thread_ts=thread.ts if thread else None)
+
+    def _in_dm(self, told: ChangeTold, message: Message) -> Act:
+        """Told in the creator's DM (a new message naming the deal); whoever else made it in
+        Slack learns it was saved privately (the response_url, else their DM)."""
+
+        async def act() -> None:
+            channel = await self._slack.open_dm(told.creator)
+            await self._slack.post_message(channel, message)
+            answer = told.answer
+            if answer is not None and answer.user_id != told.creator:
+                target = ReplyTarget(user_id=answer.user_id, response_url=answer.response_url)
+                await self._notifier.post(target, message)
+
+        return act
 
     def _post(self, channel: str, message: Message, thread_ts: str | None) -> Act:
         return lambda: self._slack.post_message(channel, message, thread_ts=thread_ts)

@@ -9,6 +9,7 @@ from bot.listeners import (
     commands,
     confirmation_actions,
     connect,
+    find,
     home,
     nudges,
     options,
@@ -24,6 +25,7 @@ from bot.services import Services
 def register(app: AsyncApp, services: Services) -> None:
     commands.register(app, services)
     connect.register(app, services)
+    find.register(app, services)
     views.register(app, services)
     options.register(app, services)
     actions.register(app, services)

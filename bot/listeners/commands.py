@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.listeners import admin_commands, connect, nudges
+from bot.listeners import admin_commands, connect, find, nudges
 from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
@@ -28,6 +28,8 @@ def register(app: AsyncApp, services: Services) -> None:
                 + "\n\n"
                 + admin_commands.MAPPING_HELP
                 + "\n\n"
+                + find.FIND_HELP
+                + "\n\n"
                 + connect.CONNECT_HELP,
                 response_type="ephemeral",
             )
@@ -39,6 +41,17 @@ def register(app: AsyncApp, services: Services) -> None:
                 team_id=str(body.get("team_id") or ""),
                 user_id=str(body.get("user_id") or ""),
                 respond=respond,
+            )
+            return
+        looked_for = find.find_text(text)
+        if looked_for is not None:
+            await find.handle(
+                services,
+                looked_for,
+                user_id=str(body.get("user_id") or ""),
+                team_id=str(body.get("team_id") or "") or None,
+                channel_id=body.get("channel_id"),
+                response_url=body.get("response_url"),
             )
             return
         if nudges.is_nudges_command(text):

@@ -22,6 +22,7 @@ from bot.services import Services
 from bot.slack.audience import Audience, declines, flagged_channel
 from bot.slack.errors import SlackError
 from bot.tasks import spawn
+from bot.unfurl.event import COMPOSER
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ def actor(body: object) -> tuple[str | None, str | None]:
         or str_at(body, "container", "channel_id")
         or str_at(body, "event", "channel")
     )
-    return user, channel
+    # A link still in the message composer: Slack does not say where it will be posted, so
+    # the allow-list of channels cannot refuse it (its preview shows the lead's name only).
+    return user, None if channel == COMPOSER else channel
 
 
 async def _show_refusal(services: Services, body: dict[str, Any], text: str) -> None:
@@ -196,14 +199,9 @@ async def _connect_refusal(
     policy = services.settings.external_channels
     if policy != "off" or channel_id is None:
         return None
-    kind = request_kind(body)
-    if kind == "event_callback":
-        event_type = str_at(body, "event", "type")
-        if event_type != "link_shared":
-            return None
-        known = services.slack_gateway.audiences.known(channel_id)
-        return NOT_IN_SHARED_CHANNELS if known is not None and declines(known, policy) else None
-    if kind not in _DECLINED_KINDS:
+    # Events (link_shared included: its preview is declined, with a note, by the unfurler
+    # once acked) are not refused here.
+    if request_kind(body) not in _DECLINED_KINDS:
         return None
     try:
         audience = await asyncio.wait_for(services.slack_gateway.audience(channel_id), SLACK_BUDGET)

@@ -65,6 +65,7 @@ async def open_modal(
     prefill: ModalForm | None = None,
     refresh: Refresh | None = None,
     team_id: str | None = None,
+    lead: LeadOption | None = None,
 ) -> str | None:
     """Open the modal prefilled from `text`; returns the view id, or None when Slack refused
     (or when the person cannot act in Close yet: then they get the *Connect Close* prompt).
@@ -72,6 +73,8 @@ async def open_modal(
     `source`: opened on that message (its permalink is fetched after views.open, never
     before). `post_in`: show the "Post confirmation in" picker. `prefill`: a form built by
     the caller (edit) instead of one parsed from `text`; `refresh` then updates it once open.
+    `lead`: the lead already chosen (a *Log an opportunity* button's), in the form views.open
+    shows.
     """
     close = await _close_or_tell(services, user_id, team_id, response_url)
     if close is None:
@@ -95,6 +98,8 @@ async def open_modal(
         locale=locale,
     )
     form, draft = _form_from_text(services, text, user_id, tz, locale, metadata, last_used)
+    if lead is not None:
+        form = form.model_copy(update={"lead": lead, "lead_hint": None})
     return await _open(
         services, form, trigger_id, user_id, response_url, source, draft.lead, refresh, close
     )

@@ -15,12 +15,9 @@ from bot.listeners.modal_flow import lead_contacts, open_modal
 from bot.listeners.payload import str_at
 from bot.listeners.person import tell_cannot_act
 from bot.services import Services
-from bot.unfurl.service import LinkShared
+from bot.unfurl.event import COMPOSER, LinkShared
 
 log = logging.getLogger(__name__)
-
-# Where Slack says a link still being typed is (no conversation yet).
-COMPOSER = "COMPOSER"
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -28,7 +25,7 @@ def register(app: AsyncApp, services: Services) -> None:
         """The sharer cannot act in Close yet (not connected, or a broken connection): the
         *Connect*/*Reconnect Close* prompt, only to them (an ephemeral where they shared the
         link, else by DM)."""
-        in_channel = shared.channel if shared.source != "composer" else None
+        in_channel = shared.conversation()
         await tell_cannot_act(
             services,
             shared.team_id,
@@ -44,7 +41,8 @@ def register(app: AsyncApp, services: Services) -> None:
         body: dict[str, Any], event: dict[str, Any], request: AsyncBoltRequest
     ) -> None:
         # Bolt acked before this runs (events are acknowledged first), so Close's time is ours.
-        if not unfurler.first_delivery(str_at(body, "event_id")):
+        # Slack's retry of an event one process took is previewed by none (whichever it hits).
+        if not await unfurler.first_delivery(str_at(body, "event_id")):
             retry = request.headers.get("x-slack-retry-num") or ["?"]
             log.info(
                 "link_shared %s redelivered (retry %s): previewed once", body["event_id"], retry[0]

@@ -48,6 +48,31 @@ def declines(audience: Audience, policy: ExternalChannels) -> bool:
     return audience is Audience.EXTERNAL and policy == "off"
 
 
+class PreviewScope(StrEnum):
+    """What a link preview may show, given who will read it."""
+
+    CLOSE_DATA = "close_data"  # the lead with its status and opportunities
+    NAME_ONLY = "name_only"  # the lead's name (linked), nothing else of Close
+    DECLINED = "declined"  # no preview: the bot declines there (EXTERNAL_CHANNELS=off)
+
+
+def preview_scope(audience: Audience | None, policy: ExternalChannels | None) -> PreviewScope:
+    """What a preview read by `audience` may show under EXTERNAL_CHANNELS=`policy`.
+
+    `audience` None: not known (a link still in the message composer, whose channel Slack does
+    not say, or a channel Slack would not describe): no Close data, unless `allow`. `policy`
+    None: a gateway that enforces nothing."""
+    if policy is None or policy == "allow":
+        return PreviewScope.CLOSE_DATA
+    if audience is None:
+        return PreviewScope.NAME_ONLY
+    if declines(audience, policy):
+        return PreviewScope.DECLINED
+    if may_show_close_data(audience, policy):
+        return PreviewScope.CLOSE_DATA
+    return PreviewScope.NAME_ONLY
+
+
 def audience_of(channel: dict[str, Any]) -> Audience:
     """The audience of conversations.info's `channel` object."""
     if channel.get("is_ext_shared") or channel.get("is_pending_ext_shared"):

@@ -4,8 +4,9 @@ Every call goes through `SlackGateway`, and every error Slack answers comes out 
 bot.slack.errors' categories. Posting a message anywhere (a channel, a thread, a DM) is one
 method, `post_message`: what decides who will read a post belongs there, so no caller can
 forget it:
-with `close_data` (the default) a post that would show Close data to a channel shared with
-another organization raises NotForThisAudience instead (EXTERNAL_CHANNELS, bot.slack.audience).
+with `close_data` (the default) a post — or an update of one, or a link preview — that would show
+Close data to a channel shared with another organization raises NotForThisAudience instead
+(EXTERNAL_CHANNELS, bot.slack.audience).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from bot.slack.audience import (
     AudienceStore,
     ChannelAudiences,
     ExternalChannels,
+    PreviewScope,
     may_show_close_data,
+    preview_scope,
 )
-from bot.slack.errors import NotForThisAudience, SlackError, slack_error
+from bot.slack.errors import Gone, NotForThisAudience, SlackError, slack_error
 
 if TYPE_CHECKING:
     from bot.blocks.messages import Message
@@ -121,16 +124,35 @@ class SlackGateway:
             return True
         return may_show_close_data(await self.audience(channel_id), self.external_channels)
 
+    async def preview_scope(self, channel_id: str | None) -> PreviewScope:
+        """What a link preview read in `channel_id` may show (None: a link still in the
+        composer, no conversation known). A channel Slack will not describe is not known
+        either: the lead's name only there (nothing leaks on a doubt)."""
+        if self.external_channels in (None, "allow"):
+            return preview_scope(None, self.external_channels)  # no need to ask who reads it
+        audience: Audience | None = None
+        if channel_id is not None:
+            try:
+                audience = await self.audience(channel_id)
+            except SlackError as error:
+                log.info("Who reads %s is unknown (%s): no Close data", channel_id, error.code)
+        return preview_scope(audience, self.external_channels)
+
     async def confirmation_place(
         self, channel_id: str | None, user_id: str, *, thread_ts: str | None = None
     ) -> Place:
         """Where the confirmation of a deal `user_id` logged from `channel_id` (and thread)
         goes: there, unless Close data may not be shown there, then the person's DM. A channel
-        Slack will not describe counts as one that may not (nothing leaks on a doubt)."""
+        Slack will not describe counts as one that may not (nothing leaks on a doubt) — but one
+        that is not there for the app (a private channel it is not in) stays: nothing can be
+        posted there, so the caller falls back as for any channel that refuses the app (the
+        response_url, then a DM), and post_message keeps Close data out whatever happens."""
         if channel_id is None:
             return Place(channel=user_id)
         try:
             allowed = await self.may_show_close_data(channel_id)
+        except Gone:
+            return Place(channel=channel_id, thread_ts=thread_ts)
         except SlackError as error:
             log.info("Who reads %s is unknown (%s): confirming by DM", channel_id, error.code)
             allowed = False
@@ -175,7 +197,18 @@ class SlackGateway:
         )
         return MessageRef(channel=response["channel"], ts=response["ts"])
 
-    async def update_message(self, channel: str, ts: str, message: Message) -> None:
+    async def update_message(
+        self, channel: str, ts: str, message: Message, *, close_data: bool = True
+    ) -> None:
+        """Replace the message `ts` in `channel` (chat.update).
+
+        Readers of a channel see an update as they see a post: the same rule as `post_message`
+        (Close data refused with NotForThisAudience where EXTERNAL_CHANNELS keeps it out), so no
+        summary refreshed by Edit/Won/Lost, Close or a worker telling it again can carry Close
+        data into a channel shared with another organization.
+        """
+        if close_data and not await self.may_show_close_data(channel):
+            raise NotForThisAudience("chat.update", channel)
         await _answer(
             "chat.update", self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
         )
@@ -211,11 +244,13 @@ class SlackGateway:
         + `source`), keyed by the URLs exactly as they were shared.
 
         A preview is read by everyone in the conversation: with `close_data` (the default),
-        previews of a message in a channel whose readers may not see Close data are refused
-        (NotForThisAudience, nothing sent); say `close_data=False` for ones without it.
+        previews where its readers may not see Close data (`preview_scope`: a channel shared
+        with another organization, or a link still in the composer, whose channel is not
+        known) are refused (NotForThisAudience, nothing sent); say `close_data=False` for ones
+        without it.
         """
-        if close_data and channel is not None and not await self.may_show_close_data(channel):
-            raise NotForThisAudience("chat.unfurl", channel)
+        if close_data and await self.preview_scope(channel) is not PreviewScope.CLOSE_DATA:
+            raise NotForThisAudience("chat.unfurl", channel or unfurl_id or "")
         await _answer(
             "chat.unfurl",
             self.client.chat_unfurl(

@@ -173,7 +173,8 @@ class OpportunityViewRow(Base):
 
 
 class SyncStateRow(Base):
-    """Small durable facts of the sync (webhook subscription, event-log cursor) and leases."""
+    """Small durable facts of the sync (webhook subscription, event-log cursor) and leases;
+    also Slack's `link_shared` deliveries taken (`link_shared:<event id>`, bot.unfurl.deliveries)."""
 
     __tablename__ = "sync_state"
 

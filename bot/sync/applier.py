@@ -21,7 +21,7 @@ from bot.deals.telling import Act, ChangeTeller, ChangeTold, Step
 from bot.jobs import Backoff, LostClaim
 from bot.slack.errors import Gone, NotAllowed, RateLimited, SlackError
 from bot.slack.gateway import SlackGateway
-from bot.sync.events import CloseEvent, parse_close_time
+from bot.sync.events import CloseEvent, parse_close_time, read_opportunity, same_data
 from bot.sync.store import ChangeState, ChangeStore, OpportunityView, StoredChange
 
 log = logging.getLogger(__name__)
@@ -123,16 +123,14 @@ class ChangeApplier:
         if view.deleted_at is not None:
             await self._finish(change, ChangeState.SKIPPED, "already deleted in Slack")
             return
-        deleted = event.action == "deleted"
         after = await self._state_after(event)
         if after is None:
             await self._finish(change, ChangeState.SKIPPED, "gone from Close")
             return
-        # A deletion's copy is the last state (older than the deletion itself).
-        version = event.updated_at if deleted else (_version(after) or event.updated_at)
-        if view.version is not None and version <= view.version:
-            await self._finish(change, ChangeState.SKIPPED, "not newer than what Slack shows")
+        newer = await self._newer_state(change, view, after)
+        if newer is None:
             return
+        after, version, deleted = newer
         before = _opportunity(view.shown)
         names = {field.id: field.name for field in self._catalog.custom_fields}
         lines = describe_changes(before, after, names) if before is not None else []
@@ -148,7 +146,7 @@ class ChangeApplier:
             opportunity_id=event.object_id,
             expected_version=view.version,
             expected_deleted=False,
-            shown=after.model_dump(mode="json"),
+            shown=_dump(after),
             version=version,
             deleted_at=now if deleted else None,
             progress={"plan": plan},
@@ -158,6 +156,53 @@ class ChangeApplier:
             # Another change of this opportunity was recorded meanwhile: compare with it anew.
             raise Retry(0.0, "the opportunity moved on meanwhile")
         await self._tell(change)
+
+    async def _newer_state(
+        self, change: StoredChange, view: OpportunityView, after: Opportunity
+    ) -> tuple[Opportunity, datetime, bool] | None:
+        """(state, version, deleted) to show instead of what Slack shows; None when Slack
+        shows it already or something newer (the change is finished as skipped, saying why)."""
+        event = change.event
+        deleted = event.action == "deleted"
+        # A deletion's copy is the last state (older than the deletion itself).
+        version = event.updated_at if deleted else (_version(after) or event.updated_at)
+        if view.version is None or version > view.version:
+            return after, version, deleted
+        if version < view.version or (not deleted and same_data(view.shown, _dump(after))):
+            await self._finish(change, ChangeState.SKIPPED, "not newer than what Slack shows")
+            return None
+        return await self._break_tie(change, view, after)
+
+    async def _break_tie(
+        self, change: StoredChange, view: OpportunityView, after: Opportunity
+    ) -> tuple[Opportunity, datetime, bool] | None:
+        """A change stamped like what Slack shows but holding other data: Close gave two
+        changes the same `date_updated`, and only Close knows which came last. Read it (with
+        the org key, like all of Close -> Slack) and show what it has now."""
+        event = change.event
+        assert view.version is not None
+        log.info(
+            "Change %s of %s is stamped like what Slack shows (%s) with other data: "
+            "reading the opportunity from Close",
+            event.id,
+            event.object_id,
+            event.date_updated,
+        )
+        try:
+            current = await self._close.get_opportunity(event.object_id)
+        except CloseNotFound:
+            if event.action == "deleted":
+                return after, event.updated_at, True
+            # Its deletion is an event of its own, which will tell it.
+            await self._finish(change, ChangeState.SKIPPED, "tie: gone from Close")
+            return None
+        except CloseError as error:
+            raise Retry(5.0, f"Close did not answer ({type(error).__name__})") from error
+        version = _version(current) or view.version
+        if version < view.version or same_data(view.shown, _dump(current)):
+            await self._finish(change, ChangeState.SKIPPED, "tie: Slack shows what Close has now")
+            return None
+        return current, version, False
 
     async def _view_for(self, change: StoredChange) -> OpportunityView | None:
         """The opportunity as Slack shows it; started from the confirmation for one the app
@@ -274,12 +319,12 @@ class ChangeApplier:
 
 
 def _opportunity(data: dict[str, Any] | None) -> Opportunity | None:
-    if not data:
-        return None
-    try:
-        return parse_opportunity(data)
-    except ValueError:
-        return None
+    return read_opportunity(data)
+
+
+def _dump(opportunity: Opportunity) -> dict[str, Any]:
+    """An opportunity as the view keeps what Slack shows."""
+    return opportunity.model_dump(mode="json")
 
 
 def _version(opportunity: Opportunity | None) -> datetime | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.close.client import parse_opportunity
+from bot.close.models import Opportunity
 from bot.close.models import parse_close_time as parse_close_time
 
 # The object and actions the app follows (Close names them so in the event log and webhooks).
@@ -59,3 +62,24 @@ class WebhookDelivery(BaseModel):
 
     subscription_id: str | None = None
     event: CloseEvent
+
+
+def read_opportunity(data: Mapping[str, Any] | None) -> Opportunity | None:
+    """An opportunity from a copy of it (an event's, Close's answer, what Slack shows); None
+    when there is none or it cannot be read."""
+    if not data:
+        return None
+    try:
+        return parse_opportunity(data)
+    except ValueError:
+        return None
+
+
+def same_data(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Whether two copies of an opportunity hold the same data. Close stamps `date_updated`
+    to the microsecond, yet two changes may carry the same stamp: the stamp alone does not
+    tell them apart."""
+    first, second = read_opportunity(a), read_opportunity(b)
+    if first is None or second is None:
+        return a == b
+    return first == second

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from bot.jobs import NOW, ClaimSpec, DurableQueue
 from bot.store.db import dialect_insert, update_where
 from bot.store.tables import CloseEventRow, OpportunityViewRow, SubmissionRow, SyncStateRow
-from bot.sync.events import CloseEvent, parse_close_time
+from bot.sync.events import CloseEvent, parse_close_time, same_data
 
 
 class ChangeState(StrEnum):
@@ -549,34 +549,37 @@ def _back_state() -> Any:
     )
 
 
-def _created_versions(events: Sequence[CloseEvent]) -> dict[tuple[str, str], datetime]:
-    """`created` events of opportunities that carry their state: (event id, opportunity id) ->
-    the opportunity's `date_updated` in that state."""
+def _created_versions(events: Sequence[CloseEvent]) -> dict[tuple[str, str], CloseEvent]:
+    """`created` events of opportunities that carry their state, by (event id, opportunity id)."""
     versions = {}
     for event in events:
         if event.action != "created" or event.object_type != "opportunity" or not event.data:
             continue
-        version = parse_close_time(str(event.data.get("date_updated") or ""))
-        if version is not None:
-            versions[(event.id, event.object_id)] = version
+        if parse_close_time(str(event.data.get("date_updated") or "")) is not None:
+            versions[(event.id, event.object_id)] = event
     return versions
 
 
 def _own_creates(
-    session: Session, created: dict[tuple[str, str], datetime]
+    session: Session, created: dict[tuple[str, str], CloseEvent]
 ) -> set[tuple[str, str]]:
     """Which of `created` are echoes of the app's own creates: an opportunity a submission
-    recorded, in a state no newer than Close's answer to that submission's POST."""
+    recorded, in a state older than Close's answer to that submission's POST, or stamped
+    alike and holding the same data (stamped alike with other data, it is kept: the applier
+    asks Close which is current)."""
     chosen = select(SubmissionRow.opportunity_id, SubmissionRow.response).where(
         SubmissionRow.opportunity_id.in_({object_id for _, object_id in created})
     )
     answered = {object_id: response for object_id, response in session.execute(chosen)}
     echoes = set()
-    for (event_id, object_id), version in created.items():
+    for (event_id, object_id), event in created.items():
         response = answered.get(object_id)
         if not isinstance(response, dict):
             continue
         ours = parse_close_time(str(response.get("date_updated") or ""))
-        if ours is not None and version <= ours:
+        version = parse_close_time(str((event.data or {}).get("date_updated") or ""))
+        if ours is None or version is None or version > ours:
+            continue
+        if version < ours or same_data(event.data, response):
             echoes.add((event_id, object_id))
     return echoes

@@ -5,19 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
-
-from bot.blocks.previews import lead_name_only, lead_not_found, lead_preview
+from bot.blocks.messages import Message
+from bot.blocks.previews import (
+    COMPOSER_NAME_ONLY_TEXT,
+    NAME_ONLY_TEXT,
+    PREVIEW_DECLINED_TEXT,
+    lead_name_only,
+    lead_not_found,
+    lead_preview,
+)
 from bot.close.client import CloseClient
 from bot.close.errors import CloseAccessBroken, CloseError, CloseNotConnected, CloseNotFound
 from bot.close.models import LeadWithOpportunities
 from bot.connections.clients import CloseClients
 from bot.identity import Identity
+from bot.slack.audience import PreviewScope
 from bot.slack.errors import Gone, RateLimited, SlackError
 from bot.slack.gateway import SlackGateway
 from bot.unfurl.cache import SeenRecently, SharedCache
+from bot.unfurl.deliveries import Deliveries
+from bot.unfurl.event import LinkShared
 from bot.unfurl.links import lead_id_in
 
 log = logging.getLogger(__name__)
@@ -25,55 +35,16 @@ log = logging.getLogger(__name__)
 # A lead read from Close serves every preview of it for this long: the same link pasted in
 # five channels costs one read. Short, so a preview is at most this stale.
 LEAD_TTL_SECONDS = 30.0
-# Slack redelivers an event it thinks we missed (X-Slack-Retry-Num) within minutes.
+# Slack redelivers an event it thinks we missed (X-Slack-Retry-Num) within minutes: this
+# process remembers it that long (every process, through `Deliveries`).
 EVENT_MEMORY_SECONDS = 600.0
+# Declining a preview (EXTERNAL_CHANNELS=off) is told to a person once per channel this often.
+DECLINED_NOTE_SECONDS = 3600.0
 # Past these, no preview rather than a late one or one with an unchecked sharer.
 MAPPING_BUDGET_SECONDS = 3.0
 CLOSE_BUDGET_SECONDS = 8.0
 # A rate-limited chat.unfurl is tried once more after Slack's Retry-After, if that is this soon.
 RATE_LIMIT_MAX_WAIT_SECONDS = 10.0
-
-
-class LinkShared(BaseModel):
-    """What a `link_shared` event says that a preview needs (Slack's own field names)."""
-
-    user: str | None = None
-    channel: str | None = None
-    message_ts: str | None = None
-    thread_ts: str | None = None
-    unfurl_id: str | None = None
-    source: str | None = None
-    urls: list[str] = []
-    # The sharer's workspace (the event envelope's `team_id`).
-    team_id: str | None = None
-
-    @classmethod
-    def from_event(cls, event: dict[str, Any], team_id: str | None = None) -> LinkShared:
-        """Read defensively: an odd-shaped part reads as missing, never raises."""
-        links = event.get("links")
-        urls = [
-            link["url"]
-            for link in (links if isinstance(links, list) else [])
-            if isinstance(link, dict) and isinstance(link.get("url"), str) and link["url"]
-        ]
-        fields = ("user", "channel", "message_ts", "thread_ts", "unfurl_id", "source")
-        given = {k: v for k in fields if isinstance(v := event.get(k), str) and v}
-        return cls(urls=urls, team_id=team_id or None, **given)
-
-    def target(self) -> dict[str, str] | None:
-        """Where chat.unfurl attaches previews: the message (`channel` + `ts`), or for a link
-        still in the composer (or an event without a message) `unfurl_id` + `source`."""
-        if self.source != "composer" and self.channel and self.message_ts:
-            return {"channel": self.channel, "ts": self.message_ts}
-        if self.unfurl_id and self.source:
-            return {"unfurl_id": self.unfurl_id, "source": self.source}
-        return None
-
-    def reply_thread(self) -> str | None:
-        """The thread a confirmation goes to: the message's thread, or one it starts."""
-        if self.source == "composer":
-            return None  # no message yet; the button's click names it
-        return self.thread_ts or self.message_ts
 
 
 # Told privately that they cannot act in Close yet (not connected under CLOSE_ACCESS=personal,
@@ -89,9 +60,15 @@ class Unfurler:
     preview. The lead is read with the sharer's own Close access (`clients.for_person`, per
     CLOSE_ACCESS), so a rep whose Close role sees only their leads previews only those; someone
     who cannot act yet gets the private prompt (`unfurl`'s `tell`: the listener's) and no
-    preview. A lead Close does not
-    have (or will not show them) gets a neutral "not found"; any other Close failure, no
-    preview. Leads are remembered per view (the key's, or one person's), never across views.
+    preview. A lead Close does not have (or will not show them) gets a neutral "not found"; any
+    other Close failure, no preview. Leads are remembered per view (the key's, or one
+    person's), never across views.
+
+    And on who will read it (`SlackGateway.preview_scope`, EXTERNAL_CHANNELS): the lead's name
+    only where people of another organization read along, or where that is not known (a link
+    still in the composer); no preview, and a private note to the sharer, where the bot
+    declines (`off`). With ALLOWED_CHANNEL_IDS (`channels_restricted`), a link still in the
+    composer, whose channel Slack does not say, gets the lead's name only.
     """
 
     def __init__(
@@ -102,25 +79,44 @@ class Unfurler:
         identity: Identity,
         close_app_url: str,
         clients: CloseClients | None = None,
+        deliveries: Deliveries | None = None,
+        channels_restricted: bool = False,
         lead_ttl: float = LEAD_TTL_SECONDS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._slack = slack
         self._close = close
         self._clients = clients
         self._identity = identity
         self._close_app_url = close_app_url
+        self._channels_restricted = channels_restricted
         self._sleep = sleep
+        self._clock = clock
         # None: Close says there is no such lead (kept too: asking again will not change it).
         # Keyed by (client view, lead id): one person's view is never another's preview.
         self.leads: SharedCache[tuple[str, str], LeadWithOpportunities | None] = SharedCache(
             lead_ttl
         )
-        self._deliveries: SeenRecently[str] = SeenRecently(EVENT_MEMORY_SECONDS)
+        self._seen: SeenRecently[str] = SeenRecently(EVENT_MEMORY_SECONDS)
+        self._deliveries = deliveries
+        self._declined_told: SeenRecently[tuple[str, str]] = SeenRecently(DECLINED_NOTE_SECONDS)
 
-    def first_delivery(self, event_id: str | None) -> bool:
-        """False for an event already taken (Slack's retry of it): it is previewed once."""
-        return event_id is None or self._deliveries.first(event_id)
+    async def first_delivery(self, event_id: str | None) -> bool:
+        """False for an event already taken, by this process or another sharing the database
+        (Slack's retry of it): it is previewed once. When the database cannot say, this
+        process's memory decides (a preview twice rather than none)."""
+        if event_id is None:
+            return True
+        if not self._seen.first(event_id):
+            return False
+        if self._deliveries is None:
+            return True
+        try:
+            return await self._deliveries.first(event_id, now=self._clock())
+        except Exception as error:
+            log.warning("Could not record link_shared %s: %s", event_id, type(error).__name__)
+            return True
 
     async def unfurl(self, shared: LinkShared, *, tell: TellCannotAct | None = None) -> None:
         """Preview every Close lead link of `shared`, in one chat.unfurl; never raises.
@@ -141,6 +137,11 @@ class Unfurler:
         if not await self._may_see_close(shared.user):
             log.info("No preview of %d Close link(s) shared by %s", len(leads), shared.user)
             return
+        # Everyone in the conversation reads a preview: who they are decides what it shows.
+        scope = await self._scope(shared)
+        if scope is PreviewScope.DECLINED:
+            await self._tell_declined(shared)
+            return
         close = await self._close_for(shared, tell)
         if close is None:
             return
@@ -148,38 +149,56 @@ class Unfurler:
         found = dict(
             zip(ids, await asyncio.gather(*(self._lead(close, i) for i in ids)), strict=True)
         )
-        thread_ts = shared.reply_thread()
-        # Everyone in the conversation reads a preview: where that includes people of another
-        # organization (the gateway decides), the lead's name only.
-        close_data = await self._may_show_close_data(shared)
         unfurls: dict[str, dict[str, Any]] = {}
         for url, lead_id in leads.items():  # keyed by the URL exactly as it was shared
             answered, lead = found[lead_id]
-            if not answered:
-                continue
-            if lead is None:
-                unfurls[url] = lead_not_found()
-            elif close_data:
-                unfurls[url] = lead_preview(
-                    lead, close_app_url=self._close_app_url, thread_ts=thread_ts
-                )
-            else:
-                unfurls[url] = lead_name_only(lead, close_app_url=self._close_app_url)
+            if answered:
+                unfurls[url] = self._preview(shared, lead, scope)
         if unfurls:
-            await self._send(shared, unfurls, close_data=close_data)
+            await self._send(shared, unfurls, close_data=scope is PreviewScope.CLOSE_DATA)
 
-    async def _may_show_close_data(self, shared: LinkShared) -> bool:
-        """Whether this preview may carry Close data, by who reads its conversation. A link
-        still in the composer has no conversation yet (left as it is: see the README)."""
-        target = shared.target()
-        channel = target.get("channel") if target else None
-        if channel is None:
-            return True
+    def _preview(
+        self, shared: LinkShared, lead: LeadWithOpportunities | None, scope: PreviewScope
+    ) -> dict[str, Any]:
+        if lead is None:
+            return lead_not_found()
+        if scope is PreviewScope.CLOSE_DATA:
+            return lead_preview(
+                lead, close_app_url=self._close_app_url, thread_ts=shared.reply_thread()
+            )
+        note = COMPOSER_NAME_ONLY_TEXT if shared.in_composer else NAME_ONLY_TEXT
+        return lead_name_only(lead, close_app_url=self._close_app_url, note=note)
+
+    async def _scope(self, shared: LinkShared) -> PreviewScope:
+        """What the preview may show, by who reads where it is (the gateway decides). A link
+        still in the composer has no channel yet: the lead's name only, unless
+        EXTERNAL_CHANNELS=allow; and with ALLOWED_CHANNEL_IDS, where it will be posted may
+        not be a channel the bot is used in: the lead's name only whatever the policy."""
+        channel = shared.conversation()
+        scope = await self._slack.preview_scope(channel)
+        if channel is None and self._channels_restricted and scope is PreviewScope.CLOSE_DATA:
+            return PreviewScope.NAME_ONLY
+        return scope
+
+    async def _tell_declined(self, shared: LinkShared) -> None:
+        """EXTERNAL_CHANNELS=off in a channel shared with another organization: no preview,
+        and the sharer told so privately (once per channel for a while). Never raises."""
+        channel, user = shared.conversation(), shared.user
+        log.info("No preview in %s: shared with another organization (off)", channel)
+        if channel is None or user is None or not self._declined_told.first((user, channel)):
+            return
         try:
-            return await self._slack.may_show_close_data(channel)
-        except SlackError as error:  # Slack would not say who reads it: show nothing of Close
-            log.info("No Close data in the preview in %s: %s", channel, error.code)
-            return False
+            await self._slack.post_ephemeral(
+                channel, user, PREVIEW_DECLINED_TEXT, thread_ts=shared.thread_ts
+            )
+            return
+        except SlackError as error:
+            log.info("chat.postEphemeral of the declined note failed: %s", error.code)
+        try:  # their DM with the app: nothing of Close in it
+            message = Message(text=PREVIEW_DECLINED_TEXT, blocks=[])
+            await self._slack.post_message(user, message, close_data=False)
+        except SlackError as error:
+            log.info("Could not tell %s the preview was declined: %s", user, error.code)
 
     async def _may_see_close(self, user_id: str | None) -> bool:
         if not user_id:

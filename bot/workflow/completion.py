@@ -24,15 +24,18 @@ from bot.logs import redact
 from bot.slack.errors import Gone, SlackError, TokenRejected
 from bot.slack.gateway import SlackGateway
 from bot.workflow.inputs import INPUT_TITLES
-from bot.workflow.models import StepState, WorkflowStep
+from bot.workflow.models import FINAL_STATES, STEP_TOKEN_LIFE, StepState, WorkflowStep
 from bot.workflow.store import StepStore
 
 log = logging.getLogger(__name__)
 
 # Workflow Builder shows the error to the workflow's people: long enough to act on, no longer.
 ERROR_LIMIT = 1000
-# Telling Slack the outcome is retried this long (Slack down, rate limited), then given up.
-TELL_GIVE_UP = timedelta(days=1)
+# Telling Slack the outcome is retried (Slack down, rate limited) while the step's token lives:
+# after that no completion can succeed.
+TELL_GIVE_UP = STEP_TOKEN_LIFE
+# The `error` a step counts under when telling Slack was given up at the token's end.
+GAVE_UP = "gave_up"
 # Close's field-errors keys -> the step input that sets the field: the modal's mapping, with
 # the two inputs named otherwise (the contact comes only from the text).
 _BLOCK_INPUTS = {"date_won": "close_date", "contact": "text"}
@@ -55,6 +58,7 @@ class StepCompleter:
         close_app_url: str,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_untold: Callable[[str], None] = lambda _why: None,
     ) -> None:
         self.store = store
         self._submissions = submissions
@@ -63,6 +67,8 @@ class StepCompleter:
         self._close_app_url = close_app_url
         self._retry = retry or RetryPolicy()
         self._clock = clock
+        # Told of each step Slack can never be told about, with why (metrics count them).
+        self._on_untold = on_untold
 
     # --- the outcome: Deals calls these where a submission ends ---------------------------
 
@@ -167,7 +173,7 @@ class StepCompleter:
         """completeSuccess (outputs) or completeError (error), then mark the step done. Told
         twice counts as told; Slack not answering leaves it to the worker, later. Never raises."""
         execution_id = step.function_execution_id
-        if step.state in (StepState.COMPLETED, StepState.FAILED):
+        if step.state in FINAL_STATES:
             return
         token = step.bot_access_token
         message = redact(error or "")[:ERROR_LIMIT]
@@ -179,7 +185,11 @@ class StepCompleter:
         except Gone as gone:  # the execution ended: told already (or timed out)
             log.info("Workflow step %s was told already (%s)", execution_id, gone.code)
         except TokenRejected as rejected:
-            log.error("Cannot tell Slack about workflow step %s: %s", execution_id, rejected.code)
+            # Final: the execution's token will not come back to life (it expired), and it is
+            # the only one functions.complete* take. Recorded, counted, never retried.
+            why = f"Slack refused the step's token ({rejected.code})"
+            await self._untold(step, rejected.code, why, outputs=outputs, error=message)
+            return
         except SlackError as refused:
             if refused.code == "parameter_validation_failed" and outputs is not None:
                 log.error("Slack refused the outputs of step %s: %s", execution_id, outputs)
@@ -189,24 +199,45 @@ class StepCompleter:
                     f"({outputs.get('opportunity_url')}), but Slack refused this step's outputs.",
                 )
                 return
-            await self._tell_later(step, refused.code)
+            await self._tell_later(step, refused.code, outputs=outputs, error=message)
             return
         except (aiohttp.ClientError, TimeoutError) as unreachable:
-            await self._tell_later(step, error_code(unreachable))
+            await self._tell_later(step, error_code(unreachable), outputs=outputs, error=message)
             return
         state = StepState.COMPLETED if outputs is not None else StepState.FAILED
         await self.store.finish(execution_id, state=state, error=message or None, now=self._clock())
 
-    async def _tell_later(self, step: WorkflowStep, code: str) -> None:
+    async def _untold(
+        self,
+        step: WorkflowStep,
+        code: str,
+        why: str,
+        *,
+        outputs: dict[str, str] | None,
+        error: str,
+    ) -> None:
+        """Slack cannot be told any more: the step's row says why and what it would have been
+        told; `code` (Slack's error, or `gave_up`) is counted."""
+        if outputs is not None:
+            would = f"the opportunity {outputs.get('opportunity_id')} was created in Close"
+        else:
+            would = f"the step failed: {error}"
+        log.error("Workflow step %s was never told: %s; %s", step.id, why, would)
+        if await self.store.finish(
+            step.function_execution_id,
+            state=StepState.UNTOLD,
+            error=f"{why}: the workflow was not told that {would}",
+            now=self._clock(),
+        ):
+            self._on_untold(code)
+
+    async def _tell_later(
+        self, step: WorkflowStep, code: str, *, outputs: dict[str, str] | None, error: str
+    ) -> None:
         now = self._clock()
         if now - step.created_at > TELL_GIVE_UP:
-            log.error("Gave up telling Slack about workflow step %s: %s", step.id, code)
-            await self.store.finish(
-                step.function_execution_id,
-                state=StepState.FAILED,
-                error=f"Slack could not be told ({code})",
-                now=now,
-            )
+            why = f"Slack did not take the completion while the step's token lived (last: {code})"
+            await self._untold(step, GAVE_UP, why, outputs=outputs, error=error)
             return
         at = now + timedelta(seconds=self._retry.delay(max(step.attempts, 1)))
         log.warning(

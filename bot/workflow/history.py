@@ -44,6 +44,8 @@ def _told(step: WorkflowStep) -> str:
         return f"completed (functions.completeSuccess at {step.completed_at:%H:%M:%S}Z)"
     if step.state == StepState.FAILED:
         return f"failed (functions.completeError at {step.completed_at:%H:%M:%S}Z)"
+    if step.state == StepState.UNTOLD:
+        return f"untold (given up at {step.completed_at:%H:%M:%S}Z): {step.error}"
     waiting = f", last problem: {step.error}" if step.error else ""
     return f"{step.state.value}, Slack not told yet{waiting}"
 
@@ -58,7 +60,7 @@ def format_step(step: WorkflowStep) -> str:
     inputs = json.dumps(step.inputs, ensure_ascii=False, separators=(",", ":"), default=str)
     lines = [head, "  inputs:   " + (inputs if len(inputs) <= 400 else inputs[:399] + "…")]
     lines.append("  via:      " + _told(step))
-    if step.error:
+    if step.error and step.state != StepState.UNTOLD:  # `_told` says it already
         lines.append(f"  error:    {step.error}")
     return "\n".join(lines)
 
