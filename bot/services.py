@@ -33,10 +33,17 @@ from bot.deals.service import Deals, RetryPolicy
 from bot.deals.store import SubmissionStore
 from bot.identity import Identity
 from bot.identity.store import UserLinkStore
-from bot.jobs import JobRunner
+from bot.jobs import Backoff, JobRunner
 from bot.leads.search import LeadSearch
 from bot.metrics import Metrics
+from bot.nudges.planner import NUDGE, NudgePlanner
+from bot.nudges.sender import NudgeSender
+from bot.nudges.taps import NudgeTaps
 from bot.parsing import warm_up
+from bot.schedule.jobs import scheduled_send_jobs
+from bot.schedule.people import People
+from bot.schedule.store import ScheduledSends
+from bot.schedule.ticker import Ticker
 from bot.settings import Settings
 from bot.slack.audience import AudienceStore
 from bot.slack.client import ObservedSlackClient
@@ -94,6 +101,12 @@ class Services:
     confirmation_actions: Changes
     # Link previews (`link_shared`).
     unfurler: Unfurler
+    # Scheduled sends (nudges): each person's switches and zone, the sends, the planner's
+    # periodic look (run where the worker runs) and what a nudge's taps do.
+    people: People
+    scheduled_sends: ScheduledSends
+    planner: Ticker
+    nudge_taps: NudgeTaps
     clock: Callable[[], datetime] = field(default=utc_now)
     announcer: Announcer | None = None
     # The Workflow Builder step "Create a Close opportunity".
@@ -151,6 +164,9 @@ class Services:
             settings, sessions, dialect, close, gateway, identity, worker, metrics, clock
         )
         sync = _background(settings, metrics, close, gateway, deals, worker, clock)
+        scheduled = _scheduled(
+            settings, sessions, dialect, close, gateway, identity, deals, worker, clock
+        )
         return cls(
             settings=settings,
             slack=slack,
@@ -173,6 +189,10 @@ class Services:
             worker=worker,
             changes=deals.changes,
             sync=sync,
+            people=scheduled.people,
+            scheduled_sends=scheduled.sends,
+            planner=scheduled.planner,
+            nudge_taps=scheduled.taps,
             clock=clock,
             metrics=metrics,
         )
@@ -195,6 +215,7 @@ class Services:
         await self.catalog.start()
         if worker:
             self.worker.start()
+            self.planner.start()
         self.sync.start(serving_http=serving_http, webhook_elsewhere=webhook_elsewhere)
         self._resident = set(asyncio.all_tasks())
 
@@ -226,6 +247,7 @@ class Services:
     async def _stop(self, short: set[asyncio.Task[object]]) -> None:
         assert self.stopping_since is not None
         await self.sync.stop()
+        await self.planner.stop()
         grace = WORK_GRACE_SECONDS - (time.monotonic() - self.stopping_since)
         await asyncio.gather(self.worker.stop(grace=grace), _settle(short, grace))
         await self.catalog.stop()
@@ -451,6 +473,62 @@ def _background(
         on_new=partial(worker.kick, changing.name),
         clock=clock,
     )
+
+
+class _ScheduledSide(NamedTuple):
+    """Scheduled sends: what people chose, the sends, the planner's look, the nudge's taps."""
+
+    people: People
+    sends: ScheduledSends
+    planner: Ticker
+    taps: NudgeTaps
+
+
+def _scheduled(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    dialect: str,
+    close: _CloseSide,
+    gateway: SlackGateway,
+    identity: Identity,
+    deals: _DealsSide,
+    worker: JobRunner,
+    clock: Callable[[], datetime],
+) -> _ScheduledSide:
+    """Scheduled sends as one kind of job on the one runner; nudges their first kind."""
+    people = People(sessions, dialect=dialect)
+    sends = ScheduledSends(sessions, dialect=dialect)
+    sender = NudgeSender(
+        sends=sends,
+        people=people,
+        identity=identity,
+        close=close.key,  # a background read of one owner's deals: the org key is enough
+        slack=gateway,
+        close_app_url=settings.close_app_url,
+        backoff=Backoff(
+            base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
+        ),
+        clock=clock,
+    )
+    sending = worker.register(scheduled_send_jobs(sends, {NUDGE: sender.send}))
+    planner = NudgePlanner(
+        sends=sends,
+        people=people,
+        identity=identity,
+        slack=gateway,
+        at=settings.nudge_at,
+        clock=clock,
+        on_planned=partial(worker.kick, sending.name),
+    )
+    taps = NudgeTaps(
+        sends=sends,
+        changes=deals.confirmation_actions,  # the confirmation's own Won/Lost/Edit
+        slack=gateway,
+        close_app_url=settings.close_app_url,
+        clock=clock,
+    )
+    ticker = Ticker(planner.tick, every=settings.schedule_plan_seconds, name="nudge-planner")
+    return _ScheduledSide(people, sends, ticker, taps)
 
 
 # The directories this app's code lives in: the bot package's and Bolt's (found, not imported).

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.schedule.timing import parse_time_of_day
 from bot.workflow.models import STEP_GIVE_UP_LIMIT_SECONDS
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
@@ -91,6 +93,11 @@ class Settings(BaseSettings):
     close_access: Literal["key", "personal", "either"] | None = None
     # Fernet keys, comma-separated: the first seals, any opens (rotation).
     token_encryption_key: SecretStr | None = None
+    # Local time of day ("HH:MM", each owner's own Slack zone) of the overdue-deals DM; empty:
+    # never.
+    nudge_time: str = "09:00"
+    # How often scheduled sends that fell due are looked for (no Close call: cheap).
+    schedule_plan_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("workflow_step_give_up_seconds")
     @classmethod
@@ -134,6 +141,17 @@ class Settings(BaseSettings):
     @classmethod
     def _external(cls, value: object) -> object:
         return (value.strip().lower() or "private") if isinstance(value, str) else value
+
+    @field_validator("nudge_time")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        parse_time_of_day(value)  # a bad one is refused at start, not at 09:00
+        return value.strip()
+
+    @property
+    def nudge_at(self) -> time | None:
+        """NUDGE_TIME as a time of day; None: nudges are off."""
+        return parse_time_of_day(self.nudge_time)
 
     @field_validator("log_format", mode="before")
     @classmethod

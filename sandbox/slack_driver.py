@@ -320,6 +320,36 @@ class SlackDriver:
         response = await self._interaction(payload)
         return InteractionResult(response, trigger_id, None)
 
+    async def press_in_view(
+        self,
+        view_id: str,
+        block_id: str,
+        *,
+        action_id: str | None = None,
+        user_id: str | None = None,
+    ) -> InteractionResult:
+        """Click a button in a view (a modal, or a Home tab): a block_actions with its value."""
+        element = self.sim.find_element(view_id, block_id, action_id)
+        user_id = user_id or self.sim.view_user(view_id)
+        trigger_id = self.sim.issue_trigger(user_id)
+        action = {
+            "type": element.get("type", "button"),
+            "action_id": element["action_id"],
+            "block_id": block_id,
+            "text": element.get("text"),
+            "value": element.get("value"),
+            "action_ts": self._action_ts(),
+        }
+        payload = {
+            **self._base("block_actions", user_id),
+            "container": {"type": "view", "view_id": view_id},
+            "trigger_id": trigger_id,
+            "view": self._view_payload(view_id),
+            "actions": [action],
+        }
+        response = await self._interaction(payload)
+        return InteractionResult(response, trigger_id, None)
+
     async def wait_for_view(self, trigger_id: str | None = None, timeout: float = 5.0) -> View:  # noqa: ASYNC109
         """The modal the bot opened with `trigger_id` (any views.open if None), as it is now."""
 
@@ -340,8 +370,10 @@ class SlackDriver:
         value: str | None = None,
         block_id: str | None = None,
         user_id: str = "U0ALICE",
+        selected_date: str | None = None,
     ) -> InteractionResult:
-        """Click a button in a message the simulator holds."""
+        """Click a button in a message the simulator holds (or pick `selected_date` in its
+        datepicker: Slack sends the date, and no value)."""
         message = next((m for m in self.sim.messages(channel_id) if m["ts"] == message_ts), None)
         if message is None:
             raise KeyError(f"no message {message_ts} in {channel_id}")
@@ -361,6 +393,11 @@ class SlackDriver:
         }
         if "style" in element:
             action["style"] = element["style"]
+        if element.get("type") == "datepicker":
+            action.pop("value", None)
+            action.pop("text", None)
+            action["selected_date"] = selected_date
+            action["initial_date"] = element.get("initial_date")
         payload = {
             **self._base("block_actions", user_id),
             "container": {

@@ -59,6 +59,8 @@ def sandbox_settings(
         # Close -> Slack is off unless a test or the demo asks for it (`webhook` or a poll period):
         # its reads would otherwise show in every test's count of Close requests.
         "close_events_poll_seconds": 0,
+        # Nudges likewise (their users.list, Close reads and DMs): a test asks with NUDGE_TIME.
+        "nudge_time": "",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -137,6 +137,18 @@ async def call_list_opportunities(close: CloseClient, sim: CloseSimulator) -> No
     )
 
 
+async def call_first_opportunities(close: CloseClient, sim: CloseSimulator) -> None:
+    await new_opportunity(close)
+    page = await close.first_opportunities(
+        user_id="user_alice",
+        status_type="active",
+        date_won_lt=date(2099, 1, 1),
+        order_by="date_won",
+        limit=1,
+    )
+    assert len(page.data) <= 1 and page.total_results >= len(page.data)
+
+
 async def call_list_events(close: CloseClient, sim: CloseSimulator) -> None:
     await new_opportunity(close)
     await new_opportunity(close)
@@ -193,6 +205,7 @@ CALLS: dict[str, Call] = {
     "get_opportunity": call_get_opportunity,
     "update_opportunity": call_update_opportunity,
     "list_opportunities": call_list_opportunities,
+    "first_opportunities": call_first_opportunities,
     "list_events": call_list_events,
     "list_webhooks": lambda close, sim: close.list_webhooks(),
     "create_webhook": call_create_webhook,

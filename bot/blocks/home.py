@@ -13,6 +13,7 @@ from bot.blocks.text import BUTTON_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 
 HOME_LOG_ACTION_ID = "home_log_opportunity"
+HOME_NUDGES_ACTION_ID = "home_nudges_switch"
 # Same action id as the command's *Connect Close* link button (acked by bot.listeners.connect).
 HOME_CONNECT_ACTION_ID = "close_connect"
 RECENT_LIMIT = 10
@@ -158,3 +159,29 @@ def home_view(
     )
     view = View(type="home", callback_id="home", blocks=blocks)
     return view.to_dict()
+
+
+def nudge_switch_blocks(on: bool, nudge_time: str) -> list[dict[str, Any]]:
+    """The overdue-deals DM's switch (its button's value is what a press sets)."""
+    if not nudge_time:
+        return []
+    text = (
+        f":alarm_clock: *Overdue nudges are on*: at {nudge_time} your time, a DM lists your deals "
+        "past their expected close date."
+        if on
+        else ":alarm_clock: *Overdue nudges are off*: no morning DM about deals past their "
+        "expected close date."
+    )
+    return [
+        {
+            "type": "section",
+            "block_id": "nudges_switch",
+            "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)},
+            "accessory": {
+                "type": "button",
+                "action_id": HOME_NUDGES_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Turn off" if on else "Turn on"},
+                "value": "off" if on else "on",
+            },
+        }
+    ]

@@ -37,8 +37,10 @@ from bot.close.models import (
     Membership,
     Opportunity,
     OpportunityCreate,
+    OpportunityPage,
     Pipeline,
     Status,
+    StatusType,
     User,
     WebhookSubscription,
 )
@@ -355,20 +357,42 @@ class CloseClient:
         lead_id: str | None = None,
         user_id: str | None = None,
         date_created_gte: datetime | None = None,
+        status_type: StatusType | None = None,
+        date_won_lt: date | None = None,
+        order_by: str | None = None,
         limit: int = 100,
     ) -> list[Opportunity]:
-        params: dict[str, Any] = {}
-        if lead_id:
-            params["lead_id"] = lead_id
-        if user_id:
-            params["user_id"] = user_id
-        if date_created_gte is not None:
-            when = date_created_gte
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            params["date_created__gte"] = when.isoformat()
+        params = _opportunity_filters(
+            lead_id=lead_id,
+            user_id=user_id,
+            date_created_gte=date_created_gte,
+            status_type=status_type,
+            date_won_lt=date_won_lt,
+            order_by=order_by,
+        )
         items = await self._paginate("opportunity/", params, max_items=limit)
         return [parse_opportunity(item) for item in items]
+
+    async def first_opportunities(
+        self,
+        *,
+        user_id: str | None = None,
+        status_type: StatusType | None = None,
+        date_won_lt: date | None = None,
+        order_by: str | None = None,
+        limit: int = 10,
+    ) -> OpportunityPage:
+        """The first `limit` matching opportunities and how many match in all (Close's
+        `total_results`): one request, however many there are."""
+        params = _opportunity_filters(
+            user_id=user_id, status_type=status_type, date_won_lt=date_won_lt, order_by=order_by
+        )
+        page = await self._request("GET", "opportunity/", params={**params, "_limit": limit})
+        data = [parse_opportunity(item) for item in page.get("data", [])]
+        total = page.get("total_results")
+        return OpportunityPage(
+            data=data, total_results=total if isinstance(total, int) else len(data)
+        )
 
     # --- changes: the event log and webhook subscriptions ----------------------------
 
@@ -815,3 +839,32 @@ def _describe(exc: Exception) -> str:
 
 
 __all__ = ["KEY_VIEW", "Attribution", "CloseClient", "CloseError", "parse_opportunity"]
+
+
+def _opportunity_filters(
+    *,
+    lead_id: str | None = None,
+    user_id: str | None = None,
+    date_created_gte: datetime | None = None,
+    status_type: StatusType | None = None,
+    date_won_lt: date | None = None,
+    order_by: str | None = None,
+) -> dict[str, Any]:
+    """`GET /opportunity/`'s filters as Close names them (`date_won__lt`, `_order_by`…)."""
+    params: dict[str, Any] = {}
+    if lead_id:
+        params["lead_id"] = lead_id
+    if user_id:
+        params["user_id"] = user_id
+    if date_created_gte is not None:
+        when = date_created_gte
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        params["date_created__gte"] = when.isoformat()
+    if status_type:
+        params["status_type"] = status_type
+    if date_won_lt is not None:
+        params["date_won__lt"] = date_won_lt.isoformat()
+    if order_by:
+        params["_order_by"] = order_by
+    return params

@@ -171,6 +171,13 @@ class LeadWithOpportunities(Lead):
     opportunities: list[Opportunity] = Field(default_factory=list)
 
 
+class OpportunityPage(CloseObject):
+    """The first page of `GET /opportunity/` and `total_results`: how many match in all."""
+
+    data: list[Opportunity] = Field(default_factory=list)
+    total_results: int = 0
+
+
 class EventPage(CloseObject):
     """A page of `GET /event/`: events latest first, and the cursor to older ones."""
 

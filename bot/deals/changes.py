@@ -40,6 +40,9 @@ from bot.slack.gateway import SlackGateway
 log = logging.getLogger(__name__)
 
 Outcome = Literal["won", "lost"]
+# What a one-tap change does: Won or Lost, or a body to PUT (and how the thread says it) made
+# from the opportunity as Close has it now (`date_won` + 7 days needs its current date).
+Change = Outcome | Callable[[Opportunity], tuple[dict[str, Any], str]]
 CORE_FIELDS = (
     "lead",
     "value",
@@ -470,43 +473,114 @@ class Changes:
         if submission is None or submission.opportunity_id is None:
             await self.tell(answer, "I cannot find this opportunity any more.")
             return
+        read = await self._read(answer, submission.opportunity_id)
+        if read is None:
+            return
+        close, before = read
+        if not await self.allowed(actor, submission, before):
+            await self.refuse(answer, submission)
+            return
+        planned = await self._planned(answer, before, kind)
+        if planned is None:
+            return
+        body, what = planned
+        after = await self._save(answer, close, submission, before, body)
+        if after is not None:
+            await self.publish(answer, submission, confirmation, before, after, what)
+
+    async def change_opportunity(
+        self, answer: ReplyTarget, opportunity_id: str, change: Change
+    ) -> Opportunity | None:
+        """Won, Lost or a new date for any opportunity (a nudge's line): the same checks, PUT
+        and telling as the confirmation's buttons. Told in its thread when it was logged here
+        (no thread: nothing more); None when not done (the actor was told why)."""
+        actor = answer.user_id
+        read = await self._read(answer, opportunity_id)
+        if read is None:
+            return None
+        close, before = read
+        submission = await self._store.by_opportunity(opportunity_id)
+        allowed = (
+            await self.allowed(actor, submission, before)
+            if submission is not None
+            else await self.owns_now(actor, before) or await self._identity.is_admin(actor)
+        )
+        if not allowed:
+            await self._refuse_unlogged(answer, before, submission)
+            return None
+        planned = await self._planned(answer, before, change)
+        if planned is None:
+            return None
+        body, what = planned
+        after = await self._save(answer, close, submission, before, body)
+        if after is not None and submission is not None:
+            await self.publish(answer, submission, Confirmation.of(submission), before, after, what)
+        return after
+
+    async def _refuse_unlogged(
+        self, answer: ReplyTarget, before: Opportunity, submission: Submission | None
+    ) -> None:
+        if submission is not None:
+            await self.refuse(answer, submission)
+            return
+        owner = escape(before.user_name or "its owner")
+        await self.tell(answer, f"Only {owner} (its owner in Close) or an admin can change this.")
+
+    async def _read(
+        self, answer: ReplyTarget, opportunity_id: str
+    ) -> tuple[CloseClient, Opportunity] | None:
+        """The actor's Close client and the opportunity as Close has it now (else they are told)."""
         try:
-            close = await self._close_for(actor)
-            before = await close.get_opportunity(submission.opportunity_id)
+            close = await self._close_for(answer.user_id)
+            return close, await close.get_opportunity(opportunity_id)
         except (CloseNotConnected, CloseAccessBroken) as error:
             await self.tell(answer, f"Not saved: {close_said(error)}.")
-            return
         except CloseError as error:
             await self.tell(
                 answer, f"Close is not answering ({close_said(error)}). Try again soon."
             )
-            return
-        if not await self.allowed(actor, submission, before):
-            await self.refuse(answer, submission)
-            return
-        status = outcome_status(self.catalog, before, kind)
+        return None
+
+    async def _planned(
+        self, answer: ReplyTarget, before: Opportunity, change: Change
+    ) -> tuple[dict[str, Any], str] | None:
+        """What to PUT for `change` and how the thread says it; None (told why) if nothing."""
+        if not isinstance(change, str):
+            body, what = change(before)
+            return body, what
+        status = outcome_status(self.catalog, before, change)
         if status is None:
             pipeline = escape(before.pipeline_name or "this")
-            await self.tell(answer, f"The {pipeline} pipeline has no {kind} status in Close.")
-            return
+            await self.tell(answer, f"The {pipeline} pipeline has no {change} status in Close.")
+            return None
         if before.status_id == status.id:
             await self.tell(answer, f"It is already *{escape(status.label)}*.")
-            return
-        profile = await self._identity.profile(actor)
+            return None
+        return {"status_id": status.id}, f"marked it *{escape(status.label)}*"
+
+    async def _save(
+        self,
+        answer: ReplyTarget,
+        close: CloseClient,
+        submission: Submission | None,
+        before: Opportunity,
+        body: dict[str, Any],
+    ) -> Opportunity | None:
+        """The PUT, in the actor's zone (Close sets a won date from it); None if Close refused
+        (the actor told). A deal logged here is recorded as shown, so its change coming back
+        from Close is not told twice."""
+        profile = await self._identity.profile(answer.user_id)
+        offset = profile.tz_offset_hours if profile else None
         try:
+            if submission is None:
+                return await close.update_opportunity(before.id, body, tz_offset_hours=offset)
             async with self._writing(submission, before) as written:
-                after = await close.update_opportunity(
-                    submission.opportunity_id,
-                    {"status_id": status.id},
-                    tz_offset_hours=profile.tz_offset_hours if profile else None,
-                )
+                after = await close.update_opportunity(before.id, body, tz_offset_hours=offset)
                 written.append(after)
+                return after
         except CloseError as error:
             await self.tell(answer, f"Close did not take it: {close_said(error)}")
-            return
-        await self.publish(
-            answer, submission, confirmation, before, after, f"marked it *{escape(status.label)}*"
-        )
+            return None
 
     async def put(
         self,

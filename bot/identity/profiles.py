@@ -27,6 +27,7 @@ class SlackProfile(BaseModel):
     is_restricted: bool = False  # a guest: single- or multi-channel
     is_admin: bool = False
     is_owner: bool = False
+    team_id: str | None = None  # their own workspace: another one for Slack Connect strangers
 
     @property
     def tz_offset_hours(self) -> float:
@@ -59,6 +60,7 @@ class SlackProfile(BaseModel):
             is_restricted=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
             is_admin=bool(user.get("is_admin")),
             is_owner=bool(user.get("is_owner") or user.get("is_primary_owner")),
+            team_id=user.get("team_id") or None,
         )
 
 

@@ -11,6 +11,7 @@ from bot.listeners import (
     connect,
     find,
     home,
+    nudges,
     options,
     shared_channels,
     shortcuts,
@@ -31,6 +32,7 @@ def register(app: AsyncApp, services: Services) -> None:
     shortcuts.register(app, services)
     confirmation_actions.register(app, services)
     home.register(app, services)
+    nudges.register(app, services)
     workflow.register(app, services)
     unfurl.register(app, services)
     shared_channels.register(app, services)

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.connections.wording import help_line
-from bot.listeners import admin_commands, connect, find
+from bot.listeners import admin_commands, connect, find, nudges
 from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
@@ -53,6 +53,11 @@ def register(app: AsyncApp, services: Services) -> None:
                 team_id=str(body.get("team_id") or "") or None,
                 channel_id=body.get("channel_id"),
                 response_url=body.get("response_url"),
+            )
+            return
+        if nudges.is_nudges_command(text):
+            await nudges.handle_command(
+                services, text, user_id=str(body.get("user_id") or ""), respond=respond
             )
             return
         subcommand = admin_commands.parse_subcommand(text)

@@ -15,10 +15,13 @@ It also reads your Slack language — German, French, Spanish, Portuguese, Itali
 with English always understood: `Müller GmbH 12.500 € jährlich 60 % Abschluss nächsten Freitag`, \
 `Dupont SA 8 k€ par mois, 40 %, clôture fin du mois`, `Acme 15k anual 70% cierre el próximo viernes`.
 No typing: a message's ⋯ menu > *Create opportunity*, or the ⚡ menu > *Log opportunity*. \
-The confirmation's *Edit*, *Won* and *Lost* buttons change it in Close."""
+The confirmation's *Edit*, *Won* and *Lost* buttons change it in Close.
+Each morning a DM lists your deals past their expected close date, with one-tap *Won*, *Lost*, \
+*+1 week* and *Pick a date*: `/opportunity nudges off` stops it, `/opportunity nudges on` \
+brings it back (also on the app's Home tab)."""
 
 # Words of the command that are not a lead; a lone near-miss of one is a typo, not a company.
-SUBCOMMANDS = ("help", "find", "whoami", "link", "unlink", "connect", "disconnect")
+SUBCOMMANDS = ("help", "find", "whoami", "link", "unlink", "connect", "disconnect", "nudges")
 
 
 def looks_like_help(text: str) -> bool:

@@ -14,6 +14,7 @@ from bot.blocks.home import (
     HomeConnection,
     HomeEntry,
     home_view,
+    nudge_switch_blocks,
 )
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError, CloseNotFound
@@ -115,10 +116,21 @@ async def publish_home(services: Services, user_id: str, team_id: str = "") -> N
         close_app_url=services.settings.close_app_url,
         connection=await home_connection(services, user_id, team_id),
     )
+    view["blocks"].extend(await nudge_switch(services, user_id))
     try:
         await services.slack_gateway.publish_view(user_id, view)
     except SlackError as error:
         log.warning("views.publish for %s failed: %s", user_id, error.code)
+
+
+async def nudge_switch(services: Services, user_id: str) -> list[dict[str, Any]]:
+    """The overdue-nudge switch, as the person has it set (none if it cannot be read)."""
+    try:
+        person = await services.people.get(user_id)
+    except Exception:  # the Home tab shows without the switch rather than not at all
+        log.warning("Home: no nudge switch for %s", user_id, exc_info=True)
+        return []
+    return nudge_switch_blocks(person.nudges, services.settings.nudge_time)
 
 
 async def home_connection(services: Services, user_id: str, team_id: str) -> HomeConnection:

@@ -1,13 +1,25 @@
 """The database schema: submissions (the durable queue and audit), Slack→Close user links, the
 Close→Slack sync (changes received, opportunities as shown, sync state), Workflow Builder
-steps received, people's own Close connections (OAuth), and who can read each channel."""
+steps received, people's own Close connections (OAuth), who can read each channel, scheduled
+sends (nudges…) and each person's settings for them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -264,3 +276,55 @@ class ChannelAudienceRow(Base):
     # Where it was learned: `conversations.info`, `event` (an envelope's flag), `channel_shared`…
     source: Mapped[str] = mapped_column(String(32))
     learned_at: Mapped[datetime] = mapped_column()
+
+
+class ScheduledSendRow(Base):
+    """One scheduled send (a nudge, later a digest or an alert): at most one per
+    (kind, recipient, period) however many processes plan it, claimed like every job."""
+
+    __tablename__ = "scheduled_sends"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    # A Slack user id (a DM) or a channel id.
+    recipient: Mapped[str] = mapped_column(String(64))
+    # The period it is for, in the recipient's terms: a local date `2026-12-07` for a nudge.
+    period: Mapped[str] = mapped_column(String(32))
+    # `pending`, `sent` (a message went out), `skipped` (nothing to send, or switched off).
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    # Set just before the message is posted, cleared when Slack says it was not: a claim that
+    # finds it set (its holder died mid-post) does not post again, so never twice.
+    posting_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    message_channel: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    # What was sent, so a tap can rebuild the message (a nudge: its deals, each line's state).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # Bumped by each write of `payload` after the send: taps on two lines never undo each other.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("kind", "recipient", "period", name="uq_scheduled_sends_key"),
+        Index("ix_scheduled_sends_due", "state", "next_attempt_at"),
+    )
+
+
+class PersonSettingsRow(Base):
+    """A person's switches for what the bot sends on its own, and their zone as Slack said it."""
+
+    __tablename__ = "person_settings"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nudges: Mapped[bool] = mapped_column(Boolean, server_default=true(), default=True)
+    alerts: Mapped[bool] = mapped_column(Boolean, server_default=true(), default=True)
+    tz: Mapped[str | None] = mapped_column(String(64))
+    tz_read_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column()
