@@ -1,4 +1,5 @@
-"""The App Home tab: a button to log an opportunity, and the user's recent ones."""
+"""The App Home tab: a button to log an opportunity, *This week*, the user's recent ones and
+*Settings* (the nudge and alert switches, the Close connection)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from pydantic import BaseModel
 from slack_sdk.models.views import View
 
 from bot.blocks.format import format_date
+from bot.blocks.home_week import HomeWeek, week_blocks
 from bot.blocks.messages import OPEN_IN_CLOSE_ACTION_ID, lead_url, value_line
 from bot.blocks.text import BUTTON_TEXT, SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
 
 HOME_LOG_ACTION_ID = "home_log_opportunity"
 HOME_NUDGES_ACTION_ID = "home_nudges_switch"
+HOME_ALERTS_ACTION_ID = "home_alerts_switch"
 # Same action id as the command's *Connect Close* link button (acked by bot.listeners.connect).
 HOME_CONNECT_ACTION_ID = "close_connect"
 RECENT_LIMIT = 10
@@ -71,14 +74,16 @@ def _entry_blocks(index: int, entry: HomeEntry, close_app_url: str) -> dict[str,
     }
 
 
-def connection_blocks(connection: HomeConnection) -> list[dict[str, Any]]:
+def connection_blocks(
+    connection: HomeConnection, block_id: str = "close_connection"
+) -> list[dict[str, Any]]:
     """A connected-as line, or *Connect Close* (with why) when not connected or broken."""
     if connection.connected_as is not None and not connection.broken:
         text = f"Connected to Close as *{fit_mrkdwn(connection.connected_as, 200)}*."
         return [
             {
                 "type": "context",
-                "block_id": "close_connection",
+                "block_id": block_id,
                 "elements": [{"type": "mrkdwn", "text": text}],
             }
         ]
@@ -91,7 +96,7 @@ def connection_blocks(connection: HomeConnection) -> list[dict[str, Any]]:
     return [
         {
             "type": "section",
-            "block_id": "close_connection",
+            "block_id": block_id,
             "text": {"type": "mrkdwn", "text": text},
             "accessory": {
                 "type": "button",
@@ -107,9 +112,16 @@ def connection_blocks(connection: HomeConnection) -> list[dict[str, Any]]:
 
 
 def home_view(
-    entries: list[HomeEntry], *, close_app_url: str, connection: HomeConnection | None = None
+    entries: list[HomeEntry],
+    *,
+    close_app_url: str,
+    connection: HomeConnection | None = None,
+    week: HomeWeek | None = None,
+    switches: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The Home tab as Slack view JSON (views.publish)."""
+    """The Home tab as Slack view JSON (views.publish): *This week*, the recent opportunities,
+    then *Settings* (`switches`, the Close connection)."""
+    connection = connection or HomeConnection()
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
@@ -133,13 +145,31 @@ def home_view(
                 }
             ],
         },
-        *connection_blocks(connection or HomeConnection()),
+        *week_blocks(
+            week or HomeWeek(), connection_blocks(connection, "week_connect"), close_app_url
+        ),
         {"type": "divider", "block_id": "divider"},
+        *_recent_blocks(entries, close_app_url),
+        {"type": "divider", "block_id": "settings_divider"},
+        {
+            "type": "header",
+            "block_id": "settings_header",
+            "text": {"type": "plain_text", "text": "Settings"},
+        },
+        *(switches or []),
+        *connection_blocks(connection),
+    ]
+    view = View(type="home", callback_id="home", blocks=blocks)
+    return view.to_dict()
+
+
+def _recent_blocks(entries: list[HomeEntry], close_app_url: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [
         {
             "type": "header",
             "block_id": "recent_header",
             "text": {"type": "plain_text", "text": "Your recent opportunities"},
-        },
+        }
     ]
     if not entries:
         blocks.append(
@@ -157,8 +187,7 @@ def home_view(
     blocks.extend(
         _entry_blocks(i, entry, close_app_url) for i, entry in enumerate(entries[:RECENT_LIMIT])
     )
-    view = View(type="home", callback_id="home", blocks=blocks)
-    return view.to_dict()
+    return blocks
 
 
 def nudge_switch_blocks(on: bool, nudge_time: str) -> list[dict[str, Any]]:
@@ -180,6 +209,28 @@ def nudge_switch_blocks(on: bool, nudge_time: str) -> list[dict[str, Any]]:
             "accessory": {
                 "type": "button",
                 "action_id": HOME_NUDGES_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Turn off" if on else "Turn on"},
+                "value": "off" if on else "on",
+            },
+        }
+    ]
+
+
+def alerts_switch_blocks(on: bool) -> list[dict[str, Any]]:
+    """The owner alerts' switch (its button's value is what a press sets)."""
+    text = (
+        ":bell: *Owner alerts are on*: a DM when someone else changes one of your deals in Close."
+        if on
+        else ":bell: *Owner alerts are off*: no DM when someone else changes your deals in Close."
+    )
+    return [
+        {
+            "type": "section",
+            "block_id": "alerts_switch",
+            "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)},
+            "accessory": {
+                "type": "button",
+                "action_id": HOME_ALERTS_ACTION_ID,
                 "text": {"type": "plain_text", "text": "Turn off" if on else "Turn on"},
                 "value": "off" if on else "on",
             },

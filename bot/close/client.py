@@ -379,13 +379,18 @@ class CloseClient:
         user_id: str | None = None,
         status_type: StatusType | None = None,
         date_won_lt: date | None = None,
+        date_won_lte: date | None = None,
         order_by: str | None = None,
         limit: int = 10,
     ) -> OpportunityPage:
         """The first `limit` matching opportunities and how many match in all (Close's
         `total_results`): one request, however many there are."""
         params = _opportunity_filters(
-            user_id=user_id, status_type=status_type, date_won_lt=date_won_lt, order_by=order_by
+            user_id=user_id,
+            status_type=status_type,
+            date_won_lt=date_won_lt,
+            date_won_lte=date_won_lte,
+            order_by=order_by,
         )
         page = await self._request("GET", "opportunity/", params={**params, "_limit": limit})
         data = [parse_opportunity(item) for item in page.get("data", [])]
@@ -848,6 +853,7 @@ def _opportunity_filters(
     date_created_gte: datetime | None = None,
     status_type: StatusType | None = None,
     date_won_lt: date | None = None,
+    date_won_lte: date | None = None,
     order_by: str | None = None,
 ) -> dict[str, Any]:
     """`GET /opportunity/`'s filters as Close names them (`date_won__lt`, `_order_by`…)."""
@@ -865,6 +871,8 @@ def _opportunity_filters(
         params["status_type"] = status_type
     if date_won_lt is not None:
         params["date_won__lt"] = date_won_lt.isoformat()
+    if date_won_lte is not None:
+        params["date_won__lte"] = date_won_lte.isoformat()
     if order_by:
         params["_order_by"] = order_by
     return params

@@ -6,6 +6,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.listeners import (
     actions,
+    alerts,
     commands,
     confirmation_actions,
     connect,
@@ -33,6 +34,7 @@ def register(app: AsyncApp, services: Services) -> None:
     confirmation_actions.register(app, services)
     home.register(app, services)
     nudges.register(app, services)
+    alerts.register(app, services)
     workflow.register(app, services)
     unfurl.register(app, services)
     shared_channels.register(app, services)

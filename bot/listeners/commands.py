@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.connections.wording import help_line
-from bot.listeners import admin_commands, connect, find, nudges
+from bot.listeners import admin_commands, alerts, connect, find, nudges
 from bot.listeners.help import HELP_TEXT, looks_like_help
 from bot.listeners.modal_flow import open_modal
 from bot.services import Services
@@ -57,6 +57,11 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         if nudges.is_nudges_command(text):
             await nudges.handle_command(
+                services, text, user_id=str(body.get("user_id") or ""), respond=respond
+            )
+            return
+        if alerts.is_alerts_command(text):
+            await alerts.handle_command(
                 services, text, user_id=str(body.get("user_id") or ""), respond=respond
             )
             return

@@ -18,10 +18,23 @@ No typing: a message's ⋯ menu > *Create opportunity*, or the ⚡ menu > *Log o
 The confirmation's *Edit*, *Won* and *Lost* buttons change it in Close.
 Each morning a DM lists your deals past their expected close date, with one-tap *Won*, *Lost*, \
 *+1 week* and *Pick a date*: `/opportunity nudges off` stops it, `/opportunity nudges on` \
-brings it back (also on the app's Home tab)."""
+brings it back. When someone else changes one of your deals in Close, a DM says what changed: \
+`/opportunity alerts off` stops those, `/opportunity alerts on` brings them back.
+The app's Home tab lists your deals closing this week and your overdue ones (the same one-tap \
+buttons), your recent ones, and both switches."""
 
 # Words of the command that are not a lead; a lone near-miss of one is a typo, not a company.
-SUBCOMMANDS = ("help", "find", "whoami", "link", "unlink", "connect", "disconnect", "nudges")
+SUBCOMMANDS = (
+    "help",
+    "find",
+    "whoami",
+    "link",
+    "unlink",
+    "connect",
+    "disconnect",
+    "nudges",
+    "alerts",
+)
 
 
 def looks_like_help(text: str) -> bool:

@@ -1,4 +1,5 @@
-"""App Home: published on every app_home_opened, with the user's recent opportunities as Close has them."""
+"""App Home: published on every app_home_opened, with *This week* and the user's recent
+opportunities as Close has them, and *Settings*."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from bot.blocks.home import (
     RECENT_LIMIT,
     HomeConnection,
     HomeEntry,
+    alerts_switch_blocks,
     home_view,
     nudge_switch_blocks,
 )
+from bot.blocks.home_week import HomeWeek
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError, CloseNotFound
 from bot.close.models import Opportunity
 from bot.deals.models import Submission, SubmissionState
+from bot.listeners.home_week import this_week
 from bot.listeners.payload import str_at
 from bot.listeners.person import CannotAct, close_for
 from bot.listeners.shortcuts import open_with_picker
@@ -35,11 +39,12 @@ CLOSE_CONCURRENCY = 4
 
 
 async def recent_entries(
-    services: Services, user_id: str, team_id: str | None = None
+    services: Services, user_id: str, team_id: str | None = None, *, ask_close: bool = True
 ) -> list[HomeEntry]:
     """The user's latest opportunities logged through the bot, refreshed from Close with their own
     access (CLOSE_ACCESS) when it answers within the budget (else as they were logged, or last
-    told: without usable access of theirs, Close is not asked)."""
+    told: without usable access of theirs, Close is not asked). `ask_close=False`: as last
+    known, without a word about it (Home's first publish, before Close is asked)."""
     submissions = [
         s
         for s in await services.store.recent(slack_user_id=user_id, limit=SCAN_LIMIT)
@@ -52,7 +57,7 @@ async def recent_entries(
     # to ask Close again (App Home opens often; ten GETs each time add up).
     synced = services.sync.mode != "off"
     gate = asyncio.Semaphore(CLOSE_CONCURRENCY)
-    close = await _their_close(services, user_id, team_id) if submissions else None
+    close = await _their_close(services, user_id, team_id) if submissions and ask_close else None
 
     async def current(submission: Submission) -> HomeEntry | None:
         view = views.get(submission.opportunity_id or "")
@@ -67,7 +72,7 @@ async def recent_entries(
         if synced and view is not None:
             return HomeEntry(opportunity=stored)
         if close is None:
-            return HomeEntry(opportunity=stored, current=False)
+            return HomeEntry(opportunity=stored, current=not ask_close)
         try:
             async with gate:
                 fresh = await close.get_opportunity(stored.id)
@@ -111,26 +116,55 @@ async def _their_close(services: Services, user_id: str, team_id: str | None) ->
 
 
 async def publish_home(services: Services, user_id: str, team_id: str = "") -> None:
-    view = home_view(
-        await recent_entries(services, user_id, team_id or None),
-        close_app_url=services.settings.close_app_url,
-        connection=await home_connection(services, user_id, team_id),
+    """Published twice: at once with what the database knows (*This week* says it is reading
+    Close), then once Close has answered (or the budgets ran out)."""
+    team = team_id or None
+    connection, switches, known = await asyncio.gather(
+        home_connection(services, user_id, team_id),
+        settings_switches(services, user_id),
+        recent_entries(services, user_id, team, ask_close=False),
     )
-    view["blocks"].extend(await nudge_switch(services, user_id))
+    await _publish(services, user_id, _view(services, known, connection, switches, HomeWeek()))
+    entries, week = await asyncio.gather(
+        recent_entries(services, user_id, team), this_week(services, user_id, team)
+    )
+    await _publish(services, user_id, _view(services, entries, connection, switches, week))
+
+
+def _view(
+    services: Services,
+    entries: list[HomeEntry],
+    connection: HomeConnection,
+    switches: list[dict[str, Any]],
+    week: HomeWeek,
+) -> dict[str, Any]:
+    return home_view(
+        entries,
+        close_app_url=services.settings.close_app_url,
+        connection=connection,
+        week=week,
+        switches=switches,
+    )
+
+
+async def _publish(services: Services, user_id: str, view: dict[str, Any]) -> None:
     try:
         await services.slack_gateway.publish_view(user_id, view)
     except SlackError as error:
         log.warning("views.publish for %s failed: %s", user_id, error.code)
 
 
-async def nudge_switch(services: Services, user_id: str) -> list[dict[str, Any]]:
-    """The overdue-nudge switch, as the person has it set (none if it cannot be read)."""
+async def settings_switches(services: Services, user_id: str) -> list[dict[str, Any]]:
+    """The nudge and alert switches, as the person has them set (none if they cannot be read)."""
     try:
         person = await services.people.get(user_id)
-    except Exception:  # the Home tab shows without the switch rather than not at all
-        log.warning("Home: no nudge switch for %s", user_id, exc_info=True)
+    except Exception:  # the Home tab shows without the switches rather than not at all
+        log.warning("Home: no switches for %s", user_id, exc_info=True)
         return []
-    return nudge_switch_blocks(person.nudges, services.settings.nudge_time)
+    return [
+        *nudge_switch_blocks(person.nudges, services.settings.nudge_time),
+        *alerts_switch_blocks(person.alerts),
+    ]
 
 
 async def home_connection(services: Services, user_id: str, team_id: str) -> HomeConnection:

@@ -12,9 +12,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.blocks.home import HOME_NUDGES_ACTION_ID
 from bot.deals.models import ReplyTarget
 from bot.listeners.home import publish_home
+from bot.listeners.home_week import person_today
 from bot.listeners.payload import str_at
 from bot.nudges.message import (
     DATE_ACTION_ID,
+    HOME,
     LOST_ACTION_ID,
     WEEK_ACTION_ID,
     WON_ACTION_ID,
@@ -83,6 +85,22 @@ def _tapped(body: dict[str, Any]) -> tuple[ReplyTarget, str, str, Tap, date | No
     return answer, ids[0], ids[1], tap, picked
 
 
+async def home_tap(
+    services: Services,
+    team_id: str,
+    answer: ReplyTarget,
+    _send_id: str,
+    opportunity_id: str,
+    tap: Tap,
+    picked: date | None,
+) -> None:
+    """A line of App Home's *This week*: the nudge's change as the person, then their Home
+    again (the deal gone from it, or at its new date)."""
+    today = await person_today(services, answer.user_id)
+    await services.nudge_taps.tap_from_home(answer, opportunity_id, tap, picked, today)
+    await publish_home(services, answer.user_id, team_id)
+
+
 def register(app: AsyncApp, services: Services) -> None:
     @app.action(_ANY_TAP)
     async def nudge_tapped(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -90,7 +108,14 @@ def register(app: AsyncApp, services: Services) -> None:
         tapped = _tapped(body)
         if tapped is None:
             return
-        spawn(services.nudge_taps.tap(*tapped), name="nudge-tap")
+        answer, send_id, opportunity_id, tap, picked = tapped
+        if send_id == HOME:
+            team_id = str_at(body, "team", "id") or ""
+            spawn(home_tap(services, team_id, *tapped), name="home-tap")
+            return
+        spawn(
+            services.nudge_taps.tap(answer, send_id, opportunity_id, tap, picked), name="nudge-tap"
+        )
 
     @app.action(HOME_NUDGES_ACTION_ID)
     async def home_switch(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -18,6 +18,8 @@ WEEK_ACTION_ID = "nudge_week"
 DATE_ACTION_ID = "nudge_date"
 ACTION_IDS = (WON_ACTION_ID, LOST_ACTION_ID, WEEK_ACTION_ID, DATE_ACTION_ID)
 LISTED = 10  # deals listed in one nudge; the rest are "and N more"
+# The send id of the lines App Home lists (a tap there is not on any nudge's DM).
+HOME = "home"
 
 
 class NudgeLine(BaseModel):
@@ -86,7 +88,7 @@ def nudge_message(send_id: str, payload: NudgePayload, *, close_app_url: str) ->
         section(f":alarm_clock: *{total} of your {deals} past the expected close date.*")
     ]
     for n, line in enumerate(payload.lines):
-        blocks.extend(_line_blocks(n, send_id, line, payload.period, close_app_url))
+        blocks.extend(line_blocks(f"nudge_{n}", send_id, line, payload.period, close_app_url))
     if payload.more:
         link = f"{close_app_url}opportunities/"
         blocks.append(
@@ -105,12 +107,13 @@ def nudge_message(send_id: str, payload: NudgePayload, *, close_app_url: str) ->
     return Message(text=fit_mrkdwn(text, MESSAGE_TEXT), blocks=blocks)
 
 
-def _line_blocks(
-    n: int, send_id: str, line: NudgeLine, today: date, close_app_url: str
+def line_blocks(
+    block_id: str, send_id: str, line: NudgeLine, today: date, close_app_url: str
 ) -> list[dict[str, Any]]:
+    """A deal's line (its section named `block_id`) and its one-tap buttons, or what was done."""
     lead = f"<{lead_url(close_app_url, line.lead_id)}|{fit_mrkdwn(line.lead_name, 200)}>"
     if line.done is not None:
-        return [{**section(f":white_check_mark: *{lead}*: {line.done}"), "block_id": f"nudge_{n}"}]
+        return [{**section(f":white_check_mark: *{lead}*: {line.done}"), "block_id": block_id}]
     parts = [
         part
         for part in (line.value, line.status_label, f"expected {format_date(line.date_won)}")
@@ -118,7 +121,7 @@ def _line_blocks(
     ]
     value = tap_value(send_id, line.opportunity_id)
     return [
-        {**section(f"*{lead}* · " + " · ".join(parts)), "block_id": f"nudge_{n}"},
+        {**section(f"*{lead}* · " + " · ".join(parts)), "block_id": block_id},
         {
             "type": "actions",
             "block_id": BLOCK_PREFIX + value,

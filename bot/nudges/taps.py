@@ -1,5 +1,6 @@
-"""A tap on a nudge's line (Won, Lost, +1 week, a picked date): the change made in Close as the
-person who tapped, through the confirmation's own use case, then the line says what was done."""
+"""A tap on a nudge's line (Won, Lost, +1 week, a picked date), in the DM or on App Home: the
+change made in Close as the person who tapped, through the confirmation's own use case, then the
+DM line says what was done."""
 
 from __future__ import annotations
 
@@ -94,6 +95,16 @@ class NudgeTaps:
         after = await self._changes.change_opportunity(answer, opportunity_id, change)
         if after is not None:
             await self._mark_done(send, opportunity_id, done_text(tap, after))
+
+    async def tap_from_home(
+        self, answer: ReplyTarget, opportunity_id: str, tap: Tap, picked: date | None, today: date
+    ) -> Opportunity | None:
+        """A tap on a line App Home lists (no DM behind it): the same change, as the person who
+        tapped; their Home is republished by the caller. None when nothing was changed."""
+        change = change_for(tap, picked, today)
+        if change is None:
+            return None
+        return await self._changes.change_opportunity(answer, opportunity_id, change)
 
     async def _mark_done(self, send: ScheduledSend, opportunity_id: str, done: str) -> None:
         """The line says what was done: in the stored payload (a compare-and-set on its

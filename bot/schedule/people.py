@@ -56,6 +56,9 @@ class People:
     async def set_nudges(self, slack_user_id: str, on: bool, *, now: datetime) -> None:
         await self._upsert([{"slack_user_id": slack_user_id, "nudges": on, "updated_at": now}])
 
+    async def set_alerts(self, slack_user_id: str, on: bool, *, now: datetime) -> None:
+        await self._upsert([{"slack_user_id": slack_user_id, "alerts": on, "updated_at": now}])
+
     async def remember_zones(self, zones: Sequence[tuple[str, str]], *, now: datetime) -> None:
         """Each (Slack user id, IANA zone) read from Slack now; switches left as they are."""
         await self._upsert(
