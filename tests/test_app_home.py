@@ -10,17 +10,27 @@ from typing import Any
 from bot.blocks.home import HOME_LOG_ACTION_ID
 from bot.blocks.messages import EDIT_ACTION_ID
 from sandbox.slack_driver import FORM
+from sandbox.slack_sim import Call
 from sandbox.stack import Sandbox
 from tests.flows import open_modal, submit
 
 
+def settled(call: Call, user_id: str) -> bool:
+    """A Home of `user_id` published once Close has answered (the first one, published at
+    once, says it is still reading Close)."""
+    return (
+        call.ok
+        and call.params.get("user_id") == user_id
+        and "week_loading" not in json.dumps(call.params.get("view"))
+    )
+
+
 async def published_home(sb: Sandbox, user_id: str) -> dict[str, Any]:
+    """Open `user_id`'s Home; the view published once Close has answered."""
     mark = sb.slack.mark()
     response = await sb.driver.app_home_opened(user_id)
     assert response.status_code == 200, response.text
-    call = await sb.slack.wait_for(
-        "views.publish", lambda c: c.ok and c.params.get("user_id") == user_id, since=mark
-    )
+    call = await sb.slack.wait_for("views.publish", lambda c: settled(c, user_id), since=mark)
     return dict(call.response["view"])
 
 

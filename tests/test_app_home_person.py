@@ -39,10 +39,11 @@ async def bob_logs_a_deal(sb: Sandbox) -> None:
 
 
 def opportunity_reads(sb: Sandbox, mark: int) -> list[RecordedRequest]:
+    """The reads of one opportunity (not *This week*'s list, `GET /opportunity/`)."""
     return [
         r
         for r in sb.close.requests[mark:]
-        if r.method == "GET" and r.path.startswith("/opportunity/")
+        if r.method == "GET" and r.path.startswith("/opportunity/") and r.path != "/opportunity/"
     ]
 
 

@@ -27,6 +27,7 @@ from sandbox.stack import (
 )
 from tests.oauth_flows import button_url, command_answer, connect_link, consent
 from tests.process import APP_TOKEN, Bot
+from tests.test_app_home import settled
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ async def oauth_sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
 async def published_home(sb: Sandbox, user_id: str = "U0ALICE") -> dict[str, Any]:
     mark = sb.slack.mark()
     await sb.driver.app_home_opened(user_id)
-    call = await sb.slack.wait_for("views.publish", since=mark)
+    call = await sb.slack.wait_for("views.publish", lambda c: settled(c, user_id), since=mark)
     view: dict[str, Any] = call.params["view"]
     if isinstance(view, str):
         view = json.loads(view)

@@ -157,10 +157,22 @@ def home_view(
             "text": {"type": "plain_text", "text": "Settings"},
         },
         *(switches or []),
-        *connection_blocks(connection),
+        *(connection_blocks(connection) or [_through_the_key()]),
     ]
     view = View(type="home", callback_id="home", blocks=blocks)
     return view.to_dict()
+
+
+def _through_the_key() -> dict[str, Any]:
+    """Settings' Close line when there is no connection of one's own to show or offer."""
+    text = (
+        "Close is reached through the app's own key: what you do here goes to Close on your behalf."
+    )
+    return {
+        "type": "context",
+        "block_id": "close_via_key",
+        "elements": [{"type": "mrkdwn", "text": text}],
+    }
 
 
 def _recent_blocks(entries: list[HomeEntry], close_app_url: str) -> list[dict[str, Any]]:
