@@ -12,10 +12,14 @@ The app's clock is injected: Monday 7 Dec 2026, 07:30 in Los Angeles (Alice), 15
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sandbox import blockkit
 from sandbox.slack_sim import Call
@@ -23,8 +27,19 @@ from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import REQUIRED_CUSTOM, wait_until
 from tests.oauth_flows import command_answer, connect_link, consent
 from tests.test_app_home import published_home, settled
+from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 NOW = datetime(2026, 12, 7, 15, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 def clock() -> datetime:
@@ -204,8 +219,8 @@ async def test_plus_one_week_on_home_moves_the_expected_close_by_seven_days() ->
         await wait_until(lambda: close_opportunity(sb, week)["date_won"] == "2026-12-18")
 
 
-async def test_the_alerts_switch_and_command_flip_the_setting() -> None:
-    async with sandbox() as sb:
+async def test_the_alerts_switch_and_command_flip_the_setting(database_url: str) -> None:
+    async with sandbox(database_url=database_url) as sb:
         await published_home(sb, "U0BOB")
         mark = sb.slack.mark()
         await sb.driver.press_in_view(sb.slack.home_views["U0BOB"], "alerts_switch")
@@ -259,3 +274,20 @@ async def test_not_connected_under_personal_this_week_offers_to_connect() -> Non
         assert connect is not None and connect["accessory"]["text"]["text"] == "Connect Close"
         assert listed(view, "closing") == []
         assert home_reads(sb, mark) == []  # nothing read with the key on her behalf
+
+
+async def test_more_than_ten_deals_list_ten_and_n_more() -> None:
+    async with sandbox() as sb:
+        for n in range(13):
+            sb.close.org.add_lead(f"Lead {n:02d}", lead_id=f"lead_many{n:02d}")
+            deal(sb, "user_alice", f"lead_many{n:02d}", f"2026-11-{n + 1:02d}")
+        for n in range(11):
+            sb.close.org.add_lead(f"Soon {n:02d}", lead_id=f"lead_soon{n:02d}")
+            deal(sb, "user_alice", f"lead_soon{n:02d}", f"2026-12-{8 + n % 5:02d}")
+        view = valid(await published_home(sb, "U0ALICE"))
+        assert len(listed(view, "overdue")) == 10
+        assert "Lead 12" in text_of(view, "overdue_0")  # the most recently overdue first
+        assert "and 3 more" in text_of(view, "overdue_more")
+        assert len(listed(view, "closing")) == 10
+        assert "and 1 more" in text_of(view, "closing_more")
+        assert "https://app.close.com/opportunities/" in text_of(view, "closing_more")
