@@ -1,5 +1,5 @@
-"""The nudge DM's taps (Won, Lost, +1 week, Pick a date), `/opportunity nudges on|off` and the
-App Home switch."""
+"""The nudge DM's taps (Won, Lost, +1 week, Pick a date) and the same on App Home's *This week*,
+`/opportunity nudges on|off` and the App Home switch."""
 
 from __future__ import annotations
 
@@ -89,7 +89,6 @@ async def home_tap(
     services: Services,
     team_id: str,
     answer: ReplyTarget,
-    _send_id: str,
     opportunity_id: str,
     tap: Tap,
     picked: date | None,
@@ -111,7 +110,7 @@ def register(app: AsyncApp, services: Services) -> None:
         answer, send_id, opportunity_id, tap, picked = tapped
         if send_id == HOME:
             team_id = str_at(body, "team", "id") or ""
-            spawn(home_tap(services, team_id, *tapped), name="home-tap")
+            spawn(home_tap(services, team_id, answer, opportunity_id, tap, picked), name="home-tap")
             return
         spawn(
             services.nudge_taps.tap(answer, send_id, opportunity_id, tap, picked), name="nudge-tap"
