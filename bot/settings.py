@@ -6,11 +6,12 @@ import base64
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.schedule.timing import parse_time_of_day
+from bot.schedule.timing import WeeklyTime, parse_time_of_day, parse_weekly
 from bot.workflow.models import STEP_GIVE_UP_LIMIT_SECONDS
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
@@ -98,6 +99,11 @@ class Settings(BaseSettings):
     nudge_time: str = "09:00"
     # How often scheduled sends that fell due are looked for (no Close call: cheap).
     schedule_plan_seconds: float = Field(default=60.0, gt=0)
+    # The weekly pipeline digest: weekday and local time ("mon 09:00") in DIGEST_TZ; empty:
+    # never. Posted to DIGEST_CHANNEL, else DEALS_CHANNEL (neither: no digest).
+    digest_time: str = "mon 09:00"
+    digest_tz: str = "UTC"
+    digest_channel: str | None = None
 
     @field_validator("workflow_step_give_up_seconds")
     @classmethod
@@ -147,6 +153,31 @@ class Settings(BaseSettings):
     def _time_of_day(cls, value: str) -> str:
         parse_time_of_day(value)  # a bad one is refused at start, not at 09:00
         return value.strip()
+
+    @field_validator("digest_time")
+    @classmethod
+    def _weekday_and_time(cls, value: str) -> str:
+        parse_weekly(value)  # a bad one is refused at start, not on Monday
+        return value.strip()
+
+    @field_validator("digest_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"{value!r} is not an IANA time zone like Europe/Berlin") from error
+        return value.strip()
+
+    @property
+    def digest_at(self) -> WeeklyTime | None:
+        """DIGEST_TIME as a weekday and time; None: no digest."""
+        return parse_weekly(self.digest_time)
+
+    @property
+    def digest_to(self) -> str | None:
+        """The channel the digest goes to: DIGEST_CHANNEL, else DEALS_CHANNEL."""
+        return self.digest_channel or self.deals_channel
 
     @property
     def nudge_at(self) -> time | None:

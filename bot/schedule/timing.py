@@ -74,3 +74,40 @@ def due_today(now: datetime, tz: ZoneInfo, at: time) -> Due | None:
     today = local_day(now, tz)
     due_at = at_local(today, at, tz)
     return Due(period=today, due_at=due_at) if now >= due_at else None
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyTime:
+    """A weekday (0 = Monday) and a local time of day: `mon 09:00`."""
+
+    weekday: int
+    at: time
+
+
+def parse_weekly(text: str) -> WeeklyTime | None:
+    """`"mon 09:00"` (a weekday's English name or its first three letters or more, then a
+    time of day) → WeeklyTime; empty → None (never). Raises ValueError on anything else."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    day, _, clock = text.partition(" ")
+    days = [n for n, name in enumerate(_WEEKDAYS) if len(day) >= 3 and name.startswith(day)]
+    if len(days) != 1:
+        raise ValueError(f"{text!r} is not a weekday and a time like 'mon 09:00'")
+    at = parse_time_of_day(clock)
+    if at is None:
+        raise ValueError(f"{text!r} has no time of day: say e.g. 'mon 09:00'")
+    return WeeklyTime(days[0], at)
+
+
+def due_this_week(now: datetime, tz: ZoneInfo, when: WeeklyTime) -> Due | None:
+    """This week's send (Monday to Sunday in `tz`) once its weekday and time have come, else
+    None; `period` is the Monday of the week it is due in. Like `due_today`, only this week's:
+    an app down over the whole of last week's does not send that one late."""
+    today = local_day(now, tz)
+    monday = today - timedelta(days=today.weekday())
+    due_at = at_local(monday + timedelta(days=when.weekday), when.at, tz)
+    return Due(period=monday, due_at=due_at) if now >= due_at else None
