@@ -10,6 +10,7 @@ from bot.listeners import (
     confirmation_actions,
     connect,
     find,
+    flexpane,
     home,
     nudges,
     options,
@@ -35,4 +36,5 @@ def register(app: AsyncApp, services: Services) -> None:
     nudges.register(app, services)
     workflow.register(app, services)
     unfurl.register(app, services)
+    flexpane.register(app, services)
     shared_channels.register(app, services)
