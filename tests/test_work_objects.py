@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.previews import NOT_FOUND_TEXT
+from bot.slack.errors import NotForThisAudience
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import OpenedCard, PastedLinks, SlackDriver
 from sandbox.slack_sim import Call, SlackSimulator
@@ -26,7 +27,7 @@ from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, run
 from tests.oauth_flows import connect_link, consent
 from tests.process import APP_TOKEN, Bot
 from tests.test_link_previews import ACME, APP, lead_reads, seed, texts, unfurled
-from tests.test_slack_connect import SHARED, shared_workspace
+from tests.test_slack_connect import SHARED, gateway, shared_workspace
 
 GLOBEX = f"{APP}lead/lead_globex/"
 ACME_TAB = f"{APP}lead/lead_acme/contact/cont_acme_road/?tab=activity"
@@ -148,6 +149,35 @@ async def test_off_in_a_shared_channel_declines_the_card_too(tmp_path: Path) -> 
         assert sb.slack.entities(later.shared)
         assert sb.slack.entities(pasted.shared) == {}
         assert lead_reads(sb, "lead_acme") == 0
+
+
+async def test_the_gateway_sends_cards_with_close_data_only_where_it_may_be_read() -> None:
+    """The card's audience rule is the blocks' (SlackGateway.unfurl, `close_data`)."""
+    async with SlackSimulator(BOT_TOKEN) as sim:
+        shared_workspace(sim)
+        card = {
+            "app_unfurl_url": ACME,
+            "url": ACME,
+            "entity_type": "slack#/entities/item",
+            "external_ref": {"id": "lead_acme", "type": "lead"},
+            "entity_payload": {"attributes": {"title": {"text": "Acme Corp"}}},
+        }
+        typing = sim.share_links("C0SALES", [ACME], user="U0BOB", source="composer")
+        outside = sim.share_links(SHARED, [ACME], user="U0BOB")
+        places = [
+            {"unfurl_id": typing.unfurl_id, "source": "composer"},
+            {"channel": SHARED, "ts": outside.message_ts},
+        ]
+        for at in places:
+            with pytest.raises(NotForThisAudience):
+                await gateway(sim, "private").unfurl(metadata={"entities": [card]}, **at)
+        assert sim.calls("chat.unfurl") == []
+        for at in places:
+            await gateway(sim, "private").unfurl(
+                metadata={"entities": [card]}, **at, close_data=False
+            )
+        assert [c.ok for c in sim.calls("chat.unfurl")] == [True, True]
+        assert sim.entities(typing)[ACME] == card == sim.entities(outside)[ACME]
 
 
 # --- the flexpane ----------------------------------------------------------------------------------
