@@ -281,6 +281,19 @@ async def test_under_the_key_someone_who_is_not_a_close_user_gets_restricted(
         assert field_values(bob["metadata"])["status"] == "Potential"
 
 
+async def test_someone_the_bot_is_not_for_gets_restricted_not_a_pane_left_loading(
+    tmp_path: Path,
+) -> None:
+    async with on(tmp_path, allowed_user_ids=["U0ALICE", "U0BOB"]) as sb:
+        shared_workspace(sb.slack)  # Ed (U0EXTERN) is of Acme's organization, in #sales too
+        pasted = await cards(sb, [GLOBEX], user_id="U0ALICE")
+        reads = lead_reads(sb)
+        for who in ("U0CAROL", "U0EXTERN"):
+            opened = await sb.driver.open_card(pasted.shared, GLOBEX, user_id=who)
+            assert await pane(sb, opened) == {"error": {"status": "restricted"}}
+        assert lead_reads(sb) == reads
+
+
 async def test_a_card_of_a_lead_deleted_since_says_not_found(tmp_path: Path) -> None:
     async with on(tmp_path) as sb:
         pasted = await cards(sb, [GLOBEX], user_id="U0ALICE")

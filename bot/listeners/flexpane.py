@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAPPING_BUDGET_SECONDS = 1.0
 CLOSE_BUDGET_SECONDS = 2.0
 
+DETAILS_REQUESTED = "entity_details_requested"
 RESTRICTED = {"status": "restricted"}
 NOT_FOUND = {"status": "not_found"}
 TIMEOUT = {"status": "timeout"}
@@ -166,8 +167,20 @@ async def _read(
     return PaneAnswer(metadata=details)
 
 
+async def refuse_details(services: Services, body: dict[str, Any]) -> None:
+    """The pane of someone the bot is not for (the allow-lists, another organization): error
+    `restricted` rather than a pane left loading. Never raises."""
+    trigger_id = str_at(body, "event", "trigger_id")
+    if not trigger_id:
+        return
+    try:
+        await services.slack_gateway.present_details(trigger_id, error=RESTRICTED)
+    except Exception as error:
+        log.info("entity.presentDetails (restricted) failed: %s", type(error).__name__)
+
+
 def register(app: AsyncApp, services: Services) -> None:
-    @app.event("entity_details_requested")
+    @app.event(DETAILS_REQUESTED)
     async def entity_details_requested(body: dict[str, Any], event: dict[str, Any]) -> None:
         # Bolt acked before this runs (events are acknowledged first): Close's time is ours.
         asked = DetailsRequested.from_event(event, str_at(body, "team_id"))
