@@ -674,6 +674,44 @@ class SlackDriver:
         response = await self.event(pane.event(user_locale=locale))
         return OpenedCard(pane.trigger_id, response)
 
+    async def save_entity_edit(
+        self,
+        entity: dict[str, Any],
+        values: dict[str, dict[str, Any]],
+        *,
+        user_id: str = "U0ALICE",
+        channel_id: str | None = None,
+        message_ts: str | None = None,
+    ) -> OpenedCard:
+        """`user_id` edits fields of `entity` in its flexpane and saves: a `view_submission`
+        whose `view.type` is `entity_detail`, each field's element state at
+        `view.state.values[key]["key.input"]` (`values`: key -> state, e.g.
+        `{"selected_option": {"value": …}}`, `{"value": "60"}`, `{"selected_date": …}`), with
+        the entity's `external_ref`, `entity_url`, `channel`, `message_ts` (SLACK.md's reading of
+        docs.slack.dev "Implementing Work Objects"). Its trigger_id takes the pane's answer."""
+        pane = self.sim.work_objects.open(
+            user_id, entity, channel=channel_id, message_ts=message_ts
+        )
+        where = {"channel": channel_id, "message_ts": message_ts} if channel_id else {}
+        view = {
+            "id": "V0" + secrets.token_hex(5).upper(),
+            "type": "entity_detail",
+            "callback_id": "",
+            "app_id": self.api_app_id,
+            "team_id": self.team_id,
+            "state": {"values": {k: {f"{k}.input": state} for k, state in values.items()}},
+            "external_ref": dict(entity.get("external_ref") or {}),
+            "entity_url": entity.get("url"),
+            **where,
+        }
+        payload = {
+            **self._base("view_submission", user_id),
+            "trigger_id": pane.trigger_id,
+            "view": view,
+            "response_urls": [],
+        }
+        return OpenedCard(pane.trigger_id, await self._interaction(payload))
+
     async def app_home_opened(self, user_id: str = "U0ALICE") -> httpx.Response:
         channel = self.sim.workspace.app_dm(user_id)
         event: dict[str, Any] = {

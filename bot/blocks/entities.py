@@ -113,7 +113,7 @@ def _entity(
                 display_type=LEAD_DISPLAY_TYPE,
                 product_name=PRODUCT_NAME,
             ),
-            custom_fields=list[dict[str, Any] | EntityCustomField](fields) or None,
+            custom_fields=[f for f in fields] or None,
         ),
     )
     built: dict[str, Any] = entity.to_dict()  # checks Slack's entity and field types

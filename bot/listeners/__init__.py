@@ -9,6 +9,7 @@ from bot.listeners import (
     commands,
     confirmation_actions,
     connect,
+    entity_edit,
     find,
     flexpane,
     home,
@@ -37,4 +38,5 @@ def register(app: AsyncApp, services: Services) -> None:
     workflow.register(app, services)
     unfurl.register(app, services)
     flexpane.register(app, services)
+    entity_edit.register(app, services)
     shared_channels.register(app, services)
