@@ -9,6 +9,7 @@ cards, the real bot answers through the Slack and Close simulators.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -292,6 +293,19 @@ async def test_someone_the_bot_is_not_for_gets_restricted_not_a_pane_left_loadin
             opened = await sb.driver.open_card(pasted.shared, GLOBEX, user_id=who)
             assert await pane(sb, opened) == {"error": {"status": "restricted"}}
         assert lead_reads(sb) == reads
+
+
+async def test_the_event_is_acked_at_once_and_close_read_after(tmp_path: Path) -> None:
+    async with on(tmp_path) as sb:
+        pasted = await cards(sb, [GLOBEX], user_id="U0ALICE")
+        sb.close.path_latency["/lead/lead_globex/"] = 1.0
+        started = time.monotonic()
+        opened = await sb.driver.open_card(pasted.shared, GLOBEX, user_id="U0BOB")
+        acked_in = time.monotonic() - started
+        assert opened.response.status_code == 200 and acked_in < 0.5, acked_in
+        answer = await pane(sb, opened)
+        assert time.monotonic() - started >= 1.0  # Close's answer came after the ack
+        assert field_values(answer["metadata"])["status"] == "Potential"
 
 
 async def test_a_card_of_a_lead_deleted_since_says_not_found(tmp_path: Path) -> None:

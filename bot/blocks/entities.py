@@ -113,6 +113,7 @@ def _entity(
                 display_type=LEAD_DISPLAY_TYPE,
                 product_name=PRODUCT_NAME,
             ),
+            # A fresh list, typed as the SDK's parameter (list[dict | EntityCustomField]).
             custom_fields=[f for f in fields] or None,
         ),
     )
