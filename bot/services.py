@@ -437,6 +437,7 @@ def _unfurler(
         # Slack's retry of a link_shared reaching another process finds it taken.
         deliveries=Deliveries(sessions),
         channels_restricted=bool(settings.allowed_channel_ids),
+        work_objects=settings.work_objects_on,
         clock=clock,
     )
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Channels shared with another organization (Slack Connect): `private` keeps Close data out
     # of what they can read, `allow` treats them like any channel, `off` declines there.
     external_channels: Literal["private", "allow", "off"] = "private"
+    # `on`: Close lead links unfurl as Slack Work Objects (a card, and a flexpane read as the
+    # person who opens it); `off`: Block Kit previews.
+    work_objects: Literal["on", "off"] = "off"
     # How long a process trusts what it learned about a channel before asking again.
     channel_audience_ttl_seconds: float = Field(default=3600.0, gt=0)
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -184,6 +187,11 @@ class Settings(BaseSettings):
         """NUDGE_TIME as a time of day; None: nudges are off."""
         return parse_time_of_day(self.nudge_time)
 
+    @field_validator("work_objects", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        return (value.strip().lower() or "off") if isinstance(value, str) else value
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -236,6 +244,10 @@ class Settings(BaseSettings):
         if not self.public_url:
             return None
         return f"{self.public_url}close/oauth/start?state={state}"
+
+    @property
+    def work_objects_on(self) -> bool:
+        return self.work_objects == "on"
 
     @property
     def socket_mode(self) -> bool:
