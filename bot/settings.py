@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.schedule.timing import WeeklyTime, parse_time_of_day, parse_weekly
-from bot.workflow.models import STEP_GIVE_UP_LIMIT_SECONDS
+from bot.times import STEP_GIVE_UP_LIMIT_SECONDS, WeeklyTime, parse_time_of_day, parse_weekly
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.times import WeeklyTime
+from bot.times import parse_time_of_day as parse_time_of_day  # re-exported
+
 # A wall time skipped by a DST change lies in a gap of at most this long (Lord Howe's is
 # 30 minutes, the usual one an hour; none is longer than two).
 _LONGEST_GAP = timedelta(hours=3)
@@ -17,17 +20,6 @@ class Due:
 
     period: date
     due_at: datetime
-
-
-def parse_time_of_day(text: str) -> time | None:
-    """`"09:00"` → 09:00; empty → None (never). Raises ValueError on anything else."""
-    text = text.strip()
-    if not text:
-        return None
-    hours, sep, minutes = text.partition(":")
-    if not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2:
-        raise ValueError(f"{text!r} is not a time of day like 09:00")
-    return time(int(hours), int(minutes))
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -74,33 +66,6 @@ def due_today(now: datetime, tz: ZoneInfo, at: time) -> Due | None:
     today = local_day(now, tz)
     due_at = at_local(today, at, tz)
     return Due(period=today, due_at=due_at) if now >= due_at else None
-
-
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-@dataclass(frozen=True, slots=True)
-class WeeklyTime:
-    """A weekday (0 = Monday) and a local time of day: `mon 09:00`."""
-
-    weekday: int
-    at: time
-
-
-def parse_weekly(text: str) -> WeeklyTime | None:
-    """`"mon 09:00"` (a weekday's English name or its first three letters or more, then a
-    time of day) → WeeklyTime; empty → None (never). Raises ValueError on anything else."""
-    text = text.strip().lower()
-    if not text:
-        return None
-    day, _, clock = text.partition(" ")
-    days = [n for n, name in enumerate(_WEEKDAYS) if len(day) >= 3 and name.startswith(day)]
-    if len(days) != 1:
-        raise ValueError(f"{text!r} is not a weekday and a time like 'mon 09:00'")
-    at = parse_time_of_day(clock)
-    if at is None:
-        raise ValueError(f"{text!r} has no time of day: say e.g. 'mon 09:00'")
-    return WeeklyTime(days[0], at)
 
 
 def due_this_week(now: datetime, tz: ZoneInfo, when: WeeklyTime) -> Due | None:
