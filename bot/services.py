@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import httpx
@@ -31,6 +32,8 @@ from bot.deals.notify import Notifier
 from bot.deals.preferences import Preferences
 from bot.deals.service import Deals, RetryPolicy
 from bot.deals.store import SubmissionStore
+from bot.digest.planner import DIGEST, DigestPlanner
+from bot.digest.sender import DigestSender
 from bot.identity import Identity
 from bot.identity.store import UserLinkStore
 from bot.jobs import Backoff, JobRunner
@@ -42,6 +45,7 @@ from bot.nudges.taps import NudgeTaps
 from bot.parsing import warm_up
 from bot.schedule.jobs import scheduled_send_jobs
 from bot.schedule.people import People
+from bot.schedule.posting import Posting
 from bot.schedule.store import ScheduledSends
 from bot.schedule.ticker import Ticker
 from bot.settings import Settings
@@ -437,6 +441,7 @@ def _unfurler(
         # Slack's retry of a link_shared reaching another process finds it taken.
         deliveries=Deliveries(sessions),
         channels_restricted=bool(settings.allowed_channel_ids),
+        work_objects=settings.work_objects_on,
         clock=clock,
     )
 
@@ -495,31 +500,58 @@ def _scheduled(
     worker: JobRunner,
     clock: Callable[[], datetime],
 ) -> _ScheduledSide:
-    """Scheduled sends as one kind of job on the one runner; nudges their first kind."""
+    """Scheduled sends as one kind of job on the one runner: nudges and the weekly digest."""
     people = People(sessions, dialect=dialect)
     sends = ScheduledSends(sessions, dialect=dialect)
-    sender = NudgeSender(
+    backoff = Backoff(
+        base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
+    )
+    nudges = NudgeSender(
         sends=sends,
         people=people,
         identity=identity,
         close=close.key,  # a background read of one owner's deals: the org key is enough
         slack=gateway,
         close_app_url=settings.close_app_url,
-        backoff=Backoff(
-            base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
+        backoff=backoff,
+        clock=clock,
+    )
+    digest_zone = ZoneInfo(settings.digest_tz)
+    digests = DigestSender(
+        posting=Posting(sends=sends, slack=gateway, backoff=backoff, clock=clock, what="Digest"),
+        close=close.key,  # the whole pipeline, read in the background: the org key
+        zone=digest_zone,
+        close_app_url=settings.close_app_url,
+        clock=clock,
+    )
+    sending = worker.register(
+        scheduled_send_jobs(sends, {NUDGE: nudges.send, DIGEST: digests.send})
+    )
+    kick = partial(worker.kick, sending.name)
+    planners = (
+        NudgePlanner(
+            sends=sends,
+            people=people,
+            identity=identity,
+            slack=gateway,
+            at=settings.nudge_at,
+            clock=clock,
+            on_planned=kick,
         ),
-        clock=clock,
+        DigestPlanner(
+            sends=sends,
+            channel=settings.digest_to,
+            at=settings.digest_at,
+            zone=digest_zone,
+            clock=clock,
+            on_planned=kick,
+        ),
     )
-    sending = worker.register(scheduled_send_jobs(sends, {NUDGE: sender.send}))
-    planner = NudgePlanner(
-        sends=sends,
-        people=people,
-        identity=identity,
-        slack=gateway,
-        at=settings.nudge_at,
-        clock=clock,
-        on_planned=partial(worker.kick, sending.name),
-    )
+
+    async def plan() -> int:
+        """Every planner's look; how many sends were new."""
+        return sum([await planner.tick() for planner in planners])
+
     taps = NudgeTaps(
         sends=sends,
         changes=deals.confirmation_actions,  # the confirmation's own Won/Lost/Edit
@@ -527,7 +559,7 @@ def _scheduled(
         close_app_url=settings.close_app_url,
         clock=clock,
     )
-    ticker = Ticker(planner.tick, every=settings.schedule_plan_seconds, name="nudge-planner")
+    ticker = Ticker(plan, every=settings.schedule_plan_seconds, name="schedule-planner")
     return _ScheduledSide(people, sends, ticker, taps)
 
 

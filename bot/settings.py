@@ -6,12 +6,12 @@ import base64
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.schedule.timing import parse_time_of_day
-from bot.workflow.models import STEP_GIVE_UP_LIMIT_SECONDS
+from bot.times import STEP_GIVE_UP_LIMIT_SECONDS, WeeklyTime, parse_time_of_day, parse_weekly
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'opportunity-bot.sqlite3'}"
 
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Channels shared with another organization (Slack Connect): `private` keeps Close data out
     # of what they can read, `allow` treats them like any channel, `off` declines there.
     external_channels: Literal["private", "allow", "off"] = "private"
+    # `on`: Close lead links unfurl as Slack Work Objects (a card, and a flexpane read as the
+    # person who opens it); `off`: Block Kit previews.
+    work_objects: Literal["on", "off"] = "off"
     # How long a process trusts what it learned about a channel before asking again.
     channel_audience_ttl_seconds: float = Field(default=3600.0, gt=0)
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -98,6 +101,11 @@ class Settings(BaseSettings):
     nudge_time: str = "09:00"
     # How often scheduled sends that fell due are looked for (no Close call: cheap).
     schedule_plan_seconds: float = Field(default=60.0, gt=0)
+    # The weekly pipeline digest: weekday and local time ("mon 09:00") in DIGEST_TZ; empty:
+    # never. Posted to DIGEST_CHANNEL, else DEALS_CHANNEL (neither: no digest).
+    digest_time: str = "mon 09:00"
+    digest_tz: str = "UTC"
+    digest_channel: str | None = None
 
     @field_validator("workflow_step_give_up_seconds")
     @classmethod
@@ -148,10 +156,40 @@ class Settings(BaseSettings):
         parse_time_of_day(value)  # a bad one is refused at start, not at 09:00
         return value.strip()
 
+    @field_validator("digest_time")
+    @classmethod
+    def _weekday_and_time(cls, value: str) -> str:
+        parse_weekly(value)  # a bad one is refused at start, not on Monday
+        return value.strip()
+
+    @field_validator("digest_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"{value!r} is not an IANA time zone like Europe/Berlin") from error
+        return value.strip()
+
+    @property
+    def digest_at(self) -> WeeklyTime | None:
+        """DIGEST_TIME as a weekday and time; None: no digest."""
+        return parse_weekly(self.digest_time)
+
+    @property
+    def digest_to(self) -> str | None:
+        """The channel the digest goes to: DIGEST_CHANNEL, else DEALS_CHANNEL."""
+        return self.digest_channel or self.deals_channel
+
     @property
     def nudge_at(self) -> time | None:
         """NUDGE_TIME as a time of day; None: nudges are off."""
         return parse_time_of_day(self.nudge_time)
+
+    @field_validator("work_objects", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        return (value.strip().lower() or "off") if isinstance(value, str) else value
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -205,6 +243,10 @@ class Settings(BaseSettings):
         if not self.public_url:
             return None
         return f"{self.public_url}close/oauth/start?state={state}"
+
+    @property
+    def work_objects_on(self) -> bool:
+        return self.work_objects == "on"
 
     @property
     def socket_mode(self) -> bool:

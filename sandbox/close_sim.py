@@ -866,12 +866,17 @@ class CloseSimulator(CloseEvents, CloseOAuthSim):
             if q.get(key):
                 items = [o for o in items if o.get(key) == q[key]]
         items = [o for o in items if self.visible_lead(request, o.get("lead_id"))]
-        for key, sign in (("date_created__gte", 1), ("date_created__lte", -1)):
+        for key, sign in (
+            ("date_created__gte", 1),
+            ("date_created__lte", -1),
+            ("date_updated__gte", 1),
+        ):
             if q.get(key):
                 bound = parse_when(q[key])
                 if bound is None:
                     raise bad_request({key: "Enter a valid date/time."})
-                items = [o for o in items if _after(o["date_created"], bound, sign)]
+                field = key.partition("__")[0]
+                items = [o for o in items if _after(o[field], bound, sign)]
         items = _by_date_won(items, q)
         page = _page(_ordered(items, q.get("_order_by")), request)
         page["data"] = [self._opp_out(o) for o in page["data"]]

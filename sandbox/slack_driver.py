@@ -16,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from sandbox import blockkit
 from sandbox.functions_sim import StepRun
-from sandbox.slack_sim import Call, SharedLinks, SlackSimulator
+from sandbox.slack_sim import COMPOSER, Call, SharedLinks, SlackSimulator
 
 View = dict[str, Any]
 
@@ -48,6 +48,14 @@ class PastedLinks:
 
     shared: SharedLinks
     event_id: str
+    response: httpx.Response
+
+
+@dataclass(frozen=True)
+class OpenedCard:
+    """A card's flexpane opened: its trigger_id, and the ack of its `entity_details_requested`."""
+
+    trigger_id: str
     response: httpx.Response
 
 
@@ -642,6 +650,67 @@ class SlackDriver:
         }
         response = await self._interaction(payload)
         return InteractionResult(response, trigger_id, response_url)
+
+    async def open_card(
+        self, shared: SharedLinks, url: str, *, user_id: str = "U0ALICE"
+    ) -> OpenedCard:
+        """`user_id` clicks the Work Object card of `url` (the app's chat.unfurl `metadata`):
+        Slack sends `entity_details_requested` with a trigger_id for the flexpane (over HTTP,
+        or the Socket Mode connection). The app's entity.presentDetails lands in
+        `sim.work_objects.flexpanes[trigger_id].answer`."""
+        entity = self.sim.entities(shared).get(url)
+        if entity is None:
+            raise KeyError(f"no Work Object card for {url}")
+        in_message = shared.channel != COMPOSER
+        pane = self.sim.work_objects.open(
+            user_id,
+            entity,
+            channel=shared.channel if in_message else None,
+            message_ts=shared.message_ts if in_message else None,
+            thread_ts=shared.thread_ts,
+        )
+        user = self.sim.workspace.user(user_id)
+        locale = user.locale if user is not None else "en-US"
+        response = await self.event(pane.event(user_locale=locale))
+        return OpenedCard(pane.trigger_id, response)
+
+    async def save_entity_edit(
+        self,
+        entity: dict[str, Any],
+        values: dict[str, dict[str, Any]],
+        *,
+        user_id: str = "U0ALICE",
+        channel_id: str | None = None,
+        message_ts: str | None = None,
+    ) -> OpenedCard:
+        """`user_id` edits fields of `entity` in its flexpane and saves: a `view_submission`
+        whose `view.type` is `entity_detail`, each field's element state at
+        `view.state.values[key]["key.input"]` (`values`: key -> state, e.g.
+        `{"selected_option": {"value": …}}`, `{"value": "60"}`, `{"selected_date": …}`), with
+        the entity's `external_ref`, `entity_url`, `channel`, `message_ts` (SLACK.md's reading of
+        docs.slack.dev "Implementing Work Objects"). Its trigger_id takes the pane's answer."""
+        pane = self.sim.work_objects.open(
+            user_id, entity, channel=channel_id, message_ts=message_ts
+        )
+        where = {"channel": channel_id, "message_ts": message_ts} if channel_id else {}
+        view = {
+            "id": "V0" + secrets.token_hex(5).upper(),
+            "type": "entity_detail",
+            "callback_id": "",
+            "app_id": self.api_app_id,
+            "team_id": self.team_id,
+            "state": {"values": {k: {f"{k}.input": state} for k, state in values.items()}},
+            "external_ref": dict(entity.get("external_ref") or {}),
+            "entity_url": entity.get("url"),
+            **where,
+        }
+        payload = {
+            **self._base("view_submission", user_id),
+            "trigger_id": pane.trigger_id,
+            "view": view,
+            "response_urls": [],
+        }
+        return OpenedCard(pane.trigger_id, await self._interaction(payload))
 
     async def app_home_opened(self, user_id: str = "U0ALICE") -> httpx.Response:
         channel = self.sim.workspace.app_dm(user_id)

@@ -28,6 +28,7 @@ from sandbox import blockkit
 from sandbox.functions_sim import COMPLETE_METHODS, FunctionRefused, Functions
 from sandbox.server import RunningServer, start_server
 from sandbox.socket_sim import SocketModeServer
+from sandbox.work_objects_sim import Refused, WorkObjects, unfurl_entities
 
 DEFAULT_SCOPES: frozenset[str] = frozenset(
     {
@@ -60,6 +61,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.join": ("channels:join",),
     "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
     "chat.unfurl": ("links:write",),
+    # entity.presentDetails needs no scope: the flexpane's trigger_id is the authority.
 }
 
 # Slack's own error names for views.open / views.push (dialog.open used trigger_expired etc.).
@@ -372,6 +374,8 @@ class SharedLinks:
     urls: list[str]
     thread_ts: str | None = None
     unfurls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # URL -> the Work Object card (chat.unfurl `metadata` entity) the app attached to it.
+    entities: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def event(self, *, bot_is_member: bool) -> dict[str, Any]:
         """The `link_shared` event as Slack sends it (shape of Slack's captured payloads)."""
@@ -479,6 +483,8 @@ class SlackSimulator:
         self.scopes: set[str] = set(DEFAULT_SCOPES)
         # Workflow steps (the manifest's functions): executions and their completions.
         self.functions = Functions(app_id=self.workspace.app_id)
+        # Work Objects: the flexpanes people open on the app's cards, and its answers.
+        self.work_objects = WorkObjects()
         self.latency = 0.0
         self.trigger_ttl = 3.0
         self.views: dict[str, dict[str, Any]] = {}
@@ -516,6 +522,7 @@ class SlackSimulator:
             "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
             "chat.unfurl": self._chat_unfurl,
+            "entity.presentDetails": self._entity_present_details,
         }
         self.app = Starlette(
             routes=[
@@ -1343,33 +1350,29 @@ class SlackSimulator:
         raise SlackError("cannot_unfurl_url")
 
     async def _chat_unfurl(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Attach the app's previews to shared links. Slack's errors: `cannot_find_message` (no
-        such message or unfurl_id), `cannot_unfurl_url` (a URL Slack never told the app of),
-        `invalid_unfurls_format`, `invalid_blocks`, `not_allowed_token_type` (the app-level
-        token, as for every method but apps.connections.open), `missing_scope` (no
-        links:write); `ratelimited` (Tier 3) comes from `rate_limit`/`fail_method`."""
-        unfurls = params.get("unfurls")
-        if unfurls is None:
+        """Attach the app's previews to shared links: Block Kit `unfurls` and/or Work Object
+        cards (`metadata`: `{"entities": [...]}`; "either unfurls or metadata must be
+        provided"). Slack's errors: `cannot_find_message` (no such message or unfurl_id),
+        `cannot_unfurl_url` (a URL Slack never told the app of), `invalid_unfurls_format`,
+        `invalid_blocks`, `invalid_metadata`, `not_allowed_token_type` (the app-level token, as
+        for every method but apps.connections.open), `missing_scope` (no links:write);
+        `ratelimited` (Tier 3) comes from `rate_limit`/`fail_method`."""
+        unfurls, metadata = params.get("unfurls"), params.get("metadata")
+        if unfurls is None and metadata is None:
             raise SlackError("missing_unfurls")
-        if isinstance(unfurls, str | bytes):
-            try:
-                unfurls = json.loads(unfurls)
-            except ValueError:
-                raise SlackError("invalid_unfurls_format") from None
-        if not isinstance(unfurls, dict) or not all(isinstance(u, dict) for u in unfurls.values()):
-            raise SlackError("invalid_unfurls_format")
+        unfurls = self._checked_unfurls(unfurls) if unfurls is not None else {}
         shared = self._unfurl_target(params)
         if any(url not in shared.urls for url in unfurls):
             raise SlackError("cannot_unfurl_url")
-        found: list[str] = []
-        for url, unfurl in unfurls.items():
-            if "blocks" in unfurl:
-                checked = blockkit.check({"blocks": unfurl["blocks"]}, surface="message")
-                found += _pointer_messages(checked, f"/unfurls/{url}")
-        if found:
-            raise SlackError("invalid_blocks", response_metadata={"messages": found})
+        try:
+            entities = unfurl_entities(metadata, shared.urls) if metadata is not None else {}
+        except Refused as refused:
+            raise SlackError(
+                refused.code, response_metadata={"messages": refused.problems}
+            ) from None
         for url, unfurl in unfurls.items():
             # A later chat.unfurl of the same link replaces its preview, never adds a second.
+            shared.entities.pop(url, None)
             shared.unfurls[url] = {
                 **unfurl,
                 "blocks": with_ids(unfurl.get("blocks", [])),
@@ -1377,10 +1380,45 @@ class SlackSimulator:
                 "app_unfurl_url": url,
                 "is_app_unfurl": True,
             }
+        for url, entity in entities.items():
+            shared.unfurls.pop(url, None)
+            shared.entities[url] = entity
         if shared.channel != COMPOSER:
             message = self._find_message(shared.channel, shared.message_ts)
             message["attachments"] = [shared.unfurls[u] for u in shared.urls if u in shared.unfurls]
         return {"ok": True}
+
+    def _checked_unfurls(self, unfurls: Any) -> dict[str, dict[str, Any]]:
+        if isinstance(unfurls, str | bytes):
+            try:
+                unfurls = json.loads(unfurls)
+            except ValueError:
+                raise SlackError("invalid_unfurls_format") from None
+        if not isinstance(unfurls, dict) or not all(isinstance(u, dict) for u in unfurls.values()):
+            raise SlackError("invalid_unfurls_format")
+        found: list[str] = []
+        for url, unfurl in unfurls.items():
+            if "blocks" in unfurl:
+                checked = blockkit.check({"blocks": unfurl["blocks"]}, surface="message")
+                found += _pointer_messages(checked, f"/unfurls/{url}")
+        if found:
+            raise SlackError("invalid_blocks", response_metadata={"messages": found})
+        return unfurls
+
+    # -- methods: Work Objects -------------------------------------------------------------------
+
+    async def _entity_present_details(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A flexpane's content, for the person whose click issued `trigger_id`."""
+        try:
+            return self.work_objects.present(params)
+        except Refused as refused:
+            raise SlackError(
+                refused.code, response_metadata={"messages": refused.problems}
+            ) from None
+
+    def entities(self, shared: SharedLinks) -> dict[str, dict[str, Any]]:
+        """URL -> the Work Object card the app unfurled it as."""
+        return dict(self._shared_links[shared.unfurl_id].entities)
 
     # -- methods: conversations ------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ def sandbox_settings(
         "close_events_poll_seconds": 0,
         # Nudges likewise (their users.list, Close reads and DMs): a test asks with NUDGE_TIME.
         "nudge_time": "",
+        "digest_time": "",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from bot.blocks.digest import digest_message
 from bot.close.models import Opportunity
 from bot.digest.figures import Week, build
+from bot.digest.message import digest_message
 from sandbox import blockkit
 from tests.blockkit_walk import DANGEROUS, mrkdwn_texts
 

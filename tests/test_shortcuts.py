@@ -175,12 +175,13 @@ def test_manifests_declare_the_shortcuts_home_tab_and_event_the_bot_listens_to(n
     assert shortcuts == {MESSAGE_SHORTCUT: "message", GLOBAL_SHORTCUT: "global"}
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     events = manifest["settings"]["event_subscriptions"]
-    # App Home, Slack Connect shares, link previews, the workflow step: each has its listener
-    # (and nothing else).
+    # App Home, Slack Connect shares, link previews and their Work Object flexpane, the
+    # workflow step: each has its listener (and nothing else).
     assert sorted(events["bot_events"]) == [
         "app_home_opened",
         "channel_shared",
         "channel_unshared",
+        "entity_details_requested",
         "function_executed",
         "link_shared",
     ]

@@ -491,6 +491,26 @@ async def test_preflight_refuses_an_external_deals_channel_unless_allowed(
         assert checked.refusal is not None and deals in checked.refusal
 
 
+async def test_preflight_refuses_an_external_digest_channel_only_when_a_digest_is_scheduled(
+    sim: SlackSimulator,
+) -> None:
+    async with CloseSimulator(api_key=CLOSE_API_KEY) as close:
+        checks = []
+        for digest_time in ("mon 09:00", ""):
+            settings = sandbox_settings(
+                close_url=close.base_url,
+                slack_url=sim.api_url,
+                database_url="sqlite+aiosqlite://",
+                deals_channel="C0SALES",
+                digest_channel=SHARED,
+                digest_time=digest_time,
+            )
+            checks.append(await preflight(settings))
+    scheduled, unscheduled = checks
+    assert scheduled.refusal is not None and f"DIGEST_CHANNEL {SHARED}" in scheduled.refusal
+    assert unscheduled.refusal is None
+
+
 async def test_doctor_names_an_external_deals_channel_and_the_missing_scopes(
     sim: SlackSimulator, tmp_path: Path
 ) -> None:

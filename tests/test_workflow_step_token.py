@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.workflow.models import STEP_TOKEN_LIFE
+from bot.times import STEP_TOKEN_LIFE
 from sandbox.functions_sim import TOKEN_LIFE_SECONDS
 from sandbox.stack import running_sandbox
 from tests.flows import wait_until

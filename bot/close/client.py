@@ -357,8 +357,12 @@ class CloseClient:
         lead_id: str | None = None,
         user_id: str | None = None,
         date_created_gte: datetime | None = None,
+        date_created_lte: datetime | None = None,
+        date_updated_gte: datetime | None = None,
         status_type: StatusType | None = None,
         date_won_lt: date | None = None,
+        date_won_gte: date | None = None,
+        date_won_lte: date | None = None,
         order_by: str | None = None,
         limit: int = 100,
     ) -> list[Opportunity]:
@@ -366,8 +370,12 @@ class CloseClient:
             lead_id=lead_id,
             user_id=user_id,
             date_created_gte=date_created_gte,
+            date_created_lte=date_created_lte,
+            date_updated_gte=date_updated_gte,
             status_type=status_type,
             date_won_lt=date_won_lt,
+            date_won_gte=date_won_gte,
+            date_won_lte=date_won_lte,
             order_by=order_by,
         )
         items = await self._paginate("opportunity/", params, max_items=limit)
@@ -851,8 +859,11 @@ def _opportunity_filters(
     lead_id: str | None = None,
     user_id: str | None = None,
     date_created_gte: datetime | None = None,
+    date_created_lte: datetime | None = None,
+    date_updated_gte: datetime | None = None,
     status_type: StatusType | None = None,
     date_won_lt: date | None = None,
+    date_won_gte: date | None = None,
     date_won_lte: date | None = None,
     order_by: str | None = None,
 ) -> dict[str, Any]:
@@ -862,17 +873,22 @@ def _opportunity_filters(
         params["lead_id"] = lead_id
     if user_id:
         params["user_id"] = user_id
-    if date_created_gte is not None:
-        when = date_created_gte
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        params["date_created__gte"] = when.isoformat()
+    for name, when in (
+        ("date_created__gte", date_created_gte),
+        ("date_created__lte", date_created_lte),
+        ("date_updated__gte", date_updated_gte),
+    ):
+        if when is not None:
+            params[name] = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
     if status_type:
         params["status_type"] = status_type
-    if date_won_lt is not None:
-        params["date_won__lt"] = date_won_lt.isoformat()
-    if date_won_lte is not None:
-        params["date_won__lte"] = date_won_lte.isoformat()
+    for name, day in (
+        ("date_won__lt", date_won_lt),
+        ("date_won__gte", date_won_gte),
+        ("date_won__lte", date_won_lte),
+    ):
+        if day is not None:
+            params[name] = day.isoformat()
     if order_by:
         params["_order_by"] = order_by
     return params

@@ -34,7 +34,7 @@ from bot.deals.outcomes import (
     confirm,
 )
 from bot.deals.refusals import STALE_METADATA_FIELDS, cannot_act, describe_close_error
-from bot.deals.store import SubmissionStore
+from bot.deals.store import OpportunityTaken, SubmissionStore
 from bot.jobs import Backoff, LostClaim
 from bot.slack.after_ack import ack_settled
 
@@ -48,6 +48,8 @@ RECONCILE_SKEW = timedelta(minutes=5)
 # the retry ceiling, if lower): it waits for them however long (no give-up), and goes on
 # within this long of their reconnecting.
 ACCESS_WAIT = timedelta(seconds=60)
+# Identical submissions reconciling at once: at most this many looks (one fewer free each).
+RECONCILE_ROUNDS = 5
 
 
 def access_wait(slack_user_id: str) -> str:
@@ -278,34 +280,34 @@ class Deals:
 
         `new_lead`: `lead_id` was just created in Close and is not stored yet.
         """
-        opportunity = None
         if submission.attempts > 1:
             self._check_earlier_write(submission)
-            opportunity = await self._already_created(submission, lead_id, close)
-        if opportunity is None:
-            request = submission.request
-            body = request.to_create(lead_id)
-            creator = await self._attribution.creator(submission, close)
-            sent = {
-                "method": "POST",
-                "path": "/opportunity/",
-                "tz_offset_hours": request.tz_offset_hours,
-                "json": body.to_close(),
-                "attempt": submission.attempts,
-                "at": self._clock().isoformat(),
-                "on_behalf_of": creator,  # `created_by`, unless Close refuses it from the key
-            }
-            # Audited before it goes out; also the last check that the claim is still ours.
-            if not await self.store.record_sent(
-                submission, sent, now=self._clock(), lead_id=lead_id if new_lead else None
-            ):
-                raise LostClaim(submission.id)
-            opportunity = await close.create_opportunity(
-                body, tz_offset_hours=request.tz_offset_hours, on_behalf_of=creator
-            )
-            if creator is not None:
-                await self._attribution.learned(close)
-            log.info("Created %s for submission %s", opportunity.id, submission.id)
+            reconciled = await self._reconciled(submission, lead_id, close)
+            if reconciled is not None:
+                return reconciled
+        request = submission.request
+        body = request.to_create(lead_id)
+        creator = await self._attribution.creator(submission, close)
+        sent = {
+            "method": "POST",
+            "path": "/opportunity/",
+            "tz_offset_hours": request.tz_offset_hours,
+            "json": body.to_close(),
+            "attempt": submission.attempts,
+            "at": self._clock().isoformat(),
+            "on_behalf_of": creator,  # `created_by`, unless Close refuses it from the key
+        }
+        # Audited before it goes out; also the last check that the claim is still ours.
+        if not await self.store.record_sent(
+            submission, sent, now=self._clock(), lead_id=lead_id if new_lead else None
+        ):
+            raise LostClaim(submission.id)
+        opportunity = await close.create_opportunity(
+            body, tz_offset_hours=request.tz_offset_hours, on_behalf_of=creator
+        )
+        if creator is not None:
+            await self._attribution.learned(close)
+        log.info("Created %s for submission %s", opportunity.id, submission.id)
         await self._record_created(submission, lead_id, opportunity)
         return opportunity
 
@@ -338,6 +340,25 @@ class Deals:
         if not recorded:
             raise LostClaim(submission.id)  # whoever holds it now will find it by reconciling
         return submission.model_copy(update={"state": SubmissionState.CREATED})
+
+    async def _reconciled(
+        self, submission: Submission, lead_id: str, close: CloseClient
+    ) -> Opportunity | None:
+        """An earlier attempt's opportunity, recorded as this submission's; None when Close has
+        none that is free. Two identical submissions reconciling at once may both find the
+        same one: the store records it for the first, and the other looks again (it is no
+        longer free then: each round there is one candidate fewer)."""
+        for _ in range(RECONCILE_ROUNDS):
+            found = await self._already_created(submission, lead_id, close)
+            if found is None:
+                return None
+            try:
+                await self._record_created(submission, lead_id, found)
+            except OpportunityTaken:
+                log.info("%s went to another submission: %s looks again", found.id, submission.id)
+                continue
+            return found
+        raise OpportunityTaken(f"every opportunity found for {submission.id}")
 
     async def _already_created(
         self, submission: Submission, lead_id: str, close: CloseClient

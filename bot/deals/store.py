@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.deals import confirmation as confirmations
@@ -31,6 +32,14 @@ from bot.jobs import NOW, ClaimSpec, DurableQueue
 from bot.slack.gateway import MessageRef
 from bot.store.db import insert_once, update_where
 from bot.store.tables import SubmissionRow
+
+
+class OpportunityTaken(Exception):
+    """Another submission recorded this opportunity first (each is recorded by one at most)."""
+
+    def __init__(self, opportunity_id: str) -> None:
+        super().__init__(f"{opportunity_id} is recorded by another submission")
+        self.opportunity_id = opportunity_id
 
 
 class AuditEntry(Submission):
@@ -315,18 +324,23 @@ class SubmissionStore(DurableQueue[Submission]):
         """Close has it: recorded before anyone is told, so a crash cannot create it twice.
 
         The claim is kept until the user is told (`mark_confirmed`); if this process dies
-        first, the lease runs out and another worker only does the telling.
+        first, the lease runs out and another worker only does the telling. Raises
+        OpportunityTaken when another submission recorded `opportunity_id` already (the unique
+        index says so).
         """
-        return await self._held_write(
-            _RECORD_CREATED,
-            submission,
-            now,
-            state=SubmissionState.CREATED.value,
-            lead_id=lead_id,
-            opportunity_id=opportunity_id,
-            response=response,
-            error=None,
-        )
+        try:
+            return await self._held_write(
+                _RECORD_CREATED,
+                submission,
+                now,
+                state=SubmissionState.CREATED.value,
+                lead_id=lead_id,
+                opportunity_id=opportunity_id,
+                response=response,
+                error=None,
+            )
+        except IntegrityError as error:
+            raise OpportunityTaken(opportunity_id) from error
 
     async def mark_confirmed(
         self,

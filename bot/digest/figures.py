@@ -8,7 +8,7 @@ is the annualized value x confidence (Close's `annualized_expected_value`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -107,6 +107,11 @@ class Digest:
     open_total: Tally = Tally()
     largest: list[Opportunity] = field(default_factory=list)  # by weighted value
     overdue: int = 0
+    # Set when a listing stopped at this many opportunities: the figures count those only.
+    limit: int | None = None
+
+    def counted_from(self, limit: int) -> Digest:
+        return replace(self, limit=limit)
 
 
 def build(

@@ -10,7 +10,9 @@ from bot.listeners import (
     commands,
     confirmation_actions,
     connect,
+    entity_edit,
     find,
+    flexpane,
     home,
     nudges,
     options,
@@ -37,4 +39,6 @@ def register(app: AsyncApp, services: Services) -> None:
     alerts.register(app, services)
     workflow.register(app, services)
     unfurl.register(app, services)
+    flexpane.register(app, services)
+    entity_edit.register(app, services)
     shared_channels.register(app, services)

@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 from bot.listeners.fallback import answer, notice_view, request_kind, tell_user
+from bot.listeners.flexpane import DETAILS_REQUESTED, refuse_details
 from bot.listeners.payload import str_at
 from bot.services import Services
 from bot.slack.audience import Audience, declines, flagged_channel
@@ -153,6 +154,8 @@ def access_guard(
         kind = request_kind(body)
         if kind == "event_callback":
             log.info("Ignored a %s event in %s", str_at(body, "event", "type"), channel_id)
+            if str_at(body, "event", "type") == DETAILS_REQUESTED:  # a pane waits for an answer
+                spawn(refuse_details(services, body), name="refuse-flexpane")
             return BoltResponse(status=200, body="")
         log.info("Refused a %s from %s in %s", kind, user_id, channel_id)
         payload = answer(body, refusal)

@@ -22,7 +22,7 @@ from bot.deals import attribution
 from bot.identity import EMAIL_SCOPE, Coverage, Identity, SlackProfile, granted_scopes
 from bot.identity.store import UserLinkStore
 from bot.logs import RedactSecrets
-from bot.runtime.preflight import deals_channel_audience, external_deals_channel
+from bot.runtime.preflight import channel_audience, external_channel, posting_channels
 from bot.settings import HOW_TO_GET, Settings, split_keys
 from bot.slack.audience import Audience, may_show_close_data
 from bot.slack.errors import SlackError
@@ -180,21 +180,19 @@ async def _check_shared_channels(report: _Report, settings: Settings, slack: Sla
             "shared channel from your own, so it posts no Close data in channels it cannot "
             f"check — {REINSTALL}."
         )
-    if settings.deals_channel is None:
-        return
-    try:
-        audience = await deals_channel_audience(slack, settings.deals_channel)
-    except SlackError as error:
-        report.fail(
-            f"Cannot tell who reads DEALS_CHANNEL {settings.deals_channel} "
-            f"(conversations.info: {error.code})."
-        )
-        return
-    if may_show_close_data(audience, policy):
-        shown = "a DM" if audience is Audience.DM else "internal"
-        report.ok(f"DEALS_CHANNEL {settings.deals_channel} is {shown}")
-    else:
-        report.fail(external_deals_channel(settings).removeprefix("error: "))
+    for name, channel_id in posting_channels(settings):
+        try:
+            audience = await channel_audience(slack, channel_id)
+        except SlackError as error:
+            report.fail(
+                f"Cannot tell who reads {name} {channel_id} (conversations.info: {error.code})."
+            )
+            continue
+        if may_show_close_data(audience, policy):
+            shown = "a DM" if audience is Audience.DM else "internal"
+            report.ok(f"{name} {channel_id} is {shown}")
+        else:
+            report.fail(external_channel(settings, name, channel_id).removeprefix("error: "))
 
 
 async def _check_app_token(report: _Report, slack: SlackGateway, app_token: str) -> None:

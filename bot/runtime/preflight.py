@@ -47,7 +47,7 @@ async def preflight(settings: Settings, *, app_token: bool = False) -> Checked:
     checks = [
         _check_bot_token(settings),
         _check_close_key(settings, checked),
-        _check_deals_channel(settings),
+        _check_posting_channels(settings),
     ]
     if app_token:
         checks.append(_check_app_token(settings))
@@ -155,26 +155,40 @@ async def _check_close_key(settings: Settings, checked: Checked) -> str | None:
     return None
 
 
-def external_deals_channel(settings: Settings) -> str:
-    """The refusal for a DEALS_CHANNEL shared with another organization (start-up and doctor)."""
+def posting_channels(settings: Settings) -> list[tuple[str, str]]:
+    """(setting, channel id) of each channel the bot posts Close data to by itself: the
+    deals channel, and the digest's channel when a digest is scheduled."""
+    channels = [("DEALS_CHANNEL", settings.deals_channel)]
+    if settings.digest_at is not None and settings.digest_channel not in (
+        None,
+        settings.deals_channel,
+    ):
+        channels.append(("DIGEST_CHANNEL", settings.digest_channel))
+    return [(name, channel) for name, channel in channels if channel]
+
+
+def external_channel(settings: Settings, name: str, channel_id: str) -> str:
+    """The refusal for a DEALS_CHANNEL or DIGEST_CHANNEL shared with another organization
+    (start-up and doctor)."""
     return (
-        f"error: DEALS_CHANNEL {settings.deals_channel} is shared with another organization "
+        f"error: {name} {channel_id} is shared with another organization "
         f"(Slack Connect), and EXTERNAL_CHANNELS={settings.external_channels} keeps Close data "
-        "out of such channels: set DEALS_CHANNEL to one of your own channels (or "
+        f"out of such channels: set {name} to one of your own channels (or "
         "EXTERNAL_CHANNELS=allow to let the other organization read your deals), then start again."
     )
 
 
-async def deals_channel_audience(slack: SlackGateway, channel_id: str) -> Audience:
-    """Who reads DEALS_CHANNEL, asked now (start-up and doctor do not trust a cache)."""
+async def channel_audience(slack: SlackGateway, channel_id: str) -> Audience:
+    """Who reads a channel the bot posts to, asked now (start-up and doctor trust no cache)."""
     return audience_of(await slack.conversation_info(channel_id))
 
 
-async def _check_deals_channel(settings: Settings) -> str | None:
-    """Under EXTERNAL_CHANNELS=private or off, a DEALS_CHANNEL other organizations read is
-    refused. Slack not saying (no channels:read yet, unreachable) is logged, not refused: posts
-    there are checked again when they happen."""
-    if settings.deals_channel is None or settings.external_channels == "allow":
+async def _check_posting_channels(settings: Settings) -> str | None:
+    """Under EXTERNAL_CHANNELS=private or off, a DEALS_CHANNEL (or DIGEST_CHANNEL) other
+    organizations read is refused. Slack not saying (no channels:read yet, unreachable) is
+    logged, not refused: posts there are checked again when they happen."""
+    channels = posting_channels(settings)
+    if not channels or settings.external_channels == "allow":
         return None
     assert settings.slack_bot_token is not None
     slack = SlackGateway(
@@ -184,22 +198,24 @@ async def _check_deals_channel(settings: Settings) -> str | None:
             timeout=int(PREFLIGHT_TIMEOUT_SECONDS),
         )
     )
-    try:
-        audience = await deals_channel_audience(slack, settings.deals_channel)
-    except SlackError as error:
-        log.warning(
-            "Cannot tell who reads DEALS_CHANNEL %s (%s): nothing with Close data is posted "
-            "there until Slack says",
-            settings.deals_channel,
-            error.code,
-        )
-        return None
-    except Exception as error:
-        log.warning("Cannot reach Slack to check DEALS_CHANNEL (%s); starting anyway", _what(error))
-        return None
-    if may_show_close_data(audience, settings.external_channels):
-        return None
-    return external_deals_channel(settings)
+    for name, channel_id in channels:
+        try:
+            audience = await channel_audience(slack, channel_id)
+        except SlackError as error:
+            log.warning(
+                "Cannot tell who reads %s %s (%s): nothing with Close data is posted "
+                "there until Slack says",
+                name,
+                channel_id,
+                error.code,
+            )
+            continue
+        except Exception as error:
+            log.warning("Cannot reach Slack to check %s (%s); starting anyway", name, _what(error))
+            return None
+        if not may_show_close_data(audience, settings.external_channels):
+            return external_channel(settings, name, channel_id)
+    return None
 
 
 def _what(error: BaseException) -> str:

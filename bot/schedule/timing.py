@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.times import WeeklyTime
+from bot.times import parse_time_of_day as parse_time_of_day  # re-exported
+
 # A wall time skipped by a DST change lies in a gap of at most this long (Lord Howe's is
 # 30 minutes, the usual one an hour; none is longer than two).
 _LONGEST_GAP = timedelta(hours=3)
@@ -17,17 +20,6 @@ class Due:
 
     period: date
     due_at: datetime
-
-
-def parse_time_of_day(text: str) -> time | None:
-    """`"09:00"` → 09:00; empty → None (never). Raises ValueError on anything else."""
-    text = text.strip()
-    if not text:
-        return None
-    hours, sep, minutes = text.partition(":")
-    if not sep or not hours.isdigit() or not minutes.isdigit() or len(minutes) != 2:
-        raise ValueError(f"{text!r} is not a time of day like 09:00")
-    return time(int(hours), int(minutes))
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -74,3 +66,13 @@ def due_today(now: datetime, tz: ZoneInfo, at: time) -> Due | None:
     today = local_day(now, tz)
     due_at = at_local(today, at, tz)
     return Due(period=today, due_at=due_at) if now >= due_at else None
+
+
+def due_this_week(now: datetime, tz: ZoneInfo, when: WeeklyTime) -> Due | None:
+    """This week's send (Monday to Sunday in `tz`) once its weekday and time have come, else
+    None; `period` is the Monday of the week it is due in. Like `due_today`, only this week's:
+    an app down over the whole of last week's does not send that one late."""
+    today = local_day(now, tz)
+    monday = today - timedelta(days=today.weekday())
+    due_at = at_local(monday + timedelta(days=when.weekday), when.at, tz)
+    return Due(period=monday, due_at=due_at) if now >= due_at else None

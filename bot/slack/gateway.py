@@ -232,8 +232,9 @@ class SlackGateway:
 
     async def unfurl(
         self,
-        unfurls: dict[str, dict[str, Any]],
+        unfurls: dict[str, dict[str, Any]] | None = None,
         *,
+        metadata: dict[str, Any] | None = None,
         channel: str | None = None,
         ts: str | None = None,
         unfurl_id: str | None = None,
@@ -241,20 +242,53 @@ class SlackGateway:
         close_data: bool = True,
     ) -> None:
         """Link previews for a message (`channel` + `ts`) or a link being typed (`unfurl_id`
-        + `source`), keyed by the URLs exactly as they were shared.
+        + `source`): Block Kit `unfurls` keyed by the URLs exactly as they were shared, and/or
+        Work Object cards, `metadata` = `{"entities": [...]}` (each entity's `app_unfurl_url`
+        the URL as shared; docs.slack.dev chat.unfurl: "Either unfurls or metadata must be
+        provided").
 
         A preview is read by everyone in the conversation: with `close_data` (the default),
         previews where its readers may not see Close data (`preview_scope`: a channel shared
         with another organization, or a link still in the composer, whose channel is not
         known) are refused (NotForThisAudience, nothing sent); say `close_data=False` for ones
-        without it.
+        without it. The same rule for cards as for blocks.
         """
         if close_data and await self.preview_scope(channel) is not PreviewScope.CLOSE_DATA:
             raise NotForThisAudience("chat.unfurl", channel or unfurl_id or "")
         await _answer(
             "chat.unfurl",
             self.client.chat_unfurl(
-                unfurls=unfurls, channel=channel, ts=ts, unfurl_id=unfurl_id, source=source
+                unfurls=unfurls,
+                metadata=metadata,
+                channel=channel,
+                ts=ts,
+                unfurl_id=unfurl_id,
+                source=source,
+            ),
+        )
+
+    async def present_details(
+        self,
+        trigger_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        user_auth_url: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """entity.presentDetails: a Work Object's flexpane for the one person whose
+        `entity_details_requested` carried `trigger_id` — the entity as they may see it
+        (`metadata`: one entity, no `entities` wrapper), or `user_auth_url` (they must connect
+        first: `user_auth_required`), or `error` (`{"status": "restricted" | "not_found" |
+        "internal_error" | "timeout" | …}`). Shapes: docs.slack.dev entity.presentDetails,
+        python-slack-sdk `entity_presentDetails`."""
+        await _answer(
+            "entity.presentDetails",
+            self.client.entity_presentDetails(
+                trigger_id=trigger_id,
+                metadata=metadata,
+                user_auth_required=True if user_auth_url else None,
+                user_auth_url=user_auth_url,
+                error=error,
             ),
         )
 

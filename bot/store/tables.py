@@ -100,7 +100,7 @@ class SubmissionRow(Base):
         # Created rows stay `created` forever: the claim's "not yet confirmed" look needs this.
         Index("ix_submissions_unconfirmed", "state", "confirmed_at", "claimed_until"),
         # Close -> Slack finds the submission behind a changed opportunity.
-        Index("ix_submissions_opportunity", "opportunity_id"),
+        Index("ix_submissions_opportunity", "opportunity_id", unique=True),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.blocks.entities import lead_card
 from bot.blocks.messages import Message
 from bot.blocks.previews import (
     COMPOSER_NAME_ONLY_TEXT,
@@ -69,6 +70,10 @@ class Unfurler:
     still in the composer); no preview, and a private note to the sharer, where the bot
     declines (`off`). With ALLOWED_CHANNEL_IDS (`channels_restricted`), a link still in the
     composer, whose channel Slack does not say, gets the lead's name only.
+
+    With `work_objects` (WORK_OBJECTS=on) a lead is shown as a Work Object card (chat.unfurl's
+    `metadata`) under the same rules: its name, and its status and open count only where Close
+    data may be shown; a lead Close does not have keeps the neutral Block Kit "not found".
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class Unfurler:
         clients: CloseClients | None = None,
         deliveries: Deliveries | None = None,
         channels_restricted: bool = False,
+        work_objects: bool = False,
         lead_ttl: float = LEAD_TTL_SECONDS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -91,6 +97,7 @@ class Unfurler:
         self._identity = identity
         self._close_app_url = close_app_url
         self._channels_restricted = channels_restricted
+        self._work_objects = work_objects
         self._sleep = sleep
         self._clock = clock
         # None: Close says there is no such lead (kept too: asking again will not change it).
@@ -149,13 +156,36 @@ class Unfurler:
         found = dict(
             zip(ids, await asyncio.gather(*(self._lead(close, i) for i in ids)), strict=True)
         )
+        unfurls, cards = self._previews(shared, leads, found, scope)
+        if unfurls or cards:
+            await self._send(shared, unfurls, cards, close_data=scope is PreviewScope.CLOSE_DATA)
+
+    def _previews(
+        self,
+        shared: LinkShared,
+        leads: dict[str, str],
+        found: dict[str, tuple[bool, LeadWithOpportunities | None]],
+        scope: PreviewScope,
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """(Block Kit unfurls keyed by the URL exactly as it was shared, Work Object cards):
+        with WORK_OBJECTS=on a lead Close has is a card, else (and a lead it has not) blocks."""
         unfurls: dict[str, dict[str, Any]] = {}
-        for url, lead_id in leads.items():  # keyed by the URL exactly as it was shared
+        cards: list[dict[str, Any]] = []
+        for url, lead_id in leads.items():
             answered, lead = found[lead_id]
-            if answered:
+            if not answered:
+                continue
+            if lead is not None and self._work_objects:
+                card = lead_card(
+                    lead,
+                    app_unfurl_url=url,
+                    close_app_url=self._close_app_url,
+                    close_data=scope is PreviewScope.CLOSE_DATA,
+                )
+                cards.append(card)
+            else:
                 unfurls[url] = self._preview(shared, lead, scope)
-        if unfurls:
-            await self._send(shared, unfurls, close_data=scope is PreviewScope.CLOSE_DATA)
+        return unfurls, cards
 
     def _preview(
         self, shared: LinkShared, lead: LeadWithOpportunities | None, scope: PreviewScope
@@ -268,7 +298,12 @@ class Unfurler:
         return lead if lead.id == lead_id else None
 
     async def _send(
-        self, shared: LinkShared, unfurls: dict[str, dict[str, Any]], *, close_data: bool
+        self,
+        shared: LinkShared,
+        unfurls: dict[str, dict[str, Any]],
+        cards: list[dict[str, Any]],
+        *,
+        close_data: bool,
     ) -> None:
         target = shared.target()
         if target is None:
@@ -277,7 +312,8 @@ class Unfurler:
         for attempt in (1, 2):
             try:
                 await self._slack.unfurl(
-                    unfurls,
+                    unfurls or None,
+                    metadata={"entities": cards} if cards else None,
                     channel=target.get("channel"),
                     ts=target.get("ts"),
                     unfurl_id=target.get("unfurl_id"),

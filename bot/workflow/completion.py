@@ -23,8 +23,9 @@ from bot.deals.store import SubmissionStore
 from bot.logs import redact
 from bot.slack.errors import Gone, SlackError, TokenRejected
 from bot.slack.gateway import SlackGateway
+from bot.times import STEP_TOKEN_LIFE
 from bot.workflow.inputs import INPUT_TITLES
-from bot.workflow.models import FINAL_STATES, STEP_TOKEN_LIFE, StepState, WorkflowStep
+from bot.workflow.models import FINAL_STATES, StepState, WorkflowStep
 from bot.workflow.store import StepStore
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -11,14 +11,6 @@ from pydantic import BaseModel, Field
 CALLBACK_ID = "create_opportunity"
 # One execution makes at most one submission: this prefix plus its id is the submission's key.
 IDEMPOTENCY_PREFIX = "workflow:"
-# Slack's `bot_access_token` of an execution, the only token functions.complete* take, lives
-# about 15 minutes from the step's start (SLACK.md; bolt-python issue #1075): after it, a
-# completion is refused with `token_expired` / `invalid_auth`, and nothing can tell the workflow.
-STEP_TOKEN_LIFE = timedelta(minutes=15)
-# The most WORKFLOW_STEP_GIVE_UP_SECONDS may be: the token's life less a minute for what comes
-# after the deadline (the last attempt and the last look in Close, CLOSE_TIMEOUT_SECONDS each
-# by default 15 s, then the completion itself).
-STEP_GIVE_UP_LIMIT_SECONDS = STEP_TOKEN_LIFE.total_seconds() - 60
 
 
 class StepState(StrEnum):

@@ -40,10 +40,7 @@ def digest_message(digest: Digest, *, close_app_url: str) -> Message:
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": fit(
-                        "Values are yearly (monthly × 12); weighted = value × confidence.",
-                        CONTEXT_TEXT,
-                    ),
+                    "text": fit(_footnote(digest), CONTEXT_TEXT),
                 }
             ],
         },
@@ -115,3 +112,10 @@ def _largest(digest: Digest, money: _Money, close_app_url: str) -> str:
             f" ({money(annualized(opportunity))}{confidence})"
         )
     return "\n".join(lines)
+
+
+def _footnote(digest: Digest) -> str:
+    note = "Values are yearly (monthly × 12); weighted = value × confidence."
+    if digest.limit is not None:
+        note += f" Counted from the first {digest.limit:,} deals of each kind Close listed."
+    return note

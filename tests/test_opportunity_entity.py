@@ -1,0 +1,174 @@
+"""A logged opportunity as a Work Object, edited in its flexpane (issue #24; not yet on the
+confirmation): the entity's editable fields, and the `entity_detail` save over real HTTP —
+the modal's rules as field errors, the PUT as the person, the change told in the deal's thread
+like any Edit, the pane showing it saved; someone who may not edit the deal is told so.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from bot.blocks.opportunity_entity import opportunity_entity
+from bot.close.models import Opportunity, Status
+from bot.listeners.entity_edit import NOT_LOGGED_HERE, NOT_YOURS
+from sandbox.stack import Sandbox
+from tests.flows import thread_reply, wait_until
+from tests.test_confirmation_actions import log_deal, message, puts
+from tests.test_work_objects import field_values, pane
+
+APP = "https://app.close.com/"
+
+
+def entity_of(sb: Sandbox, opportunity: dict[str, Any], *, editable: bool = True) -> dict[str, Any]:
+    [(_, statuses)] = [
+        (g, s) for g, s in sb.services.catalog.statuses_by_pipeline() if g.id == "pipe_sales"
+    ]
+    return opportunity_entity(
+        Opportunity.model_validate(opportunity),
+        statuses,
+        close_app_url=APP,
+        editable=editable,
+    )
+
+
+def edits(
+    status: str | None = None,
+    value: str | None = None,
+    confidence: str | None = None,
+    date_won: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each edited field's element state, as Block Kit holds it."""
+    found: dict[str, dict[str, Any]] = {}
+    if status is not None:
+        found["status"] = {"type": "static_select", "selected_option": {"value": status}}
+    if value is not None:
+        found["value"] = {"type": "plain_text_input", "value": value}
+    if confidence is not None:
+        found["confidence"] = {"type": "number_input", "value": confidence}
+    if date_won is not None:
+        found["date_won"] = {"type": "datepicker", "selected_date": date_won}
+    return found
+
+
+def test_the_entity_offers_its_four_fields_for_editing_only_to_who_may_edit() -> None:
+    opportunity = Opportunity(
+        id="oppo_1",
+        lead_id="lead_acme",
+        lead_name="Acme Corp",
+        value=1_200_000,
+        value_period="annual",
+        status_id="stat_proposal",
+        status_label="Proposal Sent",
+        confidence=60,
+        date_won=date(2031, 1, 15),
+        user_name="Bob Baker",
+    )
+    statuses = [
+        Status(id="stat_proposal", label="Proposal Sent"),
+        Status(id="stat_won", label="Won"),
+    ]
+    shown = opportunity_entity(opportunity, statuses, close_app_url=APP, editable=True)
+    assert shown["external_ref"] == {"id": "oppo_1", "type": "opportunity"}
+    assert shown["url"] == f"{APP}lead/lead_acme/"
+    attributes = shown["entity_payload"]["attributes"]
+    assert attributes["title"] == {"text": "Acme Corp — $12,000 annual"}
+    fields = {f["key"]: f for f in shown["entity_payload"]["custom_fields"]}
+    assert fields["status"]["edit"]["select"] == {
+        "current_value": "stat_proposal",
+        "static_options": [
+            {"text": {"type": "plain_text", "text": "Proposal Sent"}, "value": "stat_proposal"},
+            {"text": {"type": "plain_text", "text": "Won"}, "value": "stat_won"},
+        ],
+    }
+    assert fields["value"]["value"] == "$12,000 annual" and fields["value"]["edit"]["enabled"]
+    assert fields["confidence"]["edit"]["number"] == {"min_value": 0, "max_value": 100}
+    assert fields["date_won"] == {
+        "key": "date_won",
+        "label": "Expected close",
+        "type": "slack#/types/date",
+        "value": "2031-01-15",
+        "edit": {"enabled": True, "optional": True},
+    }
+    assert "edit" not in fields["owner"]
+    read_only = opportunity_entity(opportunity, statuses, close_app_url=APP, editable=False)
+    assert "edit" not in json.dumps(read_only)
+
+
+async def test_a_save_in_the_pane_goes_to_close_is_told_in_the_thread_and_shown_saved(
+    sandbox: Sandbox,
+) -> None:
+    opportunity, details = await log_deal(sandbox, "Acme Corp 12k annual")
+    summary_ts = details.params["thread_ts"]
+    mark = sandbox.slack.mark()
+    saved = await sandbox.driver.save_entity_edit(
+        entity_of(sandbox, opportunity),
+        edits(status="stat_proposal", value="15k", confidence="80", date_won="2031-02-03"),
+        user_id="U0ALICE",
+        channel_id="C0SALES",
+        message_ts=summary_ts,
+    )
+    assert saved.response.status_code == 200 and not saved.response.content.strip()
+    await wait_until(lambda: bool(puts(sandbox)))
+    [put] = puts(sandbox)
+    assert put.path.endswith(f"/opportunity/{opportunity['id']}/")
+    assert put.json == {
+        "status_id": "stat_proposal",
+        "pipeline_id": "pipe_sales",
+        "value": 1_500_000,
+        "confidence": 80,
+        "date_won": "2031-02-03",
+    }
+    line = await thread_reply(sandbox, since=mark)
+    assert line.params["thread_ts"] == summary_ts
+    told = json.dumps(line.params["blocks"])
+    assert "<@U0ALICE> edited it" in told and "$15,000 annual" in told
+    assert "$15,000" in json.dumps(message(sandbox, "C0SALES", summary_ts)["blocks"])
+    answer = await pane(sandbox, saved)
+    entity = answer["metadata"]
+    assert entity["external_ref"] == {"id": opportunity["id"], "type": "opportunity"}
+    assert entity["entity_payload"]["attributes"]["title"]["text"] == ("Acme Corp — $15,000 annual")
+    values = field_values(entity)
+    assert values["status"] == "Proposal Sent" and values["confidence"] == 80
+    assert values["date_won"] == "2031-02-03"
+
+
+async def test_bad_values_come_back_under_their_fields_and_nothing_is_saved(
+    sandbox: Sandbox,
+) -> None:
+    opportunity, _details = await log_deal(sandbox)
+    saved = await sandbox.driver.save_entity_edit(
+        entity_of(sandbox, opportunity),
+        edits(status="stat_nope", value="lots", confidence="150", date_won="someday"),
+    )
+    ack = saved.response.json()
+    assert ack["response_action"] == "errors"
+    assert set(ack["errors"]) == {"status", "value", "confidence", "date_won"}
+    assert "is not an amount" in ack["errors"]["value"]
+    assert "0 to 100" in ack["errors"]["confidence"]
+    assert puts(sandbox) == []
+    assert sandbox.slack.calls("entity.presentDetails") == []
+
+
+async def test_someone_who_may_not_edit_the_deal_is_told_in_the_pane(sandbox: Sandbox) -> None:
+    opportunity, _details = await log_deal(sandbox)
+    saved = await sandbox.driver.save_entity_edit(
+        entity_of(sandbox, opportunity), edits(confidence="90"), user_id="U0BOB"
+    )
+    assert saved.response.status_code == 200
+    answer = await pane(sandbox, saved)
+    assert answer == {"error": {"status": "edit_error", "custom_message": NOT_YOURS}}
+    assert puts(sandbox) == []
+
+
+async def test_an_opportunity_not_logged_from_slack_is_not_edited_here(sandbox: Sandbox) -> None:
+    made = sandbox.close.create_opportunity_as(
+        "lead_acme", {"value": 500_000, "custom.cf_source": "Inbound"}
+    )
+    saved = await sandbox.driver.save_entity_edit(entity_of(sandbox, made), edits(confidence="90"))
+    assert saved.response.json() == {
+        "response_action": "errors",
+        "errors": {"confidence": NOT_LOGGED_HERE},
+    }
+    assert puts(sandbox) == []
