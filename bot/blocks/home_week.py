@@ -9,9 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from bot.blocks.format import format_date
+from bot.blocks.nudges import HOME, LISTED, NudgeLine, line_blocks
 from bot.blocks.text import SECTION_TEXT, fit, fit_mrkdwn
 from bot.close.models import Opportunity
-from bot.nudges.message import HOME, LISTED, NudgeLine, line_blocks
 
 WeekState = Literal["loading", "ready", "connect", "unmapped", "failed"]
 

@@ -10,11 +10,7 @@ from typing import Any, cast
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.blocks.home import HOME_NUDGES_ACTION_ID
-from bot.deals.models import ReplyTarget
-from bot.listeners.home import publish_home
-from bot.listeners.home_week import person_today
-from bot.listeners.payload import str_at
-from bot.nudges.message import (
+from bot.blocks.nudges import (
     DATE_ACTION_ID,
     HOME,
     LOST_ACTION_ID,
@@ -22,6 +18,10 @@ from bot.nudges.message import (
     WON_ACTION_ID,
     read_tap_value,
 )
+from bot.deals.models import ReplyTarget
+from bot.listeners.home import publish_home
+from bot.listeners.home_week import person_today
+from bot.listeners.payload import str_at
 from bot.nudges.taps import Tap
 from bot.services import Services
 from bot.tasks import spawn

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime
 
+from bot.blocks.nudges import LISTED, NudgeLine, NudgePayload, nudge_message
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError
 from bot.identity import Identity
 from bot.jobs import Backoff
-from bot.nudges.message import LISTED, NudgeLine, NudgePayload, nudge_message
 from bot.schedule.people import People
 from bot.schedule.posting import Posting
 from bot.schedule.store import ScheduledSend, ScheduledSends

@@ -10,11 +10,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from bot.blocks.format import format_date
+from bot.blocks.nudges import NudgePayload, nudge_message
 from bot.blocks.text import escape
 from bot.close.models import Opportunity
 from bot.deals.changes import Change, Changes
 from bot.deals.models import ReplyTarget
-from bot.nudges.message import NudgePayload, nudge_message
 from bot.nudges.planner import NUDGE
 from bot.schedule.store import PAYLOAD_RETRIES, ScheduledSend, ScheduledSends
 from bot.slack.errors import SlackError
