@@ -193,3 +193,28 @@ async def test_an_edit_that_moves_the_deal_to_a_new_lead_makes_that_lead_as_the_
         [made] = [r for r in sb.close.requests[mark:] if r.method == "POST" and r.path == "/lead/"]
         token = made.headers["authorization"].removeprefix("Bearer ")
         assert sb.close.bearer_user(token) == "user_bob"  # not the key, on his behalf
+
+
+async def test_the_edit_modal_is_loaded_from_close_as_the_person_who_edits() -> None:
+    async with sandbox("personal") as sb:
+        details = await _log_as_bob(sb)
+        [opportunity] = sb.close.opportunities
+        mark = len(sb.close.requests)
+        result = await sb.driver.press_button(
+            channel_id=details.response["channel"],
+            message_ts=details.response["ts"],
+            action_id=EDIT_ACTION_ID,
+            user_id="U0BOB",
+        )
+        view = await sb.driver.wait_for_view(result.trigger_id)
+        await sb.slack.wait_for("views.update", lambda c: c.params.get("view_id") == view["id"])
+        reads = [
+            r
+            for r in sb.close.requests[mark:]
+            if r.method == "GET"
+            and (r.path == f"/opportunity/{opportunity['id']}/" or r.path == "/contact/")
+        ]
+        assert reads, [r.path for r in sb.close.requests[mark:]]
+        for read in reads:  # the opportunity and its lead's contacts: his view, not the key's
+            token = read.headers["authorization"].removeprefix("Bearer ")
+            assert sb.close.bearer_user(token) == "user_bob", read.path

@@ -332,6 +332,9 @@ class Changes:
             return self._close
         return await self._clients.for_person(None, actor)
 
+    async def _read_as(self, actor: str, opportunity_id: str) -> Opportunity:
+        return await (await self._close_for(actor)).get_opportunity(opportunity_id)
+
     # --- who may ---
 
     async def submission(self, confirmation: Confirmation | None) -> Submission | None:
@@ -359,9 +362,9 @@ class Changes:
         if await self.allowed_without_close(actor, submission):
             return True
         if opportunity is None and submission.opportunity_id:
-            try:
+            try:  # as they see it in Close (their own access where CLOSE_ACCESS gives one)
                 opportunity = await asyncio.wait_for(
-                    self._close.get_opportunity(submission.opportunity_id), OWNER_CHECK_SECONDS
+                    self._read_as(actor, submission.opportunity_id), OWNER_CHECK_SECONDS
                 )
             except (CloseError, TimeoutError):
                 return False
@@ -428,8 +431,9 @@ class Changes:
         """The edit form as Close has the opportunity now (or a warning saying it could not)."""
         assert submission.opportunity_id is not None
         try:
+            close = await self._close_for(actor)  # what Close shows them, as them
             opportunity = await asyncio.wait_for(
-                self._close.get_opportunity(submission.opportunity_id), LOAD_BUDGET_SECONDS
+                close.get_opportunity(submission.opportunity_id), LOAD_BUDGET_SECONDS
             )
         except (CloseError, TimeoutError) as error:
             log.info("Loading %s for edit failed: %s", submission.opportunity_id, error)
@@ -445,7 +449,7 @@ class Changes:
         contacts: list[Contact] = []
         try:
             contacts = await asyncio.wait_for(
-                self._close.list_contacts(opportunity.lead_id), LOAD_BUDGET_SECONDS
+                close.list_contacts(opportunity.lead_id), LOAD_BUDGET_SECONDS
             )
         except (CloseError, TimeoutError) as error:
             log.info("Contacts for %s unavailable: %s", opportunity.lead_id, error)
