@@ -377,6 +377,7 @@ def _deals_side(
         close_clients=close.clients,  # a person's deals are created with their own access
         attribution=Attribution(identity, changes, clock),  # with the key: `created_by`
         kick=worker.kick,  # someone reconnected: their waiting submissions go at once
+        cards=settings.work_objects_on,
     )
     lead_search = LeadSearch(close.key)
     workflow = WorkflowSteps(

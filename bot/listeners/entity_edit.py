@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -162,7 +163,21 @@ async def _entity_detail(body: dict[str, Any]) -> bool:
     return str_at(body, "view", "type") == ENTITY_DETAIL
 
 
+async def _callback_id_for_bolt(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+    """Bolt routes a view_submission to `app.view` listeners only when its view has a
+    `callback_id` key (slack_bolt/request/payload_utils.py `is_view_submission`: `"callback_id"
+    in body["view"]`, used by listener_matcher/builtins.py `view_submission`). A flexpane's
+    `entity_detail` view is Slack's, not a modal of ours: should it come without one, it gets an
+    empty one here, so the listener below — matched on `view.type` — sees it."""
+    view = body.get("view") if body.get("type") == "view_submission" else None
+    if isinstance(view, dict) and view.get("type") == ENTITY_DETAIL:
+        view.setdefault("callback_id", "")
+    await next()
+
+
 def register(app: AsyncApp, services: Services) -> None:
+    app.middleware(_callback_id_for_bolt)
+
     @app.view(re.compile(".*"), matchers=[_entity_detail])
     async def entity_edited(ack: AsyncAck, body: dict[str, Any]) -> None:
         await submit(services, ack, body)
