@@ -51,7 +51,7 @@ def entities(call: Call) -> list[dict[str, Any]]:
 
 def field_values(entity: dict[str, Any]) -> dict[str, Any]:
     fields = entity["entity_payload"].get("custom_fields") or []
-    return {f["key"]: f["value"] for f in fields}
+    return {f["key"]: f.get("value") for f in fields}
 
 
 async def pane(sb: Sandbox, opened: OpenedCard) -> dict[str, Any]:
