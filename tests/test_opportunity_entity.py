@@ -15,10 +15,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot.blocks.opportunity_entity import opportunity_entity
+import pytest
+
+from bot.blocks.messages import Message
+from bot.blocks.opportunity_entity import opportunity_entity, summary_card
 from bot.close.models import Opportunity, Status
 from bot.listeners.entity_edit import NOT_LOGGED_HERE, NOT_YOURS
-from sandbox.stack import Sandbox
+from bot.slack.errors import NotForThisAudience
+from sandbox.slack_sim import SlackSimulator
+from sandbox.stack import BOT_TOKEN, Sandbox
 from tests.flows import thread_reply, wait_until
 from tests.oauth_flows import connect_link, consent
 from tests.test_confirmation_actions import log_deal, message, puts
@@ -28,7 +33,7 @@ from tests.test_external_confirmation import (
     connect_sandbox,
     log_in_shared,
 )
-from tests.test_slack_connect import SHARED
+from tests.test_slack_connect import SHARED, gateway, shared_workspace
 from tests.test_work_objects import field_values, on, pane
 
 APP = "https://app.close.com/"
@@ -354,3 +359,31 @@ async def test_in_a_shared_channel_the_card_goes_with_the_confirmation_to_the_dm
         assert card["external_ref"] == {"id": opportunity["id"], "type": "opportunity"}
         assert_no_close_data(sb.slack, SHARED)
         assert all("metadata" not in m for m in sb.slack.messages(SHARED))
+
+
+async def test_the_gateway_posts_a_card_only_where_close_data_may_be_read() -> None:
+    """A message's card is everyone's in the conversation: always Close data, whatever the
+    caller says of the blocks (SlackGateway.post_message / update_message `metadata`)."""
+    card = summary_card(
+        Opportunity(id="oppo_1", lead_id="lead_acme", lead_name="Acme Corp", value=1_200_000),
+        close_app_url=APP,
+    )
+    line = Message(text="Logged", blocks=[])
+    async with SlackSimulator(BOT_TOKEN) as sim:
+        shared_workspace(sim)
+        slack = gateway(sim, "private")
+        with pytest.raises(NotForThisAudience):
+            await slack.post_message(SHARED, line, close_data=False, metadata=card)
+        posted = await slack.post_message(SHARED, line, close_data=False)
+        with pytest.raises(NotForThisAudience):
+            await slack.update_message(SHARED, posted.ts, line, close_data=False, metadata=card)
+        assert all("metadata" not in m for m in sim.messages(SHARED))
+        inside = await slack.post_message("C0SALES", line, metadata=card)
+        [shown] = [m for m in sim.messages("C0SALES") if m["ts"] == inside.ts]
+        assert shown["metadata"] == card
+        # Metadata Slack cannot read is dropped (the message stays), with a warning.
+        await slack.update_message("C0SALES", inside.ts, line, metadata={"entities": [{}]})
+        [update] = sim.calls("chat.update")[-1:]
+        assert update.response["warning"] == "invalid_metadata_format"
+        [shown] = [m for m in sim.messages("C0SALES") if m["ts"] == inside.ts]
+        assert shown["metadata"] == card
