@@ -24,9 +24,10 @@ from bot.listeners.entity_edit import NOT_LOGGED_HERE, NOT_YOURS
 from bot.slack.errors import NotForThisAudience
 from sandbox.slack_sim import SlackSimulator
 from sandbox.stack import BOT_TOKEN, Sandbox
-from tests.flows import thread_reply, wait_until
+from tests.flows import open_modal, submit, thread_reply, wait_opportunities, wait_until
 from tests.oauth_flows import connect_link, consent
 from tests.test_confirmation_actions import log_deal, message, puts
+from tests.test_durability import fast_sandbox, queued_notices, wait_summaries
 from tests.test_external_confirmation import (
     DM,
     assert_no_close_data,
@@ -234,6 +235,20 @@ async def test_the_summary_carries_the_opportunity_as_a_card(tmp_path: Path) -> 
         assert editable(card) == set()  # the card is everyone's: editing is in the pane
         # The details in its thread carry none.
         assert "metadata" not in message(sb, "C0SALES", details.response["ts"])
+
+
+async def test_a_queued_notice_that_becomes_the_summary_gets_the_card(tmp_path: Path) -> None:
+    async with fast_sandbox(tmp_path, work_objects="on") as sb:
+        view_id = await open_modal(sb, "Acme Corp 12k annual")
+        sb.close.fail(2, 500, paths=["/opportunity/"], methods=["POST"])
+        await submit(sb, view_id)
+        [opportunity] = await wait_opportunities(sb, 1, timeout=10)
+        [summary] = await wait_summaries(sb.slack, 1)
+        [queued] = queued_notices(sb.slack)
+        assert summary["ts"] == queued.response["ts"]  # updated in place
+        assert "metadata" not in queued.params or queued.params["metadata"] is None
+        card = card_of(sb, "C0SALES", summary["ts"])
+        assert card["external_ref"] == {"id": opportunity["id"], "type": "opportunity"}
 
 
 async def test_off_the_summary_carries_no_card(sandbox: Sandbox) -> None:
