@@ -377,6 +377,7 @@ def _deals_side(
         close_clients=close.clients,  # a person's deals are created with their own access
         attribution=Attribution(identity, changes, clock),  # with the key: `created_by`
         kick=worker.kick,  # someone reconnected: their waiting submissions go at once
+        cards=settings.work_objects_on,
     )
     lead_search = LeadSearch(close.key)
     workflow = WorkflowSteps(
@@ -397,7 +398,27 @@ def _deals_side(
         name=worker.name,  # one owner name per process in `claimed_by`
         clients=close.clients,  # the lead is read with the owner's own access
     )
-    actions = Changes(
+    actions = _confirmation_actions(
+        settings, close, gateway, identity, store, notifier, announcer, changes, clock
+    )
+    return _DealsSide(
+        store, preferences, notifier, announcer, deals, lead_search, workflow, changes, actions
+    )
+
+
+def _confirmation_actions(
+    settings: Settings,
+    close: _CloseSide,
+    gateway: SlackGateway,
+    identity: Identity,
+    store: SubmissionStore,
+    notifier: Notifier,
+    announcer: Announcer,
+    changes: ChangeStore,
+    clock: Callable[[], datetime],
+) -> Changes:
+    """Edit/Won/Lost, the edit modal and the flexpane's save: the confirmation's changes."""
+    return Changes(
         store=store,
         close=close.key,
         catalog=close.catalog,
@@ -405,13 +426,11 @@ def _deals_side(
         notifier=notifier,
         slack=gateway,
         announcer=announcer,
-        close_app_url=url,
+        close_app_url=settings.close_app_url,
         views=changes,
         clock=clock,
         close_clients=close.clients,  # Edit/Won/Lost go to Close as the person who pressed
-    )
-    return _DealsSide(
-        store, preferences, notifier, announcer, deals, lead_search, workflow, changes, actions
+        cards=settings.work_objects_on,  # the summary's card refreshed with a change
     )
 
 
@@ -466,6 +485,7 @@ def _background(
         close_app_url=settings.close_app_url,
         clock=clock,
         on_finished=lambda change, state: metrics.change_finished(state.value, change.source),
+        cards=settings.work_objects_on,
     )
     worker.register(submission_jobs(deals.deals))
     changing = worker.register(change_jobs(applier))

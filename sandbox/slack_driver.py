@@ -674,6 +674,28 @@ class SlackDriver:
         response = await self.event(pane.event(user_locale=locale))
         return OpenedCard(pane.trigger_id, response)
 
+    async def open_message_card(
+        self, channel: str, ts: str, *, user_id: str = "U0ALICE", index: int = 0
+    ) -> OpenedCard:
+        """`user_id` clicks the Work Object card the app attached to its message `ts` in
+        `channel` (chat.postMessage / chat.update `metadata.entities[index]`): Slack sends
+        `entity_details_requested` with the message's channel and ts and a fresh trigger_id."""
+        [message] = [m for m in self.sim.messages(channel) if m["ts"] == ts]
+        entities = (message.get("metadata") or {}).get("entities") or []
+        if len(entities) <= index:
+            raise KeyError(f"no Work Object card on {channel}/{ts}")
+        pane = self.sim.work_objects.open(
+            user_id,
+            entities[index],
+            channel=channel,
+            message_ts=ts,
+            thread_ts=message.get("thread_ts"),
+        )
+        user = self.sim.workspace.user(user_id)
+        locale = user.locale if user is not None else "en-US"
+        response = await self.event(pane.event(user_locale=locale))
+        return OpenedCard(pane.trigger_id, response)
+
     async def save_entity_edit(
         self,
         entity: dict[str, Any],
@@ -688,7 +710,9 @@ class SlackDriver:
         `view.state.values[key]["key.input"]` (`values`: key -> state, e.g.
         `{"selected_option": {"value": …}}`, `{"value": "60"}`, `{"selected_date": …}`), with
         the entity's `external_ref`, `entity_url`, `channel`, `message_ts` (SLACK.md's reading of
-        docs.slack.dev "Implementing Work Objects"). Its trigger_id takes the pane's answer."""
+        docs.slack.dev "Implementing Work Objects"). Its trigger_id takes the pane's answer.
+        The view is Slack's own, not a modal the app opened: it comes without a `callback_id`
+        (no documented payload shows one), the strictest reading for the app's matching."""
         pane = self.sim.work_objects.open(
             user_id, entity, channel=channel_id, message_ts=message_ts
         )
@@ -696,7 +720,6 @@ class SlackDriver:
         view = {
             "id": "V0" + secrets.token_hex(5).upper(),
             "type": "entity_detail",
-            "callback_id": "",
             "app_id": self.api_app_id,
             "team_id": self.team_id,
             "state": {"values": {k: {f"{k}.input": state} for k, state in values.items()}},

@@ -28,7 +28,7 @@ from sandbox import blockkit
 from sandbox.functions_sim import COMPLETE_METHODS, FunctionRefused, Functions
 from sandbox.server import RunningServer, start_server
 from sandbox.socket_sim import SocketModeServer
-from sandbox.work_objects_sim import Refused, WorkObjects, unfurl_entities
+from sandbox.work_objects_sim import Refused, WorkObjects, entity_problems, unfurl_entities
 
 DEFAULT_SCOPES: frozenset[str] = frozenset(
     {
@@ -1280,8 +1280,10 @@ class SlackSimulator:
         thread_ts = params.get("thread_ts")
         if thread_ts:
             message["thread_ts"] = str(thread_ts)
+        warned = _with_metadata(message, params)
         self._store_message(channel.id, message)
-        return {"ok": True, "channel": channel.id, "ts": message["ts"], "message": dict(message)}
+        answer = {"ok": True, "channel": channel.id, "ts": message["ts"], "message": dict(message)}
+        return {**answer, **warned}
 
     async def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._postable(params.get("channel"))
@@ -1290,6 +1292,7 @@ class SlackSimulator:
             raise SlackError("cant_update_message")
         body = self._message_body(params, require=False)
         message.update(body)
+        warned = _with_metadata(message, params)
         message["edited"] = {"user": self.workspace.bot_user_id, "ts": self._next_ts()}
         return {
             "ok": True,
@@ -1297,6 +1300,7 @@ class SlackSimulator:
             "ts": message["ts"],
             "text": message.get("text", ""),
             "message": dict(message),
+            **warned,
         }
 
     async def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -1529,3 +1533,34 @@ class SlackSimulator:
             answer["error"] = error
         await self._record(Call("response_url", record, time.time(), status, answer))
         return JSONResponse(answer, status_code=status)
+
+
+def _with_metadata(message: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """chat.postMessage / chat.update `metadata`, recorded on the message: an event
+    (`event_type` + `event_payload`) and/or Work Object cards (`entities`, checked like
+    chat.unfurl's, without `app_unfurl_url`). Slack does not refuse the message for bad
+    metadata: it drops the metadata and says so in `warning` (what it answers here). Without
+    `metadata`, chat.update leaves the message's as it was."""
+    if params.get("metadata") is None:
+        return {}
+    try:
+        metadata = _json_field(params, "metadata")
+    except SlackError:
+        metadata = None
+    problems: list[str] = []
+    entities = metadata.get("entities") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict):
+        problems.append("/metadata must be an object")
+    elif entities is not None:
+        if not isinstance(entities, list) or not entities:
+            problems.append("/metadata/entities must be a non-empty array")
+        else:
+            for i, entity in enumerate(entities):
+                found = entity_problems(entity, unfurl=False)
+                problems += [f"/metadata/entities/{i}{p}" for p in found]
+    elif not isinstance(metadata.get("event_type"), str):
+        problems.append("/metadata/event_type is required")
+    if problems:
+        return {"warning": "invalid_metadata_format", "response_metadata": {"messages": problems}}
+    message["metadata"] = metadata
+    return {}

@@ -56,12 +56,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-async def connect_sandbox(policy: str, database_url: str) -> AsyncIterator[Sandbox]:
+async def connect_sandbox(
+    policy: str, database_url: str, **settings: Any
+) -> AsyncIterator[Sandbox]:
     """The bot with #acme-shared (shared with Acme's organization), Close changes by webhook."""
     slack = SlackSimulator(bot_token=BOT_TOKEN)
     shared_workspace(slack)
     async with running_sandbox(
-        database_url=database_url, slack=slack, webhook=True, external_channels=policy
+        database_url=database_url, slack=slack, webhook=True, external_channels=policy, **settings
     ) as sb:
         await wait_until(lambda: sb.services.changes.get_state(STATE_KEY))
         yield sb

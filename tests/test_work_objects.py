@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.previews import NOT_FOUND_TEXT
+from bot.listeners.entity_edit import NOT_LOGGED_HERE
 from bot.slack.errors import NotForThisAudience
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import OpenedCard, PastedLinks, SlackDriver
@@ -51,7 +52,7 @@ def entities(call: Call) -> list[dict[str, Any]]:
 
 def field_values(entity: dict[str, Any]) -> dict[str, Any]:
     fields = entity["entity_payload"].get("custom_fields") or []
-    return {f["key"]: f["value"] for f in fields}
+    return {f["key"]: f.get("value") for f in fields}
 
 
 async def pane(sb: Sandbox, opened: OpenedCard) -> dict[str, Any]:
@@ -358,6 +359,14 @@ async def test_socket_mode_unfurls_a_card_and_answers_its_flexpane(tmp_path: Pat
                     "Road Runner (CTO)",
                     "Marvin Martian (CFO)",
                 ]
+                # A flexpane's save (a view without a callback_id) reaches its listener too.
+                card = {**entity, "external_ref": {"id": "oppo_x", "type": "opportunity"}}
+                values = {"confidence": {"type": "number_input", "value": "140"}}
+                saved = await driver.save_entity_edit(card, values, user_id="U0BOB")
+                assert saved.response.json() == {
+                    "response_action": "errors",
+                    "errors": {"confidence": NOT_LOGGED_HERE},
+                }
         finally:
             bot.stop()
 

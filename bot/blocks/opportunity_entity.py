@@ -3,8 +3,10 @@ whose flexpane lets someone who may edit the deal change its status (a select of
 pipeline's statuses), value, confidence (a number from 0 to 100) and expected close date —
 custom field keys `status`, `value`, `confidence`, `date_won`, Close's own names.
 
-Not yet on the confirmation (its messages are being reworked elsewhere): the builder and the
-`entity_detail` save (bot/listeners/entity_edit.py) are ready for it.
+With WORK_OBJECTS=on the confirmation's summary carries it as a card (`summary_card`, the
+message's `metadata`, read-only: everyone in the conversation sees it); its flexpane is read as
+the person who opens it (bot/listeners/opportunity_pane.py), editable for who may edit the deal,
+and saved by the `entity_detail` submission (bot/listeners/entity_edit.py).
 
 Shapes: python-slack-sdk `slack_sdk/models/metadata` (EntityMetadata, EntityCustomField with
 `edit`: EntityEditSupport's `enabled`, `select.current_value` + `static_options` (Block Kit
@@ -105,6 +107,15 @@ def opportunity_entity(
     )
     built: dict[str, Any] = entity.to_dict()  # checks Slack's entity and field types
     return built
+
+
+def summary_card(opportunity: Opportunity, *, close_app_url: str) -> dict[str, Any]:
+    """The summary message's `metadata`: the opportunity as one read-only `item` card."""
+    return {
+        "entities": [
+            opportunity_entity(opportunity, [], close_app_url=close_app_url, editable=False)
+        ]
+    }
 
 
 def _status(opportunity: Opportunity, statuses: list[Status], editable: bool) -> EntityCustomField:

@@ -306,6 +306,7 @@ class Changes:
         views: OpportunityViews,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         close_clients: CloseClients | None = None,
+        cards: bool = False,
     ) -> None:
         self._store = store
         # Whose Close an Edit/Won/Lost goes to (CLOSE_ACCESS): None, the key's always.
@@ -322,7 +323,12 @@ class Changes:
         self._close_app_url = close_app_url
         # The same telling as Close -> Slack's, its steps run at once (bot/deals/telling.py).
         self._teller = ChangeTeller(
-            slack=slack, announcer=announcer, claims=views, close_app_url=close_app_url, clock=clock
+            slack=slack,
+            announcer=announcer,
+            claims=views,
+            close_app_url=close_app_url,
+            clock=clock,
+            cards=cards,
         )
 
     async def _close_for(self, actor: str) -> CloseClient:

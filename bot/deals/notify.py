@@ -40,14 +40,21 @@ class Notifier:
         thread_ts: str | None = None,
         fallback: bool = True,
         close_data: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> Posted | None:
         """Post `message` where the user asked; fall back (the response_url, a DM) so the user
         always learns the outcome. `fallback` False: the target's channel or nowhere.
-        `close_data` False: the message carries none (see SlackGateway.post_message)."""
+        `close_data` False: the message carries none (see SlackGateway.post_message).
+        `metadata`: its Work Object cards, where it is posted as a message (a response_url
+        takes none)."""
         thread_ts = thread_ts or target.thread_ts
         if target.channel_id:
             posted = await self._post_in(
-                target.channel_id, message, thread_ts=thread_ts, close_data=close_data
+                target.channel_id,
+                message,
+                thread_ts=thread_ts,
+                close_data=close_data,
+                metadata=metadata,
             )
             if posted:
                 return posted
@@ -63,14 +70,20 @@ class Notifier:
                 log.info("response_url answered %s", response.status_code)
             except Exception as error:  # network trouble must not hide the outcome: try a DM
                 log.info("response_url failed: %s", type(error).__name__)
-        return await self._post_dm(target.user_id, message)
+        return await self._post_dm(target.user_id, message, metadata=metadata)
 
     async def _post_in(
-        self, channel: str, message: Message, *, thread_ts: str | None, close_data: bool = True
+        self,
+        channel: str,
+        message: Message,
+        *,
+        thread_ts: str | None,
+        close_data: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> Posted | None:
         try:
             posted = await self._slack.post_message(
-                channel, message, thread_ts=thread_ts, close_data=close_data
+                channel, message, thread_ts=thread_ts, close_data=close_data, metadata=metadata
             )
         except (Gone, NotAllowed):
             return None  # not here: the caller tries another way
@@ -79,11 +92,13 @@ class Notifier:
             return None
         return Posted(via="channel", channel=posted.channel, ts=posted.ts)
 
-    async def _post_dm(self, user_id: str, message: Message) -> Posted | None:
+    async def _post_dm(
+        self, user_id: str, message: Message, *, metadata: dict[str, Any] | None = None
+    ) -> Posted | None:
         channel = await self.dm_channel(user_id)
         if channel is None:
             return None
-        posted = await self._post_in(channel, message, thread_ts=None)
+        posted = await self._post_in(channel, message, thread_ts=None, metadata=metadata)
         return posted.model_copy(update={"via": "dm"}) if posted else None
 
     async def update_view(self, view_id: str, view: dict[str, Any]) -> bool:
@@ -129,10 +144,18 @@ class Notifier:
             log.info("chat.postEphemeral to %s in %s failed: %s", user_id, channel, error.code)
 
     async def update(
-        self, channel: str, ts: str, message: Message, *, close_data: bool = True
+        self,
+        channel: str,
+        ts: str,
+        message: Message,
+        *,
+        close_data: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> bool:
         try:
-            await self._slack.update_message(channel, ts, message, close_data=close_data)
+            await self._slack.update_message(
+                channel, ts, message, close_data=close_data, metadata=metadata
+            )
             return True
         except SlackError as error:
             log.warning("chat.update failed: %s", error.code)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from bot.blocks import messages
 from bot.blocks.modal import ModalMetadata, build_opportunity_modal
+from bot.blocks.opportunity_entity import summary_card
 from bot.blocks.status_views import created_view, queued_view
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
@@ -91,6 +92,14 @@ class Outlets:
     clock: Callable[[], datetime]
     # Waits until the ack's own view update has reached Slack (bot/after_ack.ack_settled).
     ack_settled: Callable[[float], Awaitable[None]]
+    # WORK_OBJECTS=on: the summary carries the opportunity as a Work Object card.
+    cards: bool = False
+
+    def card(self, opportunity: Opportunity) -> dict[str, Any] | None:
+        """The summary's `metadata` (its card), or None without Work Objects."""
+        if not self.cards:
+            return None
+        return summary_card(opportunity, close_app_url=self.close_app_url)
 
 
 async def confirm(
@@ -174,10 +183,13 @@ class ChannelSink:
         details = messages.details(
             opportunity, close_app_url=out.close_app_url, ref=confirmation.ref
         )
-        if notice is not None and await out.notifier.update(notice.channel, notice.ts, summary):
+        card = out.card(opportunity)
+        if notice is not None and await out.notifier.update(
+            notice.channel, notice.ts, summary, metadata=card
+        ):
             thread = MessageRef(notice.channel, target.thread_ts or notice.ts)
             return await self._details_in(target, confirmation, notice, thread, details)
-        posted = await self._post(target, summary)
+        posted = await self._post(target, summary, metadata=card)
         if posted is None:
             log.error("Could not tell %s about %s", submission.slack_user_id, opportunity.id)
             return None
@@ -276,9 +288,15 @@ class ChannelSink:
         *,
         thread_ts: str | None = None,
         close_data: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> Posted | None:
         return await self._out.notifier.post(
-            target, message, thread_ts=thread_ts, fallback=self._fallback, close_data=close_data
+            target,
+            message,
+            thread_ts=thread_ts,
+            fallback=self._fallback,
+            close_data=close_data,
+            metadata=metadata,
         )
 
 

@@ -94,6 +94,7 @@ class Deals:
         close_clients: CloseClients | None = None,
         attribution: Attribution | None = None,
         kick: Callable[[], None] = lambda: None,
+        cards: bool = False,
     ) -> None:
         self.store = store
         # Who Close shows as the creator of a deal the key creates (`created_by`).
@@ -119,6 +120,7 @@ class Deals:
             close_app_url=close_app_url,
             clock=clock,
             ack_settled=ack_settled,
+            cards=cards,  # WORK_OBJECTS=on: the summary carries its opportunity as a card
         )
         # When the app has the workflow step: its submissions end by completing the step.
         self.steps = steps

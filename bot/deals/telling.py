@@ -14,10 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.blocks import messages
 from bot.blocks.messages import Message
+from bot.blocks.opportunity_entity import summary_card
 from bot.close.models import Opportunity
 from bot.deals.announce import Announcer
 from bot.deals.confirmation import Confirmation, Part
@@ -111,8 +112,11 @@ class ChangeTeller:
         claims: WonClaims,
         close_app_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cards: bool = False,
     ) -> None:
         self._slack = slack
+        # WORK_OBJECTS=on: the refreshed summary's card (its metadata) shows the change too.
+        self._cards = cards
         self._notifier = Notifier(slack)
         self._deals_channel = announcer.channel if announcer is not None else None
         self._claims = claims
@@ -176,8 +180,13 @@ class ChangeTeller:
                 if told.deleted_by is not None
                 else messages.summary(opportunity, creator=told.creator)
             )
+            card = (
+                summary_card(opportunity, close_app_url=self._close_app_url)
+                if self._cards and told.deleted_by is None
+                else None
+            )
             planned["summary"] = _Planned(
-                self._update(summary.channel, summary.ts, shown), "summary"
+                self._update(summary.channel, summary.ts, shown, metadata=card), "summary"
             )
         if details is not None:
             fields = messages.details(
@@ -233,5 +242,7 @@ class ChangeTeller:
     def _post(self, channel: str, message: Message, thread_ts: str | None) -> Act:
         return lambda: self._slack.post_message(channel, message, thread_ts=thread_ts)
 
-    def _update(self, channel: str, ts: str, message: Message) -> Act:
-        return lambda: self._slack.update_message(channel, ts, message)
+    def _update(
+        self, channel: str, ts: str, message: Message, *, metadata: dict[str, Any] | None = None
+    ) -> Act:
+        return lambda: self._slack.update_message(channel, ts, message, metadata=metadata)

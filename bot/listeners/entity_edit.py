@@ -6,7 +6,7 @@ modal's rules) — then, as the person (their own Close access, like Edit), the 
 Close, told in the deal's thread like any Edit, and the pane shows the opportunity as saved
 (`entity.presentDetails` with the submission's trigger_id), or error `edit_error` saying why.
 Only those who may edit the deal (who logged it, its owner, admins) can; the others are told
-so in the pane. Nothing sends editable opportunity cards yet (bot/blocks/opportunity_entity.py).
+so in the pane. The card is the confirmation's summary's (bot/blocks/opportunity_entity.py).
 
 The submission's shape is SLACK.md's reading of docs.slack.dev ("Implementing Work Objects"):
 each edited field at `view.state.values[<key>]["<key>.input"]`, and the entity's
@@ -19,17 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.blocks.opportunity_entity import EDITABLE, opportunity_entity
 from bot.close.errors import CloseError
-from bot.close.models import Opportunity, Status
 from bot.deals.changes import Changes, close_said
 from bot.deals.confirmation import Confirmation
 from bot.deals.entity_edit import EntityEdit, read_entity_edit
 from bot.deals.models import ReplyTarget, Submission
+from bot.listeners.opportunity_pane import pipeline_statuses
 from bot.listeners.payload import dict_at, str_at
 from bot.listeners.person import CannotAct
 from bot.services import Services
@@ -128,20 +129,11 @@ async def _saved(
     )
     entity = opportunity_entity(
         after,
-        _pipeline_statuses(services, after),
+        pipeline_statuses(services.catalog, after),
         close_app_url=services.settings.close_app_url,
         editable=True,
     )
     return {"metadata": entity}
-
-
-def _pipeline_statuses(services: Services, opportunity: Opportunity) -> list[Status]:
-    """The statuses the opportunity may move to: its pipeline's."""
-    pipeline = services.catalog.pipeline_for_status(opportunity.status_id)
-    for group, statuses in services.catalog.statuses_by_pipeline():
-        if pipeline is None or group.id == pipeline.id:
-            return statuses
-    return []
 
 
 def _edit_error(message: str) -> dict[str, Any]:
@@ -162,7 +154,21 @@ async def _entity_detail(body: dict[str, Any]) -> bool:
     return str_at(body, "view", "type") == ENTITY_DETAIL
 
 
+async def _callback_id_for_bolt(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+    """Bolt routes a view_submission to `app.view` listeners only when its view has a
+    `callback_id` key (slack_bolt/request/payload_utils.py `is_view_submission`: `"callback_id"
+    in body["view"]`, used by listener_matcher/builtins.py `view_submission`). A flexpane's
+    `entity_detail` view is Slack's, not a modal of ours: should it come without one, it gets an
+    empty one here, so the listener below — matched on `view.type` — sees it."""
+    view = body.get("view") if body.get("type") == "view_submission" else None
+    if isinstance(view, dict) and view.get("type") == ENTITY_DETAIL:
+        view.setdefault("callback_id", "")
+    await next()
+
+
 def register(app: AsyncApp, services: Services) -> None:
+    app.middleware(_callback_id_for_bolt)
+
     @app.view(re.compile(".*"), matchers=[_entity_detail])
     async def entity_edited(ack: AsyncAck, body: dict[str, Any]) -> None:
         await submit(services, ack, body)

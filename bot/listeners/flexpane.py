@@ -1,4 +1,5 @@
-"""Work Object flexpanes (WORK_OBJECTS=on): a person opens a lead's card, Slack sends
+"""Work Object flexpanes (WORK_OBJECTS=on): a person opens a lead's card (or an opportunity's,
+on the confirmation's summary: bot/listeners/opportunity_pane.py), Slack sends
 `entity_details_requested`, and `entity.presentDetails` answers with the lead as *that person*
 sees it in Close — through their own access (`close_for`, per CLOSE_ACCESS) — or why not:
 `user_auth_required` with the *Connect Close* URL (not connected under `personal`, or a broken
@@ -23,6 +24,7 @@ from bot.blocks.entities import LEAD_REF_TYPE, lead_details
 from bot.close.client import CloseClient
 from bot.close.errors import CloseError, CloseNotFound
 from bot.listeners.modal_flow import lead_contacts
+from bot.listeners.opportunity_pane import opportunity_pane, opportunity_ref
 from bot.listeners.payload import str_at
 from bot.listeners.person import CannotAct, close_for
 from bot.services import Services
@@ -102,9 +104,10 @@ async def present(services: Services, asked: DetailsRequested) -> None:
 
 
 async def details_for(services: Services, asked: DetailsRequested) -> PaneAnswer:
-    """The lead as `asked.user` may see it in Close, or why not."""
+    """The lead (or the opportunity) as `asked.user` may see it in Close, or why not."""
     lead_id = asked.lead_id
-    if lead_id is None:
+    opportunity_id = opportunity_ref(asked.external_ref_id, asked.external_ref_type)
+    if lead_id is None and opportunity_id is None:
         return PaneAnswer(error=NOT_FOUND)
     try:
         close = await close_for(services, asked.user, asked.team_id)
@@ -118,7 +121,20 @@ async def details_for(services: Services, asked: DetailsRequested) -> PaneAnswer
         refusal = await _not_a_close_user(services, asked.user)
         if refusal is not None:
             return PaneAnswer(error=refusal)
+    if opportunity_id is not None:
+        return await _read_opportunity(services, close, opportunity_id, asked)
+    assert lead_id is not None
     return await _read(services, close, lead_id, asked)
+
+
+async def _read_opportunity(
+    services: Services, close: CloseClient, opportunity_id: str, asked: DetailsRequested
+) -> PaneAnswer:
+    try:
+        entity, error = await opportunity_pane(services, close, opportunity_id, asked.user)
+    except CannotAct:  # their connection broke just now
+        return await _connect_first(services, asked)
+    return PaneAnswer(metadata=entity, error=error)
 
 
 async def _connect_first(services: Services, asked: DetailsRequested) -> PaneAnswer:

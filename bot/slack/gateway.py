@@ -177,6 +177,7 @@ class SlackGateway:
         *,
         thread_ts: str | None = None,
         close_data: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> MessageRef:
         """Post `message` to a channel, a thread (`thread_ts`) or a DM (its channel id).
 
@@ -186,32 +187,54 @@ class SlackGateway:
         where EXTERNAL_CHANNELS keeps Close data out. A DM never costs a call; a channel
         costs one conversations.info the first time (then memory, shared through the
         database).
+
+        `metadata`: Work Object cards attached to the message, `{"entities": [...]}` (Slack
+        accepts them on chat.postMessage as on chat.unfurl: python-slack-sdk's
+        `chat_postMessage(metadata=EventAndEntityMetadata(entities=...))` and its
+        integration_tests/web/test_message_metadata.py). A card is read by everyone in the
+        conversation and always counts as Close data, whatever `close_data` says.
         """
-        if close_data and not await self.may_show_close_data(channel):
+        if (close_data or metadata is not None) and not await self.may_show_close_data(channel):
             raise NotForThisAudience("chat.postMessage", channel)
         response = await _answer(
             "chat.postMessage",
             self.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, unfurl_links=False, **message.as_kwargs()
+                channel=channel,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                metadata=metadata,
+                **message.as_kwargs(),
             ),
         )
+        _warned("chat.postMessage", response)
         return MessageRef(channel=response["channel"], ts=response["ts"])
 
     async def update_message(
-        self, channel: str, ts: str, message: Message, *, close_data: bool = True
+        self,
+        channel: str,
+        ts: str,
+        message: Message,
+        *,
+        close_data: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """Replace the message `ts` in `channel` (chat.update).
 
         Readers of a channel see an update as they see a post: the same rule as `post_message`
         (Close data refused with NotForThisAudience where EXTERNAL_CHANNELS keeps it out), so no
         summary refreshed by Edit/Won/Lost, Close or a worker telling it again can carry Close
-        data into a channel shared with another organization.
+        data into a channel shared with another organization. `metadata` (Work Object cards)
+        replaces the message's; without it the message keeps what it had.
         """
-        if close_data and not await self.may_show_close_data(channel):
+        if (close_data or metadata is not None) and not await self.may_show_close_data(channel):
             raise NotForThisAudience("chat.update", channel)
-        await _answer(
-            "chat.update", self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+        response = await _answer(
+            "chat.update",
+            self.client.chat_update(
+                channel=channel, ts=ts, metadata=metadata, **message.as_kwargs()
+            ),
         )
+        _warned("chat.update", response)
 
     async def post_ephemeral(
         self,
@@ -420,3 +443,12 @@ async def _answer(method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlac
         return await call
     except SlackApiError as error:
         raise slack_error(method, error) from error
+
+
+def _warned(method: str, response: AsyncSlackResponse) -> None:
+    """Slack takes a message whose `metadata` it cannot read and drops the metadata, saying so
+    only in `warning` (e.g. `invalid_metadata_format`) and `response_metadata.messages`."""
+    warning = response.get("warning")
+    if isinstance(warning, str) and "metadata" in warning:
+        problems = (response.get("response_metadata") or {}).get("messages")
+        log.warning("%s warned %s: %s", method, warning, problems)

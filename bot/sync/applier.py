@@ -60,6 +60,7 @@ class ChangeApplier:
         close_app_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_finished: Callable[[StoredChange, ChangeState], None] = lambda _change, _state: None,
+        cards: bool = False,
     ) -> None:
         self.store = store
         self._submissions = submissions
@@ -71,7 +72,12 @@ class ChangeApplier:
         self._clock = clock
         # The same telling as the app's own Edit/Won/Lost, its steps recorded (`_RecordedSteps`).
         self._teller = ChangeTeller(
-            slack=slack, announcer=announcer, claims=store, close_app_url=close_app_url, clock=clock
+            slack=slack,
+            announcer=announcer,
+            claims=store,
+            close_app_url=close_app_url,
+            clock=clock,
+            cards=cards,  # WORK_OBJECTS=on: the summary's card refreshed with it
         )
         # Told of every change that reaches its end here, with its state (metrics count them).
         self._on_finished = on_finished

@@ -152,8 +152,14 @@ def check_envelope(body: dict[str, Any]) -> None:
         view = body.get("view")
         if not isinstance(view, dict):
             raise Refused(400, "bad_shape")
+        # A Work Object flexpane's view (`entity_detail`) is Slack's own: no callback_id of ours.
+        callback_id = view.get("callback_id")
         if kind in ("view_submission", "view_closed") and not (
-            isinstance(view.get("type"), str) and isinstance(view.get("callback_id"), str)
+            isinstance(view.get("type"), str)
+            and (
+                isinstance(callback_id, str)
+                or (callback_id is None and view.get("type") == "entity_detail")
+            )
         ):
             raise Refused(400, "bad_shape")
     if "actions" in body or kind == "block_actions":
