@@ -1,15 +1,27 @@
-"""Fire-and-forget tasks that are kept referenced until done (asyncio only keeps weak refs)."""
+"""Fire-and-forget tasks that are kept referenced until done (asyncio only keeps weak refs),
+and the rule that background work stands aside while requests wait for their answer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Coroutine
+from contextvars import ContextVar, Token
 from typing import Any
 
 log = logging.getLogger(__name__)
 _running: set[asyncio.Task[Any]] = set()
+
+# The longest background work stands aside for requests being answered (`answers_first`).
+YIELD_MAX_SECONDS = 0.05
+# The requests of this process whose answer is not sent yet (weak: a request dropped without
+# being answered does not hold background work up once it is gone), and the one being answered
+# in this context.
+_unanswered: weakref.WeakSet[Any] = weakref.WeakSet()
+_ANSWERING: ContextVar[Any] = ContextVar("answering", default=None)
+_yielded: list[asyncio.Future[None]] = []
 
 
 def spawn(coroutine: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
@@ -32,3 +44,37 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def answering(request: Any) -> Token[Any]:
+    """A request of this process now waits for its answer (the transport calls this on its way
+    in; the context it runs in is on the way to that answer). Reset the token on the way out."""
+    _unanswered.add(request)
+    return _ANSWERING.set(request)
+
+
+def answered(request: Any) -> None:
+    """Its answer is sent: background work that stood aside for it goes on once none waits."""
+    _unanswered.discard(request)
+    if not _unanswered:
+        waiting = list(_yielded)
+        _yielded.clear()
+        for turn in waiting:
+            if not turn.done():
+                turn.set_result(None)
+
+
+async def answers_first() -> None:
+    """Called by background work (what a listener does after its ack, the worker's jobs)
+    before each Slack or Close call: while requests of this process wait for their answer, it
+    stands aside, for at most YIELD_MAX_SECONDS, so that in a burst the acks do not queue
+    behind the work the earlier requests left. Work on the way to an answer never waits."""
+    if not _unanswered:
+        return
+    own = _ANSWERING.get()
+    if own is not None and own in _unanswered:
+        return
+    turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    _yielded.append(turn)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(turn, YIELD_MAX_SECONDS)

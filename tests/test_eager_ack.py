@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 from slack_bolt.authorization import AuthorizeResult
 
+from bot.slack.after_ack import collecting
 from bot.transport import eager_ack
 
 COMMAND = "command=%2Fopportunity&text=Acme+12k&user_id=U1&team_id=T1&channel_id=C1&trigger_id=t"
@@ -55,3 +56,34 @@ async def test_a_listener_failing_before_its_ack_gets_bolts_answer() -> None:
     bolts = await app.async_dispatch(AsyncBoltRequest(body=failing))
     assert (ours.status, ours.body) == (bolts.status, bolts.body) == (500, "")
     assert not bolt_dispatches()
+
+
+async def test_the_listener_goes_on_after_its_ack_only_once_the_answer_is_sent() -> None:
+    """What a listener does after `ack()` (a parse, a modal build) never delays its answer."""
+    app = AsyncApp(
+        authorize=lambda **_: _authorized(),  # type: ignore[arg-type]
+        request_verification_enabled=False,
+    )
+    went_on: list[bool] = []
+
+    @app.command("/opportunity")
+    async def command(ack: AsyncAck) -> None:
+        await ack()
+        went_on.append(True)
+
+    with collecting() as pending:
+        response = await eager_ack.dispatch(app, AsyncBoltRequest(body=COMMAND))
+    assert response.status == 200
+    for _ in range(50):  # loop turns, not time: the listener had every chance to go on
+        await asyncio.sleep(0)
+    assert went_on == []
+    pending.release()  # the transport sent the answer
+    for _ in range(50):
+        if went_on:
+            break
+        await asyncio.sleep(0)
+    assert went_on == [True]
+
+
+async def _authorized() -> AuthorizeResult:
+    return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-t", bot_id="B1")

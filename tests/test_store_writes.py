@@ -4,6 +4,7 @@ preferences written through, and the SQL a complete flow costs."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,10 +15,10 @@ from sqlalchemy import Engine, event
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.deals.preferences import LastUsed, Preferences
 from bot.deals.store import SubmissionStore
-from bot.store.db import create_engine, session_factory
+from bot.store.db import create_engine, session_factory, writer_for
 from bot.store.migrate import upgrade
 from sandbox.stack import running_sandbox
-from tests.flows import open_modal, submit
+from tests.flows import open_modal, submit, wait_until
 
 
 def _request() -> DealRequest:
@@ -209,3 +210,34 @@ async def test_a_flow_costs_one_insert_one_claim_and_four_writes_and_no_read_of_
         # Writes of the holder: sent; created; the summary's place, as soon as it is posted
         # (a worker telling it again updates it); confirmed, with its thread.
         assert sql.counts == {"insert": 1, "claim look": 1, "claim": 1, "write": 4}
+
+
+async def test_an_acks_insert_runs_at_once_when_the_file_is_free_and_waits_its_turn_when_not(
+    tmp_path: Path,
+) -> None:
+    """SQLite: the submission's insert needs no thread hop when nothing writes, and when another
+    connection holds the write lock (another process mid-transaction) it is not refused: it is
+    queued to the writer thread, which waits for the lock, and lands once it is free."""
+    path = tmp_path / "at_once.sqlite3"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    store = SubmissionStore(session_factory(engine), dialect="sqlite")
+    now = datetime.now(UTC)
+    try:
+        await _accept(store, "free", now)
+        writer = writer_for(session_factory(engine))
+        assert writer._thread is None  # nothing went through the writer thread
+        with sqlite3.connect(path, timeout=5) as other:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            pending = asyncio.ensure_future(_accept(store, "locked", now))
+            await wait_until(lambda: writer._thread is not None)  # queued, not refused
+            assert not pending.done()
+            other.rollback()
+        await asyncio.wait_for(pending, 5)
+        assert {s.idempotency_key for s in await _all(store)} == {"free", "locked"}
+    finally:
+        await engine.dispose()
+
+
+async def _all(store: SubmissionStore) -> list[Any]:
+    return [s for key in ("free", "locked") if (s := await store.by_key(key)) is not None]

@@ -45,6 +45,7 @@ from bot.close.models import (
     WebhookSubscription,
 )
 from bot.close.transport import AiohttpTransport
+from bot.tasks import answers_first
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +499,7 @@ class CloseClient:
         attempt = 0
         while True:
             attempt += 1
+            await answers_first()
             response = await self._attempt(
                 method,
                 path,

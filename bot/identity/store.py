@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, Row, Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,9 @@ from bot.store.db import dialect_insert, writer_for
 from bot.store.tables import UserLinkRow
 
 LinkSource = Literal["override", "email"]
+
+_links = cast(Table, UserLinkRow.__table__)
+_BY_SLACK_USER = select(_links).where(_links.c.slack_user_id == bindparam("slack_user_id"))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -36,7 +39,7 @@ class UserLink(BaseModel):
     expires_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: UserLinkRow) -> UserLink:
+    def from_row(cls, row: UserLinkRow | Row[Any]) -> UserLink:
         return cls(
             slack_user_id=row.slack_user_id,
             close_user_id=row.close_user_id,
@@ -61,9 +64,14 @@ class UserLinkStore:
         self._writer = writer_for(sessions)  # SQLite: the process's one writer thread
 
     async def get(self, slack_user_id: str) -> UserLink | None:
-        async with self._sessions() as session:
-            row = await session.get(UserLinkRow, slack_user_id)
-            return UserLink.from_row(row) if row else None
+        """One person's link. Urgent, in one hop (on SQLite the writer thread's connection, not
+        aiosqlite's several): a submission's ack may wait on it (a person not seen lately)."""
+
+        def read(connection: Connection) -> UserLink | None:
+            row = connection.execute(_BY_SLACK_USER, {"slack_user_id": slack_user_id}).first()
+            return UserLink.from_row(row) if row is not None else None
+
+        return await self._writer.run_core(read, urgent=True, one_statement=True)
 
     async def many(self, slack_user_ids: Iterable[str] | None = None) -> dict[str, UserLink]:
         """Links by Slack user id: all of them, or those of `slack_user_ids` (one query)."""

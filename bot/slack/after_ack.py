@@ -18,12 +18,17 @@ the ack (`ack_settled`): nothing a user notices, as Close rarely answers sooner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from bot.tasks import answered, answering
+
 # How long after an ack with `response_action: "update"` a views.update of that modal waits.
 ACK_SETTLE_SECONDS = 0.25
+# The longest `ack()` waits for its answer to be sent before the listener goes on regardless.
+ANSWER_SENT_WAIT_SECONDS = 0.5
 
 _PENDING: ContextVar[AfterAck | None] = ContextVar("after_ack", default=None)
 
@@ -41,9 +46,14 @@ class AfterAck:
         else:
             self._callbacks.append(callback)
 
+    @property
+    def released(self) -> bool:
+        return self._released
+
     def release(self) -> None:
         """The answer is out (or will never be): run what waited, once."""
         self._released = True
+        answered(self)
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback()
@@ -57,10 +67,12 @@ def collecting() -> Iterator[AfterAck]:
     """One request's scope; the caller releases it when its answer has been sent."""
     pending = AfterAck()
     token = _PENDING.set(pending)
+    answer = answering(pending)
     try:
         yield pending
     finally:
         _PENDING.reset(token)
+        answer.var.reset(answer)
 
 
 def after_ack(callback: Callable[[], object]) -> None:
@@ -70,6 +82,23 @@ def after_ack(callback: Callable[[], object]) -> None:
         callback()
     else:
         pending.add(callback)
+
+
+async def answer_sent() -> None:
+    """Return once the current request's answer has been sent (at once outside a request, or
+    after ANSWER_SENT_WAIT_SECONDS: a stuck answer never holds up the listener for long)."""
+    pending = _PENDING.get()
+    if pending is None or pending.released:
+        return
+    sent = asyncio.get_running_loop().create_future()
+
+    def settle() -> None:
+        if not sent.done():
+            sent.set_result(None)
+
+    pending.add(settle)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(sent, ANSWER_SENT_WAIT_SECONDS)
 
 
 async def ack_settled(since_ack: float) -> None:

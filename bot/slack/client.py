@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.logs import EffectiveLevel
+from bot.tasks import answers_first
 
 
 class SlackObserver(Protocol):
@@ -45,6 +46,7 @@ class ObservedSlackClient(AsyncWebClient):
         headers: dict[str, Any] | None = None,
         auth: dict[str, Any] | None = None,
     ) -> AsyncSlackResponse:
+        await answers_first()
         started = time.perf_counter()
         error: str | None = None
         try:

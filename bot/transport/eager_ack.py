@@ -4,8 +4,8 @@ With `process_before_response=False` (ours: work goes on after the ack), Bolt ru
 listener in a task and polls `ack.response` every 10 ms (`asyncio.sleep(0.01)`) before it
 returns the response: every ack waited 0–10 ms for nothing, and under load each pending
 request's poll is one more wake-up in the event loop. `dispatch` gives Bolt's context an
-`ack` that also sets an event (Bolt reads `context.ack` and builds one only when absent), and
-returns the ack's response as soon as it is set — the same `BoltResponse` Bolt would return
+`ack` that also resolves a future (Bolt reads `context.ack` and builds one only when absent),
+and returns the ack's response as soon as it is resolved — the same `BoltResponse` Bolt would return
 at its next poll. Whatever Bolt does after (its poll noticing, completion handlers) finishes
 in the background. A request not acked by a listener (refused by middleware, a listener
 error, a late ack) gets exactly Bolt's own answer, when Bolt gives it.
@@ -20,30 +20,39 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
 
+from bot.slack.after_ack import answer_sent
 from bot.tasks import spawn
 
 
 class _SignallingAck(AsyncAck):
-    def __init__(self) -> None:
+    """Bolt's ack that resolves `given` (the dispatch answers Slack then), and returns to the
+    listener only once that answer is sent: what the listener does after `ack()` (a parse, a
+    modal build) never runs ahead of the answer it follows."""
+
+    def __init__(self, given: asyncio.Future[None]) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.given = asyncio.Event()
+        self._given = given
 
     async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
         response = await super().__call__(*args, **kwargs)
-        self.given.set()
+        _settle(self._given)
+        await answer_sent()
         return response
 
 
 async def dispatch(app: AsyncApp, request: AsyncBoltRequest) -> BoltResponse:
-    """Bolt's `async_dispatch`, answered at the listener's `ack()`."""
-    ack = _SignallingAck()
+    """Bolt's `async_dispatch`, answered at the listener's `ack()` (or when Bolt is done)."""
+    given: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ack = _SignallingAck(given)
     request.context["ack"] = ack
     bolt: asyncio.Task[BoltResponse] = spawn(app.async_dispatch(request), name="bolt-dispatch")
-    acked = asyncio.ensure_future(ack.given.wait())
-    try:
-        await asyncio.wait((bolt, acked), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        acked.cancel()
+    bolt.add_done_callback(lambda _: _settle(given))
+    await given
     if not bolt.done() and ack.response is not None:
         return ack.response
     return await bolt
+
+
+def _settle(given: asyncio.Future[None]) -> None:
+    if not given.done():
+        given.set_result(None)
