@@ -19,6 +19,9 @@ import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.alerts.notes import ALERT, AlertNotes, CatalogNames
+from bot.alerts.sender import AlertSender
+from bot.alerts.store import AlertChanges
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
@@ -167,9 +170,12 @@ class Services:
         deals = _deals_side(
             settings, sessions, dialect, close, gateway, identity, worker, metrics, clock
         )
-        sync = _background(settings, metrics, close, gateway, deals, worker, clock)
+        # Scheduled sends' tables, shared by the sync (it notes owner alerts) and the sends.
+        sends, people = ScheduledSends(sessions, dialect=dialect), People(sessions, dialect=dialect)
+        alerts = _alerts(settings, sessions, dialect, close, identity, sends, people, clock)
+        sync = _background(settings, metrics, close, gateway, deals, worker, clock, alerts.notes)
         scheduled = _scheduled(
-            settings, sessions, dialect, close, gateway, identity, deals, worker, clock
+            settings, sends, people, close, gateway, identity, deals, worker, clock, alerts
         )
         return cls(
             settings=settings,
@@ -473,6 +479,7 @@ def _background(
     deals: _DealsSide,
     worker: JobRunner,
     clock: Callable[[], datetime],
+    alerts: AlertNotes,
 ) -> CloseSync:
     """Every kind of job registered with the one runner, and Close's changes coming in."""
     applier = ChangeApplier(
@@ -486,6 +493,7 @@ def _background(
         clock=clock,
         on_finished=lambda change, state: metrics.change_finished(state.value, change.source),
         cards=settings.work_objects_on,
+        alert=alerts.note,  # a change someone else made to a person's deal: their alert DM
     )
     worker.register(submission_jobs(deals.deals))
     changing = worker.register(change_jobs(applier))
@@ -509,20 +517,50 @@ class _ScheduledSide(NamedTuple):
     taps: NudgeTaps
 
 
-def _scheduled(
+class _Alerts(NamedTuple):
+    """Owner alerts: the changes kept for each person's DM, and what notes them."""
+
+    changes: AlertChanges
+    notes: AlertNotes
+
+
+def _alerts(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     dialect: str,
+    close: _CloseSide,
+    identity: Identity,
+    sends: ScheduledSends,
+    people: People,
+    clock: Callable[[], datetime],
+) -> _Alerts:
+    changes = AlertChanges(sessions, dialect=dialect)
+    notes = AlertNotes(
+        changes=changes,
+        sends=sends,
+        people=people,
+        identity=identity,
+        names=CatalogNames(close.catalog),
+        window=timedelta(seconds=settings.alert_window_seconds),
+        clock=clock,
+    )
+    return _Alerts(changes, notes)
+
+
+def _scheduled(
+    settings: Settings,
+    sends: ScheduledSends,
+    people: People,
     close: _CloseSide,
     gateway: SlackGateway,
     identity: Identity,
     deals: _DealsSide,
     worker: JobRunner,
     clock: Callable[[], datetime],
+    alerts: _Alerts,
 ) -> _ScheduledSide:
-    """Scheduled sends as one kind of job on the one runner: nudges and the weekly digest."""
-    people = People(sessions, dialect=dialect)
-    sends = ScheduledSends(sessions, dialect=dialect)
+    """Scheduled sends as one kind of job on the one runner: nudges, the weekly digest and
+    owner alerts."""
     backoff = Backoff(
         base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
     )
@@ -544,9 +582,14 @@ def _scheduled(
         close_app_url=settings.close_app_url,
         clock=clock,
     )
-    sending = worker.register(
-        scheduled_send_jobs(sends, {NUDGE: nudges.send, DIGEST: digests.send})
+    alerting = AlertSender(
+        posting=Posting(sends=sends, slack=gateway, backoff=backoff, clock=clock, what="Alert"),
+        changes=alerts.changes,
+        people=people,
+        close_app_url=settings.close_app_url,
     )
+    senders = {NUDGE: nudges.send, DIGEST: digests.send, ALERT: alerting.send}
+    sending = worker.register(scheduled_send_jobs(sends, senders))
     kick = partial(worker.kick, sending.name)
     planners = (
         NudgePlanner(

@@ -282,7 +282,7 @@ class OpportunityViews(WonClaims, Protocol):
         self,
         opportunity_id: str,
         *,
-        submission_id: str,
+        submission_id: str | None,
         shown: dict[str, Any],
         version: datetime | None,
         now: datetime,
@@ -582,8 +582,6 @@ class Changes:
         profile = await self._identity.profile(answer.user_id)
         offset = profile.tz_offset_hours if profile else None
         try:
-            if submission is None:
-                return await close.update_opportunity(before.id, body, tz_offset_hours=offset)
             async with self._writing(submission, before) as written:
                 after = await close.update_opportunity(before.id, body, tz_offset_hours=offset)
                 written.append(after)
@@ -614,17 +612,18 @@ class Changes:
 
     @contextlib.asynccontextmanager
     async def _writing(
-        self, submission: Submission, before: Opportunity
+        self, submission: Submission | None, before: Opportunity
     ) -> AsyncIterator[list[Opportunity]]:
         """Around the app's own PUT: its change, coming back from Close, waits until the result
-        is recorded as what Slack shows (then it is not news). Append the result to record it."""
-        assert submission.opportunity_id is not None
-        opportunity_id = submission.opportunity_id
+        is recorded as what Slack shows (then it is not news, nor an owner alert — for a deal
+        not logged here too). Append the result to record it."""
+        opportunity_id = before.id
+        submission_id = submission.id if submission is not None else None
         now = self._clock()
-        shown = submission.response or before.model_dump(mode="json")
+        shown = (submission.response if submission else None) or before.model_dump(mode="json")
         await self._views.ensure_view(
             opportunity_id,
-            submission_id=submission.id,
+            submission_id=submission_id,
             shown=shown,
             version=parse_close_time(str(shown.get("date_updated") or "")),
             now=now,
@@ -638,7 +637,7 @@ class Changes:
                 after = written[-1]
                 await self._views.record_own_write(
                     opportunity_id,
-                    submission_id=submission.id,
+                    submission_id=submission_id,
                     shown=after.model_dump(mode="json"),
                     version=parse_close_time(after.date_updated or ""),
                     now=self._clock(),

@@ -132,6 +132,22 @@ class ScheduledSends(DurableQueue[ScheduledSend]):
             row = await session.scalar(query)
             return _to_model(row) if row else None
 
+    async def waiting(self, kind: str, recipient: str, *, now: datetime) -> ScheduledSend | None:
+        """A send of `kind` to `recipient` not yet due at `now` (an alert's open window)."""
+        query = (
+            select(ScheduledSendRow)
+            .where(
+                ScheduledSendRow.kind == kind,
+                ScheduledSendRow.recipient == recipient,
+                ScheduledSendRow.state == PENDING,
+                ScheduledSendRow.due_at > now,
+            )
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            row = await session.scalar(query)
+            return _to_model(row) if row else None
+
     # --- writes of the claim's holder (False: the claim was lost) --------------------------
 
     async def sent(

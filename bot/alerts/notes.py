@@ -1,0 +1,88 @@
+"""Noting a Close change for its owner's alert DM: the change kept, and a window opened for it
+(a scheduled send due `window` after the first change) unless one is open already."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from bot.alerts.derive import Names, alert_for
+from bot.alerts.store import AlertChanges
+from bot.close.catalog import Catalog
+from bot.identity import Identity
+from bot.schedule.people import People
+from bot.schedule.store import Planned, ScheduledSends
+from bot.sync.events import CloseEvent
+
+log = logging.getLogger(__name__)
+
+ALERT = "alert"
+
+
+class CatalogNames:
+    """Names from the catalog in memory (no Close call)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def status_label(self, status_id: str) -> str | None:
+        status = self._catalog.status(status_id)
+        return status.label if status is not None else None
+
+    def user_name(self, user_id: str) -> str | None:
+        user = self._catalog.user(user_id)
+        return user.display_name if user is not None else None
+
+    def field_names(self) -> dict[str, str]:
+        return {field.id: field.name for field in self._catalog.custom_fields}
+
+
+class AlertNotes:
+    """What the Close -> Slack applier calls for each change it takes as news."""
+
+    def __init__(
+        self,
+        *,
+        changes: AlertChanges,
+        sends: ScheduledSends,
+        people: People,
+        identity: Identity,
+        names: Names,
+        window: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._changes = changes
+        self._sends = sends
+        self._people = people
+        self._identity = identity
+        self._names = names
+        self._window = window
+        self._clock = clock
+
+    async def note(self, event: CloseEvent) -> None:
+        """Keep `event` for its owner's next DM if it is news to them. Noting it again (a
+        retry, another process) changes nothing. Raises only what is worth a retry."""
+        alert = alert_for(event, self._names)
+        if alert is None:
+            return
+        recipient = await self._identity.slack_user_for(alert.owner)
+        if recipient is None:
+            log.info("Change %s: its owner %s has no Slack user, no alert", event.id, alert.owner)
+            return
+        if not (await self._people.get(recipient)).alerts:
+            log.info("Change %s: %s turned alerts off", event.id, recipient)
+            return
+        now = self._clock()
+        await self._changes.note(recipient, alert, now=now)
+        # Noted before looking: a window that closes meanwhile takes it, or the next one does.
+        if await self._sends.waiting(ALERT, recipient, now=now) is not None:
+            return
+        window = Planned(
+            kind=ALERT,
+            recipient=recipient,
+            # The first change's time in Close: processes noting it at once open one window.
+            period=alert.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            due_at=now + self._window,
+        )
+        await self._sends.plan([window], now=now)

@@ -1,0 +1,48 @@
+"""Sends an alert window's DM: every change noted for the person since the last one, once."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.alerts.store import AlertChanges
+from bot.blocks.alerts import alert_message, merged
+from bot.schedule.people import People
+from bot.schedule.posting import Posting
+from bot.schedule.store import ScheduledSend
+
+log = logging.getLogger(__name__)
+
+
+class AlertSender:
+    """The alert kind of scheduled send: what one claimed (alert, person, window) does."""
+
+    def __init__(
+        self, *, posting: Posting, changes: AlertChanges, people: People, close_app_url: str
+    ) -> None:
+        self._posting = posting
+        self._changes = changes
+        self._people = people
+        self._close_app_url = close_app_url
+
+    async def send(self, job: ScheduledSend) -> None:
+        """At most one DM: nothing when alerts are off or another window took the changes."""
+        if job.posting_at is not None:
+            await self._posting.skip(job, "its post's outcome is unknown")  # never twice
+            return
+        # Taken even when off: a change made while off is never told later.
+        alerts = await self._changes.take(job.recipient, job.id)
+        if not (await self._people.get(job.recipient)).alerts:
+            await self._posting.skip(job, "alerts off")
+            return
+        if not alerts:
+            await self._posting.skip(job, "nothing left to tell")
+            return
+        message = alert_message(alerts, close_app_url=self._close_app_url)
+        payload = {
+            "changes": [
+                {"opportunity_id": a.opportunity_id, "event_id": a.event_id, "kind": a.kind}
+                for a in merged(alerts)
+            ]
+        }
+        # To the person's id: their DM with the app, no conversations.open needed.
+        await self._posting.post(job, job.recipient, message, payload)
