@@ -118,6 +118,8 @@ class Services:
     announcer: Announcer | None = None
     # The Workflow Builder step "Create a Close opportunity".
     workflow: WorkflowSteps | None = None
+    # Owner alerts: what notes a change made in Close for its owner's DM (the applier calls it).
+    alerts: AlertNotes | None = None
     metrics: Metrics = field(default_factory=Metrics)
     # People's own Close connections (OAuth); None when Close OAuth is not configured.
     access: CloseAccess | None = None
@@ -203,6 +205,7 @@ class Services:
             scheduled_sends=scheduled.sends,
             planner=scheduled.planner,
             nudge_taps=scheduled.taps,
+            alerts=alerts.notes,
             clock=clock,
             metrics=metrics,
         )
@@ -584,9 +587,12 @@ def _scheduled(
     )
     alerting = AlertSender(
         posting=Posting(sends=sends, slack=gateway, backoff=backoff, clock=clock, what="Alert"),
+        sends=sends,
         changes=alerts.changes,
         people=people,
         close_app_url=settings.close_app_url,
+        window=timedelta(seconds=settings.alert_window_seconds),
+        clock=clock,
     )
     senders = {NUDGE: nudges.send, DIGEST: digests.send, ALERT: alerting.send}
     sending = worker.register(scheduled_send_jobs(sends, senders))

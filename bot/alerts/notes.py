@@ -18,6 +18,8 @@ from bot.sync.events import CloseEvent
 log = logging.getLogger(__name__)
 
 ALERT = "alert"
+# The period of a person's window until its DM takes the changes (then: the window's start).
+OPEN = "open"
 
 
 class CatalogNames:
@@ -75,14 +77,8 @@ class AlertNotes:
             return
         now = self._clock()
         await self._changes.note(recipient, alert, now=now)
-        # Noted before looking: a window that closes meanwhile takes it, or the next one does.
-        if await self._sends.waiting(ALERT, recipient, now=now) is not None:
-            return
-        window = Planned(
-            kind=ALERT,
-            recipient=recipient,
-            # The first change's time in Close: processes noting it at once open one window.
-            period=alert.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            due_at=now + self._window,
-        )
+        # Noted before the window is planned: one that closes meanwhile takes it, or the next.
+        # While open, a person's window is (alert, person, OPEN) in every process, so however
+        # many note their first change at once, one window is stored: due `window` from now.
+        window = Planned(kind=ALERT, recipient=recipient, period=OPEN, due_at=now + self._window)
         await self._sends.plan([window], now=now)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from bot.alerts.store import AlertChanges
 from bot.blocks.alerts import alert_message, merged
 from bot.schedule.people import People
 from bot.schedule.posting import Posting
-from bot.schedule.store import ScheduledSend
+from bot.schedule.store import ScheduledSend, ScheduledSends
 
 log = logging.getLogger(__name__)
 
@@ -17,18 +19,34 @@ class AlertSender:
     """The alert kind of scheduled send: what one claimed (alert, person, window) does."""
 
     def __init__(
-        self, *, posting: Posting, changes: AlertChanges, people: People, close_app_url: str
+        self,
+        *,
+        posting: Posting,
+        sends: ScheduledSends,
+        changes: AlertChanges,
+        people: People,
+        close_app_url: str,
+        window: timedelta,
+        clock: Callable[[], datetime],
     ) -> None:
         self._posting = posting
+        self._sends = sends
         self._changes = changes
         self._people = people
         self._close_app_url = close_app_url
+        self._window = window
+        self._clock = clock
 
     async def send(self, job: ScheduledSend) -> None:
         """At most one DM: nothing when alerts are off or another window took the changes."""
         if job.posting_at is not None:
             await self._posting.skip(job, "its post's outcome is unknown")  # never twice
             return
+        # Closed first (a change noted from now on opens the next window), then the changes
+        # taken: every one noted before the close is in this DM or an earlier one.
+        start = (job.due_at - self._window).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if not await self._sends.settle_period(job, start, now=self._clock()):
+            return  # another worker took it over
         # Taken even when off: a change made while off is never told later.
         alerts = await self._changes.take(job.recipient, job.id)
         if not (await self._people.get(job.recipient)).alerts:

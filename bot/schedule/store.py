@@ -132,22 +132,6 @@ class ScheduledSends(DurableQueue[ScheduledSend]):
             row = await session.scalar(query)
             return _to_model(row) if row else None
 
-    async def waiting(self, kind: str, recipient: str, *, now: datetime) -> ScheduledSend | None:
-        """A send of `kind` to `recipient` not yet due at `now` (an alert's open window)."""
-        query = (
-            select(ScheduledSendRow)
-            .where(
-                ScheduledSendRow.kind == kind,
-                ScheduledSendRow.recipient == recipient,
-                ScheduledSendRow.state == PENDING,
-                ScheduledSendRow.due_at > now,
-            )
-            .limit(1)
-        )
-        async with self._sessions() as session:
-            row = await session.scalar(query)
-            return _to_model(row) if row else None
-
     # --- writes of the claim's holder (False: the claim was lost) --------------------------
 
     async def sent(
@@ -175,6 +159,16 @@ class ScheduledSends(DurableQueue[ScheduledSend]):
     async def posting(self, send: ScheduledSend, *, now: datetime) -> bool:
         """About to post: if this holder dies before `sent`, the send is not posted again."""
         return await self._held_update(send, now, posting_at=now)
+
+    async def settle_period(self, send: ScheduledSend, period: str, *, now: datetime) -> bool:
+        """A send planned under a provisional period (an alert's `open` window, which every
+        process plans alike) takes its own, so the next one can be planned."""
+        if send.period == period:
+            return True
+        done = await self._held_update(send, now, period=period)
+        if done:
+            send.period = period
+        return done
 
     async def skipped(self, send: ScheduledSend, *, why: str, now: datetime) -> bool:
         """Nothing to send (no overdue deal, switched off, not mapped): done all the same."""
