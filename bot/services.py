@@ -169,12 +169,13 @@ class Services:
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
         )
-        deals = _deals_side(
-            settings, sessions, dialect, close, gateway, identity, worker, metrics, clock
-        )
-        # Scheduled sends' tables, shared by the sync (it notes owner alerts) and the sends.
+        # Scheduled sends' tables, shared by what notes owner alerts (the sync, the
+        # confirmation's changes) and the sends.
         sends, people = ScheduledSends(sessions, dialect=dialect), People(sessions, dialect=dialect)
         alerts = _alerts(settings, sessions, dialect, close, identity, sends, people, clock)
+        deals = _deals_side(
+            settings, sessions, dialect, close, gateway, identity, worker, metrics, clock, alerts
+        )
         sync = _background(settings, metrics, close, gateway, deals, worker, clock, alerts.notes)
         scheduled = _scheduled(
             settings, sends, people, close, gateway, identity, deals, worker, clock, alerts
@@ -352,6 +353,7 @@ def _deals_side(
     worker: JobRunner,
     metrics: Metrics,
     clock: Callable[[], datetime],
+    alerts: _Alerts,
 ) -> _DealsSide:
     url = settings.close_app_url
     preferences = Preferences(sessions)
@@ -408,7 +410,7 @@ def _deals_side(
         clients=close.clients,  # the lead is read with the owner's own access
     )
     actions = _confirmation_actions(
-        settings, close, gateway, identity, store, notifier, announcer, changes, clock
+        settings, close, gateway, identity, store, notifier, announcer, changes, clock, alerts
     )
     return _DealsSide(
         store, preferences, notifier, announcer, deals, lead_search, workflow, changes, actions
@@ -425,6 +427,7 @@ def _confirmation_actions(
     announcer: Announcer,
     changes: ChangeStore,
     clock: Callable[[], datetime],
+    alerts: _Alerts,
 ) -> Changes:
     """Edit/Won/Lost, the edit modal and the flexpane's save: the confirmation's changes."""
     return Changes(
@@ -440,6 +443,7 @@ def _confirmation_actions(
         clock=clock,
         close_clients=close.clients,  # Edit/Won/Lost go to Close as the person who pressed
         cards=settings.work_objects_on,  # the summary's card refreshed with a change
+        alerts=alerts.notes,  # a change to someone else's deal: their owner alert
     )
 
 

@@ -26,6 +26,7 @@ from bot.alerts.derive import alert_for
 from bot.alerts.notes import ALERT, OPEN
 from bot.app import build_app
 from bot.blocks.alerts import Alert, AlertField, alert_line, alert_message, merged
+from bot.blocks.messages import LOST_ACTION_ID, WON_ACTION_ID
 from bot.deals.models import ReplyTarget
 from bot.schedule.store import ScheduledSend
 from bot.services import Services
@@ -38,6 +39,7 @@ from sandbox.server import start_server
 from sandbox.slack_sim import Call, SlackSimulator
 from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import REQUIRED_CUSTOM, wait_until
+from tests.test_confirmation_actions import log_deal, press
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_nudges import texts
 
@@ -69,9 +71,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @asynccontextmanager
-async def stack(clock: Clock, database_url: str) -> AsyncIterator[Sandbox]:
+async def stack(clock: Clock, database_url: str, **overrides: Any) -> AsyncIterator[Sandbox]:
     async with running_sandbox(
-        database_url=database_url, clock=clock, webhook=True, alert_window_seconds=60
+        database_url=database_url,
+        clock=clock,
+        webhook=True,
+        alert_window_seconds=60,
+        **overrides,
     ) as sb:
         # The subscription is set up in the background at start.
         await wait_until(lambda: sb.services.changes.get_state(STATE_KEY))
@@ -92,22 +98,15 @@ def deal(sb: Sandbox, owner: str, lead_id: str = "lead_acme", **fields: Any) -> 
 
 
 async def settled(sb: Sandbox) -> None:
-    """Every change Close has delivered so far is applied or skipped."""
-    delivered = len(sb.close.events)
+    """Every change Close has made so far is delivered, and applied or skipped."""
+    await sb.close.wait_deliveries_idle(10.0)
 
     async def done() -> bool:
         counts = await sb.services.changes.counts()
-        finished = counts.get(ChangeState.APPLIED.value, 0) + counts.get(
-            ChangeState.SKIPPED.value, 0
-        )
-        return sum(counts.values()) == finished and finished >= _followed(sb, delivered)
+        ended = (ChangeState.APPLIED.value, ChangeState.SKIPPED.value)
+        return all(state in ended for state, n in counts.items() if n)
 
     await wait_until(done, timeout=10.0)
-
-
-def _followed(sb: Sandbox, upto: int) -> int:
-    """Distinct opportunity events (a merged one counts once per version... at least once)."""
-    return len({e["id"] for e in sb.close.events[:upto] if e["object_type"] == "opportunity"})
 
 
 def dms(slack: SlackSimulator, user: str) -> list[Call]:
@@ -256,6 +255,30 @@ async def test_a_deal_assigned_to_you_tells_you_who_assigned_it(database_url: st
         text = dm_text(sb, sent)
         assert "assigned to you — by *Bob Baker*" in text
         assert "Acme" in text
+
+
+async def test_a_change_made_through_the_app_by_someone_else_alerts_the_owner_once(
+    database_url: str,
+) -> None:
+    clock = Clock()
+    async with stack(clock, database_url, admin_user_ids=["U0BOB"]) as sb:
+        opportunity, details = await log_deal(sb)  # Alice's deal, logged by her
+        await press(sb, details, WON_ACTION_ID, user_id="U0ALICE")  # her own: no news
+        await wait_until(lambda: status_type(sb, opportunity["id"]) == "won")
+        await press(sb, details, LOST_ACTION_ID, user_id="U0BOB")  # an admin's
+        send = await window(sb, "U0ALICE")
+        await settled(sb)  # Close's echoes of both: the app's own writes, not noted again
+        assert await rows(sb, "SELECT count(*) FROM alert_changes") == 1
+        clock.pass_window()
+        sent = await finished(sb, send.id)
+        text = dm_text(sb, sent)
+        assert "Status Won → Lost — by <@U0BOB>" in text
+        assert len(dms(sb.slack, "U0ALICE")) == 1
+
+
+def status_type(sb: Sandbox, opportunity_id: str) -> str | None:
+    found = sb.close.org.find(sb.close.org.opportunities, opportunity_id)
+    return None if found is None else found.get("status_type")
 
 
 async def test_two_app_instances_noting_the_same_change_send_one_dm(database_url: str) -> None:

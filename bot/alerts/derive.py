@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.blocks.alerts import Alert, AlertField, AlertKind
@@ -40,13 +41,43 @@ def alert_for(event: CloseEvent, names: Names) -> Alert | None:
     if event.user_id == after.user_id:
         return None  # their own change (in Close, or through the app with their own access)
     if event.action == "deleted":
-        return _alert(event, after, names, "deleted")
+        return _alert(event.id, event.updated_at, event.user_id, after, names, "deleted")
     if event.action == "created":
-        return _alert(event, after, names, "assigned", created=True)
-    previous = dict(event.previous_data or {})
-    before = read_opportunity(_before(event.data, previous, names))
+        at = event.updated_at
+        return _alert(event.id, at, event.user_id, after, names, "assigned", created=True)
+    before = read_opportunity(_before(event.data, dict(event.previous_data or {}), names))
     if before is None:
         return None
+    return _changed(event.id, event.updated_at, before, after, names, by=event.user_id)
+
+
+def alert_for_change(
+    before: Opportunity,
+    after: Opportunity,
+    names: Names,
+    *,
+    key: str,
+    at: datetime,
+    by: str,
+    by_slack: str | None = None,
+) -> Alert | None:
+    """The alert for a change made through the app by `by` (a Close user id; `by_slack` the
+    Slack user who made it): news to the owner as a change made in Close would be."""
+    if not after.user_id or by == after.user_id:
+        return None
+    return _changed(key, at, before, after, names, by=by, by_slack=by_slack)
+
+
+def _changed(
+    key: str,
+    at: datetime,
+    before: Opportunity,
+    after: Opportunity,
+    names: Names,
+    *,
+    by: str | None,
+    by_slack: str | None = None,
+) -> Alert | None:
     fields = [
         AlertField(name=c.name, old=c.old, new=c.new)
         for c in field_changes(before, after, names.field_names())
@@ -54,7 +85,7 @@ def alert_for(event: CloseEvent, names: Names) -> Alert | None:
     if not fields:
         return None
     kind: AlertKind = "assigned" if before.user_id != after.user_id else "changed"
-    return _alert(event, after, names, kind, fields=fields)
+    return _alert(key, at, by, after, names, kind, fields=fields, by_slack=by_slack)
 
 
 def _before(data: Mapping[str, Any], previous: dict[str, Any], names: Names) -> dict[str, Any]:
@@ -69,26 +100,29 @@ def _before(data: Mapping[str, Any], previous: dict[str, Any], names: Names) -> 
 
 
 def _alert(
-    event: CloseEvent,
+    key: str,
+    at: datetime,
+    by: str | None,
     after: Opportunity,
     names: Names,
     kind: AlertKind,
     *,
     created: bool = False,
     fields: list[AlertField] | None = None,
+    by_slack: str | None = None,
 ) -> Alert:
     assert after.user_id is not None
-    by_name = names.user_name(event.user_id) if event.user_id else None
     return Alert(
-        event_id=event.id,
-        at=event.updated_at,
-        opportunity_id=event.object_id,
+        event_id=key,
+        at=at,
+        opportunity_id=after.id,
         lead_id=after.lead_id,
         lead_name=after.lead_name or after.lead_id,
         owner=after.user_id,
         kind=kind,
         created=created,
-        by=event.user_id,
-        by_name=by_name,
+        by=by,
+        by_name=names.user_name(by) if by else None,
+        by_slack=by_slack,
         fields=fields or [],
     )

@@ -7,9 +7,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from bot.alerts.derive import Names, alert_for
+from bot.alerts.derive import Names, alert_for, alert_for_change
 from bot.alerts.store import AlertChanges
+from bot.blocks.alerts import Alert
 from bot.close.catalog import Catalog
+from bot.close.models import Opportunity, parse_close_time
 from bot.identity import Identity
 from bot.schedule.people import People
 from bot.schedule.store import Planned, ScheduledSends
@@ -66,14 +68,32 @@ class AlertNotes:
         """Keep `event` for its owner's next DM if it is news to them. Noting it again (a
         retry, another process) changes nothing. Raises only what is worth a retry."""
         alert = alert_for(event, self._names)
-        if alert is None:
-            return
+        if alert is not None:
+            await self._keep(alert)
+
+    async def note_app_change(self, actor: str, before: Opportunity, after: Opportunity) -> None:
+        """A change Slack user `actor` made through the app (Edit, Won, Lost, a nudge's tap):
+        news to the deal's owner when that is someone else. Its echo from Close is the app's
+        own write (not noted again), whoever Close says made it (the key's user, or them)."""
+        mapping = await self._identity.close_user_for(actor)
+        by = mapping.close_user.id if mapping.close_user is not None else f"slack:{actor}"
+        at = parse_close_time(after.date_updated or "") or self._clock()
+        key = f"app:{after.id}:{at.isoformat()}"[:64]
+        alert = alert_for_change(before, after, self._names, key=key, at=at, by=by, by_slack=actor)
+        if alert is not None:
+            await self._keep(alert)
+
+    async def _keep(self, alert: Alert) -> None:
         recipient = await self._identity.slack_user_for(alert.owner)
         if recipient is None:
-            log.info("Change %s: its owner %s has no Slack user, no alert", event.id, alert.owner)
+            log.info(
+                "Change %s: its owner %s has no Slack user, no alert", alert.event_id, alert.owner
+            )
             return
+        if alert.by_slack == recipient:
+            return  # mapped otherwise, but them all the same
         if not (await self._people.get(recipient)).alerts:
-            log.info("Change %s: %s turned alerts off", event.id, recipient)
+            log.info("Change %s: %s turned alerts off", alert.event_id, recipient)
             return
         now = self._clock()
         await self._changes.note(recipient, alert, now=now)

@@ -40,6 +40,7 @@ class Alert(BaseModel):
     created: bool = False  # assigned to them as a new opportunity
     by: str | None = None  # the Close user who made it; None: an automation
     by_name: str | None = None
+    by_slack: str | None = None  # made through the app: the Slack user who made it
     fields: list[AlertField] = []
 
 
@@ -86,6 +87,8 @@ def _joined(first: Alert, then: Alert) -> Alert:
 
 def who(alert: Alert) -> str:
     """Who made it, as mrkdwn."""
+    if alert.by_slack is not None:
+        return f"<@{alert.by_slack}>"
     if alert.by is None:
         return AUTOMATION
     return f"*{escape(alert.by_name or alert.by)}*"

@@ -289,6 +289,14 @@ class OpportunityViews(WonClaims, Protocol):
     ) -> None: ...
 
 
+class AppChangeNotes(Protocol):
+    """Owner alerts (bot/alerts): told of each change made through the app, whoever made it."""
+
+    async def note_app_change(
+        self, actor: str, before: Opportunity, after: Opportunity
+    ) -> None: ...
+
+
 class Changes:
     """What the confirmation's buttons and the edit modal do; every change is told in the thread."""
 
@@ -307,8 +315,11 @@ class Changes:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         close_clients: CloseClients | None = None,
         cards: bool = False,
+        alerts: AppChangeNotes | None = None,
     ) -> None:
         self._store = store
+        # A change made here to someone else's deal is news to its owner (an alert DM).
+        self._alerts = alerts
         # Whose Close an Edit/Won/Lost goes to (CLOSE_ACCESS): None, the key's always.
         self._clients = close_clients
         # The opportunity as Slack shows it: the app's own changes are recorded there, so the
@@ -585,10 +596,11 @@ class Changes:
             async with self._writing(submission, before) as written:
                 after = await close.update_opportunity(before.id, body, tz_offset_hours=offset)
                 written.append(after)
-                return after
         except CloseError as error:
             await self.tell(answer, f"Close did not take it: {close_said(error)}")
             return None
+        await self._note_alert(answer.user_id, before, after)
+        return after
 
     async def put(
         self,
@@ -608,7 +620,17 @@ class Changes:
                 tz_offset_hours=profile.tz_offset_hours if profile else None,
             )
             written.append(after)
+        await self._note_alert(actor, before, after)
         return before, after
+
+    async def _note_alert(self, actor: str, before: Opportunity, after: Opportunity) -> None:
+        """The owner's alert of `actor`'s change; never fails the change itself."""
+        if self._alerts is None:
+            return
+        try:
+            await self._alerts.note_app_change(actor, before, after)
+        except Exception:
+            log.warning("Could not note the owner alert of %s's change", actor, exc_info=True)
 
     @contextlib.asynccontextmanager
     async def _writing(
