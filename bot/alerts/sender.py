@@ -14,6 +14,9 @@ from bot.schedule.store import ScheduledSend, ScheduledSends
 
 log = logging.getLogger(__name__)
 
+# The changes a DM took are kept this long, then forgotten at the person's next DM.
+KEEP_TAKEN = timedelta(days=7)
+
 
 class AlertSender:
     """The alert kind of scheduled send: what one claimed (alert, person, window) does."""
@@ -49,6 +52,7 @@ class AlertSender:
             return  # another worker took it over
         # Taken even when off: a change made while off is never told later.
         alerts = await self._changes.take(job.recipient, job.id)
+        await self._changes.forget(job.recipient, before=self._clock() - KEEP_TAKEN)
         if not (await self._people.get(job.recipient)).alerts:
             await self._posting.skip(job, "alerts off")
             return

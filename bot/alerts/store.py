@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.blocks.alerts import Alert
@@ -70,3 +70,15 @@ class AlertChanges:
         async with self._sessions() as session:
             rows = await session.scalars(query)
             return [Alert.model_validate(row) for row in rows.all()]
+
+    async def forget(self, recipient: str, *, before: datetime) -> int:
+        """The changes of `recipient`'s DMs noted before `before` (a week is kept, for
+        `history`-like questions): how many were forgotten."""
+        statement = delete(_t).where(
+            _t.c.recipient == recipient, _t.c.send_id.is_not(None), _t.c.created_at < before
+        )
+
+        def write(connection: Connection) -> int:
+            return int(connection.execute(statement).rowcount or 0)
+
+        return await self._writer.run_core(write, one_statement=True)
