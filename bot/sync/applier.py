@@ -351,10 +351,12 @@ def _dump(opportunity: Opportunity) -> dict[str, Any]:
 
 def _own_write(view: OpportunityView | None, event: CloseEvent) -> bool:
     """Whether `event` is the app's own change to a deal not logged here (a nudge's Won, +1
-    week…) coming back: the view records what the write made of it, stamped alike."""
+    week…) coming back: the view records what the write made of it (stamped alike, as the
+    logged deals' telling compares them)."""
     if view is None or view.version is None or not event.data:
         return False
-    return event.updated_at <= view.version and same_data(view.shown, event.data)
+    version = _version(_opportunity(event.data)) or event.updated_at
+    return version == view.version or same_data(view.shown, event.data)
 
 
 def _version(opportunity: Opportunity | None) -> datetime | None:
