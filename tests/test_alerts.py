@@ -244,6 +244,22 @@ async def _alerts_off(sb: Sandbox, user: str) -> bool:
     return not (await sb.services.people.get(user)).alerts
 
 
+async def test_an_owner_with_no_slack_account_gets_nothing_and_it_is_logged(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    async with stack(clock, database_url) as sb:
+        # Dave (no longer active in Close) has no Slack account with his Close email.
+        fields = {"status_id": "stat_proposal", "confidence": 60, **REQUIRED_CUSTOM}
+        opp = sb.close.seed_opportunity("lead_acme", fields, user_id="user_dave")["id"]
+        caplog.set_level("INFO", logger="bot.alerts.notes")
+        sb.close.change_opportunity(opp, {"confidence": 70}, user_id="user_bob")
+        await settled(sb)
+        assert "its owner user_dave has no Slack user, no alert" in caplog.text
+        assert await rows(sb, "SELECT count(*) FROM alert_changes") == 0
+        assert await rows(sb, "SELECT count(*) FROM scheduled_sends") == 0
+
+
 async def test_a_deal_assigned_to_you_tells_you_who_assigned_it(database_url: str) -> None:
     clock = Clock()
     async with stack(clock, database_url) as sb:
