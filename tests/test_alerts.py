@@ -292,6 +292,23 @@ async def test_a_change_made_through_the_app_by_someone_else_alerts_the_owner_on
         assert len(dms(sb.slack, "U0ALICE")) == 1
 
 
+async def test_a_window_open_when_the_app_stops_is_sent_once_when_it_is_back(
+    database_url: str,
+) -> None:
+    clock = Clock()
+    async with stack(clock, database_url) as sb:
+        opp = deal(sb, "user_carol")
+        sb.close.change_opportunity(opp, {"confidence": 65}, user_id="user_bob")
+        send = await window(sb, "U0CAROL")
+        await settled(sb)
+    clock.pass_window()  # it fell due while the app was down
+    async with stack(clock, database_url) as back:
+        sent = await finished(back, send.id)
+        assert sent.state == "sent"
+        assert "Confidence 60% → 65%" in dm_text(back, sent)
+        assert len(dms(back.slack, "U0CAROL")) == 1
+
+
 def status_type(sb: Sandbox, opportunity_id: str) -> str | None:
     found = sb.close.org.find(sb.close.org.opportunities, opportunity_id)
     return None if found is None else found.get("status_type")
