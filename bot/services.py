@@ -19,6 +19,9 @@ import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.alerts.notes import ALERT, AlertNotes, CatalogNames
+from bot.alerts.sender import AlertSender
+from bot.alerts.store import AlertChanges
 from bot.close.catalog import Catalog
 from bot.close.client import CloseClient
 from bot.close.models import Contact
@@ -115,6 +118,8 @@ class Services:
     announcer: Announcer | None = None
     # The Workflow Builder step "Create a Close opportunity".
     workflow: WorkflowSteps | None = None
+    # Owner alerts: what notes a change made in Close for its owner's DM (the applier calls it).
+    alerts: AlertNotes | None = None
     metrics: Metrics = field(default_factory=Metrics)
     # People's own Close connections (OAuth); None when Close OAuth is not configured.
     access: CloseAccess | None = None
@@ -164,12 +169,16 @@ class Services:
             lease=timedelta(seconds=settings.worker_lease_seconds),
             clock=clock,
         )
+        # Scheduled sends' tables, shared by what notes owner alerts (the sync, the
+        # confirmation's changes) and the sends.
+        sends, people = ScheduledSends(sessions, dialect=dialect), People(sessions, dialect=dialect)
+        alerts = _alerts(settings, sessions, dialect, close, identity, sends, people, clock)
         deals = _deals_side(
-            settings, sessions, dialect, close, gateway, identity, worker, metrics, clock
+            settings, sessions, dialect, close, gateway, identity, worker, metrics, clock, alerts
         )
-        sync = _background(settings, metrics, close, gateway, deals, worker, clock)
+        sync = _background(settings, metrics, close, gateway, deals, worker, clock, alerts.notes)
         scheduled = _scheduled(
-            settings, sessions, dialect, close, gateway, identity, deals, worker, clock
+            settings, sends, people, close, gateway, identity, deals, worker, clock, alerts
         )
         return cls(
             settings=settings,
@@ -197,6 +206,7 @@ class Services:
             scheduled_sends=scheduled.sends,
             planner=scheduled.planner,
             nudge_taps=scheduled.taps,
+            alerts=alerts.notes,
             clock=clock,
             metrics=metrics,
         )
@@ -343,6 +353,7 @@ def _deals_side(
     worker: JobRunner,
     metrics: Metrics,
     clock: Callable[[], datetime],
+    alerts: _Alerts,
 ) -> _DealsSide:
     url = settings.close_app_url
     preferences = Preferences(sessions)
@@ -399,7 +410,7 @@ def _deals_side(
         clients=close.clients,  # the lead is read with the owner's own access
     )
     actions = _confirmation_actions(
-        settings, close, gateway, identity, store, notifier, announcer, changes, clock
+        settings, close, gateway, identity, store, notifier, announcer, changes, clock, alerts
     )
     return _DealsSide(
         store, preferences, notifier, announcer, deals, lead_search, workflow, changes, actions
@@ -416,6 +427,7 @@ def _confirmation_actions(
     announcer: Announcer,
     changes: ChangeStore,
     clock: Callable[[], datetime],
+    alerts: _Alerts,
 ) -> Changes:
     """Edit/Won/Lost, the edit modal and the flexpane's save: the confirmation's changes."""
     return Changes(
@@ -431,6 +443,7 @@ def _confirmation_actions(
         clock=clock,
         close_clients=close.clients,  # Edit/Won/Lost go to Close as the person who pressed
         cards=settings.work_objects_on,  # the summary's card refreshed with a change
+        alerts=alerts.notes,  # a change to someone else's deal: their owner alert
     )
 
 
@@ -473,6 +486,7 @@ def _background(
     deals: _DealsSide,
     worker: JobRunner,
     clock: Callable[[], datetime],
+    alerts: AlertNotes,
 ) -> CloseSync:
     """Every kind of job registered with the one runner, and Close's changes coming in."""
     applier = ChangeApplier(
@@ -486,6 +500,7 @@ def _background(
         clock=clock,
         on_finished=lambda change, state: metrics.change_finished(state.value, change.source),
         cards=settings.work_objects_on,
+        alert=alerts.note,  # a change someone else made to a person's deal: their alert DM
     )
     worker.register(submission_jobs(deals.deals))
     changing = worker.register(change_jobs(applier))
@@ -509,20 +524,50 @@ class _ScheduledSide(NamedTuple):
     taps: NudgeTaps
 
 
-def _scheduled(
+class _Alerts(NamedTuple):
+    """Owner alerts: the changes kept for each person's DM, and what notes them."""
+
+    changes: AlertChanges
+    notes: AlertNotes
+
+
+def _alerts(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     dialect: str,
+    close: _CloseSide,
+    identity: Identity,
+    sends: ScheduledSends,
+    people: People,
+    clock: Callable[[], datetime],
+) -> _Alerts:
+    changes = AlertChanges(sessions, dialect=dialect)
+    notes = AlertNotes(
+        changes=changes,
+        sends=sends,
+        people=people,
+        identity=identity,
+        names=CatalogNames(close.catalog),
+        window=timedelta(seconds=settings.alert_window_seconds),
+        clock=clock,
+    )
+    return _Alerts(changes, notes)
+
+
+def _scheduled(
+    settings: Settings,
+    sends: ScheduledSends,
+    people: People,
     close: _CloseSide,
     gateway: SlackGateway,
     identity: Identity,
     deals: _DealsSide,
     worker: JobRunner,
     clock: Callable[[], datetime],
+    alerts: _Alerts,
 ) -> _ScheduledSide:
-    """Scheduled sends as one kind of job on the one runner: nudges and the weekly digest."""
-    people = People(sessions, dialect=dialect)
-    sends = ScheduledSends(sessions, dialect=dialect)
+    """Scheduled sends as one kind of job on the one runner: nudges, the weekly digest and
+    owner alerts."""
     backoff = Backoff(
         base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
     )
@@ -544,9 +589,17 @@ def _scheduled(
         close_app_url=settings.close_app_url,
         clock=clock,
     )
-    sending = worker.register(
-        scheduled_send_jobs(sends, {NUDGE: nudges.send, DIGEST: digests.send})
+    alerting = AlertSender(
+        posting=Posting(sends=sends, slack=gateway, backoff=backoff, clock=clock, what="Alert"),
+        sends=sends,
+        changes=alerts.changes,
+        people=people,
+        close_app_url=settings.close_app_url,
+        window=timedelta(seconds=settings.alert_window_seconds),
+        clock=clock,
     )
+    senders = {NUDGE: nudges.send, DIGEST: digests.send, ALERT: alerting.send}
+    sending = worker.register(scheduled_send_jobs(sends, senders))
     kick = partial(worker.kick, sending.name)
     planners = (
         NudgePlanner(

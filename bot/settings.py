@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     digest_time: str = "mon 09:00"
     digest_tz: str = "UTC"
     digest_channel: str | None = None
+    # Owner alerts: the first change to a person's deal made in Close by someone else opens a
+    # window this long; every change to their deals within it goes in that one DM.
+    alert_window_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("workflow_step_give_up_seconds")
     @classmethod

@@ -13,6 +13,7 @@ from sandbox.render import render_message, render_view
 from sandbox.stack import Sandbox, running_sandbox
 
 DEMO_TEXT = "Acme Corp 12k annual 60% close next friday"
+DEMO_ALERT_WINDOW = 2.0
 
 
 async def _changed_in_close(sandbox: Sandbox, parent_ts: str) -> None:
@@ -41,6 +42,16 @@ async def _changed_in_close(sandbox: Sandbox, parent_ts: str) -> None:
             _say("  " + "\n  ".join(lines))
         elif str(message.get("text", "")).endswith("changed it in Close"):
             _say("    ↳ " + "\n      ".join(lines))
+    window = sandbox.settings.alert_window_seconds
+    _say()
+    _say(f"Alice owns the deal, so she gets an owner alert once its {window:g} s window closes:")
+    alert = await slack.wait_for(
+        "chat.postMessage",
+        lambda call: call.ok and call.params.get("channel") == "U0ALICE",
+        since=mark,
+        timeout=10.0 + window,
+    )
+    _say("  (DM) " + "\n       ".join(render_message(alert.params)))
 
 
 async def _link_preview(sandbox: Sandbox) -> None:
@@ -96,7 +107,8 @@ async def _demo() -> int:
     _say("Starting local Slack and Close simulators and the bot (HTTP, signed requests)…")
     # The bot's own address is its PUBLIC_URL: Close's changes come back by webhook, and people
     # may connect their own Close (the simulator's OAuth app).
-    async with running_sandbox(oauth=True) as sandbox:
+    # Owner alerts' window shortened from a minute, so the demo shows Alice's alert at once.
+    async with running_sandbox(oauth=True, alert_window_seconds=DEMO_ALERT_WINDOW) as sandbox:
         slack, close, driver = sandbox.slack, sandbox.close, sandbox.driver
         _say(f"  bot listening at {sandbox.events_url}")
         _say()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_sdk.models.blocks import SectionBlock
 from slack_sdk.models.blocks.blocks import Block
@@ -34,13 +34,20 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def describe_changes(
-    before: Opportunity, after: Opportunity, field_names: dict[str, str] | None = None
-) -> list[str]:
-    """One mrkdwn line per field that differs: "*Value*: $12,000 annual → $15,000 annual".
+class FieldChange(NamedTuple):
+    """One field that differs, as a person reads it: its name, the old and the new value
+    (both None for a note, which is only said to be updated)."""
 
-    `field_names` maps custom field ids to their names in Close.
-    """
+    name: str
+    old: str | None
+    new: str | None
+
+
+def field_changes(
+    before: Opportunity, after: Opportunity, field_names: dict[str, str] | None = None
+) -> list[FieldChange]:
+    """Each field that differs, in the order a person reads the deal; values as shown ("—"
+    for none). `field_names` maps custom field ids to their names in Close."""
     pairs: list[tuple[str, Any, Any]] = [
         ("Lead", before.lead_name or before.lead_id, after.lead_name or after.lead_id),
         ("Value", _value(before), _value(after)),
@@ -58,22 +65,36 @@ def describe_changes(
         ("Owner", before.user_name or before.user_id, after.user_name or after.user_id),
         ("Contact", before.contact_name, after.contact_name),
     ]
-    lines = [
-        f"*{name}*: {fit_mrkdwn(_shown(old), 150)} → {fit_mrkdwn(_shown(new), 150)}"
+    changes = [
+        FieldChange(name, _shown(old), _shown(new))
         for name, old, new in pairs
         if _shown(old) != _shown(new)
     ]
     if (before.note or "").strip() != (after.note or "").strip():
-        lines.append("*Note*: updated")
+        changes.append(FieldChange("Note", None, None))
     names = field_names or {}
     for cf_id in sorted(set(before.custom) | set(after.custom)):
         old, new = before.custom.get(cf_id), after.custom.get(cf_id)
         if _shown(old) != _shown(new):
-            name = fit_mrkdwn(names.get(cf_id, cf_id), 80)
-            lines.append(
-                f"*{name}*: {fit_mrkdwn(_shown(old), 150)} → {fit_mrkdwn(_shown(new), 150)}"
-            )
-    return lines
+            changes.append(FieldChange(names.get(cf_id, cf_id), _shown(old), _shown(new)))
+    return changes
+
+
+def describe_changes(
+    before: Opportunity, after: Opportunity, field_names: dict[str, str] | None = None
+) -> list[str]:
+    """One mrkdwn line per field that differs: "*Value*: $12,000 annual → $15,000 annual".
+
+    `field_names` maps custom field ids to their names in Close.
+    """
+    return [_line(change) for change in field_changes(before, after, field_names)]
+
+
+def _line(change: FieldChange) -> str:
+    if change.old is None and change.new is None:
+        return f"*{fit_mrkdwn(change.name, 80)}*: updated"
+    old, new = fit_mrkdwn(change.old or NOTHING, 150), fit_mrkdwn(change.new or NOTHING, 150)
+    return f"*{fit_mrkdwn(change.name, 80)}*: {old} → {new}"
 
 
 def change_message(actor: str, what: str, lines: list[str]) -> Message:

@@ -282,10 +282,18 @@ class OpportunityViews(WonClaims, Protocol):
         self,
         opportunity_id: str,
         *,
-        submission_id: str,
+        submission_id: str | None,
         shown: dict[str, Any],
         version: datetime | None,
         now: datetime,
+    ) -> None: ...
+
+
+class AppChangeNotes(Protocol):
+    """Owner alerts (bot/alerts): told of each change made through the app, whoever made it."""
+
+    async def note_app_change(
+        self, actor: str, before: Opportunity, after: Opportunity
     ) -> None: ...
 
 
@@ -307,8 +315,11 @@ class Changes:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         close_clients: CloseClients | None = None,
         cards: bool = False,
+        alerts: AppChangeNotes | None = None,
     ) -> None:
         self._store = store
+        # A change made here to someone else's deal is news to its owner (an alert DM).
+        self._alerts = alerts
         # Whose Close an Edit/Won/Lost goes to (CLOSE_ACCESS): None, the key's always.
         self._clients = close_clients
         # The opportunity as Slack shows it: the app's own changes are recorded there, so the
@@ -582,15 +593,14 @@ class Changes:
         profile = await self._identity.profile(answer.user_id)
         offset = profile.tz_offset_hours if profile else None
         try:
-            if submission is None:
-                return await close.update_opportunity(before.id, body, tz_offset_hours=offset)
             async with self._writing(submission, before) as written:
                 after = await close.update_opportunity(before.id, body, tz_offset_hours=offset)
                 written.append(after)
-                return after
         except CloseError as error:
             await self.tell(answer, f"Close did not take it: {close_said(error)}")
             return None
+        await self._note_alert(answer.user_id, before, after)
+        return after
 
     async def put(
         self,
@@ -610,21 +620,32 @@ class Changes:
                 tz_offset_hours=profile.tz_offset_hours if profile else None,
             )
             written.append(after)
+        await self._note_alert(actor, before, after)
         return before, after
+
+    async def _note_alert(self, actor: str, before: Opportunity, after: Opportunity) -> None:
+        """The owner's alert of `actor`'s change; never fails the change itself."""
+        if self._alerts is None:
+            return
+        try:
+            await self._alerts.note_app_change(actor, before, after)
+        except Exception:
+            log.warning("Could not note the owner alert of %s's change", actor, exc_info=True)
 
     @contextlib.asynccontextmanager
     async def _writing(
-        self, submission: Submission, before: Opportunity
+        self, submission: Submission | None, before: Opportunity
     ) -> AsyncIterator[list[Opportunity]]:
         """Around the app's own PUT: its change, coming back from Close, waits until the result
-        is recorded as what Slack shows (then it is not news). Append the result to record it."""
-        assert submission.opportunity_id is not None
-        opportunity_id = submission.opportunity_id
+        is recorded as what Slack shows (then it is not news, nor an owner alert — for a deal
+        not logged here too). Append the result to record it."""
+        opportunity_id = before.id
+        submission_id = submission.id if submission is not None else None
         now = self._clock()
-        shown = submission.response or before.model_dump(mode="json")
+        shown = (submission.response if submission else None) or before.model_dump(mode="json")
         await self._views.ensure_view(
             opportunity_id,
-            submission_id=submission.id,
+            submission_id=submission_id,
             shown=shown,
             version=parse_close_time(str(shown.get("date_updated") or "")),
             now=now,
@@ -638,7 +659,7 @@ class Changes:
                 after = written[-1]
                 await self._views.record_own_write(
                     opportunity_id,
-                    submission_id=submission.id,
+                    submission_id=submission_id,
                     shown=after.model_dump(mode="json"),
                     version=parse_close_time(after.date_updated or ""),
                     now=self._clock(),

@@ -16,7 +16,7 @@ from bot.close.models import User
 from bot.identity.mapping import Mapping, connected, decide
 from bot.identity.profiles import EMAIL_SCOPE, SlackProfile, granted_scopes
 from bot.identity.store import UserLink, UserLinkStore
-from bot.slack.errors import SlackError
+from bot.slack.errors import RateLimited, SlackError
 from bot.slack.gateway import SlackGateway
 from bot.tasks import spawn
 
@@ -94,6 +94,8 @@ class Identity:
         self._inflight: dict[str, asyncio.Task[SlackProfile | None]] = {}
         self._link_ttl = link_cache_ttl
         self._links_cached: dict[str, tuple[float, UserLink | None]] = {}
+        # Close user id -> the Slack user mapped to them (owner alerts), for `link_cache_ttl`.
+        self._slack_users: dict[str, tuple[float, str | None]] = {}
         self._remembering: set[str] = set()  # users whose link write is under way
         # What Slack's x-oauth-scopes said last: None until a response carried the header.
         self.emails_visible: bool | None = None
@@ -248,6 +250,43 @@ class Identity:
         else:
             await self._remember_safely(mapping, profile, link)
         return mapping
+
+    async def slack_user_for(self, close_user_id: str) -> str | None:
+        """The Slack user who maps to Close user `close_user_id` (the other way round), or None.
+
+        The candidates are the stored links to them (admin links first) and the Slack member
+        with their email (users.lookupByEmail); the first whose own mapping is that Close user
+        is the one. Kept in memory for `link_cache_ttl`. Raises RateLimited (ask again later).
+        """
+        loop_now = asyncio.get_running_loop().time()
+        cached = self._slack_users.get(close_user_id)
+        if cached and cached[0] > loop_now:
+            return cached[1]
+        candidates = (
+            [link.slack_user_id for link in await self._links.of_close_user(close_user_id)]
+            if self._links is not None
+            else []
+        )
+        user = self._catalog.user(close_user_id)
+        if user is not None and user.email:
+            try:
+                found = await self._slack.user_id_by_email(user.email)
+            except RateLimited:
+                raise
+            except SlackError as error:
+                log.info("No Slack member found for %s: %s", close_user_id, error.code)
+                found = None
+            if found is not None and found not in candidates:
+                candidates.append(found)
+        slack_user: str | None = None
+        for candidate in candidates:
+            mapping = await self.close_user_for(candidate)
+            if mapping.close_user is not None and mapping.close_user.id == close_user_id:
+                slack_user = candidate
+                break
+        entry = (loop_now + self._link_ttl, slack_user)
+        remember_user(self._slack_users, close_user_id, entry, loop_now)
+        return slack_user
 
     async def _as_connected(self, mapping: Mapping) -> Mapping | None:
         try:

@@ -85,6 +85,14 @@ class UserLinkStore:
             rows = (await session.scalars(query)).all()
         return {row.slack_user_id: UserLink.from_row(row) for row in rows}
 
+    async def of_close_user(self, close_user_id: str) -> list[UserLink]:
+        """The links to Close user `close_user_id`, admin overrides first."""
+        query = select(UserLinkRow).where(UserLinkRow.close_user_id == close_user_id)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        links = [UserLink.from_row(row) for row in rows]
+        return sorted(links, key=lambda link: link.source != "override")
+
     async def set_override(
         self,
         slack_user_id: str,

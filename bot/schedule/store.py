@@ -160,6 +160,16 @@ class ScheduledSends(DurableQueue[ScheduledSend]):
         """About to post: if this holder dies before `sent`, the send is not posted again."""
         return await self._held_update(send, now, posting_at=now)
 
+    async def settle_period(self, send: ScheduledSend, period: str, *, now: datetime) -> bool:
+        """A send planned under a provisional period (an alert's `open` window, which every
+        process plans alike) takes its own, so the next one can be planned."""
+        if send.period == period:
+            return True
+        done = await self._held_update(send, now, period=period)
+        if done:
+            send.period = period
+        return done
+
     async def skipped(self, send: ScheduledSend, *, why: str, now: datetime) -> bool:
         """Nothing to send (no overdue deal, switched off, not mapped): done all the same."""
         return await self._held_update(send, now, state=SKIPPED, error=why, claimed_until=None)

@@ -1,7 +1,7 @@
 """The database schema: submissions (the durable queue and audit), Slack→Close user links, the
 Close→Slack sync (changes received, opportunities as shown, sync state), Workflow Builder
 steps received, people's own Close connections (OAuth), who can read each channel, scheduled
-sends (nudges…) and each person's settings for them."""
+sends (nudges…), each person's settings for them, and owner alerts waiting for their DM."""
 
 from __future__ import annotations
 
@@ -314,6 +314,32 @@ class ScheduledSendRow(Base):
     __table_args__ = (
         UniqueConstraint("kind", "recipient", "period", name="uq_scheduled_sends_key"),
         Index("ix_scheduled_sends_due", "state", "next_attempt_at"),
+    )
+
+
+class AlertChangeRow(Base):
+    """A change made in Close by someone else to a person's deal (bot.alerts), waiting for the
+    DM of its window: `send_id` is the scheduled send (kind `alert`) that took it."""
+
+    __tablename__ = "alert_changes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The Slack user alerted (the deal's owner).
+    recipient: Mapped[str] = mapped_column(String(32))
+    # The Close event it came from: a change noted twice (a retry, another process) is one row.
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_updated_at: Mapped[datetime] = mapped_column()
+    opportunity_id: Mapped[str] = mapped_column(String(64))
+    # What the DM says of it (bot.blocks.alerts.Alert).
+    alert: Mapped[dict[str, Any]] = mapped_column()
+    send_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint(
+            "recipient", "event_id", "event_updated_at", name="uq_alert_changes_event"
+        ),
+        Index("ix_alert_changes_send", "recipient", "send_id"),
     )
 
 

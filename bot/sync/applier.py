@@ -61,6 +61,7 @@ class ChangeApplier:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_finished: Callable[[StoredChange, ChangeState], None] = lambda _change, _state: None,
         cards: bool = False,
+        alert: Callable[[CloseEvent], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self._submissions = submissions
@@ -81,6 +82,9 @@ class ChangeApplier:
         )
         # Told of every change that reaches its end here, with its state (metrics count them).
         self._on_finished = on_finished
+        # Each change that is news (not the app's own write coming back), for owner alerts
+        # (bot/alerts); called again when the change is tried again, so it must not mind.
+        self._alert = alert
 
     async def process(self, change: StoredChange) -> None:
         """Work one claimed change to its end (or give it back for later). Never raises."""
@@ -120,12 +124,14 @@ class ChangeApplier:
             await self._finish(change, ChangeState.SKIPPED, f"not followed ({event.object_type})")
             return
         view = await self._view_for(change)
+        now = self._clock()
+        if view is not None and view.writing_until is not None and view.writing_until > now:
+            raise Retry(OWN_WRITE_RECHECK.total_seconds(), "the app is writing it to Close")
         if view is None or view.submission_id is None:
+            if not _own_write(view, event):
+                await self._note_alert(event)
             await self._not_ours(change)
             return
-        now = self._clock()
-        if view.writing_until is not None and view.writing_until > now:
-            raise Retry(OWN_WRITE_RECHECK.total_seconds(), "the app is writing it to Close")
         if view.deleted_at is not None:
             await self._finish(change, ChangeState.SKIPPED, "already deleted in Slack")
             return
@@ -137,6 +143,8 @@ class ChangeApplier:
         if newer is None:
             return
         after, version, deleted = newer
+        if event.action != "created":  # a deal logged here: its creation was the app's own
+            await self._note_alert(event)
         before = _opportunity(view.shown)
         names = {field.id: field.name for field in self._catalog.custom_fields}
         lines = describe_changes(before, after, names) if before is not None else []
@@ -270,6 +278,14 @@ class ChangeApplier:
         await steps.run("won", lambda: self._teller.cheer(after, cheer))
         await self._finish(change, ChangeState.APPLIED, "won: announced in the deals channel")
 
+    async def _note_alert(self, event: CloseEvent) -> None:
+        if self._alert is None:
+            return
+        try:
+            await self._alert(event)
+        except RateLimited as error:
+            raise Retry(error.retry_after, "Slack rate-limited the owner's lookup") from error
+
     def _who(self, event: CloseEvent) -> str:
         """Who made the change, as mrkdwn: the Close user's name (escaped) or an automation."""
         if not event.user_id:
@@ -331,6 +347,16 @@ def _opportunity(data: dict[str, Any] | None) -> Opportunity | None:
 def _dump(opportunity: Opportunity) -> dict[str, Any]:
     """An opportunity as the view keeps what Slack shows."""
     return opportunity.model_dump(mode="json")
+
+
+def _own_write(view: OpportunityView | None, event: CloseEvent) -> bool:
+    """Whether `event` is the app's own change to a deal not logged here (a nudge's Won, +1
+    week…) coming back: the view records what the write made of it (stamped alike, as the
+    logged deals' telling compares them)."""
+    if view is None or view.version is None or not event.data:
+        return False
+    version = _version(_opportunity(event.data)) or event.updated_at
+    return version == view.version or same_data(view.shown, event.data)
 
 
 def _version(opportunity: Opportunity | None) -> datetime | None:

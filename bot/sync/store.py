@@ -358,7 +358,7 @@ class ChangeStore(DurableQueue[StoredChange]):
         self,
         opportunity_id: str,
         *,
-        submission_id: str,
+        submission_id: str | None,
         shown: dict[str, Any],
         version: datetime | None,
         now: datetime,
