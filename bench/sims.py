@@ -206,7 +206,11 @@ class Control:
         statuses: Counter[str] = Counter()
         searches: Counter[str] = Counter()
         for r in self.close.requests:
-            endpoints[endpoint_of(r.method, r.path)] += 1
+            endpoint = endpoint_of(r.method, r.path)
+            if endpoint == "GET /opportunity/" and any(k.startswith("date_") for k in r.query):
+                # The nudges' and digest's planners list deals by date: not the create path.
+                endpoint += " (by date: nudges, digest)"
+            endpoints[endpoint] += 1
             statuses[str(r.status)] += 1
             if r.method == "POST" and r.path == "/data/search/":
                 searches[search_kind(r.json)] += 1
