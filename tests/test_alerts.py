@@ -35,10 +35,12 @@ from bot.sync.store import ChangeState
 from bot.sync.webhook import STATE_KEY
 from bot.transport.http import create_http_app
 from sandbox import blockkit
+from sandbox.close_sim import CloseSimulator
 from sandbox.server import start_server
 from sandbox.slack_sim import Call, SlackSimulator
-from sandbox.stack import Sandbox, running_sandbox
+from sandbox.stack import CLOSE_API_KEY, Sandbox, running_sandbox
 from tests.flows import REQUIRED_CUSTOM, wait_until
+from tests.test_close_person import connect
 from tests.test_confirmation_actions import log_deal, press
 from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_nudges import texts
@@ -531,3 +533,28 @@ def test_the_dm_is_valid_block_kit_within_slacks_limits() -> None:
     assert blockkit.problems({"blocks": message.blocks}, surface="message") == []
     one = alert_message(many[:1], close_app_url=CLOSE_APP_URL)
     assert one.text == "Jane Doe changed Acme <Corp> in Close"
+
+
+async def test_an_owner_known_only_by_their_close_connection_is_alerted(tmp_path: Path) -> None:
+    """Dave's Slack email is not his Close login's: his Close connection says who he is."""
+    close = CloseSimulator(api_key=CLOSE_API_KEY)
+    close.org.users.append(
+        {
+            "id": "user_diaz",
+            "email": "d.diaz@login.example",
+            "first_name": "Dave",
+            "last_name": "Diaz",
+            "date_created": "2024-01-02T12:00:00+00:00",
+        }
+    )
+    clock = Clock()
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    async with stack(clock, database_url, close=close, oauth=True, close_access="either") as sb:
+        await connect(sb, "U0DAVE", "user_diaz")
+        opp = deal(sb, "user_diaz")
+        sb.close.change_opportunity(opp, {"confidence": 90}, user_id="user_bob")
+        send = await window(sb, "U0DAVE")
+        clock.pass_window()
+        sent = await finished(sb, send.id)
+        assert sent.state == "sent"
+        assert "Confidence 60% → 90%" in dm_text(sb, sent)

@@ -96,6 +96,16 @@ class ConnectionStore:
             row = (await session.scalars(query)).first()
             return Connection.from_row(row) if row else None
 
+    async def of_close_user(self, close_user_id: str) -> list[str]:
+        """The Slack users connected as Close user `close_user_id`, the latest first."""
+        query = (
+            select(CloseConnectionRow.slack_user_id)
+            .where(CloseConnectionRow.close_user_id == close_user_id)
+            .order_by(CloseConnectionRow.connected_at.desc())
+        )
+        async with self._sessions() as session:
+            return list((await session.scalars(query)).all())
+
     async def sealed(self, team_id: str, slack_user_id: str) -> SealedTokens | None:
         async with self._sessions() as session:
             row = await session.get(

@@ -254,19 +254,23 @@ class Identity:
     async def slack_user_for(self, close_user_id: str) -> str | None:
         """The Slack user who maps to Close user `close_user_id` (the other way round), or None.
 
-        The candidates are the stored links to them (admin links first) and the Slack member
-        with their email (users.lookupByEmail); the first whose own mapping is that Close user
-        is the one. Kept in memory for `link_cache_ttl`. Raises RateLimited (ask again later).
+        The candidates are those connected to Close as them, the stored links to them (admin
+        links first) and the Slack member with their email (users.lookupByEmail); the first
+        whose own mapping is that Close user is the one. Kept in memory for `link_cache_ttl`. Raises RateLimited (ask again later).
         """
         loop_now = asyncio.get_running_loop().time()
         cached = self._slack_users.get(close_user_id)
         if cached and cached[0] > loop_now:
             return cached[1]
+        # Connected as them first (the connection outranks every link), then the links.
         candidates = (
-            [link.slack_user_id for link in await self._links.of_close_user(close_user_id)]
-            if self._links is not None
+            await self._access.connections.of_close_user(close_user_id)
+            if self._access is not None
             else []
         )
+        if self._links is not None:
+            links = await self._links.of_close_user(close_user_id)
+            candidates += [link.slack_user_id for link in links]
         user = self._catalog.user(close_user_id)
         if user is not None and user.email:
             try:
