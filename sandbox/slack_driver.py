@@ -335,8 +335,10 @@ class SlackDriver:
         *,
         action_id: str | None = None,
         user_id: str | None = None,
+        selected_date: str | None = None,
     ) -> InteractionResult:
-        """Click a button in a view (a modal, or a Home tab): a block_actions with its value."""
+        """Click a button in a view (a modal, or a Home tab): a block_actions with its value
+        (or pick `selected_date` in its datepicker: Slack sends the date, and no value)."""
         element = self.sim.find_element(view_id, block_id, action_id)
         user_id = user_id or self.sim.view_user(view_id)
         trigger_id = self.sim.issue_trigger(user_id)
@@ -348,6 +350,11 @@ class SlackDriver:
             "value": element.get("value"),
             "action_ts": self._action_ts(),
         }
+        if element.get("type") == "datepicker":
+            action.pop("value", None)
+            action.pop("text", None)
+            action["selected_date"] = selected_date
+            action["initial_date"] = element.get("initial_date")
         payload = {
             **self._base("block_actions", user_id),
             "container": {"type": "view", "view_id": view_id},

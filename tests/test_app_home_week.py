@@ -219,6 +219,24 @@ async def test_plus_one_week_on_home_moves_the_expected_close_by_seven_days() ->
         await wait_until(lambda: close_opportunity(sb, week)["date_won"] == "2026-12-18")
 
 
+async def test_a_date_picked_on_home_moves_the_expected_close_there() -> None:
+    async with sandbox() as sb:
+        overdue = deal(sb, "user_alice", "lead_globex", "2026-12-03")
+        await published_home(sb, "U0ALICE")
+        mark = sb.slack.mark()
+        await sb.driver.press_in_view(
+            sb.slack.home_views["U0ALICE"],
+            f"nudge:home|{overdue}",
+            action_id="nudge_date",
+            user_id="U0ALICE",
+            selected_date="2027-01-15",
+        )
+        after = await republished(sb, "U0ALICE", mark)
+        assert close_opportunity(sb, overdue)["date_won"] == "2027-01-15"
+        assert listed(after, "overdue") == []
+        assert listed(after, "closing") == []  # not this week any more
+
+
 async def test_the_alerts_switch_and_command_flip_the_setting(database_url: str) -> None:
     async with sandbox(database_url=database_url) as sb:
         await published_home(sb, "U0BOB")
