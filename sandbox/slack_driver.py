@@ -350,11 +350,7 @@ class SlackDriver:
             "value": element.get("value"),
             "action_ts": self._action_ts(),
         }
-        if element.get("type") == "datepicker":
-            action.pop("value", None)
-            action.pop("text", None)
-            action["selected_date"] = selected_date
-            action["initial_date"] = element.get("initial_date")
+        _picked(action, element, selected_date)
         payload = {
             **self._base("block_actions", user_id),
             "container": {"type": "view", "view_id": view_id},
@@ -408,11 +404,7 @@ class SlackDriver:
         }
         if "style" in element:
             action["style"] = element["style"]
-        if element.get("type") == "datepicker":
-            action.pop("value", None)
-            action.pop("text", None)
-            action["selected_date"] = selected_date
-            action["initial_date"] = element.get("initial_date")
+        _picked(action, element, selected_date)
         payload = {
             **self._base("block_actions", user_id),
             "container": {
@@ -808,3 +800,12 @@ def _find_in_blocks(
             if isinstance(element, dict) and element.get("action_id") == action_id:
                 return str(block.get("block_id", "")), element
     return None
+
+
+def _picked(action: dict[str, Any], element: dict[str, Any], selected_date: str | None) -> None:
+    """A datepicker's action carries the picked date (and the initial one), no value or text."""
+    if element.get("type") == "datepicker":
+        action.pop("value", None)
+        action.pop("text", None)
+        action["selected_date"] = selected_date
+        action["initial_date"] = element.get("initial_date")

@@ -9,26 +9,24 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.blocks.home import HOME_ALERTS_ACTION_ID
 from bot.listeners.home import publish_home
 from bot.listeners.payload import str_at
+from bot.listeners.switches import is_switch_command, switch_value
 from bot.services import Services
 
 USAGE = "Usage: `/opportunity alerts off` or `/opportunity alerts on`."
 
 
 def is_alerts_command(text: str) -> bool:
-    """`alerts`, `alerts on`, `alerts off` (a capitalized "Alerts Inc 12k" is a lead)."""
-    words = text.split()
-    return bool(words) and words[0] == "alerts" and len(words) <= 2
+    return is_switch_command(text, "alerts")
 
 
 async def handle_command(
     services: Services, text: str, *, user_id: str, respond: AsyncRespond
 ) -> None:
     """`alerts off|on`: the switch, answered privately; anything else: how to use it."""
-    words = text.strip().lower().split()
-    if len(words) != 2 or words[1] not in ("on", "off"):
+    on = switch_value(text)
+    if on is None:
         await respond(text=USAGE, response_type="ephemeral")
         return
-    on = words[1] == "on"
     await services.people.set_alerts(user_id, on, now=services.clock())
     await respond(text=switched(on), response_type="ephemeral")
 

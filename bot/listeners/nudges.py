@@ -22,6 +22,7 @@ from bot.deals.models import ReplyTarget
 from bot.listeners.home import publish_home
 from bot.listeners.home_week import person_today
 from bot.listeners.payload import str_at
+from bot.listeners.switches import is_switch_command, switch_value
 from bot.nudges.taps import Tap
 from bot.services import Services
 from bot.tasks import spawn
@@ -37,20 +38,17 @@ USAGE = "Usage: `/opportunity nudges off` or `/opportunity nudges on`."
 
 
 def is_nudges_command(text: str) -> bool:
-    """`nudges`, `nudges on`, `nudges off` (a capitalized "Nudges Inc 12k" is a lead)."""
-    words = text.split()
-    return bool(words) and words[0] == "nudges" and len(words) <= 2
+    return is_switch_command(text, "nudges")
 
 
 async def handle_command(
     services: Services, text: str, *, user_id: str, respond: AsyncRespond
 ) -> None:
     """`nudges off|on`: the switch, answered privately; anything else: how to use it."""
-    words = text.strip().lower().split()
-    if len(words) != 2 or words[1] not in ("on", "off"):
+    on = switch_value(text)
+    if on is None:
         await respond(text=USAGE, response_type="ephemeral")
         return
-    on = words[1] == "on"
     await services.people.set_nudges(user_id, on, now=services.clock())
     await respond(text=switched(on, services.settings.nudge_time), response_type="ephemeral")
 
