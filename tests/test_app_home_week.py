@@ -258,6 +258,33 @@ async def test_the_alerts_switch_and_command_flip_the_setting(database_url: str)
         assert (await sb.services.people.get("U0BOB")).alerts is False
 
 
+async def test_a_home_read_earlier_never_covers_one_published_after_it() -> None:
+    """Two switches pressed in a row: the first press's Home, still waiting for Close, must not
+    land over the second's (it read the switches before the second press)."""
+    async with sandbox() as sb:
+        await published_home(sb, "U0BOB")
+        home = sb.slack.home_views["U0BOB"]
+        sb.close.path_latency["/opportunity/"] = 1.0  # the first press's Close read is slow
+        mark, close_mark = sb.slack.mark(), len(sb.close.requests)
+        await sb.driver.press_in_view(home, "alerts_switch")
+        await wait_until(lambda: home_reads(sb, close_mark))  # its slow read is under way
+        sb.close.path_latency.clear()
+        second = sb.slack.mark()
+        await sb.driver.press_in_view(home, "nudges_switch")
+        view = await republished(sb, "U0BOB", second)
+        assert "nudges are off" in text_of(view, "nudges_switch")
+        refused = await sb.slack.wait_for(
+            "views.publish",
+            lambda c: c.params.get("user_id") == "U0BOB" and not c.ok,
+            timeout=5,
+            since=mark,
+        )
+        assert refused.response["error"] == "hash_conflict"
+        shown = sb.slack.views[home]
+        assert "nudges are off" in text_of(shown, "nudges_switch")
+        assert "Owner alerts are off" in text_of(shown, "alerts_switch")
+
+
 async def test_someone_not_matched_to_a_close_user_is_told_so() -> None:
     async with sandbox() as sb:
         view = valid(await published_home(sb, "U0DAVE"))

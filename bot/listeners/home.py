@@ -124,11 +124,15 @@ async def publish_home(services: Services, user_id: str, team_id: str = "") -> N
         settings_switches(services, user_id),
         recent_entries(services, user_id, team, ask_close=False),
     )
-    await _publish(services, user_id, _view(services, known, connection, switches, HomeWeek()))
+    first = _view(services, known, connection, switches, HomeWeek())
+    published = await _publish(services, user_id, first)
     entries, week = await asyncio.gather(
         recent_entries(services, user_id, team), this_week(services, user_id, team)
     )
-    await _publish(services, user_id, _view(services, entries, connection, switches, week))
+    # Only over our own first publish: a Home published meanwhile (a switch pressed, opened
+    # again, here or in another process) was read later than this one and stays.
+    final = _view(services, entries, connection, switches, week)
+    await _publish(services, user_id, final, over=published)
 
 
 def _view(
@@ -147,11 +151,19 @@ def _view(
     )
 
 
-async def _publish(services: Services, user_id: str, view: dict[str, Any]) -> None:
+async def _publish(
+    services: Services, user_id: str, view: dict[str, Any], *, over: str | None = None
+) -> str | None:
+    """Publish `view` (with `over`: only if the Home is still the one with that hash); its
+    hash, or None when Slack refused it."""
     try:
-        await services.slack_gateway.publish_view(user_id, view)
+        return await services.slack_gateway.publish_view(user_id, view, view_hash=over)
     except SlackError as error:
-        log.warning("views.publish for %s failed: %s", user_id, error.code)
+        if error.code == "hash_conflict":
+            log.info("Home of %s: a newer one was published meanwhile, kept", user_id)
+        else:
+            log.warning("views.publish for %s failed: %s", user_id, error.code)
+        return None
 
 
 async def settings_switches(services: Services, user_id: str) -> list[dict[str, Any]]:

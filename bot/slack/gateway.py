@@ -349,9 +349,17 @@ class SlackGateway:
         shown: dict[str, Any] = updated["view"]
         return shown
 
-    async def publish_view(self, user_id: str, view: dict[str, Any]) -> None:
-        """The user's App Home tab."""
-        await _answer("views.publish", self.client.views_publish(user_id=user_id, view=view))
+    async def publish_view(
+        self, user_id: str, view: dict[str, Any], *, view_hash: str | None = None
+    ) -> str | None:
+        """The user's App Home tab; the published view's hash. With `view_hash`, Slack refuses
+        (`hash_conflict`) when the tab changed since the publish that gave it."""
+        extra = {"hash": view_hash} if view_hash else {}
+        response = await _answer(
+            "views.publish", self.client.views_publish(user_id=user_id, view=view, **extra)
+        )
+        published = response.get("view")
+        return str(published.get("hash")) if isinstance(published, dict) else None
 
     # --- people and tokens ------------------------------------------------------------------
 
