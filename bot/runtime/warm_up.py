@@ -17,27 +17,23 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-# Slack and Close get this long to answer; past it the warm-up ends without them (one line
-# says which), and /readyz follows its other rules: Slack unreachable does not hold readiness
-# (acks need no Slack call), Close's catalog never loaded does (a modal without statuses).
-WARM_UP_BUDGET_SECONDS = 10.0
 # What `next(warming(), _NO_PIECE)` gives once the parser's warm-up is over (its pieces yield None).
 _NO_PIECE = object()
 
 
-async def warm_up(
-    services: Services, bolt: AsyncApp | None = None, *, budget: float = WARM_UP_BUDGET_SECONDS
-) -> None:
+async def warm_up(services: Services, bolt: AsyncApp | None = None) -> None:
     """Warm the process, then say it is over (`services.warm_up`: /readyz then stops answering
     503 "warm-up") and turn garbage collection back on (`start_up_over`).
 
     `bolt`: the app that answers Slack (serve, socket): its authorization is primed and the
-    modal rehearsed; a `worker` has none. Never raises: what failed is logged and readiness
-    follows anyway."""
+    modal rehearsed; a `worker` has none. Slack and Close get WARM_UP_SECONDS to answer; past
+    it the warm-up ends without them, one line saying which, and /readyz follows its other
+    checks: Slack unreachable does not hold readiness (an ack needs no Slack call), Close's
+    catalog never loaded does (a modal without statuses or owners). Never raises."""
     status = services.warm_up
     status.begin()
     parser = asyncio.ensure_future(warm_parser())
-    missed = await _remote(services, bolt, budget)
+    missed = await _remote(services, bolt, services.settings.warm_up_seconds)
     # Local CPU only (no network): never given up. In a thread, a piece at a time, so requests
     # that come meanwhile are answered between pieces.
     await parser
