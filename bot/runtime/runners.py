@@ -60,6 +60,9 @@ async def _checked(services: Services, checks: Preflight) -> Checked:
         await services.close.aclose()
     else:
         services.catalog.organization_id = checked.close_organization_id
+        # Its Close round trip is most of the warm-up: begun now, beside the schema's check and
+        # the server's start, not after them (Services.start finds it loading).
+        await services.catalog.start()
     return checked
 
 
@@ -191,6 +194,7 @@ def app_from_environment() -> Starlette:
 
     async def checked() -> None:
         services.catalog.organization_id = await checks_answered(piece)
+        await services.catalog.start()  # as in `_checked`: beside the schema's check
         spawn(warm_up(services, bolt), name="warm-up")
 
     run_worker = os.environ.get(SERVE_WORKER_ENV, "1") != "0"
