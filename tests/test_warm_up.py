@@ -19,6 +19,7 @@ from sandbox.server import bind_free_port
 from sandbox.slack_driver import SlackDriver
 from sandbox.slack_sim import SlackSimulator
 from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
+from tests.flows import wait_until
 from tests.process import APP_TOKEN, Bot
 
 pytestmark = pytest.mark.asyncio
@@ -137,16 +138,15 @@ async def test_close_unreachable_ends_the_warm_up_with_one_line_and_readyz_says_
 
 async def problems_once(bot: Bot, wanted: Any, timeout: float = 20) -> dict[str, Any]:  # noqa: ASYNC109
     """/readyz's problems, polled until `wanted(problems)` is true (after its first answer)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     async with httpx.AsyncClient() as http:
-        while loop.time() < deadline:
+
+        async def problems() -> dict[str, Any] | None:
             assert bot.process is not None and bot.process.returncode is None, bot.stderr()
             with contextlib.suppress(httpx.TransportError):
-                problems: dict[str, Any] = (
-                    (await http.get(bot.url + "readyz")).json().get("problems", {})
-                )
-                if wanted(problems):
-                    return problems
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"/readyz never said what was wanted\n{bot.stderr()}")
+                answer: dict[str, Any] = (await http.get(bot.url + "readyz")).json()
+                found: dict[str, Any] = answer.get("problems", {})
+                return found if wanted(found) else None
+            return None
+
+        found: dict[str, Any] = await wait_until(problems, timeout=timeout, interval=0.05)
+        return found
