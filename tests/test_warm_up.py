@@ -112,6 +112,7 @@ async def test_the_first_command_after_ready_pays_for_no_warm_up(tmp_path: Path)
     # the warm-up told it; the catalog was read before ready, not on the request's path.
     assert len(slack.calls("auth.test")) == auth_tests
     assert catalog_reads(close) == reads
+    assert "rehearsal" not in bot.stderr()  # the modal and its submission were rehearsed
 
 
 async def test_close_unreachable_ends_the_warm_up_with_one_line_and_readyz_says_why(

@@ -108,17 +108,17 @@ async def open_modal(
     )
 
 
-def rehearse(services: Services) -> dict[str, Any]:
+def rehearse_command(services: Services) -> ModalForm:
     """Build the modal for a sample line as a command would, without sending it anywhere: what
     a first command pays once per process (the parser's and the builders' first use, pydantic's
-    and slack_sdk's validators, regexes compiled on first match) is paid by the warm-up instead.
-    Pure: no Slack, Close or database call."""
+    and the regexes' first match) is paid by the warm-up instead. Pure: no Slack, Close or
+    database call. The form it showed, for `rehearse_submission`."""
     metadata = ModalMetadata(key=uuid.uuid4().hex, channel_id="C0WARMUP", locale="en-US")
     form, _draft = _form_from_text(
         services, REHEARSAL_TEXT, "U0WARMUP", "UTC", "en-US", metadata, last_used=None
     )
-    view: dict[str, Any] = build_opportunity_modal(form, services.catalog)
-    return view
+    build_opportunity_modal(form, services.catalog)
+    return form
 
 
 async def _person_context(

@@ -11,7 +11,8 @@ import logging
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import prime_authorization
-from bot.listeners.modal_flow import rehearse
+from bot.listeners.modal_flow import rehearse_command
+from bot.listeners.views import rehearse_submission
 from bot.parsing import warming
 from bot.services import Services
 
@@ -39,7 +40,8 @@ async def warm_up(services: Services, bolt: AsyncApp | None = None) -> None:
     await parser
     if bolt is not None:
         try:
-            rehearse(services)  # ~2 ms, on the loop
+            # A command's modal, then its submission read back: a few ms, on the loop.
+            rehearse_submission(services, rehearse_command(services))
         except Exception:
             log.exception("The warm-up's rehearsal of the modal failed")
             missed.append("the modal's rehearsal")
