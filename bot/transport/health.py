@@ -20,9 +20,7 @@ async def readiness(services: Services) -> dict[str, str]:
     if services.stopping_since is not None:
         problems["process"] = "shutting down"
     if services.warm_up.running:
-        problems["warm-up"] = (
-            "warming up: Slack's auth.test, Close's catalog, the parser, a rehearsal of the modal"
-        )
+        problems["warm-up"] = "warming up (Slack, Close's catalog, the parser); ready once over"
     if not services.catalog.loaded:
         problems["catalog"] = "Close's pipelines, statuses and users have not loaded yet"
     if not is_warm():
