@@ -63,10 +63,15 @@ def build_baseline(token: str, signing_secret: str, slack_api_url: str) -> Starl
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True})
 
+    async def readyz(_request: Request) -> Response:
+        # Nothing to warm: bare Bolt asks Slack's auth.test on its first request instead.
+        return JSONResponse({"ok": True})
+
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ]
     )
 

@@ -501,7 +501,8 @@ async def app_process(
     database_url: str | None = None,
 ) -> AsyncIterator[tuple[list[asyncio.subprocess.Process], str, float, float]]:
     """Start the bot (`python -m bot serve`, and `worker`s as the layout says) or the baseline;
-    yields the processes once /healthz answers on each."""
+    yields the processes once /healthz answers on each (and /readyz on each worker: the server's
+    own /readyz is `run_target`'s to time)."""
     port = port_for_a_child()
     env = {
         **os.environ,
@@ -543,7 +544,9 @@ async def app_process(
                         sys.executable, "-m", "bot", "worker", cwd=workdir, env=worker_env
                     )
                 )
-                await wait_healthy(f"http://127.0.0.1:{ops}/", procs[-1], time.perf_counter())
+                began = time.perf_counter()
+                await wait_healthy(f"http://127.0.0.1:{ops}/", procs[-1], began)
+                await wait_ready(f"http://127.0.0.1:{ops}/", began)
         yield procs, base, ready, started
     finally:
         for proc in procs:
@@ -570,14 +573,17 @@ async def wait_healthy(base: str, proc: asyncio.subprocess.Process, started: flo
     raise RuntimeError(f"{base} was not healthy within 60 s")
 
 
-async def wait_catalog(base: str, started: float, timeout: float = 30) -> float | None:  # noqa: ASYNC109
+async def wait_ready(base: str, started: float, timeout: float = 60) -> float:  # noqa: ASYNC109
+    """Seconds from `started` to the first /readyz 200: the app says it is warm (the bot: its
+    warm-up over, Close's catalog loaded, the parser warm), and only then is the load sent."""
     async with aiohttp.ClientSession() as http:
         while time.perf_counter() - started < timeout:
-            async with http.get(base + "healthz") as response:
-                if (await response.json()).get("catalog_loaded", True):
-                    return time.perf_counter() - started
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(base + "readyz") as response:
+                    if response.status == 200:
+                        return time.perf_counter() - started
             await asyncio.sleep(0.01)
-    return None
+    raise RuntimeError(f"{base} was not ready (/readyz 200) within {timeout:.0f} s")
 
 
 async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
@@ -593,7 +599,7 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
                 target, urls, Path(tmp), layout, database_url if is_bot else None
             ) as (procs, base, ready, started):
                 pids = [proc.pid for proc in procs]
-                catalog = await wait_catalog(base, started)
+                readyz = await wait_ready(base, started)
                 timeout = aiohttp.ClientTimeout(total=30)
                 connector = aiohttp.TCPConnector(limit=0)
                 async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
@@ -609,7 +615,10 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
                         is_bot=is_bot, run_id=run_id,
                     )  # fmt: skip
                     began = time.perf_counter()
-                    print(f"[{target}] ready in {ready:.2f}s; loading...", file=sys.stderr)
+                    print(
+                        f"[{target}] /healthz in {ready:.2f}s, /readyz in {readyz:.2f}s; loading...",
+                        file=sys.stderr,
+                    )
                     profilers = await start_profilers(config, target, pids)
                     await load.run()
                     load_seconds = time.perf_counter() - began
@@ -628,7 +637,7 @@ async def run_target(config: Config, target: str, run_id: str) -> TargetResult:
         recorder=load.rec,
         stats=stats,
         ready_seconds=ready,
-        catalog_seconds=catalog if is_bot else None,
+        readyz_seconds=readyz,
         load_seconds=load_seconds,
         proc=proc_info,
         sims=sims_info,

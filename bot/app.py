@@ -8,7 +8,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot import listeners
 from bot.listeners import guard
@@ -98,6 +102,18 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         return _handle_error(services, error, body, response)
 
     return app
+
+
+def prime_authorization(app: AsyncApp, auth_test: AsyncSlackResponse) -> bool:
+    """Hand Bolt's single-workspace authorization the start-up's auth.test answer: Bolt asks
+    Slack for it on the first request otherwise, before that request's ack (every request that
+    comes before the answer asks again). False when this Bolt has no such step to prime."""
+    for middleware in getattr(app, "_async_middleware_list", ()):
+        if isinstance(middleware, AsyncSingleTeamAuthorization):
+            if middleware.auth_test_result is None:
+                middleware.auth_test_result = auth_test
+            return True
+    return False
 
 
 def _handle_error(

@@ -85,6 +85,36 @@ def utc_now() -> datetime:
 
 
 @dataclass
+class WarmUpStatus:
+    """Where the start-up warm-up stands (bot.runtime.warm_up runs it): while it runs, /readyz
+    answers 503 "warm-up". A process that runs none (a test's app in-process) is not held."""
+
+    started_at: float | None = None  # monotonic
+    over_at: float | None = None
+    # What the warm-up could not do within its budget (e.g. Close's catalog, Slack's auth.test).
+    missed: list[str] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.started_at is not None and self.over_at is None
+
+    def begin(self) -> None:
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+
+    def end(self, missed: list[str]) -> None:
+        self.missed = missed
+        self.over_at = time.monotonic()
+
+    @property
+    def seconds(self) -> float | None:
+        """How long it took (None: not over, or never run)."""
+        if self.started_at is None or self.over_at is None:
+            return None
+        return self.over_at - self.started_at
+
+
+@dataclass
 class Services:
     settings: Settings
     slack: AsyncWebClient
@@ -125,9 +155,10 @@ class Services:
     access: CloseAccess | None = None
     # A lead's contacts for the modal's `contact` block, by lead id: (monotonic instant, list).
     lead_contacts: dict[str, tuple[float, list[Contact]]] = field(default_factory=dict, repr=False)
-    # False: `start` leaves warming the parser up to the runner (`serve` finishes it in the
-    # background once it listens, so /healthz does not wait for it; /readyz does).
+    # False: `start` leaves warming the parser up to the runner's warm-up (bot.runtime.warm_up:
+    # `serve` runs it once it listens, so /healthz does not wait for it; /readyz does).
     warm_parser_at_start: bool = True
+    warm_up: WarmUpStatus = field(default_factory=WarmUpStatus)
     # Monotonic instant shutdown began (None: running); the deadlines count from it.
     stopping_since: float | None = None
     # The tasks that run for as long as the process does (servers, loops), as of `start`: any

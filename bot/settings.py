@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     allowed_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_channel_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     catalog_refresh_seconds: float = 300.0
+    # The start-up warm-up waits this long for Slack and Close (bot.runtime.warm_up), then
+    # ends without what did not answer; /readyz answers 503 "warm-up" until it ends.
+    warm_up_seconds: float = Field(default=10.0, gt=0)
     # Pipeline (name or id) whose first status is preselected when the user has no last choice.
     default_pipeline: str | None = None
     # The worker that creates stored submissions in Close.

@@ -38,6 +38,9 @@ LEAD_LOOKUP_BUDGET_SECONDS = 5.0
 CONTACTS_CACHE_SECONDS = 30.0
 CONTACTS_CACHE_SIZE = 1024
 PERMALINK_BUDGET_SECONDS = 3.0
+# What the start-up rehearsal types (`rehearse`): a lead, a value with its period, a confidence,
+# a relative date and a note, so each part of the parser and of the form is used once.
+REHEARSAL_TEXT = "Acme Corp $12k ARR 60% close next friday note: warm-up"
 
 # After views.open, turns the form shown into a fresher one (the edit modal loads Close's
 # current values this way); returning None leaves the form as it is.
@@ -103,6 +106,19 @@ async def open_modal(
     return await _open(
         services, form, trigger_id, user_id, response_url, source, draft.lead, refresh, close
     )
+
+
+def rehearse_command(services: Services) -> ModalForm:
+    """Build the modal for a sample line as a command would, without sending it anywhere: what
+    a first command pays once per process (the parser's and the builders' first use, pydantic's
+    and the regexes' first match) is paid by the warm-up instead. Pure: no Slack, Close or
+    database call. The form it showed, for `rehearse_submission`."""
+    metadata = ModalMetadata(key=uuid.uuid4().hex, channel_id="C0WARMUP", locale="en-US")
+    form, _draft = _form_from_text(
+        services, REHEARSAL_TEXT, "U0WARMUP", "UTC", "en-US", metadata, last_used=None
+    )
+    build_opportunity_modal(form, services.catalog)
+    return form
 
 
 async def _person_context(

@@ -8,11 +8,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.blocks.modal import CALLBACK_ID, POST_IN_BLOCK_ID, ModalMetadata
+from bot.blocks.modal import CALLBACK_ID, POST_IN_BLOCK_ID, ModalForm, ModalMetadata
 from bot.blocks.status_views import created_view, creating_view
 from bot.close.models import Opportunity
-from bot.deals.form import read_state, validate
+from bot.deals.form import FormValues, read_state, validate
 from bot.deals.models import ReplyTarget, Submission, SubmissionState
+from bot.deals.prefill import new_lead_option
 from bot.listeners.fallback import mark_started
 from bot.listeners.modal_flow import SourceMessage, fetch_permalink
 from bot.listeners.payload import dict_at, str_at
@@ -94,6 +95,28 @@ async def submit_opportunity(
         after_ack(services.worker.kick)
     else:
         log.info("Duplicate submission %s ignored (state %s)", submission.id, submission.state)
+
+
+def rehearse_submission(services: Services, form: ModalForm) -> None:
+    """Read back what `form` shows as a submission of it would be read (validated against the
+    catalog, the "Creating…" view built), without storing anything: the warm-up's rehearsal of
+    the submission's first use. Pure: no Slack, Close or database call."""
+    # The typed lead is preselected after the modal opens (a Close search): as if picked new.
+    lead = form.lead or new_lead_option("Acme Corp")
+    shown = FormValues(
+        lead=lead.value,
+        lead_label=lead.label,
+        value=form.value_text,
+        value_period=form.value_period,
+        confidence=None if form.confidence is None else str(form.confidence),
+        date_won=form.date_won.isoformat() if form.date_won else None,
+        status=form.status_id,
+        owner=form.owner,
+        note=form.note,
+    )
+    checked = validate(shown, services.catalog, locale=form.metadata.locale)
+    lead_name = checked.request.lead_name if checked.request else "Acme Corp"
+    creating_view(lead_name, private_metadata=form.metadata.encode())
 
 
 def _reply_target(metadata: ModalMetadata, view: dict[str, Any], user_id: str) -> ReplyTarget:

@@ -181,7 +181,7 @@ def _run_process(command: str, args: argparse.Namespace, settings: Settings) -> 
     if _missing(settings, command):
         return 2
     # No garbage collection while the app is imported and warmed up: it walked the
-    # start-up's ~300k objects three times over. bot.runtime.runners.start_up_over turns it back on.
+    # start-up's ~300k objects three times over. bot.runtime.warm_up.start_up_over turns it back on.
     gc.disable()
     workers = max(1, getattr(args, "workers", 1))
     refusal = settings.processes_refusal(workers)

@@ -12,7 +12,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,6 +27,7 @@ from bot.runtime.supervisor import (
     http_config,
     server_stack,
 )
+from bot.runtime.warm_up import warm_up
 from bot.services import Services
 from bot.settings import Settings
 from bot.store.migrate import current_revision, fresh_sqlite, load_alembic, upgrade
@@ -36,7 +38,7 @@ from bot.transport.socket_mode import SocketModeHandler
 log = logging.getLogger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# What `next(warming(), _NO_PIECE)` gives once the warm-up is over (its pieces yield None).
+# What `next(warming(), _NO_PIECE)` gives once the parser's warm-up is over (pieces yield None).
 _NO_PIECE = object()
 
 
@@ -46,7 +48,8 @@ async def _checked(services: Services, checks: Preflight) -> Checked:
     is CPU work that opens no connection or file, so a refused credential still ends the start
     before the schema or Close's catalog is touched.
 
-    Warming the parser stops when the checks answer: the rest is `_warm_rest`'s, or `Services.start`'s."""
+    Warming the parser stops when the checks answer: the rest is the warm-up's
+    (bot.runtime.warm_up), or `Services.start`'s."""
     if fresh_sqlite(services.settings.database_url):
         load_alembic()  # Services.start will migrate: import Alembic meanwhile
     pieces = warming()
@@ -57,35 +60,10 @@ async def _checked(services: Services, checks: Preflight) -> Checked:
         await services.close.aclose()
     else:
         services.catalog.organization_id = checked.close_organization_id
+        # Its Close round trip is most of the warm-up: begun now, beside the schema's check and
+        # the server's start, not after them (Services.start finds it loading).
+        await services.catalog.start()
     return checked
-
-
-async def _warm_rest() -> None:
-    """The parser's warm-up left over from `_checked`, once serving: in a thread, a piece at a
-    time, so the event loop keeps answering (on the loop, the first piece, dateparser's
-    timezone patterns, held the first request 0.1-0.4 s). Safe beside a request parsing on the
-    loop: the parser is pure with lru_caches, and dateparser and babel lock their own loading.
-    Then start-up is over."""
-    pieces = warming()
-    while await asyncio.to_thread(next, pieces, _NO_PIECE) is not _NO_PIECE:
-        pass
-    start_up_over()
-
-
-def start_up_over() -> None:
-    """Garbage collection back on (`cli` turns it off for a long-running command), with what
-    start-up built frozen out of it.
-
-    Importing the app and warming the parser allocate ~300k objects, and the collector's passes
-    over them (three full ones) were ~0.25 s of a ~1.4 s start. Nearly all of it lives as long
-    as the process (modules, the parser's vocabularies; start-up's garbage is ~2k objects, 1-2
-    MB): frozen, not collected (a full collection here blocked the loop 0.15-0.25 s), so later
-    full collections do not walk it again either (they had stopped the event loop for up to
-    155 ms each, every few seconds at 50 flows/s: most of the acks' p99 then)."""
-    if gc.isenabled():
-        return
-    gc.freeze()
-    gc.enable()
 
 
 # --- running until told to stop -----------------------------------------------------------------
@@ -133,6 +111,17 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """`work` (the warm-up, whose budget is longer than a platform waits after SIGTERM), cut
+    short by a stop signal."""
+    working = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (working, stopping):
+        task.cancel()
+    await asyncio.gather(working, stopping, return_exceptions=True)
+
+
 def serve(
     settings: Settings,
     *,
@@ -151,14 +140,19 @@ def serve(
 
     async def run() -> int:
         services = Services.create(settings)
-        http_app = create_http_app(services, build_app(settings, services), run_worker=worker)
+        bolt = build_app(settings, services)
+        http_app = create_http_app(services, bolt, run_worker=worker)
         checked = await _checked(services, checks)
         if checked.refusal is not None:
             print(checked.refusal, file=sys.stderr)
             return 1
-        services.warm_parser_at_start = False  # /healthz first: _warm_rest once listening
+        # /healthz first: the warm-up once listening, /readyz answering 503 "warm-up" until then.
+        services.warm_parser_at_start = False
+        services.warm_up.begin()
         config = http_config(http_app, settings, host=host, port=port)
-        server = _Server(config, on_listening=lambda: spawn(_warm_rest(), name="parser-warm-up"))
+        server = _Server(
+            config, on_listening=lambda: spawn(warm_up(services, bolt), name="warm-up")
+        )
 
         def handle(sig: signal.Signals) -> None:
             if server.should_exit:
@@ -191,6 +185,8 @@ def app_from_environment() -> Starlette:
     configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     services = Services.create(settings)
     services.warm_parser_at_start = False
+    services.warm_up.begin()  # /readyz: 503 "warm-up" until it is over
+    bolt = build_app(settings, services)
     pieces = warming()
 
     def piece() -> bool:
@@ -198,12 +194,11 @@ def app_from_environment() -> Starlette:
 
     async def checked() -> None:
         services.catalog.organization_id = await checks_answered(piece)
-        spawn(_warm_rest(), name="parser-warm-up")
+        await services.catalog.start()  # as in `_checked`: beside the schema's check
+        spawn(warm_up(services, bolt), name="warm-up")
 
     run_worker = os.environ.get(SERVE_WORKER_ENV, "1") != "0"
-    return create_http_app(
-        services, build_app(settings, services), run_worker=run_worker, before_start=checked
-    )
+    return create_http_app(services, bolt, run_worker=run_worker, before_start=checked)
 
 
 def _die_with_parent() -> None:
@@ -307,10 +302,14 @@ async def run_socket_mode(settings: Settings, checks: Preflight | None = None) -
         print(checked.refusal, file=sys.stderr)
         return 1
     stop = _stop_event()
+    services.warm_parser_at_start = False
+    services.warm_up.begin()
     try:
         async with _ops_server(settings, services, oauth=True):
             await services.start()
-            start_up_over()
+            # Before connecting: Slack sends this connection nothing until the process is warm
+            # (during a deploy the old one goes on answering meanwhile).
+            await _unless_stopped(warm_up(services, app), stop)
             handler = SocketModeHandler(
                 app, settings.slack_app_token.get_secret_value(), metrics=services.metrics
             )
@@ -348,11 +347,13 @@ async def run_worker(settings: Settings, checks: Preflight | None = None) -> int
         print(checked.refusal, file=sys.stderr)
         return 1
     stop = _stop_event()
+    services.warm_parser_at_start = False
+    services.warm_up.begin()
     try:
         async with _ops_server(settings, services):
             # With PUBLIC_URL, Close's webhook is taken by `serve`: the event log is the backstop.
             await services.start(serving_http=False, webhook_elsewhere=True)
-            start_up_over()
+            await _unless_stopped(warm_up(services), stop)
             log.info("Worker running (Close -> Slack: %s)", services.sync.describe())
             try:
                 await stop.wait()

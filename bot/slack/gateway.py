@@ -395,6 +395,15 @@ class SlackGateway:
             headers=auth.headers,
         )
 
+    async def warm_up(self) -> AsyncSlackResponse:
+        """auth.test once at start, on the pooled session (its connection is the first
+        request's): the workspace's name remembered for `team_name`, and the raw answer, which
+        Bolt's single-workspace authorization would otherwise ask for on the first request."""
+        auth = await _answer("auth.test", self.client.auth_test())
+        if self._team_name is None:
+            self._team_name = auth.get("team") or ""
+        return auth
+
     async def team_name(self) -> str | None:
         """The installing workspace's name (auth.test, asked once per process)."""
         if self._team_name is None:

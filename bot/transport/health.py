@@ -19,6 +19,8 @@ async def readiness(services: Services) -> dict[str, str]:
     problems: dict[str, str] = {}
     if services.stopping_since is not None:
         problems["process"] = "shutting down"
+    if services.warm_up.running:
+        problems["warm-up"] = "warming up (Slack, Close's catalog, the parser); ready once over"
     if not services.catalog.loaded:
         problems["catalog"] = "Close's pipelines, statuses and users have not loaded yet"
     if not is_warm():
