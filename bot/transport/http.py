@@ -26,11 +26,12 @@ from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.response import BoltResponse
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from bot.app import ack_outcome
 from bot.connections.routes import oauth_routes
@@ -38,7 +39,7 @@ from bot.listeners.fallback import SOMETHING_WENT_WRONG, answer, request_kind
 from bot.logs import bind_slack
 from bot.metrics import ack_kind
 from bot.services import Services
-from bot.slack.after_ack import collecting
+from bot.slack.after_ack import AfterAck, collecting
 from bot.sync.webhook import Rejected
 from bot.transport import eager_ack
 from bot.transport.health import readiness, scrape_metrics
@@ -246,7 +247,7 @@ def create_http_app(
     secret = _signing_secret(services)
     return Starlette(
         routes=[
-            Route("/slack/events", slack_events_endpoint(services, bolt, secret), methods=["POST"]),
+            Route("/slack/events", SlackEvents(services, bolt, secret), methods=["POST"]),
             Route("/close/webhook", close_webhook_endpoint(services), methods=["POST"]),
             *oauth_routes(lambda: services.access, on_connected=services.connected),
             *ops_routes(services),
@@ -266,23 +267,56 @@ def _signing_secret(services: Services) -> bytes:
     return settings.slack_signing_secret.get_secret_value().encode()
 
 
-def slack_events_endpoint(
-    services: Services, bolt: AsyncApp, secret: bytes
-) -> Callable[[Request], Awaitable[Response]]:
-    """`POST /slack/events`: guarded, handed to Bolt, and always a 2xx or 4xx for Slack."""
+class _Answer:
+    """One request's answer, sent once: by the listener's `ack()` (eager_ack, from the
+    listener's own task, so the answer does not wait for the endpoint's task to be woken), or
+    by the endpoint when no ack answered (a refusal, Bolt's own answer, an error)."""
 
-    async def slack_events(request: Request) -> Response:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, pending: AfterAck) -> None:
+        self._scope, self._receive, self._send = scope, receive, send
+        self._pending = pending
+        self.sent_at: float | None = None
+
+    async def respond(self, response: Response) -> None:
+        if self.sent_at is not None:
+            return
+        self.sent_at = time.perf_counter()
+        try:
+            await response(self._scope, self._receive, self._send)
+        finally:
+            # What listeners left for after the ack runs now (bot.slack.after_ack).
+            self._pending.release()
+
+    async def acked(self, response: BoltResponse) -> None:
+        try:
+            await self.respond(to_starlette_response(response))
+        except Exception:  # the connection is gone: the listener goes on all the same
+            log.warning("Could not send an ack's answer", exc_info=True)
+
+
+class SlackEvents:
+    """`POST /slack/events` (an ASGI app: the answer is sent from the ack itself): guarded,
+    handed to Bolt, and always a 2xx or 4xx for Slack."""
+
+    def __init__(self, services: Services, bolt: AsyncApp, secret: bytes) -> None:
+        self._answer_slack = _answer_slack(services, bolt, secret)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with collecting() as pending:
+            answer = _Answer(scope, receive, send, pending)
             try:
-                response = await answer_slack(request)
+                with eager_ack.answering_with(answer.acked):
+                    response = await self._answer_slack(Request(scope, receive), answer)
             except BaseException:
                 pending.release()
                 raise
-        # What listeners left for after the ack runs once the answer is sent (bot.slack.after_ack).
-        response.background = BackgroundTask(pending.arelease)
-        return response
+        await answer.respond(response)  # unless the ack sent it already
 
-    async def answer_slack(request: Request) -> Response:
+
+def _answer_slack(
+    services: Services, bolt: AsyncApp, secret: bytes
+) -> Callable[[Request, _Answer], Awaitable[Response]]:
+    async def answer_slack(request: Request, answer: _Answer) -> Response:
         started = time.perf_counter()
         body: dict[str, Any] = {}
         outcome = "error"
@@ -317,9 +351,10 @@ def slack_events_endpoint(
             log.exception("Unexpected error serving a %s request", request_kind(body))
             return fallback(body)
         finally:
-            services.metrics.ack(ack_kind(body), outcome, time.perf_counter() - started)
+            answered_at = answer.sent_at or time.perf_counter()
+            services.metrics.ack(ack_kind(body), outcome, answered_at - started)
 
-    return slack_events
+    return answer_slack
 
 
 def close_webhook_endpoint(services: Services) -> Callable[[Request], Awaitable[Response]]:
