@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.response import BoltResponse
 
 from bot.slack.after_ack import collecting
 from bot.transport import eager_ack
@@ -87,3 +88,33 @@ async def test_the_listener_goes_on_after_its_ack_only_once_the_answer_is_sent()
 
 async def _authorized() -> AuthorizeResult:
     return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-t", bot_id="B1")
+
+
+async def test_where_the_transport_gives_a_sender_the_ack_sends_the_answer_itself() -> None:
+    """HTTP: the listener's `ack()` sends the answer from its own task (no hop back to the
+    dispatch's), once, before the listener goes on; Bolt's own answer then only confirms it."""
+    app = AsyncApp(
+        authorize=lambda **_: _authorized(),  # type: ignore[arg-type]
+        request_verification_enabled=False,
+    )
+    order: list[str] = []
+
+    @app.command("/opportunity")
+    async def command(ack: AsyncAck) -> None:
+        await ack(text="got it")
+        order.append("went on")
+
+    with collecting() as pending:
+
+        async def send(response: BoltResponse) -> None:
+            order.append(f"sent {response.status} {response.body}")
+            pending.release()  # as the transport does once the answer is out
+
+        with eager_ack.answering_with(send):
+            response = await eager_ack.dispatch(app, AsyncBoltRequest(body=COMMAND))
+    for _ in range(50):
+        if "went on" in order:
+            break
+        await asyncio.sleep(0)
+    assert order == ["sent 200 got it", "went on"]
+    assert (response.status, response.body) == (200, "got it")
