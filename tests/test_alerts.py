@@ -12,7 +12,6 @@ offset the test moves on, so a 60-second window closes at once without waiting a
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,6 @@ from sandbox.stack import CLOSE_API_KEY, Sandbox, running_sandbox
 from tests.flows import REQUIRED_CUSTOM, wait_until
 from tests.test_close_person import connect
 from tests.test_confirmation_actions import log_deal, press
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_nudges import texts
 
 WINDOW = timedelta(seconds=60)
@@ -60,16 +58,6 @@ class Clock:
 
     def pass_window(self) -> None:
         self.offset += WINDOW + timedelta(seconds=1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @asynccontextmanager

@@ -12,14 +12,10 @@ The app's clock is injected: Monday 7 Dec 2026, 07:30 in Los Angeles (Alice), 15
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from sandbox import blockkit
 from sandbox.slack_sim import Call
@@ -27,19 +23,8 @@ from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import REQUIRED_CUSTOM, wait_until
 from tests.oauth_flows import command_answer, connect_link, consent
 from tests.test_app_home import published_home, settled
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 NOW = datetime(2026, 12, 7, 15, 30, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def clock() -> datetime:

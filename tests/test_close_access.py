@@ -22,19 +22,8 @@ from bot.store.db import create_engine
 from sandbox.stack import Sandbox, oauth_settings, running_sandbox
 from tests.oauth_flows import button_url, connect_link, connection_rows, consent, posted
 from tests.test_durability import ROOT
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 TEAM, USER = "T0SANDBOX", "U0ALICE"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @asynccontextmanager

@@ -6,27 +6,13 @@ the rep as its creator; if Close refuses the field from the key, the deal is cre
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import jsonschema
-import pytest
 
 from bot.runtime.doctor import run_doctor
 from sandbox.stack import Sandbox, running_sandbox
 from tests.close_spec import create_opportunity_schema
 from tests.flows import open_modal, submit, wait_opportunities
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def creates(sb: Sandbox) -> list[dict[str, object]]:

@@ -9,10 +9,8 @@ broken connection never falls back to the key; no token reaches a log or an erro
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,6 @@ from bot.connections import CloseClients, PersonClose
 from sandbox.close_sim import RecordedRequest
 from sandbox.stack import Sandbox, running_sandbox
 from tests.oauth_flows import connect_link, consent
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 TEAM = "T0SANDBOX"
 
@@ -33,16 +30,6 @@ TEAM = "T0SANDBOX"
 async def sandbox(access: str, *, oauth: bool = True, **overrides: Any) -> AsyncIterator[Sandbox]:
     async with running_sandbox(oauth=oauth, close_access=access, **overrides) as sb:
         yield sb
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 async def connect(sb: Sandbox, slack_user: str, close_user: str) -> None:

@@ -6,10 +6,8 @@ they connect again, after which it is created as them."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +18,6 @@ from sandbox.slack_sim import Call
 from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import open_modal, submit, wait_opportunities, wait_until
 from tests.oauth_flows import connect_link, consent, posted
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @asynccontextmanager

@@ -27,7 +27,6 @@ from sandbox.stack import Sandbox, running_sandbox, sandbox_settings
 from tests.flows import wait_until
 from tests.test_app_home import published_home, sections
 from tests.test_confirmation_actions import buttons, log_deal, message, open_edit, press
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 FAST_POLL = 0.2
 

@@ -24,7 +24,6 @@ from tests.test_durability import (
     summaries,
     wait_summaries,
 )
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 
 def change_replies(slack: SlackSimulator, root: str, channel: str = "C0SALES") -> list[str]:
@@ -95,7 +94,7 @@ async def test_killed_mid_telling_the_restart_finishes_without_telling_twice(
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set")
 async def test_two_processes_behind_one_url_keep_one_subscription_and_tell_each_change_once(
     tmp_path: Path,
-    pg_url: str,  # noqa: F811
+    pg_url: str,
 ) -> None:
     async with (
         CloseSimulator(api_key=CLOSE_API_KEY) as close,

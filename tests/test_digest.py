@@ -8,14 +8,10 @@ in the Close simulator with the dates the figures read."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.schedule.store import ScheduledSend
 from sandbox import blockkit
@@ -23,7 +19,6 @@ from sandbox.close_sim import CloseSimulator
 from sandbox.slack_sim import Call, SlackSimulator
 from sandbox.stack import CLOSE_API_KEY, Sandbox, running_sandbox
 from tests.flows import wait_until
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_nudges import Clock, texts
 
 # Monday 7 Dec 2026: 09:00 in Berlin is 08:00 UTC.
@@ -37,16 +32,6 @@ DIGEST = {
     "deals_channel": CHANNEL,
     "schedule_plan_seconds": 0.05,
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def seeded_close() -> CloseSimulator:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,13 +19,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 
 from bot.app import build_app
 from bot.deals.models import DealRequest, LeadChoice, ReplyTarget, SubmissionState
 from bot.deals.store import SubmissionStore
 from bot.services import Services
-from bot.store.db import create_engine, normalize_url, session_factory
+from bot.store.db import create_engine, session_factory
 from bot.store.migrate import current_revision, head_revision, upgrade
 from bot.store.tables import Base
 from bot.transport.http import create_http_app
@@ -61,22 +59,6 @@ pytestmark = [
         not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
     ),
 ]
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh database on the test server, so runs (and other engineers' runs) never collide."""
-    admin_url = normalize_url(os.environ["TEST_DATABASE_URL"])
-    name = f"durability_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
 
 
 @dataclass

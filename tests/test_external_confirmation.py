@@ -6,7 +6,6 @@ the channel can read carries Close data; under `allow` it is confirmed in the ch
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -36,7 +35,6 @@ from tests.flows import REQUIRED_CUSTOM, open_modal, submit, wait_opportunities,
 from tests.process import APP_TOKEN, Bot
 from tests.test_close_sync import settled
 from tests.test_confirmation_actions import buttons, log_deal, message, press
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_slack_connect import EXTERNAL_USER, SHARED, shared_workspace
 
 ONE_LINER = "Acme 12k 60% close friday"
@@ -44,16 +42,6 @@ DM = "D0ALICE"  # Alice's DM with the app
 # What the shared channel must never read: the value, confidence, status, owner (Close's name).
 CLOSE_DATA = ("12,000", "$12", "15,000", "60%", "Proposal Sent", "Won", "Alice Anders")
 PROPOSAL = {"status": "stat_proposal"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 async def connect_sandbox(

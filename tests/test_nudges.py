@@ -10,14 +10,11 @@ test controls; the planner, the job runner and the database run as in production
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.app import build_app
 from bot.schedule.store import Planned, ScheduledSend
@@ -35,7 +32,6 @@ from tests.flows import (
     wait_opportunities,
     wait_until,
 )
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 # At 15:30 UTC on 7 Dec it is 07:30 in Los Angeles (Alice) and 00:30 on the 8th in Tokyo
 # (Carol): both before their 09:00. London (Bob) is past it, with no deal to nudge about.
@@ -53,16 +49,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ lost); a database that already holds such a pair migrates without the unique ind
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,20 +17,9 @@ from bot.deals.models import DealRequest, LeadChoice, ReplyTarget
 from bot.deals.store import OpportunityTaken, SubmissionStore
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @pytest.fixture

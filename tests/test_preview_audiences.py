@@ -34,7 +34,6 @@ from bot.unfurl.deliveries import KEEP, PREFIX, Deliveries, receipt_key
 from sandbox.slack_driver import PastedLinks
 from sandbox.slack_sim import SlackSimulator
 from sandbox.stack import BOT_TOKEN, Sandbox, running_sandbox
-from tests import test_durability_pg
 from tests.flows import wait_until
 from tests.test_durability_pg import second_instance
 from tests.test_link_previews import ACME, APP, lead_reads, seed, unfurl_calls, unfurled
@@ -43,7 +42,6 @@ from tests.test_slack_connect import SHARED, gateway, shared_workspace
 GLOBEX = f"{APP}lead/lead_globex/"
 CLOSE_DATA = ("Status:", "open opportunit", "Log an opportunity", "Bob Baker")
 
-pg_url = test_durability_pg.pg_url  # the fixture: a database of its own on the test server
 needs_pg = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
 )

@@ -6,10 +6,8 @@ holder, and two writes of a sent message's payload never undo each other."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,20 +16,9 @@ from bot.schedule.people import People
 from bot.schedule.store import Planned, ScheduledSends
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @pytest.fixture

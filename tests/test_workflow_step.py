@@ -31,7 +31,6 @@ from sandbox.functions_sim import FunctionExecution, StepRun
 from sandbox.slack_driver import SlackDriver
 from sandbox.slack_sim import SlackSimulator
 from sandbox.stack import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET, Sandbox, running_sandbox
-from tests import test_durability_pg
 from tests.flows import wait_until
 from tests.process import APP_TOKEN, Bot
 from tests.test_durability import ALL_TOLD, all_told, ask
@@ -534,8 +533,6 @@ def test_an_execution_token_never_reaches_a_log_line() -> None:
 
 
 # --- two instances on one PostgreSQL -----------------------------------------------------------
-
-pg_url = test_durability_pg.pg_url  # the fixture: a database of its own on the test server
 
 
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set")

@@ -17,7 +17,6 @@ from sandbox.functions_sim import TOKEN_LIFE_SECONDS
 from sandbox.stack import running_sandbox
 from tests.flows import wait_until
 from tests.test_cli import ROOT, clean_env, run_bot
-from tests.test_durability_pg import pg_url  # noqa: F401 (fixture)
 from tests.test_operations import scrape, value
 from tests.test_workflow_step import FAST, TEXT, done, run_step, stored_step
 
