@@ -24,7 +24,8 @@ from sqlalchemy import text as sql
 from bot.alerts.derive import alert_for
 from bot.alerts.notes import ALERT, OPEN
 from bot.app import build_app
-from bot.blocks.alerts import Alert, AlertField, alert_line, alert_message, merged
+from bot.blocks.alerts import Alert, alert_line, alert_message, merged
+from bot.blocks.changes import FieldChange
 from bot.blocks.messages import LOST_ACTION_ID, WON_ACTION_ID
 from bot.deals.models import ReplyTarget
 from bot.schedule.store import ScheduledSend
@@ -475,8 +476,8 @@ def test_a_line_names_the_deal_as_a_link_each_field_and_who() -> None:
         "ev_1",
         0,
         fields=[
-            AlertField(name="Value", old="$12,000", new="$15,000"),
-            AlertField(name="Confidence", old="60%", new="80%"),
+            FieldChange(name="Value", old="$12,000", new="$15,000"),
+            FieldChange(name="Confidence", old="60%", new="80%"),
         ],
     )
     assert alert_line(alert, close_app_url=CLOSE_APP_URL) == (
@@ -484,7 +485,7 @@ def test_a_line_names_the_deal_as_a_link_each_field_and_who() -> None:
         " · Confidence 60% → 80% — by *Jane Doe*"
     )
     assigned = _alert(
-        "ev_2", 1, kind="assigned", by=None, by_name=None, fields=[AlertField(name="Owner")]
+        "ev_2", 1, kind="assigned", by=None, by_name=None, fields=[FieldChange(name="Owner")]
     )
     assert alert_line(assigned, close_app_url=CLOSE_APP_URL).endswith(
         "— assigned to you — by an automation"
@@ -492,17 +493,17 @@ def test_a_line_names_the_deal_as_a_link_each_field_and_who() -> None:
 
 
 def test_a_field_changed_twice_reads_first_old_to_last_new_and_merged_events_count_once() -> None:
-    first = _alert("ev_1", 0, fields=[AlertField(name="Value", old="$1", new="$2")])
+    first = _alert("ev_1", 0, fields=[FieldChange(name="Value", old="$1", new="$2")])
     # Close merged a later change into the same event: its newer copy replaces the first.
     merged_copy = _alert(
         "ev_1",
         5,
         fields=[
-            AlertField(name="Value", old="$1", new="$2"),
-            AlertField(name="Confidence", old="1%", new="2%"),
+            FieldChange(name="Value", old="$1", new="$2"),
+            FieldChange(name="Confidence", old="1%", new="2%"),
         ],
     )
-    then = _alert("ev_2", 9, fields=[AlertField(name="Value", old="$2", new="$3")])
+    then = _alert("ev_2", 9, fields=[FieldChange(name="Value", old="$2", new="$3")])
     other_deal = _alert("ev_3", 7, opportunity_id="oppo_2", lead_name="Globex")
     out = merged([then, first, merged_copy, other_deal])
     assert [a.opportunity_id for a in out] == ["oppo_1", "oppo_2"]

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.blocks.alerts import Alert, AlertField, AlertKind
-from bot.blocks.changes import field_changes
+from bot.blocks.alerts import Alert, AlertKind
+from bot.blocks.changes import FieldChange, field_changes
 from bot.close.models import Opportunity
 from bot.sync.events import CloseEvent, read_opportunity
 
@@ -78,10 +78,7 @@ def _changed(
     by: str | None,
     by_slack: str | None = None,
 ) -> Alert | None:
-    fields = [
-        AlertField(name=c.name, old=c.old, new=c.new)
-        for c in field_changes(before, after, names.field_names())
-    ]
+    fields = field_changes(before, after, names.field_names())
     if not fields:
         return None
     kind: AlertKind = "assigned" if before.user_id != after.user_id else "changed"
@@ -108,7 +105,7 @@ def _alert(
     kind: AlertKind,
     *,
     created: bool = False,
-    fields: list[AlertField] | None = None,
+    fields: list[FieldChange] | None = None,
     by_slack: str | None = None,
 ) -> Alert:
     assert after.user_id is not None

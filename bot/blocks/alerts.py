@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from bot.blocks.changes import FieldChange, old_to_new
 from bot.blocks.messages import Message, lead_url, section
 from bot.blocks.text import CONTEXT_TEXT, MESSAGE_BLOCKS, MESSAGE_TEXT, escape, fit, fit_mrkdwn
 
@@ -17,14 +18,6 @@ AUTOMATION = "an automation"
 # One section per deal, the header and the footer: within Slack's 50 blocks.
 LISTED = MESSAGE_BLOCKS - 4
 OFF_HINT = "Alerts of changes made in Close by others: `/opportunity alerts off` or App Home."
-
-
-class AlertField(BaseModel):
-    """A field as a person reads it, old → new (both None: a note, only said to be updated)."""
-
-    name: str
-    old: str | None = None
-    new: str | None = None
 
 
 class Alert(BaseModel):
@@ -41,7 +34,7 @@ class Alert(BaseModel):
     by: str | None = None  # the Close user who made it; None: an automation
     by_name: str | None = None
     by_slack: str | None = None  # made through the app: the Slack user who made it
-    fields: list[AlertField] = []
+    fields: list[FieldChange] = []  # as the thread tells them (bot.blocks.changes)
 
 
 def merged(alerts: Sequence[Alert]) -> list[Alert]:
@@ -71,11 +64,7 @@ def _joined(first: Alert, then: Alert) -> Alert:
     fields = {f.name: f for f in first.fields}
     for field in then.fields:
         earlier = fields.get(field.name)
-        fields[field.name] = (
-            field
-            if earlier is None
-            else AlertField(name=field.name, old=earlier.old, new=field.new)
-        )
+        fields[field.name] = field if earlier is None else field._replace(old=earlier.old)
     kept = [f for f in fields.values() if f.old != f.new or (f.old is None and f.new is None)]
     kind: AlertKind = "deleted" if then.kind == "deleted" else first.kind
     if kind != "deleted" and then.kind == "assigned":
@@ -111,11 +100,8 @@ def alert_line(alert: Alert, *, close_app_url: str) -> str:
     return f"*<{url}|{fit_mrkdwn(alert.lead_name, 200)}>* — {what} — by {who(alert)}"
 
 
-def _field(field: AlertField) -> str:
-    name = fit_mrkdwn(field.name, 80)
-    if field.old is None and field.new is None:
-        return f"{name} updated"
-    return f"{name} {fit_mrkdwn(field.old or '—', 150)} → {fit_mrkdwn(field.new or '—', 150)}"
+def _field(field: FieldChange) -> str:
+    return f"{fit_mrkdwn(field.name, 80)} {old_to_new(field)}"
 
 
 def alert_message(alerts: Sequence[Alert], *, close_app_url: str) -> Message:

@@ -39,8 +39,8 @@ class FieldChange(NamedTuple):
     (both None for a note, which is only said to be updated)."""
 
     name: str
-    old: str | None
-    new: str | None
+    old: str | None = None
+    new: str | None = None
 
 
 def field_changes(
@@ -91,10 +91,14 @@ def describe_changes(
 
 
 def _line(change: FieldChange) -> str:
+    return f"*{fit_mrkdwn(change.name, 80)}*: {old_to_new(change)}"
+
+
+def old_to_new(change: FieldChange) -> str:
+    """ "$12,000 annual → $15,000 annual", each side fitted ("updated" for a note)."""
     if change.old is None and change.new is None:
-        return f"*{fit_mrkdwn(change.name, 80)}*: updated"
-    old, new = fit_mrkdwn(change.old or NOTHING, 150), fit_mrkdwn(change.new or NOTHING, 150)
-    return f"*{fit_mrkdwn(change.name, 80)}*: {old} → {new}"
+        return "updated"
+    return f"{fit_mrkdwn(change.old or NOTHING, 150)} → {fit_mrkdwn(change.new or NOTHING, 150)}"
 
 
 def change_message(actor: str, what: str, lines: list[str]) -> Message:
