@@ -256,7 +256,8 @@ class Identity:
 
         The candidates are those connected to Close as them, the stored links to them (admin
         links first) and the Slack member with their email (users.lookupByEmail); the first
-        whose own mapping is that Close user is the one. Kept in memory for `link_cache_ttl`. Raises RateLimited (ask again later).
+        whose own mapping is that Close user is the one. Kept in memory for `link_cache_ttl`.
+        Raises RateLimited (ask again later).
         """
         loop_now = asyncio.get_running_loop().time()
         cached = self._slack_users.get(close_user_id)

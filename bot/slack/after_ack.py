@@ -58,9 +58,6 @@ class AfterAck:
         for callback in callbacks:
             callback()
 
-    async def arelease(self) -> None:  # for Starlette's BackgroundTask
-        self.release()
-
 
 @contextmanager
 def collecting() -> Iterator[AfterAck]:

@@ -2,13 +2,14 @@
 
 With `process_before_response=False` (ours: work goes on after the ack), Bolt runs the
 listener in a task and polls `ack.response` every 10 ms (`asyncio.sleep(0.01)`) before it
-returns the response: every ack waited 0–10 ms for nothing, and under load each pending
-request's poll is one more wake-up in the event loop. `dispatch` gives Bolt's context an
-`ack` that also resolves a future (Bolt reads `context.ack` and builds one only when absent),
-and returns the ack's response as soon as it is resolved — the same `BoltResponse` Bolt would return
-at its next poll. Whatever Bolt does after (its poll noticing, completion handlers) finishes
-in the background. A request not acked by a listener (refused by middleware, a listener
-error, a late ack) gets exactly Bolt's own answer, when Bolt gives it.
+returns the response: every ack waited 0–10 ms for nothing. `dispatch` gives Bolt's context
+an `ack` of its own (Bolt reads `context.ack` and builds one only when absent). Over HTTP the
+transport hands it a sender (`answering_with`): the ack sends the answer itself, from the
+listener's task, and Bolt dispatches in the request's own task. Elsewhere (Socket Mode) the
+ack resolves a future and `dispatch`, which runs Bolt in a task of its own, returns the ack's
+response at once — the same `BoltResponse` Bolt would return at its next poll. Either way the
+listener goes on after `ack()` only once the answer is sent. A request not acked by a listener
+(refused by middleware, a listener error, a late ack) gets exactly Bolt's own answer.
 """
 
 from __future__ import annotations
