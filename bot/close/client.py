@@ -45,7 +45,7 @@ from bot.close.models import (
     WebhookSubscription,
 )
 from bot.close.transport import AiohttpTransport
-from bot.tasks import answers_first
+from bot.tasks import remote_call
 
 log = logging.getLogger(__name__)
 
@@ -499,18 +499,18 @@ class CloseClient:
         attempt = 0
         while True:
             attempt += 1
-            await answers_first()
-            response = await self._attempt(
-                method,
-                path,
-                group,
-                params=params,
-                json=json,
-                headers=headers,
-                is_read=is_read,
-                attempt=attempt,
-                auth=auth,
-            )
+            async with remote_call():
+                response = await self._attempt(
+                    method,
+                    path,
+                    group,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    is_read=is_read,
+                    attempt=attempt,
+                    auth=auth,
+                )
             if response is None:
                 continue  # no answer, and sending again cannot duplicate anything: backed off
             status = response.status_code

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.close.client import CloseClient
 from bot.close.models import Lead
+from bot.tasks import waiting_remote
 
 # What is remembered is one view's of Close (the key's, or one person's: a restricted rep sees
 # fewer leads), so it is kept by (view, term) and never served to another view.
@@ -97,10 +98,11 @@ class LeadSearch:
         ):
             return answer.leads
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(self._ask(close, key, text, limit)),
-                timeout=max(self._budget - spent, 0.05),
-            )
+            with waiting_remote():  # perhaps another keystroke's request to Close
+                return await asyncio.wait_for(
+                    asyncio.shield(self._ask(close, key, text, limit)),
+                    timeout=max(self._budget - spent, 0.05),
+                )
         except TimeoutError:
             # It goes on in the background, so the next keystroke finds it remembered.
             return self._cached(key)
@@ -133,7 +135,8 @@ class LeadSearch:
             return []
         pending = self._ask(close, key, text, limit)
         # Shielded: a late caller gives up, the request goes on and its answer is remembered.
-        return await asyncio.wait_for(asyncio.shield(pending), timeout=timeout)
+        with waiting_remote():
+            return await asyncio.wait_for(asyncio.shield(pending), timeout=timeout)
 
     def _ask(
         self, close: CloseClient, key: _Key, text: str, limit: int

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.logs import EffectiveLevel
-from bot.tasks import answers_first
+from bot.tasks import remote_call
 
 
 class SlackObserver(Protocol):
@@ -46,25 +46,25 @@ class ObservedSlackClient(AsyncWebClient):
         headers: dict[str, Any] | None = None,
         auth: dict[str, Any] | None = None,
     ) -> AsyncSlackResponse:
-        await answers_first()
-        started = time.perf_counter()
-        error: str | None = None
-        try:
-            return await super().api_call(
-                api_method,
-                http_verb=http_verb,
-                files=files,
-                data=data,
-                params=params,
-                json=json,
-                headers=headers,
-                auth=auth,
-            )
-        except SlackApiError as failure:
-            error = str(failure.response.get("error") or f"http_{failure.response.status_code}")
-            raise
-        except Exception:
-            error = "unreachable"
-            raise
-        finally:
-            self.metrics.slack_call(api_method, time.perf_counter() - started, error)
+        async with remote_call():
+            started = time.perf_counter()
+            error: str | None = None
+            try:
+                return await super().api_call(
+                    api_method,
+                    http_verb=http_verb,
+                    files=files,
+                    data=data,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    auth=auth,
+                )
+            except SlackApiError as failure:
+                error = str(failure.response.get("error") or f"http_{failure.response.status_code}")
+                raise
+            except Exception:
+                error = "unreachable"
+                raise
+            finally:
+                self.metrics.slack_call(api_method, time.perf_counter() - started, error)
