@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,17 +47,6 @@ async def webhook_sandbox(database_url: str) -> AsyncIterator[Sandbox]:
 async def hooked(tmp_path: Path) -> AsyncIterator[Sandbox]:
     async with webhook_sandbox(f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}") as sb:
         yield sb
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, and PostgreSQL when TEST_DATABASE_URL names a server (a fresh database)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @pytest.fixture

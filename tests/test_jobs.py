@@ -6,10 +6,8 @@ TEST_DATABASE_URL is set."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,11 +26,10 @@ from sqlalchemy import (
     or_,
 )
 from sqlalchemy import select as sql_select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.jobs import NOW, ClaimSpec, DurableQueue, JobKind, JobRunner, LostClaim
-from bot.store.db import create_engine, normalize_url, session_factory
+from bot.store.db import create_engine, session_factory
 from bot.store.tables import UTCDateTime
 from tests.flows import wait_until
 
@@ -110,27 +107,10 @@ class NudgeStore(DurableQueue[Nudge]):
             return list(await connection.execute(sql_select(nudges)))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
-    """A fresh database with the nudges' table: a SQLite file, or a PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.sqlite3'}"
-        yield await _with_table(url)
-        return
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    admin_url = normalize_url(os.environ["TEST_DATABASE_URL"])
-    name = f"jobs_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        yield await _with_table(url)
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
+@pytest.fixture
+async def database_url(database_url: str) -> str:
+    """The test's database (tests/conftest.py: SQLite, and PostgreSQL), with the nudges' table."""
+    return await _with_table(database_url)
 
 
 async def _with_table(url: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,22 +41,9 @@ from tests.test_slack_connect import SHARED, gateway, shared_workspace
 GLOBEX = f"{APP}lead/lead_globex/"
 CLOSE_DATA = ("Status:", "open opportunit", "Log an opportunity", "Bob Baker")
 
-needs_pg = pytest.mark.skipif(
-    not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
-)
-
 
 def sqlite(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_pg)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A SQLite file, and (with TEST_DATABASE_URL) a PostgreSQL database of the test's own."""
-    if request.param == "sqlite":
-        return sqlite(tmp_path)
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def shown(sb: Sandbox, pasted: PastedLinks, url: str = ACME) -> str:

@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.engine import make_url
 
 from bot.blocks.messages import WON_ACTION_ID, Message
 from bot.listeners.guard import NOT_IN_SHARED_CHANNELS
@@ -26,7 +23,7 @@ from bot.runtime.preflight import preflight
 from bot.slack.audience import Audience, AudienceStore
 from bot.slack.errors import Gone, NotForThisAudience
 from bot.slack.gateway import SlackGateway
-from bot.store.db import create_engine, normalize_url, session_factory
+from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from sandbox.close_sim import CloseSimulator
 from sandbox.slack_driver import SlackDriver
@@ -187,26 +184,6 @@ async def test_concurrent_askers_of_one_channel_share_one_call(sim: SlackSimulat
 
 
 # --- the stored cache: SQLite and PostgreSQL ------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-        return
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("TEST_DATABASE_URL is not set")
-    admin_url = normalize_url(os.environ["TEST_DATABASE_URL"])
-    name = f"audience_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        async with admin.connect() as connection:
-            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
 
 
 async def test_what_one_process_learned_another_reads_from_the_database(
