@@ -95,8 +95,12 @@ class WarmUpStatus:
     missed: list[str] = field(default_factory=list)
 
     @property
+    def begun(self) -> bool:
+        return self.started_at is not None
+
+    @property
     def running(self) -> bool:
-        return self.started_at is not None and self.over_at is None
+        return self.begun and self.over_at is None
 
     def begin(self) -> None:
         if self.started_at is None:
@@ -155,9 +159,8 @@ class Services:
     access: CloseAccess | None = None
     # A lead's contacts for the modal's `contact` block, by lead id: (monotonic instant, list).
     lead_contacts: dict[str, tuple[float, list[Contact]]] = field(default_factory=dict, repr=False)
-    # False: `start` leaves warming the parser up to the runner's warm-up (bot.runtime.warm_up:
-    # `serve` runs it once it listens, so /healthz does not wait for it; /readyz does).
-    warm_parser_at_start: bool = True
+    # Begun by the runners (bot.runtime.warm_up warms the parser then, in a thread, once `serve`
+    # listens: /healthz does not wait for it, /readyz does); not begun, `start` warms it.
     warm_up: WarmUpStatus = field(default_factory=WarmUpStatus)
     # Monotonic instant shutdown began (None: running); the deadlines count from it.
     stopping_since: float | None = None
@@ -248,7 +251,7 @@ class Services:
         """Ready to serve: schema in place, parser warm, catalog loading, worker running (unless
         `worker` is False: `serve --no-worker` leaves it to `worker` processes), Close's changes
         coming in (by webhook when serving HTTP with a PUBLIC_URL, else the event log)."""
-        if self.warm_parser_at_start:
+        if not self.warm_up.begun:
             warm_up()
         if self.slack.session is None:
             # One pooled session: without it slack_sdk opens a new TCP connection per call,

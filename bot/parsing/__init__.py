@@ -2,7 +2,7 @@
 
 from bot.parsing.draft import Draft
 from bot.parsing.money import Money, format_money, parse_money
-from bot.parsing.parser import is_warm, parse, warm_up, warming
+from bot.parsing.parser import is_warm, parse, warm_a_piece, warm_up, warming
 from bot.parsing.periods import period_label
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "parse",
     "parse_money",
     "period_label",
+    "warm_a_piece",
     "warm_up",
     "warming",
 ]

@@ -412,6 +412,11 @@ def warming() -> Iterator[None]:
     return _pending
 
 
+def warm_a_piece() -> bool:
+    """One piece of `warming` (tens of ms); False once English is warm."""
+    return next(warming(), _OVER) is not _OVER
+
+
 def is_warm() -> bool:
     """True once English is warm (`warm_up`, or `warming` to its end) in this process."""
     return _warm
@@ -419,6 +424,7 @@ def is_warm() -> bool:
 
 _pending: Iterator[None] | None = None
 _warm = False
+_OVER = object()  # what `next(warming(), _OVER)` gives once it is over (its pieces yield None)
 
 
 def _warm_pieces() -> Iterator[None]:

@@ -19,7 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bot.app import build_app
-from bot.parsing import warming
+from bot.parsing import warm_a_piece
 from bot.runtime.preflight import Checked, Preflight
 from bot.runtime.supervisor import (
     SERVE_WORKER_ENV,
@@ -38,8 +38,6 @@ from bot.transport.socket_mode import SocketModeHandler
 log = logging.getLogger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# What `next(warming(), _NO_PIECE)` gives once the parser's warm-up is over (pieces yield None).
-_NO_PIECE = object()
 
 
 async def _checked(services: Services, checks: Preflight) -> Checked:
@@ -52,8 +50,7 @@ async def _checked(services: Services, checks: Preflight) -> Checked:
     (bot.runtime.warm_up), or `Services.start`'s."""
     if fresh_sqlite(services.settings.database_url):
         load_alembic()  # Services.start will migrate: import Alembic meanwhile
-    pieces = warming()
-    while not checks.answered and next(pieces, _NO_PIECE) is not _NO_PIECE:
+    while not checks.answered and warm_a_piece():
         pass
     checked = await checks.checked()
     if checked.refusal is not None:
@@ -147,7 +144,6 @@ def serve(
             print(checked.refusal, file=sys.stderr)
             return 1
         # /healthz first: the warm-up once listening, /readyz answering 503 "warm-up" until then.
-        services.warm_parser_at_start = False
         services.warm_up.begin()
         config = http_config(http_app, settings, host=host, port=port)
         server = _Server(
@@ -184,16 +180,11 @@ def app_from_environment() -> Starlette:
     settings = Settings()
     configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     services = Services.create(settings)
-    services.warm_parser_at_start = False
     services.warm_up.begin()  # /readyz: 503 "warm-up" until it is over
     bolt = build_app(settings, services)
-    pieces = warming()
-
-    def piece() -> bool:
-        return next(pieces, _NO_PIECE) is not _NO_PIECE
 
     async def checked() -> None:
-        services.catalog.organization_id = await checks_answered(piece)
+        services.catalog.organization_id = await checks_answered(warm_a_piece)
         await services.catalog.start()  # as in `_checked`: beside the schema's check
         spawn(warm_up(services, bolt), name="warm-up")
 
@@ -302,7 +293,6 @@ async def run_socket_mode(settings: Settings, checks: Preflight | None = None) -
         print(checked.refusal, file=sys.stderr)
         return 1
     stop = _stop_event()
-    services.warm_parser_at_start = False
     services.warm_up.begin()
     try:
         async with _ops_server(settings, services, oauth=True):
@@ -347,7 +337,6 @@ async def run_worker(settings: Settings, checks: Preflight | None = None) -> int
         print(checked.refusal, file=sys.stderr)
         return 1
     stop = _stop_event()
-    services.warm_parser_at_start = False
     services.warm_up.begin()
     try:
         async with _ops_server(settings, services):

@@ -13,13 +13,10 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import prime_authorization
 from bot.listeners.modal_flow import rehearse_command
 from bot.listeners.views import rehearse_submission
-from bot.parsing import warming
+from bot.parsing import warm_a_piece
 from bot.services import Services
 
 log = logging.getLogger(__name__)
-
-# What `next(warming(), _NO_PIECE)` gives once the parser's warm-up is over (its pieces yield None).
-_NO_PIECE = object()
 
 
 async def warm_up(services: Services, bolt: AsyncApp | None = None) -> None:
@@ -88,8 +85,7 @@ async def warm_parser() -> None:
     answering (on the loop, the first piece, dateparser's timezone patterns, held the first
     request 0.1-0.4 s). Safe beside a request parsing on the loop: the parser is pure with
     lru_caches, and dateparser and babel lock their own loading."""
-    pieces = warming()
-    while await asyncio.to_thread(next, pieces, _NO_PIECE) is not _NO_PIECE:
+    while await asyncio.to_thread(warm_a_piece):
         pass
 
 
