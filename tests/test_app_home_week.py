@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox import blockkit
+from sandbox.slack_driver import InteractionResult
 from sandbox.slack_sim import Call
 from sandbox.stack import Sandbox, running_sandbox
 from tests.flows import REQUIRED_CUSTOM, wait_until
@@ -102,6 +103,19 @@ def home_reads(sb: Sandbox, mark: int) -> list[Any]:
     ]
 
 
+async def press_on_home(
+    sb: Sandbox, opportunity: str, action_id: str, **values: str
+) -> InteractionResult:
+    """Alice presses one of `opportunity`'s buttons (or picks its date) on her App Home."""
+    return await sb.driver.press_in_view(
+        sb.slack.home_views["U0ALICE"],
+        f"nudge:home|{opportunity}",
+        action_id=action_id,
+        user_id="U0ALICE",
+        **values,
+    )
+
+
 async def test_home_lists_this_weeks_and_overdue_deals_of_the_person_only() -> None:
     async with sandbox() as sb:
         week = deal(sb, "user_alice", "lead_acme", "2026-12-10")
@@ -166,12 +180,7 @@ async def test_won_on_home_updates_close_and_home_no_longer_lists_it() -> None:
         view = await published_home(sb, "U0ALICE")
         assert listed(view, "overdue") == [overdue]
         mark = sb.slack.mark()
-        result = await sb.driver.press_in_view(
-            sb.slack.home_views["U0ALICE"],
-            f"nudge:home|{overdue}",
-            action_id="nudge_won",
-            user_id="U0ALICE",
-        )
+        result = await press_on_home(sb, overdue, "nudge_won")
         assert result.response.status_code == 200
         after = await republished(sb, "U0ALICE", mark)
         assert close_opportunity(sb, overdue)["status_id"] == "stat_won"
@@ -185,22 +194,12 @@ async def test_plus_one_week_on_home_moves_the_expected_close_by_seven_days() ->
         overdue = deal(sb, "user_alice", "lead_globex", "2026-12-03")
         await published_home(sb, "U0ALICE")
         mark = sb.slack.mark()
-        await sb.driver.press_in_view(
-            sb.slack.home_views["U0ALICE"],
-            f"nudge:home|{overdue}",
-            action_id="nudge_week",
-            user_id="U0ALICE",
-        )
+        await press_on_home(sb, overdue, "nudge_week")
         after = await republished(sb, "U0ALICE", mark)
         assert close_opportunity(sb, overdue)["date_won"] == "2026-12-10"
         assert listed(after, "overdue") == []
         assert listed(after, "closing") == [overdue, week]  # now this week, soonest first
-        await sb.driver.press_in_view(
-            sb.slack.home_views["U0ALICE"],
-            f"nudge:home|{week}",
-            action_id="nudge_week",
-            user_id="U0ALICE",
-        )
+        await press_on_home(sb, week, "nudge_week")
         await wait_until(lambda: close_opportunity(sb, week)["date_won"] == "2026-12-18")
 
 
@@ -209,13 +208,7 @@ async def test_a_date_picked_on_home_moves_the_expected_close_there() -> None:
         overdue = deal(sb, "user_alice", "lead_globex", "2026-12-03")
         await published_home(sb, "U0ALICE")
         mark = sb.slack.mark()
-        await sb.driver.press_in_view(
-            sb.slack.home_views["U0ALICE"],
-            f"nudge:home|{overdue}",
-            action_id="nudge_date",
-            user_id="U0ALICE",
-            selected_date="2027-01-15",
-        )
+        await press_on_home(sb, overdue, "nudge_date", selected_date="2027-01-15")
         after = await republished(sb, "U0ALICE", mark)
         assert close_opportunity(sb, overdue)["date_won"] == "2027-01-15"
         assert listed(after, "overdue") == []

@@ -15,11 +15,17 @@ from bot.transport import eager_ack
 COMMAND = "command=%2Fopportunity&text=Acme+12k&user_id=U1&team_id=T1&channel_id=C1&trigger_id=t"
 
 
-def make_app() -> tuple[AsyncApp, asyncio.Event]:
-    async def authorize(**_: Any) -> AuthorizeResult:  # nothing asks Slack's auth.test
+def bare_app() -> AsyncApp:
+    """A Bolt app with no listener yet, authorized without asking Slack's auth.test."""
+
+    async def authorize(**_: Any) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-t", bot_id="B1")
 
-    app = AsyncApp(authorize=authorize, request_verification_enabled=False)
+    return AsyncApp(authorize=authorize, request_verification_enabled=False)
+
+
+def make_app() -> tuple[AsyncApp, asyncio.Event]:
+    app = bare_app()
     release = asyncio.Event()
 
     @app.command("/opportunity")
@@ -61,10 +67,7 @@ async def test_a_listener_failing_before_its_ack_gets_bolts_answer() -> None:
 
 async def test_the_listener_goes_on_after_its_ack_only_once_the_answer_is_sent() -> None:
     """What a listener does after `ack()` (a parse, a modal build) never delays its answer."""
-    app = AsyncApp(
-        authorize=lambda **_: _authorized(),  # type: ignore[arg-type]
-        request_verification_enabled=False,
-    )
+    app = bare_app()
     went_on: list[bool] = []
 
     @app.command("/opportunity")
@@ -86,17 +89,10 @@ async def test_the_listener_goes_on_after_its_ack_only_once_the_answer_is_sent()
     assert went_on == [True]
 
 
-async def _authorized() -> AuthorizeResult:
-    return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-t", bot_id="B1")
-
-
 async def test_where_the_transport_gives_a_sender_the_ack_sends_the_answer_itself() -> None:
     """HTTP: the listener's `ack()` sends the answer from its own task (no hop back to the
     dispatch's), once, before the listener goes on; Bolt's own answer then only confirms it."""
-    app = AsyncApp(
-        authorize=lambda **_: _authorized(),  # type: ignore[arg-type]
-        request_verification_enabled=False,
-    )
+    app = bare_app()
     order: list[str] = []
 
     @app.command("/opportunity")
