@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.baseline import modal_to_open
 from bench.report import TargetResult, build_report, render_table, write_outputs
 from bench.sims import BOT_TOKEN, CLOSE_API_KEY, SIGNING_SECRET
 from sandbox.server import port_for_a_child
@@ -141,6 +142,10 @@ class Recorder:
     bad_acks: Counter[str] = field(default_factory=Counter)
     send_lag: list[float] = field(default_factory=list)
     commands_sent: int = 0
+    # What the app is sent: the size of each submission's payload, and the first modal opened
+    # (the bot's is what the baseline opens: bench/baseline.py).
+    submission_bytes: list[int] = field(default_factory=list)
+    modal: dict[str, Any] | None = None
 
     def ack(self, kind: str, seconds: float, status: int) -> None:
         if status != 200:
@@ -275,6 +280,8 @@ class LoadRun:
             opened = await response.json()
         rec.views_open.append(opened["at"] - sent_at)
         view_id = opened["view_id"]
+        if rec.modal is None:
+            rec.modal = opened["view"]
 
         values: dict[str, Any] = {}
         if self.is_bot:
@@ -311,7 +318,9 @@ class LoadRun:
         }
         rec.submitted[flow.note] = time.time()
         rec.kinds[flow.note] = flow.kind
-        status, seconds, content = await self.sender.post({"payload": json.dumps(payload)})
+        sent = json.dumps(payload)
+        rec.submission_bytes.append(len(sent))
+        status, seconds, content = await self.sender.post({"payload": sent})
         rec.ack("submission", seconds, status)
         if status != 200:
             return
@@ -697,6 +706,13 @@ async def main_async(config: Config) -> dict[str, Any]:
     results = {}
     for target in config.targets:
         results[target] = await run_target(config, target, run_id)
+    bot = results.get("bot")
+    if bot is not None and bot.modal is not None:
+        # The modal the bot opened, as the baseline opens it (copy it over bench/bot_modal.json
+        # when the bot's modal has changed: test_bench_smoke says when the two differ).
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        modal = json.dumps(modal_to_open(bot.modal), indent=1, ensure_ascii=False) + "\n"
+        (config.out_dir / "bot_modal.json").write_text(modal)
     report = build_report(config_dict(config), results)
     write_outputs(report, config.out_dir, config.name, config.markdown)
     print(render_table(report))

@@ -54,6 +54,8 @@ class TargetResult:
 
     target: str
     data: dict[str, Any]
+    # The first modal the app opened, as the Slack simulator held it.
+    modal: dict[str, Any] | None = None
 
     @classmethod
     def collect(
@@ -120,6 +122,13 @@ class TargetResult:
                 "submissions_sent": len(rec.submitted),
                 "command_rate": round(rec.commands_sent / load_seconds, 1),
                 "send_lag_ms": Latency.of(rec.send_lag).model_dump(),
+                # The same traffic for both apps: the same modal, so submissions of one size.
+                "modal_blocks": len((rec.modal or {}).get("blocks") or []),
+                "submission_payload_bytes_p50": sorted(rec.submission_bytes)[
+                    len(rec.submission_bytes) // 2
+                ]
+                if rec.submission_bytes
+                else 0,
             },
             "ack_ms": acks,
             "command_to_views_open_ms": Latency.of(rec.views_open).model_dump(),
@@ -168,7 +177,7 @@ class TargetResult:
                 "acks_slack_would_reject": dict(rec.bad_acks),
             },
         }
-        return cls(target, data)
+        return cls(target, data, modal=rec.modal)
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -293,6 +302,8 @@ def rows(report: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     out += [
         ("commands sent", get(bot, "load", "commands_sent"), get(base, "load", "commands_sent")),
         ("submissions sent", get(bot, "submissions", "sent"), get(base, "submissions", "sent")),
+        ("modal blocks (the same modal for both)", get(bot, "load", "modal_blocks"), get(base, "load", "modal_blocks")),
+        ("submission payload p50 (bytes)", get(bot, "load", "submission_payload_bytes_p50"), get(base, "load", "submission_payload_bytes_p50")),
         ("opportunities created", get(bot, "submissions", "created"), None),
         ("  of which with a new lead", get(bot, "submissions", "created_with_new_lead"), None),
         ("  of which the user was told it failed", get(bot, "submissions", "created_without_success_ack"), None),

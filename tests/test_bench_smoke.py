@@ -37,6 +37,13 @@ def test_bench_runs_both_apps_and_every_submission_lands_once(tmp_path: Path) ->
     assert bot["close"]["create_path_requests"]["POST /lead/"] == 2
     assert bot["slack"]["calls_by_method"]["views.open"] == 8
     assert baseline["submissions"]["created"] == 0  # the baseline never calls Close
+    # The same traffic for both: the baseline opens the bot's modal (bench/bot_modal.json; the
+    # run writes the bot's current one next to its results), so submissions of the same size.
+    loads = bot["load"], baseline["load"]
+    assert loads[0]["modal_blocks"] == loads[1]["modal_blocks"] > 10, loads
+    sizes = [load["submission_payload_bytes_p50"] for load in loads]
+    assert abs(sizes[0] - sizes[1]) < 0.15 * sizes[0], (sizes, "refresh bench/bot_modal.json")
+    assert (tmp_path / "bot_modal.json").exists()
     checks = {c["check"]: c for c in report["checks"]}
     assert checks["every accepted submission created exactly once"]["ok"] is True
 
