@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -124,11 +125,7 @@ class TargetResult:
                 "send_lag_ms": Latency.of(rec.send_lag).model_dump(),
                 # The same traffic for both apps: the same modal, so submissions of one size.
                 "modal_blocks": len((rec.modal or {}).get("blocks") or []),
-                "submission_payload_bytes_p50": sorted(rec.submission_bytes)[
-                    len(rec.submission_bytes) // 2
-                ]
-                if rec.submission_bytes
-                else 0,
+                "submission_payload_bytes_p50": int(median(rec.submission_bytes or [0])),
             },
             "ack_ms": acks,
             "command_to_views_open_ms": Latency.of(rec.views_open).model_dump(),
