@@ -63,6 +63,13 @@ def answered(request: Any) -> None:
     _release_if_free()
 
 
+def _own_unanswered() -> Any:
+    """The request this context works towards answering, while its answer is not sent (else
+    None): work on the way to an answer never stands aside."""
+    own = _ANSWERING.get()
+    return own if own is not None and own in _unanswered else None
+
+
 def _holding() -> bool:
     """Some request of this process is being worked on towards its answer (not away on a call
     of its own)."""
@@ -85,10 +92,7 @@ async def answers_first() -> None:
     this process are being worked on towards their answer, it stands aside, for at most
     YIELD_MAX_SECONDS, so that in a burst the acks do not queue behind the work the earlier
     requests left. Work on the way to an answer never waits."""
-    if not _holding():
-        return
-    own = _ANSWERING.get()
-    if own is not None and own in _unanswered:
+    if not _holding() or _own_unanswered() is not None:
         return
     turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     _yielded.append(turn)
@@ -101,9 +105,7 @@ async def remote_call() -> AsyncIterator[None]:
     """Around one Slack or Close call: background work first stands aside (`answers_first`);
     a request's own call on the way to its answer goes at once, and holds nothing back while
     it waits on the network (`waiting_remote`)."""
-    own = _ANSWERING.get()
-    if own is None or own not in _unanswered:
-        await answers_first()
+    await answers_first()
     with waiting_remote():
         yield
 
@@ -115,8 +117,8 @@ def waiting_remote() -> Iterator[None]:
     does not stand aside for it meanwhile. Standing aside for a request that is itself waiting
     helped no one: with typeaheads waiting ~1 s on Close, a quarter of the background steps
     (views.open, creates) waited the full YIELD_MAX_SECONDS."""
-    own = _ANSWERING.get()
-    if own is None or own not in _unanswered:
+    own = _own_unanswered()
+    if own is None:
         yield
         return
     _away[own] = _away.get(own, 0) + 1
